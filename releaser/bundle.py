@@ -1,0 +1,254 @@
+"""Release bundles: a directory or .tar.gz holding the build, its data and a manifest.json.
+
+The manifest names the release id, the publications it carries, its data sets (with upload time and
+QA sign-off) and the sha256 of every file. A bundle whose files do not match is refused before anything
+is uploaded. `read_bundle`, `build_bundle` and `pack_bundle` touch files; the rest is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from releaser.errors import BundleInvalid
+
+MANIFEST = "manifest.json"
+SUMS = ".releaser-sha256sums"
+RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
+
+
+class DataSet(BaseModel):
+    """A data set the release publishes, with who uploaded it, when, and who signed it off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    publication: str
+    file: str
+    uploaded_at: datetime | None = None
+    uploaded_by: str | None = None
+    sha256: str | None = None
+    qa_signed_off_by: str | None = None
+    qa_signed_off_at: datetime | None = None
+
+
+class Manifest(BaseModel):
+    """The manifest.json at the top of every bundle."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    release_id: str
+    created_at: datetime | None = None
+    publications: list[str] = []
+    datasets: list[DataSet] = []
+    files: dict[str, str]
+
+    @field_validator("release_id")
+    @classmethod
+    def _release_id_is_safe(cls, value: str) -> str:
+        return validate_release_id(value)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on this machine: where it is, its manifest and its size in bytes."""
+
+    path: Path
+    manifest: Manifest
+    size: int
+
+    @property
+    def release_id(self) -> str:
+        """The release id the manifest declares."""
+        return self.manifest.release_id
+
+
+def validate_release_id(text: str) -> str:
+    """Return `text` if it is a safe release id: letters, digits, '.', '_' and '-', at most 64 characters.
+
+    Release ids become directory names on every server, so slashes, spaces, quotes and shell
+    metacharacters are refused outright rather than escaped.
+    """
+    if not RELEASE_ID_PATTERN.match(text):
+        raise BundleInvalid(
+            f"bad release id {text!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with '.' or '-')",
+            hint="rename the release in its manifest.json",
+        )
+    return text
+
+
+def checksum_problems(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
+    """List files that are missing, unexpected or whose sha256 differs from the manifest (empty when all match)."""
+    problems = [f"{name}: missing" for name in sorted(expected.keys() - actual.keys())]
+    problems += [f"{name}: not in the manifest" for name in sorted(actual.keys() - expected.keys())]
+    problems += [
+        f"{name}: sha256 differs from the manifest"
+        for name in sorted(expected.keys() & actual.keys())
+        if expected[name] != actual[name]
+    ]
+    return problems
+
+
+def sha256sums_text(files: dict[str, str]) -> str:
+    """Render checksums in the format `sha256sum -c` reads, so servers verify with a stock tool."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+
+
+def read_bundle(path: Path) -> Bundle:
+    """Read and verify a bundle directory or .tar.gz; raise BundleInvalid saying what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        manifest = _parse_manifest(_read_or_refuse(path / MANIFEST, path), path)
+        actual = {name: _sha256_file(path / name) for name in _files_in(path)}
+        size = sum((path / name).stat().st_size for name in actual)
+    elif path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        manifest, actual, size = _read_archive(path)
+    elif path.exists():
+        raise BundleInvalid(f"{path} is neither a directory nor a .tar.gz bundle")
+    else:
+        raise BundleInvalid(f"release bundle {path} does not exist", hint="pass --release PATH to a directory or .tar.gz")
+    problems = checksum_problems(manifest.files, actual)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise BundleInvalid(f"bundle {path} is corrupt: {shown}", hint="rebuild it with: invoke build")
+    return Bundle(path=path, manifest=manifest, size=size)
+
+
+def build_bundle(source: Path, release_id: str, out: Path, *, publications: list[str] = (), now: datetime | None = None) -> Bundle:
+    """Write a .tar.gz bundle of `source` with a fresh manifest.json, and return it verified."""
+    validate_release_id(release_id)
+    previous = {}
+    if (source / MANIFEST).is_file():
+        previous = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    files = {name: _sha256_file(source / name) for name in _files_in(source)}
+    manifest = Manifest(
+        release_id=release_id,
+        created_at=now,
+        publications=list(publications) or previous.get("publications", []),
+        datasets=previous.get("datasets", []),
+        files=files,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(out, "w:gz") as archive:
+        _add_bytes(archive, MANIFEST, manifest_bytes(manifest))
+        for name in sorted(files):
+            archive.add(source / name, arcname=name, recursive=False)
+    return read_bundle(out)
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """Serialise a manifest the way bundles store it (stable key order, readable)."""
+    return (manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode()
+
+
+def pack_bundle(bundle: Bundle, workdir: Path) -> tuple[Path, str]:
+    """Return a .tar.gz ready to upload (with a sha256sums file inside) and the archive's own sha256."""
+    out = Path(tempfile.mkstemp(prefix=f"{bundle.release_id}-", suffix=".tar.gz", dir=workdir)[1])
+    with tarfile.open(out, "w:gz", compresslevel=1) as archive:
+        _add_bytes(archive, SUMS, sha256sums_text(bundle.manifest.files).encode())
+        if bundle.path.is_dir():
+            _add_bytes(archive, MANIFEST, (bundle.path / MANIFEST).read_bytes())
+            for name in sorted(bundle.manifest.files):
+                archive.add(bundle.path / name, arcname=name, recursive=False)
+        else:
+            with tarfile.open(bundle.path, "r:gz") as source:
+                for member in source.getmembers():
+                    if member.isfile():
+                        archive.addfile(member, source.extractfile(member))
+    return out, _sha256_file(out)
+
+
+def _parse_manifest(raw: bytes, where: Path) -> Manifest:
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise BundleInvalid(f"{where}/{MANIFEST} is not valid JSON: {error}") from error
+    if isinstance(data, dict) and isinstance(data.get("release_id"), str):
+        validate_release_id(data["release_id"])
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise BundleInvalid(f"{where}/{MANIFEST}: {field}: {first['msg']}", hint="rebuild it with: invoke build") from error
+    bad = [name for name in manifest.files if not _is_safe_member(name)]
+    if bad:
+        raise BundleInvalid(f"{where}/{MANIFEST}: unsafe file name {bad[0]!r}", hint="file names must be relative, without '..'")
+    return manifest
+
+
+def _read_or_refuse(path: Path, bundle: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as error:
+        raise BundleInvalid(f"{bundle} has no {MANIFEST}", hint="build the bundle with: invoke build --source DIR --release-id ID") from error
+
+
+def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int]:
+    actual: dict[str, str] = {}
+    manifest_raw = None
+    size = 0
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                name = member.name.removeprefix("./")
+                if member.isdir():
+                    continue
+                if not member.isfile() or not _is_safe_member(name):
+                    raise BundleInvalid(f"{path}: refusing archive member {member.name!r} (only plain relative files are allowed)")
+                data = archive.extractfile(member).read()
+                if name == MANIFEST:
+                    manifest_raw = data
+                elif name != SUMS:
+                    actual[name] = hashlib.sha256(data).hexdigest()
+                    size += len(data)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BundleInvalid(f"{path} is not a readable .tar.gz: {error}", hint="rebuild or re-download it") from error
+    if manifest_raw is None:
+        raise BundleInvalid(f"{path} has no {MANIFEST}", hint="build the bundle with: invoke build --source DIR --release-id ID")
+    return _parse_manifest(manifest_raw, path), actual, size
+
+
+def _files_in(root: Path) -> list[str]:
+    names = []
+    for item in sorted(root.rglob("*")):
+        name = item.relative_to(root).as_posix()
+        if name in (MANIFEST, SUMS):
+            continue
+        if item.is_symlink():
+            raise BundleInvalid(f"{root}: {name} is a symbolic link; bundles hold plain files only")
+        if item.is_file():
+            if not _is_safe_member(name):
+                raise BundleInvalid(f"{root}: unsafe file name {name!r}", hint="use letters, digits and . _ - / in file names")
+            names.append(name)
+    return names
+
+
+def _is_safe_member(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(_SAFE_FILE.match(name)) and not name.startswith("/") and ".." not in parts
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    archive.addfile(info, io.BytesIO(data))

@@ -1,0 +1,57 @@
+"""Where releaser gets the time: the one place that reads the real clock or sleeps."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of the current time that can also wait until a moment."""
+
+    def now(self) -> datetime:
+        """Return the current time, always timezone-aware."""
+        ...
+
+    def sleep_until(self, moment: datetime) -> None:
+        """Return once `moment` has been reached (at once if it already has)."""
+        ...
+
+
+class SystemClock:
+    """The machine's clock, in UTC. Production code uses this; tests pass a FakeClock."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(timezone.utc)
+
+    def sleep_until(self, moment: datetime) -> None:
+        """Sleep until `moment`, waking in short steps so a late wake-up never drifts far."""
+        while True:
+            remaining = (moment - self.now()).total_seconds()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.5))
+
+
+class FakeClock:
+    """A clock tests drive: it starts at a given moment and `sleep_until` jumps there at once."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware start")
+        self._now = start
+
+    def now(self) -> datetime:
+        """Return the fake current time."""
+        return self._now
+
+    def sleep_until(self, moment: datetime) -> None:
+        """Move the fake time forward to `moment` (never backwards)."""
+        if moment > self._now:
+            self._now = moment
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake time forward by `seconds`."""
+        self._now += timedelta(seconds=seconds)

@@ -1,0 +1,85 @@
+"""Failures a user can cause or fix. Each one says what is wrong and what to do next.
+
+ReleaserError                                                 exit 1
++-- ConfigError      bad or unknown environment file           exit 2
++-- PlanRefused      the request would break a slot invariant  exit 3
+|   +-- LockHeld     another deploy holds the lock             exit 3
+|   +-- BundleInvalid  a release bundle is malformed or corrupt exit 3
++-- ChecksFailed     a pre-release check is FAIL               exit 4
++-- HostUnreachable  a server did not answer                   exit 5
++-- FleetReverted    a switch failed; every server is back     exit 6
++-- FleetMixed       a switch failed and could not be undone   exit 7
++-- Cancelled        the user said no, or pressed Ctrl-C       exit 130
+
+Raise in the core, translate at the edge. Only tasks.py turns these into an exit code.
+"""
+
+from __future__ import annotations
+
+
+class ReleaserError(Exception):
+    """A failure with a user-facing message: what is wrong, and a hint saying what to do."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, hint: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.what}; {self.hint}" if self.hint else self.what
+
+
+class ConfigError(ReleaserError):
+    """An environment file is missing, unparsable or has a bad field."""
+
+    exit_code = 2
+
+
+class PlanRefused(ReleaserError):
+    """The request would break a slot invariant, so nothing was changed."""
+
+    exit_code = 3
+
+
+class LockHeld(PlanRefused):
+    """Another deploy holds the lock on at least one server."""
+
+
+class BundleInvalid(PlanRefused):
+    """A release bundle is malformed, has a bad release id, or its files do not match its checksums."""
+
+
+class ChecksFailed(ReleaserError):
+    """At least one pre-release check is FAIL."""
+
+    exit_code = 4
+
+
+class HostUnreachable(ReleaserError):
+    """A server did not answer, or a command on it could not be run at all."""
+
+    exit_code = 5
+
+    def __init__(self, server: str, what: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{server}: {what}", hint=hint)
+        self.server = server
+
+
+class FleetReverted(ReleaserError):
+    """A switch failed on some server; every reachable server was put back on the release it had."""
+
+    exit_code = 6
+
+
+class FleetMixed(ReleaserError):
+    """A switch failed and some server could not be put back: the fleet is mixed. Loud on purpose."""
+
+    exit_code = 7
+
+
+class Cancelled(ReleaserError):
+    """The user declined a confirmation or interrupted before anything changed."""
+
+    exit_code = 130

@@ -1,0 +1,550 @@
+"""Every server at once: read state, stage a bundle, switch slots all-or-nothing, lock, prune, journal.
+
+The switch is two-phase. Prepare creates the new links under temporary names on every server; only when
+every server prepared does commit rename them over the slots. If a commit or the HTTP verification fails
+anywhere, every server is put back on the release it had, and only then is FleetReverted raised. Each
+server's outcome is kept as a value (HostResult) until the fleet has decided.
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from releaser import remote
+from releaser.bundle import Bundle, pack_bundle, sha256sums_text, RELEASE_ID_PATTERN
+from releaser.clock import Clock
+from releaser.config import Environment, Server
+from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, LockHeld, ReleaserError
+from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
+from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
+from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
+from releaser.transport import Completed, Host, LocalHost, SshHost
+from releaser.web import Probe, probe
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """Where one server stands: its slots, releases oldest first, free disk, lock and live health."""
+
+    server: str
+    state: SlotState | None
+    oldest_first: tuple[str, ...] = ()
+    free_bytes: int | None = None
+    lock: LockInfo | None = None
+    locked: bool = False
+    notice: bool = False
+    health: Probe | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """What one command did on one server."""
+
+    server: str
+    ok: bool
+    detail: str
+    renamed_at: float | None = None
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """What a fleet command did: the release now in the slot it moved, one result per server, timings."""
+
+    action: str
+    release: str | None
+    previous: str | None
+    results: tuple[HostResult, ...]
+    notes: tuple[str, ...] = ()
+    seconds: Mapping[str, float] | None = None
+    skew: float | None = None
+
+
+def make_hosts(environment: Environment) -> dict[str, Host]:
+    """Build one Host per server from the environment (LocalHost for the sandbox, SshHost otherwise)."""
+    if environment.transport == "local":
+        return {server.name: LocalHost(server.name) for server in environment.servers}
+    ssh = environment.ssh
+    known_hosts = Path(ssh.known_hosts).expanduser()
+    if not known_hosts.is_absolute() and environment.path is not None:
+        known_hosts = environment.path.parent / known_hosts
+    return {
+        server.name: SshHost(
+            server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
+            key_file=_resolve(server.key_file or ssh.key_file, environment), known_hosts=str(known_hosts),
+            check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
+        )
+        for server in environment.servers
+    }
+
+
+class Fleet:
+    """All servers of one environment, connected once and used for every step of one command."""
+
+    def __init__(self, environment: Environment, *, actor: str, clock: Clock, hosts: Mapping[str, Host] | None = None,
+                 progress: Progress | None = None, journal_path: Path | None = None) -> None:
+        self.environment = environment
+        self.actor = actor
+        self.clock = clock
+        self.hosts = dict(hosts) if hosts is not None else make_hosts(environment)
+        self.progress = progress or (lambda server, message: None)
+        self.journal_path = journal_path
+        self.unreachable: dict[str, HostUnreachable] = {}
+        self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
+
+    # ---- connections ----
+
+    def __enter__(self) -> "Fleet":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open every server's connection in parallel; servers that fail are kept in `unreachable`."""
+        outcomes = self._each(lambda name: self.hosts[name].open() if hasattr(self.hosts[name], "open") else None)
+        self.unreachable = {name: error for name, error in outcomes.items() if isinstance(error, HostUnreachable)}
+
+    def close(self) -> None:
+        """Close every connection and the worker pool."""
+        self._each(lambda name: self.hosts[name].close())
+        self._pool.shutdown(wait=True)
+
+    def require_all_reachable(self, doing: str) -> None:
+        """Refuse to start `doing` unless every server answered; nothing has been changed yet."""
+        if self.unreachable:
+            names = ", ".join(sorted(self.unreachable))
+            first = next(iter(self.unreachable.values()))
+            raise HostUnreachable(names, f"did not answer ({first.what.split(': ', 1)[-1]}); nothing was changed, {doing} not started",
+                                  hint="see: invoke runbook server-failure")
+
+    # ---- reading ----
+
+    def read_status(self, *, with_health: bool = True) -> list[ServerReport]:
+        """Read every server's slots, disk, lock and (optionally) live health, one round trip each."""
+        def read(name: str) -> ServerReport:
+            if name in self.unreachable:
+                return ServerReport(name, None, error=str(self.unreachable[name]))
+            report = _parse_status(name, self.hosts[name].run(remote.status_argv(self.root(name))))
+            if with_health and report.state and report.state.live:
+                report = _with_health(report, self._probe_live(name))
+            return report
+        outcomes = self._each(read)
+        return [outcome if isinstance(outcome, ServerReport) else ServerReport(name, None, error=str(outcome))
+                for name, outcome in outcomes.items()]
+
+    def read_states(self, doing: str) -> dict[str, SlotState]:
+        """Return every server's slot state, or refuse `doing` if any server cannot be read."""
+        self.require_all_reachable(doing)
+        reports = self.read_status(with_health=False)
+        broken = [r for r in reports if r.state is None]
+        if broken:
+            raise HostUnreachable(broken[0].server, broken[0].error or "cannot read its slots",
+                                  hint=f"nothing was changed, {doing} not started; see: invoke runbook server-failure")
+        self._reports = {r.server: r for r in reports}
+        return {r.server: r.state for r in reports}
+
+    def root(self, name: str) -> PurePosixPath:
+        """The app root on the named server."""
+        return self.environment.app_root(self.environment.server(name))
+
+    # ---- staging ----
+
+    def stage(self, bundle: Bundle, *, reason: str | None = None) -> FleetResult:
+        """Upload, verify and unpack the bundle on every server, then point every staging slot at it.
+
+        Staging moves only when every server holds the verified release; otherwise the releases this run
+        unpacked are removed again and no server's staging changes.
+        """
+        started = time.perf_counter()
+        release_id = bundle.release_id
+        states = self.read_states(f"staging {release_id}")
+        plans = plan_fleet_stage(states, release_id)
+        previous = fleet_release(states, "staging")
+        with self.locked(f"stage {release_id}"):
+            outcomes = self._upload_everywhere(bundle, plans)
+            failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
+            if failed:
+                unpacked = [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]]
+                self._each(lambda name: self.hosts[name].run(remote.remove_release_argv(self.root(name), release_id)), unpacked)
+                self._journal("stage", "failed", releases={"staging": release_id}, detail=_summary(failed))
+                raise FleetReverted(
+                    f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
+                    hint="fix that server (disk, permissions) and run the same command again",
+                )
+            upload_seconds = time.perf_counter() - started
+            result = self._switch(plans, action="stage", verify=False)
+        self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
+                      timings={"upload": upload_seconds, "total": time.perf_counter() - started})
+        return FleetResult("stage", release_id, previous,
+                           tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
+                           seconds={"upload": upload_seconds, "total": time.perf_counter() - started})
+
+    def _upload_everywhere(self, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
+        release_id = bundle.release_id
+        sums_sha = _sha256_text(sha256sums_text(bundle.manifest.files))
+        with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
+            needs_upload = any(plan.unpack for plan in plans.values())
+            archive, archive_sha = pack_bundle(bundle, Path(workdir)) if needs_upload else (None, None)
+
+            def place(name: str) -> tuple[bool, str]:
+                host, root = self.hosts[name], self.root(name)
+                if not plans[name].unpack:
+                    self.progress(name, f"checking {release_id} already on the server")
+                    done = host.run(remote.check_release_argv(root, release_id, sums_sha))
+                    return (done.ok, "already on the server, verified" if done.ok else done.reason())
+                self.progress(name, f"uploading {release_id}")
+                made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
+                if not made.ok:
+                    return False, made.reason()
+                target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
+                host.put(archive, target)
+                self.progress(name, f"verifying and unpacking {release_id}")
+                done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
+                if not done.ok:
+                    return False, done.reason()
+                hook = self._run_hook(name, "after_unpack", release_id, "staging")
+                return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
+
+            outcomes = self._each(place)
+        return {name: (o if isinstance(o, tuple) else (False, str(o))) for name, o in outcomes.items()}
+
+    # ---- switching ----
+
+    def go_live(self, *, reason: str | None = None, verify: bool = True) -> FleetResult:
+        """Make the staged release live on every server at once, or on none."""
+        states = self.read_states("go-live")
+        plans = plan_fleet_go_live(states)
+        with self.locked(f"go-live {fleet_release(states, 'staging')}"):
+            result = self._switch(plans, action="go-live", verify=verify)
+        self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
+                      timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+        return result
+
+    def rollback(self, *, reason: str | None = None) -> FleetResult:
+        """Put the backup release back live on every server; the failed release stays on disk."""
+        states = self.read_states("rollback")
+        plans = plan_fleet_rollback(states)
+        with self.locked(f"rollback to {fleet_release(states, 'backup')}"):
+            result = self._switch(plans, action="rollback", verify=True, revert_on_failed_verify=False)
+        self._journal("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
+                      releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
+                      timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+        return result
+
+    def _switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool,
+                revert_on_failed_verify: bool = True) -> FleetResult:
+        """Prepare on every server, then commit on every server, then verify; revert everywhere on any failure."""
+        slot = "staging" if action == "stage" else "live"
+        before = {name: plan.before.slot(slot) for name, plan in plans.items()}
+        target = next(iter(plans.values())).after.slot(slot)
+        previous = next(iter(before.values()))
+        changing = {name: plan.links for name, plan in plans.items() if plan.links}
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        prepared = self._each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), changing[name])), changing)
+        failed = _failures(prepared)
+        timings["prepare"] = time.perf_counter() - started
+        if failed:
+            self._each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), changing)
+            self._journal(action, "refused", releases={slot: target}, detail=_summary(failed))
+            raise FleetReverted(f"{action} stopped before any switch: {_summary(failed)}; nothing was switched",
+                                hint=f"fix that server, then run the same command again; see: invoke runbook {_runbook(action)}")
+
+        with _interrupts_deferred() as interrupted:
+            moment = time.perf_counter()
+            committed = self._each(lambda name: self._commit(name, changing[name], target, slot), changing)
+            timings["commit"] = time.perf_counter() - moment
+            failed = _failures(committed)
+            probes: dict[str, Probe] = {}
+            if not failed and verify and slot == "live":
+                moment = time.perf_counter()
+                probes = self._each(self._probe_live, list(plans))
+                timings["verify"] = time.perf_counter() - moment
+                unhealthy = {name: p.detail for name, p in probes.items() if isinstance(p, Probe) and not p.ok}
+                if unhealthy and revert_on_failed_verify:
+                    failed.update(unhealthy)
+            if failed or interrupted():
+                why = _summary(failed) if failed else "interrupted (Ctrl-C)"
+                self._revert(changing, action=action, why=why, previous=previous, slot=slot)
+        timings["switch"] = time.perf_counter() - started
+
+        renames = [o.renamed_at for o in committed.values() if isinstance(o, HostResult) and o.renamed_at]
+        results = tuple(
+            HostResult(name, (not isinstance(probes.get(name), Probe)) or probes[name].ok,
+                       probes[name].detail if isinstance(probes.get(name), Probe) else "switched",
+                       committed[name].renamed_at if isinstance(committed.get(name), HostResult) else None)
+            for name in plans
+        )
+        notes = tuple(note for plan in plans.values() for note in plan.notes)
+        return FleetResult(action, target, previous, results, tuple(dict.fromkeys(notes)), timings,
+                           max(renames) - min(renames) if len(renames) > 1 else (0.0 if renames else None))
+
+    def _commit(self, name: str, changes, release: str | None, slot: str) -> HostResult:
+        done = self.hosts[name].run(remote.commit_argv(self.root(name), changes))
+        if not done.ok:
+            return HostResult(name, False, f"commit failed: {done.reason()}")
+        renamed_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
+        hook = self._run_hook(name, "after_switch", release, slot)
+        if hook is not None:
+            return HostResult(name, False, hook, renamed_at)
+        return HostResult(name, True, "switched", renamed_at)
+
+    def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, slot: str) -> None:
+        """Put every server back on its old links, then raise: FleetReverted, or FleetMixed if a reachable server could not be."""
+        restored = self._each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
+        for name, outcome in restored.items():
+            if isinstance(outcome, Completed) and outcome.ok:
+                self._run_hook(name, "after_switch", previous, slot)
+        lost = {n: str(o) for n, o in restored.items() if isinstance(o, HostUnreachable)}
+        stuck = {n: o.reason() for n, o in restored.items() if isinstance(o, Completed) and not o.ok}
+        back_on = previous or "no release"
+        if stuck:
+            self._journal(action, "mixed", releases={slot: previous}, detail=f"{why}; could not restore {_summary(stuck)}")
+            raise FleetMixed(
+                f"{action} failed ({why}) and {', '.join(sorted(stuck))} could not be put back ({_summary(stuck)}); the fleet is MIXED",
+                hint="run: invoke status, then follow: invoke runbook rollback",
+            )
+        unreachable = f"; {', '.join(sorted(lost))} did not answer: check it once it is back (invoke status)" if lost else ""
+        self._journal(action, "reverted", releases={slot: previous}, detail=why + unreachable)
+        raise FleetReverted(
+            f"{action} failed on {why}; every server is back on {back_on}{unreachable}",
+            hint=f"next: invoke runbook {_runbook(action)}",
+        )
+
+    def _probe_live(self, name: str) -> Probe:
+        server: Server = self.environment.server(name)
+        health = self.environment.health
+        return probe(server.live_url + health.path, status=health.status, contains=health.contains,
+                     timeout=health.timeout, attempts=health.attempts)
+
+    def _run_hook(self, name: str, hook: str, release: str | None, slot: str) -> str | None:
+        """Run a configured hook on one server; return None on success, else why it failed."""
+        command = getattr(self.environment.hooks, hook)
+        if not command:
+            return None
+        done = self.hosts[name].run(["sh", "-c", command], env={
+            "RELEASER_RELEASE_ID": release or "", "RELEASER_SLOT": slot, "RELEASER_ROOT": str(self.root(name)),
+        })
+        if done.ok:
+            return None
+        output = (done.stderr or done.stdout).strip().splitlines()
+        return f"{hook.replace('_', '-')} hook exited {done.exit_code}: {' | '.join(output[-3:]) or 'no output'}"
+
+    # ---- locking ----
+
+    @contextmanager
+    def locked(self, reason: str) -> Iterator[None]:
+        """Hold the deploy lock on every server while the block runs, and free it afterwards, even on Ctrl-C."""
+        token = uuid.uuid4().hex
+        taken = self.take_lock(reason, token=token, kind="command", minutes=30)
+        try:
+            yield
+        finally:
+            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+
+    def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
+        """Take the lock on every server or on none; return the servers where this call took it.
+
+        An expired lock is taken over. A manual lock held by the same person lets their own commands through.
+        """
+        info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
+        for name in self.hosts:
+            self.hosts[name].run(["mkdir", "-p", str(self.root(name))]) if name not in self.unreachable else None
+        outcomes = self._each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())))
+        taken = [name for name, o in outcomes.items() if isinstance(o, Completed) and o.stdout.strip() == "taken"]
+        holders: dict[str, LockInfo | None] = {}
+        for name, outcome in outcomes.items():
+            if isinstance(outcome, Completed) and outcome.stdout.startswith("held"):
+                holders[name] = parse_lock(outcome.stdout[len("held"):].strip())
+        expired = [name for name, lock in holders.items() if lock and is_expired(lock, self.clock.now())]
+        if expired:
+            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), holders[name].token)), expired)
+            again = self._each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())), expired)
+            for name, outcome in again.items():
+                if isinstance(outcome, Completed) and outcome.stdout.strip() == "taken":
+                    taken.append(name)
+                    del holders[name]
+        mine = [name for name, lock in holders.items() if lock and lock.owner == self.actor and lock.kind == "manual" and kind == "command"]
+        for name in mine:
+            del holders[name]
+        errors = {name: o for name, o in outcomes.items() if isinstance(o, Exception) or (isinstance(o, Completed) and not o.ok)}
+        if holders or errors:
+            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+            if holders:
+                name, holder = sorted(holders.items())[0]
+                servers = ", ".join(sorted(holders))
+                raise LockHeld(f"{describe_lock(holder)} on {servers}", hint="wait, or run: invoke unlock --reason TEXT")
+            name, error = sorted(errors.items())[0]
+            raise HostUnreachable(name, f"cannot take the lock: {error.reason() if isinstance(error, Completed) else error}",
+                                  hint="nothing was changed; check the server, then run the command again")
+        return taken
+
+    def unlock(self, *, reason: str) -> list[str]:
+        """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
+        self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), None)))
+        self._journal("unlock", "done", reason=reason)
+        return [name for name in self.hosts if name not in self.unreachable]
+
+    # ---- pruning ----
+
+    def prune(self, *, keep: int | None = None) -> dict[str, tuple[str, ...]]:
+        """Remove old releases on every server, keeping `keep` besides those a slot points to."""
+        keep = self.environment.keep_releases if keep is None else keep
+        self.read_states("prune")
+        plans = {name: plan_prune(report.state, keep, report.oldest_first) for name, report in self._reports.items()}
+        with self.locked("prune"):
+            def remove(name: str) -> tuple[str, ...]:
+                for release in plans[name].removals:
+                    done = self.hosts[name].run(remote.remove_release_argv(self.root(name), release))
+                    if not done.ok:
+                        raise HostUnreachable(name, f"cannot remove {release}: {done.reason()}")
+                return plans[name].removals
+            outcomes = self._each(remove)
+        failures = {name: str(o) for name, o in outcomes.items() if isinstance(o, Exception)}
+        self._journal("prune", "failed" if failures else "done", detail=_summary(failures) if failures else "",
+                      extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)}})
+        if failures:
+            raise ReleaserError(f"prune failed on {_summary(failures)}", hint="check the server's disk and permissions")
+        return outcomes
+
+    # ---- journal ----
+
+    def _journal(self, action: str, outcome: str, **fields) -> None:
+        """Append one event to every reachable server's journal and to the local one; never raises for a server."""
+        event = make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
+                           now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
+        line = event_line(event)
+        reachable = [name for name in self.hosts if name not in self.unreachable]
+        self._each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
+        if self.journal_path is not None:
+            append_local(self.journal_path, event)
+
+    def record(self, action: str, outcome: str, **fields) -> None:
+        """Journal an action that happened outside the fleet's own commands (a check run, a notice, an override)."""
+        self._journal(action, outcome, **fields)
+
+    def read_history(self) -> list[dict]:
+        """Merge every reachable server's journal and the local one into one timeline."""
+        outcomes = self._each(lambda name: self.hosts[name].run(remote.read_journal_argv(self.root(name))),
+                              [n for n in self.hosts if n not in self.unreachable])
+        by_server = {name: parse_lines(o.stdout) for name, o in outcomes.items() if isinstance(o, Completed)}
+        return merge_history(by_server, read_local(self.journal_path) if self.journal_path else [])
+
+    # ---- plumbing ----
+
+    def _each(self, work: Callable[[str], object], names=None) -> dict[str, object]:
+        """Run work(name) for every server (or `names`) in parallel; a ReleaserError becomes that server's value."""
+        names = list(self.hosts) if names is None else list(names)
+
+        def guarded(name: str) -> object:
+            try:
+                return work(name)
+            except ReleaserError as error:
+                return error
+
+        if len(names) == 1:
+            return {names[0]: guarded(names[0])}
+        futures = {name: self._pool.submit(guarded, name) for name in names}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[Callable[[], bool]]:
+    """While a switch commits, Ctrl-C is noted instead of raised, so the fleet finishes or reverts, never half."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.set())
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _parse_status(name: str, done: Completed) -> ServerReport:
+    if not done.ok:
+        return ServerReport(name, None, error=f"cannot read its slots: {done.reason()}")
+    if done.stdout.strip() == "noroot":
+        return ServerReport(name, SlotState(None, None, None), notice=False)
+    slots: dict[str, str | None] = {}
+    ages: list[tuple[int, str]] = []
+    free = lock_line = None
+    notice = False
+    for line in done.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "slot":
+            slot, _, target = rest.partition(" ")
+            slots[slot] = target.removeprefix("releases/").rstrip("/")
+        elif kind == "release":
+            mtime, _, release = rest.partition(" ")
+            if RELEASE_ID_PATTERN.match(release):
+                ages.append((int(mtime), release))
+        elif kind == "df" and rest.strip().isdigit():
+            free = int(rest) * 1024
+        elif kind == "lock":
+            lock_line = rest
+        elif kind == "notice":
+            notice = True
+    on_disk = frozenset(release for _, release in ages)
+    state = SlotState(slots.get("live"), slots.get("backup"), slots.get("staging"), on_disk)
+    return ServerReport(name, state, tuple(r for _, r in sorted(ages)), free,
+                        parse_lock(lock_line) if lock_line else None, lock_line is not None, notice)
+
+
+def _with_health(report: ServerReport, health: Probe) -> ServerReport:
+    return ServerReport(report.server, report.state, report.oldest_first, report.free_bytes, report.lock,
+                        report.locked, report.notice, health, report.error)
+
+
+def _failures(outcomes: Mapping[str, object]) -> dict[str, str]:
+    failed = {}
+    for name, outcome in outcomes.items():
+        if isinstance(outcome, Exception):
+            failed[name] = str(outcome).removeprefix(f"{name}: ")
+        elif isinstance(outcome, Completed) and not outcome.ok:
+            failed[name] = outcome.reason()
+        elif isinstance(outcome, HostResult) and not outcome.ok:
+            failed[name] = outcome.detail
+    return failed
+
+
+def _summary(failed: Mapping[str, str]) -> str:
+    return "; ".join(f"{name} ({detail})" for name, detail in sorted(failed.items()))
+
+
+def _renames(result: FleetResult) -> dict[str, float]:
+    return {r.server: r.renamed_at for r in result.results if r.renamed_at}
+
+
+def _runbook(action: str) -> str:
+    return {"stage": "go-live", "go-live": "rollback", "rollback": "rollback"}.get(action, "rollback")
+
+
+def _resolve(path: str | None, environment: Environment) -> str | None:
+    if path is None:
+        return None
+    expanded = Path(path).expanduser()
+    if not expanded.is_absolute() and environment.path is not None:
+        expanded = environment.path.parent / expanded
+    return str(expanded)
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,218 @@
+"""The commands releaser runs on a server, as argv lists. Pure: builds argv, runs nothing.
+
+Every script below is constant text run by `sh -c SCRIPT NAME ARG...`: release ids, paths, lock owners and
+journal lines reach it only as positional arguments ("$1", "$2", ...), so nothing a user types is ever
+parsed by a shell. A slot moves by creating the new link under a temporary name and renaming it over the
+old one with `mv -T`: a reader always finds a link, never a gap (`rm` then `ln` would leave one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from releaser.bundle import validate_release_id
+from releaser.slots import SLOTS, LinkChange
+
+_STATUS = r"""
+cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
+for s in live backup staging; do
+  if [ -L "$s" ]; then printf 'slot %s %s\n' "$s" "$(readlink "$s")"; fi
+done
+if [ -d releases ]; then
+  for d in releases/*/; do
+    [ -d "$d" ] && printf 'release %s %s\n' "$(stat -c %Y "$d")" "$(basename "$d")"
+  done
+fi
+printf 'df %s\n' "$(df -Pk . | awk 'NR==2 {print $4}')"
+if [ -f .releaser/lock/info.json ]; then printf 'lock %s\n' "$(tr -d '\n' < .releaser/lock/info.json)"; fi
+if [ -f .releaser/notice.txt ]; then echo notice; fi
+"""
+
+_PREPARE = r"""
+set -e
+cd "$1"; verify=$2; shift 2
+[ -w . ] || { echo "app root $PWD is not writable" >&2; exit 3; }
+mkdir -p .releaser
+for pair in "$@"; do
+  slot=${pair%%=*}; release=${pair#*=}
+  [ "$release" = "-" ] && continue
+  [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
+  if [ "$verify" = verify ]; then
+    (cd "releases/$release" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
+      || { echo "release $release fails its checksums on this server" >&2; exit 4; }
+  fi
+  rm -f ".releaser/next-$slot"
+  ln -s "releases/$release" ".releaser/next-$slot"
+done
+"""
+
+_COMMIT = r"""
+set -e
+cd "$1"; shift
+for pair in "$@"; do
+  slot=${pair%%=*}; release=${pair#*=}
+  if [ "$release" = "-" ]; then rm -f "$slot"; else mv -T ".releaser/next-$slot" "$slot"; fi
+  [ "$slot" = live ] && date +%s.%N
+done
+exit 0
+"""
+
+_RESTORE = r"""
+set -e
+cd "$1"; shift
+mkdir -p .releaser
+for pair in "$@"; do
+  slot=${pair%%=*}; release=${pair#*=}
+  if [ "$release" = "-" ]; then rm -f "$slot"; continue; fi
+  rm -f ".releaser/back-$slot"
+  ln -s "releases/$release" ".releaser/back-$slot"
+  mv -T ".releaser/back-$slot" "$slot"
+done
+rm -f .releaser/next-*
+"""
+
+_ABORT = r"""cd "$1" 2>/dev/null && rm -f .releaser/next-*; exit 0"""
+
+_UNPACK = r"""
+set -e
+cd "$1"; release=$2; archive=$3; expected=$4
+fail() { rm -rf "$work" "$archive"; echo "$1" >&2; exit "$2"; }
+work=".releaser/unpack-$release-$$"
+actual=$(sha256sum "$archive" | cut -d' ' -f1)
+[ "$actual" = "$expected" ] || fail "upload of $release arrived corrupt (sha256 differs)" 4
+mkdir -p releases "$work"
+tar -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
+(cd "$work" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
+  || fail "unpacked files of $release do not match their checksums" 4
+rm -f "$archive"
+if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
+mv -T "$work" "releases/$release"
+"""
+
+_CHECK_RELEASE = r"""
+cd "$1/releases/$2" 2>/dev/null || { echo "release $2 is not on this server" >&2; exit 3; }
+[ "$(sha256sum < .releaser-sha256sums | cut -d' ' -f1)" = "$3" ] || { echo "release $2 on this server has different files from the bundle" >&2; exit 6; }
+sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1 || { echo "release $2 fails its checksums on this server" >&2; exit 4; }
+"""
+
+_REMOVE_RELEASE = r"""
+cd "$1" || exit 3
+for s in live backup staging; do
+  if [ "$(readlink "$s" 2>/dev/null)" = "releases/$2" ]; then echo "refusing to remove $2: $s points at it" >&2; exit 3; fi
+done
+[ -d "releases/$2" ] || exit 0
+mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-$$"
+"""
+
+_LOCK = r"""
+cd "$1" || exit 3
+mkdir -p .releaser
+if mkdir .releaser/lock 2>/dev/null; then
+  printf '%s\n' "$2" > .releaser/lock/info.json; echo taken
+else
+  printf 'held '; tr -d '\n' < .releaser/lock/info.json 2>/dev/null; echo
+fi
+"""
+
+_UNLOCK = r"""
+cd "$1" 2>/dev/null || exit 0
+[ -d .releaser/lock ] || exit 0
+if [ -z "$2" ] || grep -qF -- "$2" .releaser/lock/info.json 2>/dev/null; then rm -rf .releaser/lock; fi
+"""
+
+_APPEND_JOURNAL = r"""mkdir -p "$1/.releaser" && printf '%s\n' "$2" >> "$1/.releaser/journal.jsonl" """
+
+_READ_JOURNAL = r"""cat "$1/.releaser/journal.jsonl" 2>/dev/null; exit 0"""
+
+_WRITE_FILE = r"""
+set -e
+mkdir -p "$(dirname "$2")"
+printf '%s' "$3" > "$2.releaser-tmp"
+mv -f "$2.releaser-tmp" "$2"
+"""
+
+
+def _script(name: str, body: str, *args: str) -> list[str]:
+    return ["sh", "-c", body, f"releaser-{name}", *args]
+
+
+def status_argv(root: PurePosixPath) -> list[str]:
+    """Report slots, releases with their age, free disk and lock in one round trip."""
+    return _script("status", _STATUS, str(root))
+
+
+def prepare_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, verify: bool = True) -> list[str]:
+    """Create each new link under a temporary name, after checking its release is there and intact."""
+    return _script("prepare", _PREPARE, str(root), "verify" if verify else "trust", *_pairs(changes, "new"))
+
+
+def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:
+    """Rename the prepared links over the slots; prints the time live was renamed."""
+    return _script("commit", _COMMIT, str(root), *_pairs(changes, "new"))
+
+
+def restore_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:
+    """Put every slot the changes touch back to its old release, each by an atomic rename."""
+    return _script("restore", _RESTORE, str(root), *_pairs(reversed(list(changes)), "old"))
+
+
+def abort_argv(root: PurePosixPath) -> list[str]:
+    """Remove prepared links that will not be committed."""
+    return _script("abort", _ABORT, str(root))
+
+
+def unpack_argv(root: PurePosixPath, release_id: str, archive: PurePosixPath, archive_sha256: str) -> list[str]:
+    """Check an uploaded archive, unpack it aside, verify every file, then rename it into releases/."""
+    return _script("unpack", _UNPACK, str(root), validate_release_id(release_id), str(archive), archive_sha256)
+
+
+def check_release_argv(root: PurePosixPath, release_id: str, sums_sha256: str) -> list[str]:
+    """Check a release already on the server has exactly the bundle's files (same sums file), intact."""
+    return _script("check-release", _CHECK_RELEASE, str(root), validate_release_id(release_id), sums_sha256)
+
+
+def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
+    """Remove releases/<id>, refusing on the server too if any slot points at it."""
+    return _script("remove", _REMOVE_RELEASE, str(root), validate_release_id(release_id))
+
+
+def lock_argv(root: PurePosixPath, info_json: str) -> list[str]:
+    """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>'."""
+    return _script("lock", _LOCK, str(root), info_json)
+
+
+def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
+    """Remove the lock; with a token only if the lock is ours."""
+    return _script("unlock", _UNLOCK, str(root), token or "")
+
+
+def append_journal_argv(root: PurePosixPath, line: str) -> list[str]:
+    """Append one JSON line to the server's journal."""
+    return _script("journal", _APPEND_JOURNAL, str(root), line)
+
+
+def read_journal_argv(root: PurePosixPath) -> list[str]:
+    """Print the server's journal (nothing when there is none yet)."""
+    return _script("journal-read", _READ_JOURNAL, str(root))
+
+
+def write_file_argv(path: PurePosixPath, content: str) -> list[str]:
+    """Replace a small text file atomically (write aside, then rename)."""
+    return _script("write", _WRITE_FILE, "-", str(path), content)
+
+
+def release_link(release_id: str) -> str:
+    """Return the relative link target a slot uses for a release."""
+    return f"releases/{release_id}"
+
+
+def _pairs(changes, which: str) -> list[str]:
+    pairs = []
+    for change in changes:
+        if change.slot not in SLOTS:
+            raise ValueError(f"unknown slot {change.slot!r}")
+        release = getattr(change, which)
+        pairs.append(f"{change.slot}={validate_release_id(release) if release else '-'}")
+    return pairs
+

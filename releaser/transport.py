@@ -1,0 +1,211 @@
+"""How releaser reaches a server: a Host runs an argv, puts a file, reads a file.
+
+LocalHost (the sandbox on this machine) and SshHost (fabric over OpenSSH) run the very same argv lists.
+Commands are never built by pasting strings: SshHost turns an argv into one shell string with
+`shlex.join` in `_command_line`, the only place that does so. Connection, socket and OS errors are
+translated here into HostUnreachable, raised from the original.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from releaser.errors import HostUnreachable
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The outcome of one command on one server."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.exit_code == 0
+
+    def reason(self) -> str:
+        """Return the last line the command wrote to stderr (or stdout), for one-line error messages."""
+        lines = (self.stderr or self.stdout).strip().splitlines()
+        return lines[-1] if lines else f"exit status {self.exit_code}"
+
+
+class Host(Protocol):
+    """A server releaser can act on. LocalHost and SshHost run the very same commands."""
+
+    name: str
+
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
+        """Run argv on the server; a non-zero exit is a Completed, an unreachable server raises HostUnreachable."""
+        ...
+
+    def put(self, local: Path, remote: PurePosixPath) -> None:
+        """Copy a local file to `remote` on the server."""
+        ...
+
+    def read(self, remote: PurePosixPath) -> bytes:
+        """Return the content of `remote` on the server."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection, if any."""
+        ...
+
+
+class LocalHost:
+    """A 'server' that is a directory on this machine: the embedded sandbox and the tests' pure shell runs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def open(self) -> None:
+        """Nothing to connect to; present so every Host opens the same way."""
+
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
+        """Run argv as a local process, with `env` added to this process's environment."""
+        try:
+            done = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=timeout,
+                env={**os.environ, **env} if env else None, stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise HostUnreachable(self.name, f"cannot run {argv[0]}: {error}") from error
+        return Completed(done.returncode, done.stdout, done.stderr)
+
+    def put(self, local: Path, remote: PurePosixPath) -> None:
+        """Copy a file into the sandbox server's directory."""
+        try:
+            shutil.copyfile(local, remote)
+        except OSError as error:
+            raise HostUnreachable(self.name, f"cannot write {remote}: {error.strerror}") from error
+
+    def read(self, remote: PurePosixPath) -> bytes:
+        """Read a file from the sandbox server's directory."""
+        try:
+            return Path(remote).read_bytes()
+        except OSError as error:
+            raise HostUnreachable(self.name, f"cannot read {remote}: {error.strerror}") from error
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class SshHost:
+    """A real server reached over SSH with fabric; one connection per command run, reused for every step."""
+
+    def __init__(
+        self, name: str, host: str, *, port: int = 22, user: str | None = None, key_file: str | None = None,
+        known_hosts: str | None = None, check_host_keys: bool = True, connect_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.address = f"{user + '@' if user else ''}{host}:{port}"
+        self._settings = dict(host=host, port=port, user=user, key_file=key_file, known_hosts=known_hosts,
+                              check_host_keys=check_host_keys, connect_timeout=connect_timeout)
+        self._connection = None
+        self._sftp = None
+
+    def open(self) -> None:
+        """Connect now (fleet opens every server in parallel before the first step)."""
+        if self._connection is not None:
+            return
+        import fabric  # imported here so `invoke --list` and the local sandbox never pay for paramiko
+        import paramiko
+
+        s = self._settings
+        config = fabric.Config(overrides={"load_ssh_configs": False})
+        kwargs = {"key_filename": os.path.expanduser(s["key_file"])} if s["key_file"] else {}
+        connection = fabric.Connection(
+            s["host"], user=s["user"], port=s["port"], config=config, connect_timeout=s["connect_timeout"],
+            connect_kwargs={**kwargs, "allow_agent": not kwargs, "look_for_keys": not kwargs},
+        )
+        if s["check_host_keys"]:
+            connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            known = os.path.expanduser(s["known_hosts"] or "~/.ssh/known_hosts")
+            try:
+                connection.client.load_host_keys(known)
+            except OSError as error:
+                raise HostUnreachable(self.name, f"cannot read known_hosts {known}: {error.strerror}",
+                                      hint="add the server's key (ssh-keyscan) or name the file in [ssh] known_hosts") from error
+        try:
+            connection.open()
+        except paramiko.SSHException as error:
+            hint = ("its host key is not in known_hosts; verify it, then add it (ssh-keyscan -p PORT HOST)"
+                    if "not found in known_hosts" in str(error) else "check the server is up and your key is authorised")
+            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {error}", hint=hint) from error
+        except (OSError, EOFError) as error:
+            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {error}",
+                                  hint="check the server is up; see: invoke runbook server-failure") from error
+        self._connection = connection
+
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
+        """Run argv on the server through one exec channel of the open connection."""
+        self.open()
+        command = _command_line(argv, env)
+        try:
+            channel = self._connection.client.get_transport().open_session(timeout=timeout or 30)
+            channel.settimeout(timeout)
+            channel.exec_command(command)
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            exit_code = channel.recv_exit_status()
+            channel.close()
+        except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
+            raise HostUnreachable(self.name, f"lost the connection to {self.address}: {error or type(error).__name__}",
+                                  hint="see: invoke runbook server-failure") from error
+        if exit_code == -1:
+            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {argv[0]}",
+                                  hint="see: invoke runbook server-failure")
+        return Completed(exit_code, stdout, stderr)
+
+    def put(self, local: Path, remote: PurePosixPath) -> None:
+        """Upload a file over SFTP on the open connection."""
+        self.open()
+        try:
+            if self._sftp is None:
+                self._sftp = self._connection.client.open_sftp()
+            self._sftp.put(str(local), str(remote))
+        except (OSError, EOFError, _ssh_exception()) as error:
+            raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {error}",
+                                  hint="check the server's disk and permissions, then run the command again") from error
+
+    def read(self, remote: PurePosixPath) -> bytes:
+        """Read a file over SFTP on the open connection."""
+        self.open()
+        try:
+            if self._sftp is None:
+                self._sftp = self._connection.client.open_sftp()
+            with self._sftp.open(str(remote), "rb") as handle:
+                return handle.read()
+        except (OSError, EOFError, _ssh_exception()) as error:
+            raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {error}") from error
+
+    def close(self) -> None:
+        """Close the SFTP session and the connection."""
+        for closable in (self._sftp, self._connection):
+            try:
+                if closable is not None:
+                    closable.close()
+            except Exception:  # closing a dead connection must never hide the real outcome
+                pass
+        self._sftp = self._connection = None
+
+
+def _command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
+    """Turn an argv (and extra environment) into the one shell string sshd runs, every word quoted."""
+    prefix = ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
+    return shlex.join([*prefix, *argv])
+
+
+def _ssh_exception() -> type[Exception]:
+    import paramiko
+
+    return paramiko.SSHException
