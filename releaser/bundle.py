@@ -146,6 +146,17 @@ def build_bundle(source: Path, release_id: str, out: Path, *, publications: list
     return read_bundle(out)
 
 
+def seal_directory(source: Path, release_id: str, *, publications: list[str] = (), datasets: list[dict] = (),
+                   now: datetime | None = None) -> Bundle:
+    """Write manifest.json into a directory so the directory itself is a bundle, and return it verified."""
+    validate_release_id(release_id)
+    files = {name: _sha256_file(source / name) for name in _files_in(source)}
+    manifest = Manifest(release_id=release_id, created_at=now, publications=list(publications),
+                        datasets=list(datasets), files=files)
+    (source / MANIFEST).write_bytes(manifest_bytes(manifest))
+    return read_bundle(source)
+
+
 def manifest_bytes(manifest: Manifest) -> bytes:
     """Serialise a manifest the way bundles store it (stable key order, readable)."""
     return (manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode()

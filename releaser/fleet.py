@@ -23,7 +23,7 @@ from releaser import remote
 from releaser.bundle import Bundle, pack_bundle, sha256sums_text, RELEASE_ID_PATTERN
 from releaser.clock import Clock
 from releaser.config import Environment, Server
-from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, LockHeld, ReleaserError
+from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, LockHeld, ReleaserError
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
@@ -31,6 +31,7 @@ from releaser.transport import Completed, Host, LocalHost, SshHost
 from releaser.web import Probe, probe
 
 Progress = Callable[[str, str], None]
+Approve = Callable[[str, Mapping[str, Plan]], bool]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,22 @@ class FleetResult:
     notes: tuple[str, ...] = ()
     seconds: Mapping[str, float] | None = None
     skew: float | None = None
+
+
+@contextmanager
+def connected(environment: Environment, *, actor: str, clock: Clock, progress: Progress | None = None,
+              journal_path: Path | None = None, hosts: Mapping[str, Host] | None = None) -> Iterator["Fleet"]:
+    """Open every server of the environment (and, for the local sandbox, its web servers) for one command."""
+    from releaser.sandbox import serving
+
+    with serving(environment) if environment.sandbox and environment.sandbox.serve else _nothing():
+        with Fleet(environment, actor=actor, clock=clock, hosts=hosts, progress=progress, journal_path=journal_path) as fleet:
+            yield fleet
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 def make_hosts(environment: Environment) -> dict[str, Host]:
@@ -223,20 +240,22 @@ class Fleet:
 
     # ---- switching ----
 
-    def go_live(self, *, reason: str | None = None, verify: bool = True) -> FleetResult:
+    def go_live(self, *, reason: str | None = None, verify: bool = True, approve: Approve | None = None) -> FleetResult:
         """Make the staged release live on every server at once, or on none."""
         states = self.read_states("go-live")
         plans = plan_fleet_go_live(states)
+        _ask(approve, "go-live", plans)
         with self.locked(f"go-live {fleet_release(states, 'staging')}"):
             result = self._switch(plans, action="go-live", verify=verify)
         self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
                       timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
         return result
 
-    def rollback(self, *, reason: str | None = None) -> FleetResult:
+    def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
         states = self.read_states("rollback")
         plans = plan_fleet_rollback(states)
+        _ask(approve, "rollback", plans)
         with self.locked(f"rollback to {fleet_release(states, 'backup')}"):
             result = self._switch(plans, action="rollback", verify=True, revert_on_failed_verify=False)
         self._journal("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
@@ -279,7 +298,7 @@ class Fleet:
                     failed.update(unhealthy)
             if failed or interrupted():
                 why = _summary(failed) if failed else "interrupted (Ctrl-C)"
-                self._revert(changing, action=action, why=why, previous=previous, slot=slot)
+                self._revert(changing, action=action, why=why, previous=previous, target=target, slot=slot)
         timings["switch"] = time.perf_counter() - started
 
         renames = [o.renamed_at for o in committed.values() if isinstance(o, HostResult) and o.renamed_at]
@@ -303,7 +322,8 @@ class Fleet:
             return HostResult(name, False, hook, renamed_at)
         return HostResult(name, True, "switched", renamed_at)
 
-    def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, slot: str) -> None:
+    def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, target: str | None,
+                slot: str) -> None:
         """Put every server back on its old links, then raise: FleetReverted, or FleetMixed if a reachable server could not be."""
         restored = self._each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
         for name, outcome in restored.items():
@@ -313,13 +333,13 @@ class Fleet:
         stuck = {n: o.reason() for n, o in restored.items() if isinstance(o, Completed) and not o.ok}
         back_on = previous or "no release"
         if stuck:
-            self._journal(action, "mixed", releases={slot: previous}, detail=f"{why}; could not restore {_summary(stuck)}")
+            self._journal(action, "mixed", releases={slot: previous, "attempted": target}, detail=f"{why}; could not restore {_summary(stuck)}")
             raise FleetMixed(
                 f"{action} failed ({why}) and {', '.join(sorted(stuck))} could not be put back ({_summary(stuck)}); the fleet is MIXED",
                 hint="run: invoke status, then follow: invoke runbook rollback",
             )
         unreachable = f"; {', '.join(sorted(lost))} did not answer: check it once it is back (invoke status)" if lost else ""
-        self._journal(action, "reverted", releases={slot: previous}, detail=why + unreachable)
+        self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why + unreachable)
         raise FleetReverted(
             f"{action} failed on {why}; every server is back on {back_on}{unreachable}",
             hint=f"next: invoke runbook {_runbook(action)}",
@@ -401,11 +421,14 @@ class Fleet:
 
     # ---- pruning ----
 
-    def prune(self, *, keep: int | None = None) -> dict[str, tuple[str, ...]]:
+    def prune(self, *, keep: int | None = None, approve: Approve | None = None) -> dict[str, tuple[str, ...]]:
         """Remove old releases on every server, keeping `keep` besides those a slot points to."""
         keep = self.environment.keep_releases if keep is None else keep
         self.read_states("prune")
         plans = {name: plan_prune(report.state, keep, report.oldest_first) for name, report in self._reports.items()}
+        if all(plan.is_noop() for plan in plans.values()):
+            return {name: () for name in plans}
+        _ask(approve, "prune", plans)
         with self.locked("prune"):
             def remove(name: str) -> tuple[str, ...]:
                 for release in plans[name].removals:
@@ -474,6 +497,12 @@ def _interrupts_deferred() -> Iterator[Callable[[], bool]]:
         yield pressed.is_set
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _ask(approve: Approve | None, action: str, plans: Mapping[str, Plan]) -> None:
+    """Let the caller see the plan and say no; a no changes nothing."""
+    if approve is not None and not approve(action, plans):
+        raise Cancelled(f"{action} cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
 
 
 def _parse_status(name: str, done: Completed) -> ServerReport:

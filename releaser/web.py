@@ -50,4 +50,4 @@ def _probe_once(url: str, expected: int, contains: str | None, timeout: float, h
         return Probe(url, False, code, f"GET {url} -> {code}, expected {expected}", head)
     if contains is not None and contains not in text:
         return Probe(url, False, code, f"GET {url} -> {code} but the body lacks {contains!r}", head)
-    return Probe(url, True, code, f"GET {url} -> {code}")
+    return Probe(url, True, code, f"GET {url} -> {code}", head)

@@ -1,0 +1,71 @@
+"""`invoke demo`: the whole story on the local sandbox, narrated, in well under a minute.
+
+Stage r1 and go live, stage r2 and go live, stage a broken r3 whose go-live fails verification and
+reverts by itself, then the on-call engineer rolls back to r1 anyway. It starts and stops its own web
+servers and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+from releaser import ui
+from releaser.bundle import read_bundle
+from releaser.clock import SystemClock
+from releaser.config import load_environment
+from releaser.errors import FleetReverted
+from releaser.fleet import connected
+from releaser.web import probe
+
+
+def run_demo(project: Path) -> None:
+    """Run the demo on environments/local.toml, resetting its sandbox/ directories first."""
+    started = time.perf_counter()
+    environment = load_environment("local", project)
+    for server in environment.servers:
+        shutil.rmtree(str(environment.app_root(server)), ignore_errors=True)
+    releases = project / "examples" / "releases"
+    first = environment.servers[0]
+    journal = project / "sandbox" / "demo-journal.jsonl"
+
+    with connected(environment, actor="demo@releaser", clock=SystemClock(), journal_path=journal) as fleet:
+        ui.narrate("1. A developer stages r1, days before release day",
+                   f"invoke deploy --stage --release {releases / 'r1'}  (3 sandbox servers under sandbox/)")
+        fleet.stage(read_bundle(releases / "r1"))
+        ui.show_status(environment.name, fleet.read_status())
+
+        ui.narrate("2. The release manager goes live with r1", "invoke go-live --now   (the first release: no backup yet)")
+        ui.show_result(fleet.go_live(reason="demo: first release"))
+
+        ui.narrate("3. Next month: r2 is staged and goes live; r1 becomes the backup, the rollback target",
+                   "invoke deploy --stage --release examples/releases/r2 && invoke go-live --now")
+        fleet.stage(read_bundle(releases / "r2"))
+        ui.show_result(fleet.go_live(reason="demo: monthly update"))
+
+        ui.narrate("4. r3 has a problem that only shows on live: its health endpoint fails",
+                   "invoke deploy --stage --release examples/releases/r3 && invoke go-live --now")
+        fleet.stage(read_bundle(releases / "r3"))
+        try:
+            fleet.go_live(reason="demo: broken update")
+        except FleetReverted as error:
+            ui.say(f"[bold red]releaser:[/bold red] {error}")
+        ui.say(f"the public never saw r3: {first.live_url}/ serves release {_served_release(first.live_url)}")
+
+        ui.narrate("5. On call, someone who did not make the release rolls back to r1 anyway",
+                   "invoke rollback --yes --reason 'doubts about r2 figures'")
+        ui.show_result(fleet.rollback(reason="demo: on-call rollback"))
+
+        ui.narrate("6. Where every server stands now", "invoke status")
+        ui.show_status(environment.name, fleet.read_status())
+        ui.show_history(fleet.read_history())
+    ui.say(f"[bold]demo finished in {time.perf_counter() - started:.1f} s[/bold]; the sandbox is in sandbox/, "
+           "try: invoke status, invoke history, invoke deploy --stage --release examples/releases/r2")
+
+
+def _served_release(url: str) -> str:
+    page = probe(url + "/", timeout=2)
+    match = re.search(r"Release <strong>([^<]+)</strong>", page.body_head)
+    return match.group(1) if match else f"? ({page.detail})"
