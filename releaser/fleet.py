@@ -131,12 +131,12 @@ class Fleet:
 
     def connect(self) -> None:
         """Open every server's connection in parallel; servers that fail are kept in `unreachable`."""
-        outcomes = self._each(lambda name: self.hosts[name].open() if hasattr(self.hosts[name], "open") else None)
+        outcomes = self.each(lambda name: self.hosts[name].open() if hasattr(self.hosts[name], "open") else None)
         self.unreachable = {name: error for name, error in outcomes.items() if isinstance(error, HostUnreachable)}
 
     def close(self) -> None:
         """Close every connection and the worker pool."""
-        self._each(lambda name: self.hosts[name].close())
+        self.each(lambda name: self.hosts[name].close())
         self._pool.shutdown(wait=True)
 
     def require_all_reachable(self, doing: str) -> None:
@@ -158,7 +158,7 @@ class Fleet:
             if with_health and report.state and report.state.live:
                 report = _with_health(report, self._probe_live(name))
             return report
-        outcomes = self._each(read)
+        outcomes = self.each(read)
         return [outcome if isinstance(outcome, ServerReport) else ServerReport(name, None, error=str(outcome))
                 for name, outcome in outcomes.items()]
 
@@ -195,7 +195,7 @@ class Fleet:
             failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
             if failed:
                 unpacked = [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]]
-                self._each(lambda name: self.hosts[name].run(remote.remove_release_argv(self.root(name), release_id)), unpacked)
+                self.each(lambda name: self.hosts[name].run(remote.remove_release_argv(self.root(name), release_id)), unpacked)
                 self._journal("stage", "failed", releases={"staging": release_id}, detail=_summary(failed))
                 raise FleetReverted(
                     f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
@@ -235,7 +235,7 @@ class Fleet:
                 hook = self._run_hook(name, "after_unpack", release_id, "staging")
                 return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
 
-            outcomes = self._each(place)
+            outcomes = self.each(place)
         return {name: (o if isinstance(o, tuple) else (False, str(o))) for name, o in outcomes.items()}
 
     # ---- switching ----
@@ -274,24 +274,24 @@ class Fleet:
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
-        prepared = self._each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), changing[name])), changing)
+        prepared = self.each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), changing[name])), changing)
         failed = _failures(prepared)
         timings["prepare"] = time.perf_counter() - started
         if failed:
-            self._each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), changing)
+            self.each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), changing)
             self._journal(action, "refused", releases={slot: target}, detail=_summary(failed))
             raise FleetReverted(f"{action} stopped before any switch: {_summary(failed)}; nothing was switched",
                                 hint=f"fix that server, then run the same command again; see: invoke runbook {_runbook(action)}")
 
         with _interrupts_deferred() as interrupted:
             moment = time.perf_counter()
-            committed = self._each(lambda name: self._commit(name, changing[name], target, slot), changing)
+            committed = self.each(lambda name: self._commit(name, changing[name], target, slot), changing)
             timings["commit"] = time.perf_counter() - moment
             failed = _failures(committed)
             probes: dict[str, Probe] = {}
             if not failed and verify and slot == "live":
                 moment = time.perf_counter()
-                probes = self._each(self._probe_live, list(plans))
+                probes = self.each(self._probe_live, list(plans))
                 timings["verify"] = time.perf_counter() - moment
                 unhealthy = {name: p.detail for name, p in probes.items() if isinstance(p, Probe) and not p.ok}
                 if unhealthy and revert_on_failed_verify:
@@ -325,7 +325,7 @@ class Fleet:
     def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, target: str | None,
                 slot: str) -> None:
         """Put every server back on its old links, then raise: FleetReverted, or FleetMixed if a reachable server could not be."""
-        restored = self._each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
+        restored = self.each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
         for name, outcome in restored.items():
             if isinstance(outcome, Completed) and outcome.ok:
                 self._run_hook(name, "after_switch", previous, slot)
@@ -374,7 +374,7 @@ class Fleet:
         try:
             yield
         finally:
-            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.
@@ -384,7 +384,7 @@ class Fleet:
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
         for name in self.hosts:
             self.hosts[name].run(["mkdir", "-p", str(self.root(name))]) if name not in self.unreachable else None
-        outcomes = self._each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())))
+        outcomes = self.each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())))
         taken = [name for name, o in outcomes.items() if isinstance(o, Completed) and o.stdout.strip() == "taken"]
         holders: dict[str, LockInfo | None] = {}
         for name, outcome in outcomes.items():
@@ -392,8 +392,8 @@ class Fleet:
                 holders[name] = parse_lock(outcome.stdout[len("held"):].strip())
         expired = [name for name, lock in holders.items() if lock and is_expired(lock, self.clock.now())]
         if expired:
-            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), holders[name].token)), expired)
-            again = self._each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())), expired)
+            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), holders[name].token)), expired)
+            again = self.each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())), expired)
             for name, outcome in again.items():
                 if isinstance(outcome, Completed) and outcome.stdout.strip() == "taken":
                     taken.append(name)
@@ -403,7 +403,7 @@ class Fleet:
             del holders[name]
         errors = {name: o for name, o in outcomes.items() if isinstance(o, Exception) or (isinstance(o, Completed) and not o.ok)}
         if holders or errors:
-            self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
             if holders:
                 name, holder = sorted(holders.items())[0]
                 servers = ", ".join(sorted(holders))
@@ -415,7 +415,7 @@ class Fleet:
 
     def unlock(self, *, reason: str) -> list[str]:
         """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
-        self._each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), None)))
+        self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), None)))
         self._journal("unlock", "done", reason=reason)
         return [name for name in self.hosts if name not in self.unreachable]
 
@@ -436,7 +436,7 @@ class Fleet:
                     if not done.ok:
                         raise HostUnreachable(name, f"cannot remove {release}: {done.reason()}")
                 return plans[name].removals
-            outcomes = self._each(remove)
+            outcomes = self.each(remove)
         failures = {name: str(o) for name, o in outcomes.items() if isinstance(o, Exception)}
         self._journal("prune", "failed" if failures else "done", detail=_summary(failures) if failures else "",
                       extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)}})
@@ -452,7 +452,7 @@ class Fleet:
                            now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
         line = event_line(event)
         reachable = [name for name in self.hosts if name not in self.unreachable]
-        self._each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
+        self.each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
         if self.journal_path is not None:
             append_local(self.journal_path, event)
 
@@ -462,14 +462,14 @@ class Fleet:
 
     def read_history(self) -> list[dict]:
         """Merge every reachable server's journal and the local one into one timeline."""
-        outcomes = self._each(lambda name: self.hosts[name].run(remote.read_journal_argv(self.root(name))),
+        outcomes = self.each(lambda name: self.hosts[name].run(remote.read_journal_argv(self.root(name))),
                               [n for n in self.hosts if n not in self.unreachable])
         by_server = {name: parse_lines(o.stdout) for name, o in outcomes.items() if isinstance(o, Completed)}
         return merge_history(by_server, read_local(self.journal_path) if self.journal_path else [])
 
     # ---- plumbing ----
 
-    def _each(self, work: Callable[[str], object], names=None) -> dict[str, object]:
+    def each(self, work: Callable[[str], object], names=None) -> dict[str, object]:
         """Run work(name) for every server (or `names`) in parallel; a ReleaserError becomes that server's value."""
         names = list(self.hosts) if names is None else list(names)
 
