@@ -45,6 +45,12 @@ def open_fleet(env: str, verb: str):
             yield fleet
 
 
+def require(value, message: str) -> None:
+    """Stop with a usage error (exit 2) when a required flag is missing."""
+    if not value:
+        raise Exit(f"releaser: {message}", code=2)
+
+
 def actor() -> str:
     """Who is acting, as user@host; RELEASER_ACTOR overrides it (shared accounts, tests)."""
     import getpass
@@ -69,12 +75,13 @@ def approver(assume_yes: bool):
     "env": ENV_HELP,
     "reason": "Why, for the journal.",
 })
-def deploy(c, release, stage=False, env="local", reason=None):
+def deploy(c, release=None, stage=False, env="local", reason=None):
     """Stage a release on every server, verified, without touching live."""
     from releaser import ui
     from releaser.bundle import read_bundle
 
     with exit_on_user_error():
+        require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
         if not stage:
             raise Exit("releaser: deploy only stages; pass --stage (then go live with: invoke go-live)", code=2)
         bundle = read_bundle(Path(release))
@@ -147,13 +154,14 @@ def status(c, env="local", json=False):
     "minutes": "Expire after this many minutes (default 120; 0 never expires).",
     "env": ENV_HELP,
 })
-def lock(c, reason, minutes=120, env="local"):
+def lock(c, reason=None, minutes=120, env="local"):
     """Lock every server against deploys, or none."""
     import uuid
 
     from releaser import ui
 
     with exit_on_user_error():
+        require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
         with open_fleet(env, "lock") as fleet:
             fleet.require_all_reachable("lock")
             fleet.take_lock(reason, token=uuid.uuid4().hex, kind="manual", minutes=float(minutes))
@@ -162,11 +170,12 @@ def lock(c, reason, minutes=120, env="local"):
 
 
 @task(help={"reason": "Why the lock is being removed (journaled).", "yes": YES_HELP, "env": ENV_HELP})
-def unlock(c, reason, yes=False, env="local"):
+def unlock(c, reason=None, yes=False, env="local"):
     """Remove the deploy lock on every server, whoever holds it."""
     from releaser import ui
 
     with exit_on_user_error():
+        require(reason, "unlock needs --reason TEXT (it is journaled)")
         from releaser.errors import Cancelled
 
         if not ui.confirm("remove the lock whoever holds it?", assume_yes=yes):
@@ -194,7 +203,7 @@ def prune(c, keep=None, yes=False, env="local"):
     "out": "Where to write the .tar.gz (default: dist/<release-id>.tar.gz).",
     "publication": "Publication this release carries (repeatable).",
 })
-def build(c, source, release_id, out=None, publication=None):
+def build(c, source=None, release_id=None, out=None, publication=None):
     """Build a release bundle (.tar.gz with a checksummed manifest)."""
     from datetime import datetime, timezone
 
@@ -202,6 +211,7 @@ def build(c, source, release_id, out=None, publication=None):
     from releaser.bundle import build_bundle
 
     with exit_on_user_error():
+        require(source and release_id, "build needs --source DIR and --release-id ID")
         target = Path(out or f"dist/{release_id}.tar.gz")
         bundle = build_bundle(Path(source), release_id, target, publications=[publication] if publication else [],
                               now=datetime.now(timezone.utc))

@@ -1,0 +1,124 @@
+"""The command line as a user meets it: `invoke ...` run as a subprocess, messages and exit codes."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import EXAMPLES, PROJECT, read_slots, sandbox_servers, write_environment
+from releaser.config import load_environment
+
+TASKS = ["build", "demo", "deploy", "go-live", "history", "lock", "prune", "rollback", "serve", "status", "unlock"]
+
+
+def invoke(*args, env_extra=None):
+    """Run `invoke ARGS` in the project directory and return the finished process."""
+    import os
+
+    environ = {**os.environ, "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1", "COLUMNS": "200", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=120, env=environ, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def env_file(tmp_path):
+    """A local sandbox environment file with free ports, roots under tmp_path."""
+    return write_environment(tmp_path / "cli.toml", servers=sandbox_servers(tmp_path / "servers", 2))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_has_help(task):
+    """`invoke TASK --help` describes the task and every flag."""
+    done = invoke(task, "--help")
+    assert done.returncode == 0
+    assert "Docstring:\n  none" not in done.stdout
+    options = [line for line in done.stdout.split("Options:")[-1].splitlines() if line.strip().startswith("-")]
+    assert all(re.search(r"\S\s{2,}\S", line) for line in options), options
+
+
+def test_unknown_environment_lists_the_known_ones():
+    """A typo in --env names what exists."""
+    done = invoke("status", "--env", "prdo")
+    assert done.returncode == 2
+    assert "releaser: unknown environment 'prdo'; environments/ has: local" in done.stderr
+
+
+def test_bad_field_names_file_and_field(tmp_path):
+    """A bad value names the file, the field path and what was expected."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('transport = "ssh"\n[[servers]]\nname = "web-1"\nroot = "/srv"\nlive_url = "http://a"\n'
+                   'staging_url = "http://b"\nport = "22a"\n')
+    done = invoke("status", "--env", str(bad))
+    assert done.returncode == 2
+    assert f"{bad}: servers[0].port: input should be a valid integer" in done.stderr
+
+
+def test_unknown_key_is_rejected(tmp_path):
+    """A typo in a key is an error, never silently ignored."""
+    bad = tmp_path / "typo.toml"
+    bad.write_text('transport = "local"\nkeep_relases = 3\n[[servers]]\nname = "w"\nroot = "/tmp/x"\n'
+                   'live_url = "http://a"\nstaging_url = "http://b"\n')
+    done = invoke("status", "--env", str(bad))
+    assert done.returncode == 2 and "keep_relases: unknown field (a typo?)" in done.stderr
+
+
+def test_invalid_toml_names_the_line(tmp_path):
+    """Broken TOML says it is not valid TOML and where."""
+    bad = tmp_path / "broken.toml"
+    bad.write_text('transport = "local"\n[[servers]\n')
+    done = invoke("status", "--env", str(bad))
+    assert done.returncode == 2 and "not valid TOML" in done.stderr and "line 2" in done.stderr
+
+
+def test_deploy_without_stage_flag_says_what_to_do(env_file):
+    """deploy only stages, and says so."""
+    done = invoke("deploy", "--release", str(EXAMPLES / "r1"), "--env", str(env_file))
+    assert done.returncode == 2 and "pass --stage" in done.stderr
+
+
+def test_stage_go_live_status_json_round_trip(env_file):
+    """Stage and go-live through the CLI; status --json prints only JSON that shows r1 live everywhere."""
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env_file)).returncode == 0
+    done = invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    assert done.returncode == 0, done.stderr
+    status = invoke("status", "--json", "--env", str(env_file))
+    report = json.loads(status.stdout)
+    assert [s["live"] for s in report["servers"]] == ["r1", "r1"]
+    assert all(s["health"]["ok"] for s in report["servers"])
+
+
+def test_rollback_without_terminal_needs_yes(env_file):
+    """With no terminal to ask on, rollback refuses unless --yes, and nothing moves."""
+    for release in ("r1", "r2"):
+        invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env_file))
+        invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    done = invoke("rollback", "--env", str(env_file))
+    assert done.returncode == 130 and "rollback cancelled; nothing was changed; pass --yes" in done.stderr
+    assert {s.live for s in read_slots(load_environment(str(env_file), PROJECT)).values()} == {"r2"}
+
+
+def test_failed_go_live_exits_6_and_names_the_runbook(env_file):
+    """A go-live that fails verification exits 6 and says every server is back and what to read."""
+    for release in ("r1",):
+        invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env_file))
+        invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    invoke("deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--env", str(env_file))
+    done = invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    assert done.returncode == 6
+    assert "every server is back on r1; next: invoke runbook rollback" in done.stderr
+
+
+def test_now_is_refused_where_the_environment_forbids_it(tmp_path):
+    """go-live --now in a production-like environment needs --force --reason."""
+    path = write_environment(tmp_path / "prod.toml", servers=sandbox_servers(tmp_path / "s", 1), allow_now=False)
+    done = invoke("go-live", "--now", "--yes", "--env", str(path))
+    assert done.returncode == 3 and "add --force --reason TEXT" in done.stderr
+
+
+def test_list_is_fast_to_import():
+    """`invoke --list` must not import fabric, paramiko or rich (the on-call's first command answers at once)."""
+    code = "import sys, tasks; print(sorted(m for m in ('fabric', 'paramiko', 'rich', 'pydantic') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"

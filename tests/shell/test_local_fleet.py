@@ -1,0 +1,187 @@
+"""The fleet on the local sandbox: the whole slot story, and every refusal leaving every slot as it was."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, read_slots
+from releaser.bundle import build_bundle, read_bundle
+from releaser.errors import BundleInvalid, FleetReverted, LockHeld, PlanRefused
+from releaser.slots import SlotState
+
+
+def stage_and_go_live(fleet, *releases):
+    """Stage each release in turn and take it live."""
+    for release in releases:
+        fleet.stage(read_bundle(EXAMPLES / release))
+        fleet.go_live()
+
+
+def test_go_live_keeps_previous_live_as_backup_on_every_server(local_env, open_fleet):
+    """After two go-lives every server serves r2 with r1 as its backup."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+    assert set(read_slots(local_env).values()) == {SlotState("r2", "r1", None, frozenset({"r1", "r2"}))}
+
+
+def test_failed_verification_reverts_every_server(local_env, open_fleet):
+    """A release whose health check fails goes live nowhere: all servers are back on r2, r3 still staged."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        with pytest.raises(FleetReverted, match=r"healthz -> 404.*every server is back on r2; next: invoke runbook rollback"):
+            fleet.go_live()
+    assert {(s.live, s.backup, s.staging) for s in read_slots(local_env).values()} == {("r2", "r1", "r3")}
+
+
+def test_rollback_restores_backup_and_keeps_failed_release(local_env, open_fleet):
+    """Rollback puts r1 back everywhere and r2 stays on disk for inspection."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        result = fleet.rollback(reason="bad figures")
+    assert result.release == "r1" and all(r.ok for r in result.results)
+    for state in read_slots(local_env).values():
+        assert (state.live, state.backup) == ("r1", None) and "r2" in state.on_disk
+
+
+def test_staging_over_backup_is_refused_and_nothing_moves(local_env, open_fleet):
+    """Staging the backup release again is refused with a reason; no slot changes."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        before = read_slots(local_env)
+        with pytest.raises(PlanRefused, match="web-1: release r1 is the backup release; staging must never touch it"):
+            fleet.stage(read_bundle(EXAMPLES / "r1"))
+    assert read_slots(local_env) == before
+
+
+def test_go_live_with_nothing_staged_is_refused(local_env, open_fleet):
+    """Go-live with an empty staging slot says what to run instead."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        before = read_slots(local_env)
+        with pytest.raises(PlanRefused, match="nothing is staged; run: invoke deploy --stage --release PATH"):
+            fleet.go_live()
+    assert read_slots(local_env) == before
+
+
+def test_rollback_without_backup_is_refused(local_env, open_fleet):
+    """The first release has no rollback target, and rollback says so."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        with pytest.raises(PlanRefused, match="there is no rollback target"):
+            fleet.rollback()
+    assert {s.live for s in read_slots(local_env).values()} == {"r1"}
+
+
+def test_corrupt_bundle_is_refused_before_upload(tmp_path, local_env, open_fleet):
+    """A bundle whose file differs from its manifest never reaches a server."""
+    corrupt = tmp_path / "r2"
+    shutil.copytree(EXAMPLES / "r2", corrupt)
+    (corrupt / "public" / "index.html").write_text("tampered")
+    with pytest.raises(BundleInvalid, match=r"is corrupt: public/index.html: sha256 differs from the manifest"):
+        read_bundle(corrupt)
+    assert all(s == SlotState(None, None, None) for s in read_slots(local_env).values())
+
+
+@pytest.mark.parametrize("release_id", ["r1; rm -rf /", "../etc", "r 1", "r1'", "$(reboot)", "-rf", ""])
+def test_bad_release_id_is_refused(tmp_path, release_id):
+    """Release ids with slashes, spaces, quotes or shell metacharacters never become a bundle."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(EXAMPLES / "r1", bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["release_id"] = release_id
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleInvalid, match="bad release id"):
+        read_bundle(bundle)
+
+
+def test_second_deploy_while_locked_names_the_holder(local_env, open_fleet):
+    """A deploy while someone else holds the lock fails naming them, and changes nothing."""
+    with open_fleet(local_env, actor="ana@build-01") as fleet:
+        fleet.take_lock("hotfix r41", token="t1", kind="manual", minutes=60)
+    with open_fleet(local_env, actor="ben@laptop") as fleet:
+        with pytest.raises(LockHeld, match=r'lock held by ana@build-01 since .* \(reason: "hotfix r41".*wait, or run: invoke unlock --reason TEXT'):
+            fleet.stage(read_bundle(EXAMPLES / "r1"))
+    assert all(s.staging is None for s in read_slots(local_env).values())
+
+
+def test_lock_is_taken_on_all_servers_or_none(local_env, open_fleet):
+    """When one server is already locked, the servers this call locked are freed again."""
+    root = Path(str(local_env.app_root(local_env.servers[2])))
+    (root / ".releaser" / "lock").mkdir(parents=True)
+    (root / ".releaser" / "lock" / "info.json").write_text('{"owner": "carol@ops", "reason": "maintenance", "since": "2026-11-30T08:00:00+00:00", "token": "x"}')
+    with open_fleet(local_env) as fleet:
+        with pytest.raises(LockHeld, match="carol@ops.* on web-3"):
+            fleet.take_lock("deploy", token="mine", kind="command", minutes=5)
+    locked = [s.name for s in local_env.servers if (Path(str(local_env.app_root(s))) / ".releaser" / "lock").exists()]
+    assert locked == ["web-3"]
+
+
+def test_expired_lock_is_taken_over(local_env, open_fleet, fake_clock):
+    """A lock past its expiry does not block the next deploy."""
+    with open_fleet(local_env, actor="ana@build-01") as fleet:
+        fleet.take_lock("forgotten", token="old", kind="manual", minutes=10)
+    fake_clock.advance(11 * 60)
+    with open_fleet(local_env, actor="ben@laptop") as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+    assert {s.staging for s in read_slots(local_env).values()} == {"r1"}
+
+
+def test_command_frees_its_own_lock_after_a_failure(local_env, open_fleet):
+    """A go-live that fails verification still releases the lock it took."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        with pytest.raises(FleetReverted):
+            fleet.go_live()
+        assert not any(r.locked for r in fleet.read_status(with_health=False))
+
+
+def test_restaging_the_same_release_id_with_other_files_is_refused(tmp_path, local_env, open_fleet):
+    """Release ids are immutable: a different bundle under a staged id is refused, staging unchanged."""
+    source = tmp_path / "src"
+    shutil.copytree(EXAMPLES / "r2", source)
+    (source / "manifest.json").unlink()
+    (source / "public" / "index.html").write_text("<html><body>other r2</body></html>")
+    other_r2 = build_bundle(source, "r2", tmp_path / "r2.tar.gz")
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        with pytest.raises(FleetReverted, match="r2 on this server has different files from the bundle"):
+            fleet.stage(other_r2)
+    assert {s.staging for s in read_slots(local_env).values()} == {"r3"}
+
+
+def test_prune_keeps_slot_releases(local_env, open_fleet):
+    """Prune with keep=0 removes only releases no slot points to."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        fleet.rollback()
+        removed = fleet.prune(keep=0)
+    assert set(removed.values()) == {("r2",)}
+    assert {s.on_disk for s in read_slots(local_env).values()} == {frozenset({"r1", "r3"})}
+
+
+def test_tar_gz_bundle_stages_like_a_directory(tmp_path, local_env, open_fleet):
+    """A .tar.gz built by build_bundle stages and serves the same release."""
+    source = tmp_path / "src"
+    shutil.copytree(EXAMPLES / "r1", source)
+    bundle = build_bundle(source, "r7", tmp_path / "r7.tar.gz")
+    with open_fleet(local_env) as fleet:
+        fleet.stage(bundle)
+        fleet.go_live()
+    assert {s.live for s in read_slots(local_env).values()} == {"r7"}
+
+
+def test_journal_records_each_action_on_every_server(local_env, open_fleet):
+    """Stage and go-live each leave one event on every server's journal, merged into one history."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        history = fleet.read_history()
+    actions = [(e["action"], e["outcome"]) for e in history]
+    assert actions == [("stage", "done"), ("go-live", "done")]
+    assert all(sorted(e["seen_on"]) == ["web-1", "web-2", "web-3"] for e in history)
