@@ -32,6 +32,7 @@ from releaser.web import Probe, probe
 
 Progress = Callable[[str, str], None]
 Approve = Callable[[str, Mapping[str, Plan]], bool]
+BeforeCommit = Callable[["PreparedSwitch"], None]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,20 @@ class HostResult:
     ok: bool
     detail: str
     renamed_at: float | None = None
+
+
+@dataclass
+class PreparedSwitch:
+    """A switch whose new links wait under temporary names on every server, ready to be renamed over the slots."""
+
+    action: str
+    slot: str
+    plans: Mapping[str, Plan]
+    changing: Mapping[str, tuple]
+    target: str | None
+    previous: str | None
+    started: float
+    timings: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -240,15 +255,21 @@ class Fleet:
 
     # ---- switching ----
 
-    def go_live(self, *, reason: str | None = None, verify: bool = True, approve: Approve | None = None) -> FleetResult:
-        """Make the staged release live on every server at once, or on none."""
+    def go_live(self, *, reason: str | None = None, verify: bool = True, approve: Approve | None = None,
+                before_commit: BeforeCommit | None = None, journal_extra: dict | None = None) -> FleetResult:
+        """Make the staged release live on every server at once, or on none.
+
+        `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second);
+        if it raises, the prepared links are removed and nothing was switched.
+        """
         states = self.read_states("go-live")
         plans = plan_fleet_go_live(states)
         _ask(approve, "go-live", plans)
         with self.locked(f"go-live {fleet_release(states, 'staging')}"):
-            result = self._switch(plans, action="go-live", verify=verify)
+            result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
         self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
-                      timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+                      timings=dict(result.seconds or {}),
+                      extra={"renamed_at": _renames(result), **(journal_extra or {})})
         return result
 
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
@@ -264,28 +285,55 @@ class Fleet:
         return result
 
     def _switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool,
-                revert_on_failed_verify: bool = True) -> FleetResult:
+                revert_on_failed_verify: bool = True, before_commit: BeforeCommit | None = None) -> FleetResult:
         """Prepare on every server, then commit on every server, then verify; revert everywhere on any failure."""
-        slot = "staging" if action == "stage" else "live"
-        before = {name: plan.before.slot(slot) for name, plan in plans.items()}
-        target = next(iter(plans.values())).after.slot(slot)
-        previous = next(iter(before.values()))
-        changing = {name: plan.links for name, plan in plans.items() if plan.links}
-        timings: dict[str, float] = {}
+        prepared = self.prepare_switch(plans, action=action)
+        if before_commit is not None:
+            try:
+                before_commit(prepared)
+            except BaseException:
+                self.abort_switch(prepared)
+                raise
+        return self.commit_switch(prepared, verify=verify, revert_on_failed_verify=revert_on_failed_verify)
 
-        started = time.perf_counter()
-        prepared = self.each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), changing[name])), changing)
-        failed = _failures(prepared)
-        timings["prepare"] = time.perf_counter() - started
+    def prepare_switch(self, plans: Mapping[str, Plan], *, action: str) -> "PreparedSwitch":
+        """Phase one: on every server, check the target release and make the new links under temporary names.
+
+        Nothing the public sees changes. If any server fails, the temporary links are removed everywhere.
+        """
+        slot = "staging" if action == "stage" else "live"
+        prepared = PreparedSwitch(
+            action=action, slot=slot, plans=plans,
+            changing={name: plan.links for name, plan in plans.items() if plan.links},
+            target=next(iter(plans.values())).after.slot(slot),
+            previous=next(iter(plans.values())).before.slot(slot),
+            started=time.perf_counter(), timings={},
+        )
+        outcomes = self.each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), prepared.changing[name])),
+                             prepared.changing)
+        failed = _failures(outcomes)
+        prepared.timings["prepare"] = time.perf_counter() - prepared.started
         if failed:
-            self.each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), changing)
-            self._journal(action, "refused", releases={slot: target}, detail=_summary(failed))
+            self.abort_switch(prepared)
+            self._journal(action, "refused", releases={slot: prepared.target}, detail=_summary(failed))
             raise FleetReverted(f"{action} stopped before any switch: {_summary(failed)}; nothing was switched",
                                 hint=f"fix that server, then run the same command again; see: invoke runbook {_runbook(action)}")
+        return prepared
 
+    def abort_switch(self, prepared: "PreparedSwitch") -> None:
+        """Remove a prepared switch's temporary links on every server; no slot was touched."""
+        self.each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), prepared.changing)
+
+    def commit_switch(self, prepared: "PreparedSwitch", *, verify: bool, revert_on_failed_verify: bool = True) -> FleetResult:
+        """Phase two: rename the prepared links over the slots everywhere, verify, and revert everywhere on failure.
+
+        Ctrl-C here is held until every server has committed or been reverted.
+        """
+        action, slot, changing, plans = prepared.action, prepared.slot, prepared.changing, prepared.plans
+        timings = prepared.timings
         with _interrupts_deferred() as interrupted:
-            moment = time.perf_counter()
-            committed = self.each(lambda name: self._commit(name, changing[name], target, slot), changing)
+            commit_started = moment = time.perf_counter()
+            committed = self.each(lambda name: self._commit(name, changing[name], prepared.target, slot), changing)
             timings["commit"] = time.perf_counter() - moment
             failed = _failures(committed)
             probes: dict[str, Probe] = {}
@@ -298,8 +346,8 @@ class Fleet:
                     failed.update(unhealthy)
             if failed or interrupted():
                 why = _summary(failed) if failed else "interrupted (Ctrl-C)"
-                self._revert(changing, action=action, why=why, previous=previous, target=target, slot=slot)
-        timings["switch"] = time.perf_counter() - started
+                self._revert(changing, action=action, why=why, previous=prepared.previous, target=prepared.target, slot=slot)
+        timings["switch"] = timings["prepare"] + time.perf_counter() - commit_started  # the wait before commit is not switching
 
         renames = [o.renamed_at for o in committed.values() if isinstance(o, HostResult) and o.renamed_at]
         results = tuple(
@@ -309,7 +357,7 @@ class Fleet:
             for name in plans
         )
         notes = tuple(note for plan in plans.values() for note in plan.notes)
-        return FleetResult(action, target, previous, results, tuple(dict.fromkeys(notes)), timings,
+        return FleetResult(action, prepared.target, prepared.previous, results, tuple(dict.fromkeys(notes)), timings,
                            max(renames) - min(renames) if len(renames) > 1 else (0.0 if renames else None))
 
     def _commit(self, name: str, changes, release: str | None, slot: str) -> HostResult:
