@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
+from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
+                      ValidationError, field_validator, model_validator)
 
+from releaser.calendar import CalendarError, Schedule, check_timezone, parse_deadline_rule, parse_release_rule
 from releaser.errors import ConfigError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -77,6 +81,321 @@ class Sandbox(Strict):
     """Local environment only: serve each server's live and staging slots over HTTP while a command runs."""
 
     serve: bool = True
+    # With [staging_access] declared, the sandbox's staging servers answer only requests carrying the
+    # credential. false rehearses the mistake the embargo check exists for: staging open to the public.
+    protect_staging: bool = True
+
+
+WEEKDAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_RELATIVE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
+
+
+class Publication(Strict):
+    """One publication's calendar: its release rule, upload deadline, time zone and holiday policy."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    title: str = ""
+    rule: str
+    deadline: str
+    timezone: str = "Europe/London"
+    on_holiday: Literal["next-working-day", "refuse"] = "next-working-day"
+    extra_dates: list[date] = []
+    cancelled_dates: list[date] = []
+
+    @field_validator("rule")
+    @classmethod
+    def _rule_is_readable(cls, text: str) -> str:
+        try:
+            parse_release_rule(text)
+        except CalendarError as error:
+            raise ValueError(_calendar_message(error, text)) from error
+        return text
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_is_readable(cls, text: str) -> str:
+        try:
+            parse_deadline_rule(text)
+        except CalendarError as error:
+            raise ValueError(_calendar_message(error, text)) from error
+        return text
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, name: str) -> str:
+        try:
+            return check_timezone(name)
+        except CalendarError as error:
+            raise ValueError(_calendar_message(error, name)) from error
+
+    def schedule(self) -> Schedule:
+        """Return the calendar's Schedule for this publication (already validated, so it never raises)."""
+        return Schedule(self.name, parse_release_rule(self.rule), parse_deadline_rule(self.deadline),
+                        timezone=self.timezone, on_holiday=self.on_holiday,
+                        extra_dates=tuple(self.extra_dates), cancelled_dates=tuple(self.cancelled_dates))
+
+
+class SmokeCheck(Strict):
+    """An acceptance check run against every server's staging URL: a path and what it must answer."""
+
+    name: str = ""
+    path: str = "/"
+    status: int = Field(200, ge=100, le=599)
+    contains: str | None = None
+    json_field: str | None = None  # dotted path into a JSON body, e.g. "checks.database"
+    json_equals: str | int | float | bool | None = None
+    timeout: float = Field(5.0, gt=0)
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, path: str) -> str:
+        if not path.startswith("/"):
+            raise ValueError(f"expected a URL path starting with '/', got {path!r}")
+        return path
+
+    @property
+    def label(self) -> str:
+        """The name shown in tables: the given name, else the path."""
+        return self.name or self.path
+
+
+class ConfigParity(Strict):
+    """Which configuration files must be equal in the staged and live release, and which keys may differ."""
+
+    files: list[str] = ["config/app.toml"]
+    slot_specific: list[str] = []  # dotted keys allowed to differ, e.g. "server.port"
+
+    @field_validator("files")
+    @classmethod
+    def _files_are_relative(cls, files: list[str]) -> list[str]:
+        for name in files:
+            if not _RELATIVE_FILE.match(name) or ".." in PurePosixPath(name).parts:
+                raise ValueError(f"expected a path inside the release (relative, no '..'), got {name!r}")
+        return files
+
+
+class StagingAccess(Strict):
+    """The private credential staging demands: a request header whose token comes from a variable on this machine."""
+
+    header: str = Field("X-Releaser-Preview", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    token_env: str = Field("RELEASER_PREVIEW_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # Local sandbox only (refused with transport = "ssh"): the token when the variable is unset.
+    sandbox_token: str | None = None
+
+    def token(self, environ: Mapping[str, str]) -> str | None:
+        """Return the token from the named variable in `environ`, else the sandbox token, else None."""
+        return environ.get(self.token_env) or self.sandbox_token
+
+    def headers(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """Return the header that lets a request through to staging (empty when no token is known)."""
+        token = self.token(environ)
+        return {self.header: token} if token else {}
+
+
+class Leave(Strict):
+    """A period someone is away, both days included."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "Leave":
+        if self.end < self.start:
+            raise ValueError(f"leave ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Person(Strict):
+    """Someone on the on-call rota: the days they are on duty, whether they can roll back, their leave."""
+
+    name: str = Field(min_length=1)
+    contact: str = ""
+    can_rollback: bool = False
+    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+    leave: list[Leave] = []
+
+    def is_on_duty(self, day: date) -> bool:
+        """Say whether this person is on the rota that weekday and not on leave that day."""
+        if WEEKDAY_ABBREVIATIONS[day.weekday()] not in self.days:
+            return False
+        return not any(period.start <= day <= period.end for period in self.leave)
+
+
+class People(Strict):
+    """Who runs a release and who answers when it goes wrong."""
+
+    release_manager: str | None = None
+    on_call: list[Person] = []
+    escalation: list[str] = []  # the route, in order: "on-call: ben 07700 900123", "ICT service desk", ...
+
+
+class Thresholds(Strict):
+    """The limits the pre-release checks judge against."""
+
+    max_clock_skew_seconds: float = Field(2.0, gt=0)
+    warn_clock_skew_seconds: float = Field(0.5, ge=0)
+    min_free_mib: int = Field(1024, ge=0)
+    warn_free_mib: int | None = Field(None, ge=0)  # default: twice min_free_mib
+    min_release_gap_days: float = Field(7.0, ge=0)
+    min_on_call: int = Field(2, ge=0)
+    slow_smoke_seconds: float = Field(2.0, gt=0)
+
+
+# Notifications (issue 6). Kept here so an environment file is validated whole; sending lives in notify.py.
+NOTIFICATION_EVENTS = ("go-live-done", "go-live-failed", "rolled-back", "notice-published", "check-failed")
+_VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# Keys a person might reach for to paste a secret; refused with a pointer to the *_env field instead.
+_SECRET_KEYS = {"password": "password_env", "token": "token_env", "secret": "token_env",
+                "api_key": "token_env", "bearer": "token_env", "smtp_password": "password_env"}
+
+
+class _Channel(Strict):
+    """What every notification channel has: a name, the events it wants and how long one send may take."""
+
+    # A secret wrongly pasted into a channel must not come back in a validation error's text; an
+    # Environment hides it beforehand (_hide_secret_values), a channel built on its own hides its input.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    events: list[str] = Field(min_length=1)
+    timeout: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_in_the_file(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key, instead in _SECRET_KEYS.items():
+                if key in data:
+                    raise ValueError(f"{key}: secrets never go in an environment file; put it in an environment "
+                                     f"variable on this machine and name that variable in {instead}")
+        return data
+
+    @field_validator("events")
+    @classmethod
+    def _events_are_known(cls, events: list[str]) -> list[str]:
+        unknown = [event for event in events if event not in NOTIFICATION_EVENTS]
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r}; known events are: {', '.join(NOTIFICATION_EVENTS)}")
+        if len(set(events)) != len(events):
+            raise ValueError(f"an event is listed twice in {events!r}")
+        return events
+
+
+class WebhookChannel(_Channel):
+    """POST each wanted event as JSON to a URL, with an optional bearer token read from a variable."""
+
+    kind: Literal["webhook"]
+    url: str
+    token_env: str | None = None
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env_is_a_name(cls, name: str | None) -> str | None:
+        return _variable_name(name)
+
+    @field_validator("url")
+    @classmethod
+    def _is_http_without_credentials(cls, url: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        if "@" in url.split("/")[2]:
+            raise ValueError("the URL holds credentials; put the token in a variable and name it in token_env")
+        return url
+
+
+class EmailChannel(_Channel):
+    """Send each wanted event as a plain-text e-mail over SMTP; the password is read from a variable."""
+
+    kind: Literal["email"]
+    host: str = Field(min_length=1)
+    port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[str] = Field(min_length=1)
+    username: str | None = None
+    password_env: str | None = None
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_env_is_a_name(cls, name: str | None) -> str | None:
+        return _variable_name(name)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            if not re.match(r"^[^@\s]+@[^@\s]+$", address):
+                raise ValueError(f"expected an e-mail address, got {address!r}")
+        return addresses
+
+    @model_validator(mode="after")
+    def _login_is_whole(self) -> "EmailChannel":
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together: set both to log in, or neither")
+        return self
+
+
+def _variable_name(name: str | None) -> str | None:
+    if name is not None and not re.match(_VARIABLE_NAME, name):
+        raise ValueError("expected the name of an environment variable (letters, digits, '_'), not its value")
+    return name
+
+
+def _hide_secret_values(channels: object) -> object:
+    """Blank out whatever may be a secret pasted into the file, so no error message can echo it."""
+    if not isinstance(channels, list):
+        return channels
+    hidden = []
+    for channel in channels:
+        if isinstance(channel, dict):
+            channel = {key: "(not shown)" if key in _SECRET_KEYS else value for key, value in channel.items()}
+            for key in ("token_env", "password_env"):
+                if isinstance(channel.get(key), str) and not re.match(_VARIABLE_NAME, channel[key]):
+                    channel[key] = "(not shown)"
+            if isinstance(channel.get("url"), str):
+                channel["url"] = re.sub(r"(?i)^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1(not shown)@", channel["url"])
+        hidden.append(channel)
+    return hidden
+
+
+def _channel_kind(channel: object) -> str | None:
+    return channel.get("kind") if isinstance(channel, dict) else getattr(channel, "kind", None)
+
+
+def _unique_channel_names(channels: list) -> list:
+    names = [channel.name for channel in channels]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"notification channel names must be unique; repeated: {', '.join(duplicates)}")
+    return channels
+
+
+NotificationChannel = Annotated[
+    Annotated[WebhookChannel, Tag("webhook")] | Annotated[EmailChannel, Tag("email")],
+    Discriminator(_channel_kind, custom_error_type="channel_kind",
+                  custom_error_message='expected kind = "webhook" or kind = "email"'),
+]
+NotificationChannels = Annotated[list[NotificationChannel], BeforeValidator(_hide_secret_values),
+                                 AfterValidator(_unique_channel_names)]
+
+
+class GoLiveSettings(Strict):
+    """How a scheduled go-live runs: when the checks run, when servers are prepared, what it requires."""
+
+    lead_minutes: float = Field(10.0, ge=0)
+    prepare_seconds: float = Field(60.0, ge=1)
+    rehearsal_max_age_days: float = Field(7.0, ge=0)  # 0: a rehearsal is not required
+
+
+class BreachMetadata(Strict):
+    """What `invoke breach-report` fills in at the top of the report, as the regulator asks for it."""
+
+    producer: str = ""
+    lead_official: str = ""
+    lead_official_contact: str = ""
+    output_name: str = ""
+    output_url: str = ""
+    practice: str = "Principle T3 (Orderly release), practice T3.2: release at the pre-announced time"
 
 
 class Environment(Strict):
@@ -92,10 +411,28 @@ class Environment(Strict):
     health: HealthCheck = HealthCheck()
     hooks: Hooks = Hooks()
     sandbox: Sandbox | None = None
+    notice_file: str = Field(".releaser/notice.txt", pattern=r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$")
+    # Issue 5: calendar, pre-release checks, people. All optional so older environment files still load.
+    publications: list[Publication] = []
+    smoke: list[SmokeCheck] = []
+    config_parity: ConfigParity = ConfigParity()
+    staging_access: StagingAccess | None = None
+    people: People = People()
+    thresholds: Thresholds = Thresholds()
+    notifications: NotificationChannels = []  # issue 6: webhooks and e-mail, see notify.py
+    go_live: GoLiveSettings = GoLiveSettings()
+    breach: BreachMetadata = BreachMetadata()
 
     # Filled in by load_environment, never written by a person.
     name: str = ""
     path: Path | None = None
+
+    @field_validator("notice_file")
+    @classmethod
+    def _notice_inside_root(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError(f"must stay inside the app root (no '..'), got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _servers_are_unique(self) -> "Environment":
@@ -104,6 +441,29 @@ class Environment(Strict):
         if duplicates:
             raise ValueError(f"server names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    @model_validator(mode="after")
+    def _publications_are_unique(self) -> "Environment":
+        names = [publication.name for publication in self.publications]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"publication names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _sandbox_token_only_in_the_sandbox(self) -> "Environment":
+        if self.staging_access and self.staging_access.sandbox_token and self.transport != "local":
+            raise ValueError("staging_access.sandbox_token is for the local sandbox only; "
+                             "put the token in the variable named by token_env")
+        return self
+
+    def publication(self, name: str) -> Publication:
+        """Return the publication called `name`, or raise ConfigError listing the declared ones."""
+        for publication in self.publications:
+            if publication.name == name:
+                return publication
+        known = ", ".join(p.name for p in self.publications) or "none"
+        raise ConfigError(f"no publication named {name!r} in {self.name}", hint=f"[[publications]] declares: {known}")
 
     def server(self, name: str) -> Server:
         """Return the server called `name`, or raise ConfigError listing the known ones."""
@@ -190,3 +550,11 @@ def _dotted(location: tuple) -> str:
     for part in location:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def _calendar_message(error: CalendarError, text: str) -> str:
+    """Reword a calendar error for "file: field: message", naming what was written once, at the end."""
+    message = str(error)
+    if "got" in message:
+        return message
+    return message.replace(f" {text!r}", "", 1) + f", got {text!r}"

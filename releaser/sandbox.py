@@ -8,8 +8,10 @@ switch shows on the very next request. Used by the local environment (and by the
 from __future__ import annotations
 
 import errno
+import hmac
 import html
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,9 +28,10 @@ class SlotHandler(SimpleHTTPRequestHandler):
 
     server_version = "releaser-sandbox"
 
-    def __init__(self, *args, root: Path, slot: str, **kwargs) -> None:
+    def __init__(self, *args, root: Path, slot: str, notice_file: str = ".releaser/notice.txt", **kwargs) -> None:
         self.app_root = root
         self.slot = slot
+        self.notice_file = notice_file
         super().__init__(*args, directory=str(root), **kwargs)
 
     def translate_path(self, path: str) -> str:
@@ -40,7 +43,7 @@ class SlotHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Serve the page, with the delay notice as a banner on the home page of live."""
-        notice = self.app_root / ".releaser" / "notice.txt"
+        notice = self.app_root / self.notice_file
         if self.slot == "live" and urlsplit(self.path).path in ("/", "/index.html") and notice.is_file():
             page = Path(self.translate_path("/index.html"))
             body = page.read_text(encoding="utf-8") if page.is_file() else "<html><body></body></html>"
@@ -71,7 +74,9 @@ def serving(environment: Environment) -> Iterator[list[str]]:
             root = Path(str(environment.app_root(server)))
             for slot, url in (("live", server.live_url), ("staging", server.staging_url)):
                 parts = urlsplit(url)
-                handler = partial(SlotHandler, root=root, slot=slot)
+                handler = partial(SlotHandler, root=root, slot=slot, notice_file=environment.notice_file)
+                if slot == "staging":
+                    handler = _protected_if_declared(handler, environment)
                 try:
                     httpd = ThreadingHTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), handler)
                 except OSError as error:
@@ -89,3 +94,40 @@ def serving(environment: Environment) -> Iterator[list[str]]:
             httpd.shutdown()
             httpd.server_close()
             thread.join(timeout=5)
+
+
+class ProtectedSlotHandler(SlotHandler):
+    """A staging slot that answers 403 unless the request carries the staging credential header (issue 5)."""
+
+    def __init__(self, *args, required_header: tuple[str, str], **kwargs) -> None:
+        self.required_header = required_header
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        """Serve the page only to a request carrying the credential."""
+        if self._is_allowed():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        """Answer HEAD only to a request carrying the credential."""
+        if self._is_allowed():
+            super().do_HEAD()
+
+    def _is_allowed(self) -> bool:
+        name, token = self.required_header
+        if hmac.compare_digest(self.headers.get(name, "").encode(), token.encode()):
+            return True
+        self.send_error(403, "staging is private until release time")
+        return False
+
+
+def _protected_if_declared(handler: partial, environment: Environment) -> partial:
+    """Require the [staging_access] header on staging when declared (and [sandbox] protect_staging is on).
+
+    With the token's variable unset the sandbox still refuses everyone (a random token): it fails closed.
+    """
+    access = environment.staging_access
+    if access is None or (environment.sandbox is not None and not environment.sandbox.protect_staging):
+        return handler
+    token = access.token(os.environ) or secrets.token_hex(16)
+    return partial(ProtectedSlotHandler, *handler.args, **handler.keywords, required_header=(access.header, token))
