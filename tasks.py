@@ -39,10 +39,16 @@ def open_fleet(env: str, verb: str):
     from releaser.fleet import connected
 
     environment = load_environment(env, PROJECT)
-    with ui.progress([s.name for s in environment.servers], verb) as progress:
-        with connected(environment, actor=actor(), clock=SystemClock(), progress=progress,
-                       journal_path=PROJECT / ".releaser-journal.jsonl") as fleet:
-            yield fleet
+    opened = []
+    try:
+        with ui.progress([s.name for s in environment.servers], verb) as progress:
+            with connected(environment, actor=actor(), clock=SystemClock(), progress=progress,
+                           journal_path=PROJECT / ".releaser-journal.jsonl") as fleet:
+                opened.append(fleet)
+                yield fleet
+    finally:
+        for fleet in opened:  # deliveries are known once the fleet has closed, after any switch, failed or not
+            ui.show_deliveries(fleet.deliveries)
 
 
 def require(value, message: str) -> None:
@@ -91,31 +97,74 @@ def deploy(c, release=None, stage=False, env="local", reason=None):
     ui.say(f"staged {result.release} on every server; next: invoke check, then invoke go-live")
 
 
-@task(help={
-    "now": "Switch immediately instead of at the scheduled time.",
-    "force": "Allow --now in an environment that does not allow it (an early publication; needs --reason).",
-    "reason": "Why, for the journal (required with --force).",
+@task(iterable=["override"], help={
+    "now": "Switch immediately instead of at the scheduled time (sandbox; elsewhere needs --force --reason).",
+    "at": "Switch at this time instead of the calendar's, e.g. 09:30 or 2026-12-01T09:30 (same rules as --now).",
+    "force": "Allow --now or --at where the environment does not (an early or late publication; needs --reason).",
+    "override": "Let this failing check pass, e.g. --override deadline (repeatable; needs --reason; journaled).",
+    "reason": "Why, for the journal (required with --force and --override).",
     "yes": YES_HELP,
     "env": ENV_HELP,
 })
-def go_live(c, now=False, force=False, reason=None, yes=False, env="local"):
-    """Make the staged release live on every server, all or none."""
+def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local"):
+    """Switch the staged release live at its scheduled time, all or none."""
+    from releaser import golive, ui
+    from releaser.clock import SystemClock
+
+    with exit_on_user_error():
+        with open_fleet(env, "go-live") as fleet, ui.countdown() as tick:
+            result = golive.go_live_command(
+                fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
+                approve=approver(yes), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
+            )
+    ui.show_result(result)
+    ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
+
+
+@task(help={"yes": YES_HELP, "env": ENV_HELP})
+def rehearse(c, yes=False, env="local"):
+    """Rehearse go-live on the real servers without touching live."""
     from releaser import ui
 
     with exit_on_user_error():
-        from releaser.config import load_environment
-        from releaser.errors import PlanRefused
-
-        environment = load_environment(env, PROJECT)
-        if not now:
-            raise PlanRefused("go-live at the scheduled time is not available yet", hint="pass --now to switch immediately")
-        if not environment.allow_go_live_now and not (force and reason):
-            raise PlanRefused(f"{environment.name} does not allow --now: it would publish before the scheduled time",
-                              hint="add --force --reason TEXT to publish early on purpose (it is journaled)")
-        with open_fleet(env, "go-live") as fleet:
-            result = fleet.go_live(reason=reason, approve=approver(yes))
+        with open_fleet(env, "rehearsal") as fleet:
+            result = fleet.rehearse()
     ui.show_result(result)
-    ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
+    ui.say(f"rehearsal of {result.release} passed: the public site was not touched; go-live will need about "
+           f"{sum(result.seconds[k] for k in ('prepare', 'commit', 'verify')):.2f} s, a revert {result.seconds['revert']:.2f} s")
+
+
+@task(help={
+    "message": "The text users see on the live site, e.g. 'Today's figures are delayed; next update 11:00'.",
+    "clear": "Remove the notice instead.",
+    "env": ENV_HELP,
+})
+def notice(c, message=None, clear=False, env="local"):
+    """Show a delay notice on every server's live site, or --clear it."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        require(message or clear, "notice needs --message TEXT or --clear")
+        with open_fleet(env, "notice") as fleet:
+            fleet.publish_notice(message or "", clear=clear)
+    ui.say("notice removed from every server" if clear else "notice published on every server")
+
+
+@task(help={
+    "release": "The release id the report is about.",
+    "out": "Write the Markdown here instead of printing it.",
+    "scheduled": "The pre-announced time, e.g. 2026-12-01T09:30 (default: from the journal or the calendar).",
+    "env": ENV_HELP,
+})
+def breach_report(c, release=None, out=None, scheduled=None, env="local"):
+    """Draft the breach report for a late or early release."""
+    from releaser import golive, ui
+
+    with exit_on_user_error():
+        require(release, "breach-report needs --release ID")
+        with open_fleet(env, "breach-report") as fleet:
+            text = golive.breach_report_for(fleet, release, scheduled_text=scheduled)
+    ui.write_text(text, out)
 
 
 @task(help={
@@ -257,3 +306,153 @@ def demo(c):
 
     with exit_on_user_error():
         run_demo(PROJECT)
+
+
+@task(positional=["name"], help={"name": "The runbook to show, e.g. rollback; 'list' lists them all."})
+def runbook(c, name=None):
+    """Show a runbook, or list them: invoke runbook rollback, invoke runbook list."""
+    from releaser import ui
+    from releaser.errors import ReleaserError
+    from releaser.runbooks import find_runbook, list_runbooks
+
+    directory = PROJECT / "runbooks"
+    with exit_on_user_error():
+        # Invoke hands a positional argument whatever token follows, flags included, so --help arrives here.
+        if name in ("--help", "-h"):
+            ui.say("Usage: invoke runbook NAME   show one runbook, e.g. invoke runbook rollback\n"
+                   "       invoke runbook list   list them all")
+        runbooks = list_runbooks(directory)
+        if not runbooks:
+            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of runbooks/ in the project")
+        if name in (None, "", "list", "--list", "-l", "--help", "-h"):
+            ui.show_runbooks(runbooks)
+            return
+        ui.show_runbook(find_runbook(directory, name).read())
+
+
+# ---- checks, calendar, data (issue 5) ----
+
+@task(help={
+    "publication": "Only this publication (default: every one the environment declares).",
+    "months": "How many months ahead to show (default 3).",
+    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file.",
+    "json_": "Print JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def calendar(c, publication=None, months=3, ics=None, json_=False, env="local"):
+    """Show upcoming releases and their upload deadlines."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.calendar import to_ics
+        from releaser.checks.window import upcoming_releases
+        from releaser.clock import SystemClock
+        from releaser.config import load_environment
+        from releaser.errors import ConfigError
+
+        environment = load_environment(env, PROJECT)
+        if not environment.publications:
+            raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
+        now = SystemClock().now()
+        releases = upcoming_releases(environment, now, months=int(months), publication=publication)
+        if ics:
+            Path(ics).write_text(to_ics(releases, now=now), encoding="utf-8", newline="")
+    ui.show_calendar(releases, now=now, titles={p.name: p.title for p in environment.publications}, as_json=json_)
+    if ics:
+        ui.say(f"wrote {len(releases)} release(s) and their upload deadlines to {ics}")
+
+
+@task(help={
+    "release": "Release id staging must hold (default: whatever it holds).",
+    "only": "Run only these checks, comma-separated (e.g. smoke,config-parity).",
+    "at": 'Planned go-live time, e.g. "2026-12-01 09:30" (default: the next scheduled release).',
+    "json_": "Print the results as JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def check(c, release=None, only=None, at=None, json_=False, env="local"):
+    """Run every pre-release check on every server."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.bundle import validate_release_id
+        from releaser.checks import Limits, check_release, parse_moment, results_json, select_checks, summarise
+        from releaser.errors import ChecksFailed
+
+        select_checks(only)  # an unknown name fails before any server is asked
+        if release:
+            validate_release_id(release)
+        with open_fleet(env, "check") as fleet:
+            environment = fleet.environment
+            zone = environment.publications[0].timezone if environment.publications else "Europe/London"
+            limits = Limits(environment, release=release, at=parse_moment(at, zone) if at else None, actor=actor())
+            run = check_release(fleet, limits, now=fleet.clock.now(), only=only)
+            fleet.record("check", "failed" if run.failed else "done", releases={"staging": run.release},
+                         detail=summarise(run.results),
+                         extra={"checks": [r for r in results_json(run.results) if r["status"] != "PASS"]})
+        ui.show_checks(run.results, environment=environment.name, release=run.release, as_json=json_)
+        if run.failed:
+            raise ChecksFailed(f"pre-release checks failed: {summarise(run.results)}",
+                               hint="fix what the table shows and run: invoke check")
+
+
+@task(help={
+    "dataset": "Data set name, as the staged release's manifest.json gives it.",
+    "file": "The data file to put in place of the data set's file.",
+    "reason": "Why, for the journal.",
+    "env": ENV_HELP,
+})
+def data_upload(c, dataset=None, file=None, reason=None, env="local"):
+    """Put a data file into the staged release on every server."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.uploads import upload_dataset
+
+        if not dataset or not file:
+            raise ReleaserError("data-upload needs --dataset NAME and --file PATH", hint="see: invoke data-status")
+
+        with open_fleet(env, "data upload") as fleet:
+            change = upload_dataset(fleet, dataset, Path(file), reason=reason)
+    ui.show_data_change(change)
+    ui.say(f"next: QA signs it off with: invoke data-sign-off --dataset {dataset}")
+
+
+@task(help={
+    "dataset": "Data set name, as the staged release's manifest.json gives it.",
+    "reason": "Note for the journal.",
+    "env": ENV_HELP,
+})
+def data_sign_off(c, dataset=None, reason=None, env="local"):
+    """Record your QA sign-off of a data set as it is now."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.uploads import sign_off_dataset
+
+        if not dataset:
+            raise ReleaserError("data-sign-off needs --dataset NAME", hint="see: invoke data-status")
+
+        with open_fleet(env, "data sign-off") as fleet:
+            change = sign_off_dataset(fleet, dataset, reason=reason)
+    ui.show_data_change(change)
+
+
+@task(help={
+    "at": 'Planned go-live time, e.g. "2026-12-01 09:30" (default: each publication\'s next release).',
+    "json_": "Print JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def data_status(c, at=None, json_=False, env="local"):
+    """Show each data set's upload, sign-off and deadline."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.checks import Limits, parse_moment
+        from releaser.uploads import read_data_status
+
+        with open_fleet(env, "data status") as fleet:
+            environment = fleet.environment
+            zone = environment.publications[0].timezone if environment.publications else "Europe/London"
+            now = fleet.clock.now()
+            status = read_data_status(fleet, Limits(environment, at=parse_moment(at, zone) if at else None), now)
+    ui.show_datasets(status, now=now, as_json=json_)

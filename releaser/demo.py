@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from releaser import ui
 from releaser.bundle import read_bundle
@@ -18,6 +20,7 @@ from releaser.clock import SystemClock
 from releaser.config import load_environment
 from releaser.errors import FleetReverted
 from releaser.fleet import connected
+from releaser.golive import breach_report_for, go_live_at
 from releaser.web import probe
 
 
@@ -30,8 +33,10 @@ def run_demo(project: Path) -> None:
     releases = project / "examples" / "releases"
     first = environment.servers[0]
     journal = project / "sandbox" / "demo-journal.jsonl"
+    journal.unlink(missing_ok=True)
 
-    with connected(environment, actor="demo@releaser", clock=SystemClock(), journal_path=journal) as fleet:
+    clock = SystemClock()
+    with connected(environment, actor="demo@releaser", clock=clock, journal_path=journal) as fleet:
         ui.narrate("1. A developer stages r1, days before release day",
                    f"invoke deploy --stage --release {releases / 'r1'}  (3 sandbox servers under sandbox/)")
         fleet.stage(read_bundle(releases / "r1"))
@@ -40,16 +45,17 @@ def run_demo(project: Path) -> None:
         ui.narrate("2. The release manager goes live with r1", "invoke go-live --now   (the first release: no backup yet)")
         ui.show_result(fleet.go_live(reason="demo: first release"))
 
-        ui.narrate("3. Next month: r2 is staged and goes live; r1 becomes the backup, the rollback target",
-                   "invoke deploy --stage --release examples/releases/r2 && invoke go-live --now")
+        ui.narrate("3. Next month: r2 is staged, then goes live at its scheduled second; r1 becomes the backup",
+                   "invoke deploy --stage --release examples/releases/r2 && invoke go-live   (the sandbox's release "
+                   "time is a few seconds away; the servers are prepared first, then renamed at that second)")
         fleet.stage(read_bundle(releases / "r2"))
-        ui.show_result(fleet.go_live(reason="demo: monthly update"))
+        ui.show_result(_scheduled(fleet, clock, seconds=3, reason="demo: monthly update"))
 
         ui.narrate("4. r3 has a problem that only shows on live: its health endpoint fails",
-                   "invoke deploy --stage --release examples/releases/r3 && invoke go-live --now")
+                   "invoke deploy --stage --release examples/releases/r3 && invoke go-live")
         fleet.stage(read_bundle(releases / "r3"))
         try:
-            fleet.go_live(reason="demo: broken update")
+            _scheduled(fleet, clock, seconds=3, reason="demo: broken update")
         except FleetReverted as error:
             ui.say(f"[bold red]releaser:[/bold red] {error}")
         ui.say(f"the public never saw r3: {first.live_url}/ serves release {_served_release(first.live_url)}")
@@ -61,8 +67,20 @@ def run_demo(project: Path) -> None:
         ui.narrate("6. Where every server stands now", "invoke status")
         ui.show_status(environment.name, fleet.read_status())
         ui.show_history(fleet.read_history())
+
+        ui.narrate("7. The draft breach report for r3, from every server's journal", "invoke breach-report --release r3")
+        ui.write_text(breach_report_for(fleet, "r3"), None)
     ui.say(f"[bold]demo finished in {time.perf_counter() - started:.1f} s[/bold]; the sandbox is in sandbox/, "
            "try: invoke status, invoke history, invoke deploy --stage --release examples/releases/r2")
+
+
+def _scheduled(fleet, clock, *, seconds: float, reason: str):
+    """Go live at a moment a few seconds away, with the countdown, as `invoke go-live` does at 09:30."""
+    at = (clock.now() + timedelta(seconds=seconds)).replace(microsecond=0).astimezone(ZoneInfo("Europe/London"))
+    ui.announce_go_live(at, None)
+    with ui.countdown() as tick:
+        return go_live_at(fleet, at=at, clock=clock, tick=tick, reason=reason,
+                          lead=timedelta(seconds=2), prepare_ahead=timedelta(seconds=1))
 
 
 def _served_release(url: str) -> str:

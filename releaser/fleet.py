@@ -8,6 +8,7 @@ server's outcome is kept as a value (HostResult) until the fleet has decided.
 
 from __future__ import annotations
 
+import os
 import signal
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from releaser import remote
-from releaser.bundle import Bundle, pack_bundle, sha256sums_text, RELEASE_ID_PATTERN
+from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, pack_bundle, sha256sums_text
 from releaser.clock import Clock
 from releaser.config import Environment, Server
 from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, LockHeld, ReleaserError
@@ -95,7 +96,18 @@ def connected(environment: Environment, *, actor: str, clock: Clock, progress: P
 
     with serving(environment) if environment.sandbox and environment.sandbox.serve else _nothing():
         with Fleet(environment, actor=actor, clock=clock, hosts=hosts, progress=progress, journal_path=journal_path) as fleet:
-            yield fleet
+            if environment.notifications:
+                from releaser.notify import Notifier
+
+                fleet.notifier = Notifier(environment.notifications, timezone=_zone_of(environment))
+            try:
+                yield fleet
+            finally:
+                fleet.finish_notifications()
+
+
+def _zone_of(environment: Environment) -> str:
+    return environment.publications[0].timezone if environment.publications else "Europe/London"
 
 
 @contextmanager
@@ -133,6 +145,8 @@ class Fleet:
         self.progress = progress or (lambda server, message: None)
         self.journal_path = journal_path
         self.unreachable: dict[str, HostUnreachable] = {}
+        self.notifier = None  # set by connected() when the environment has notification channels
+        self.deliveries: list = []
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
 
     # ---- connections ----
@@ -265,12 +279,25 @@ class Fleet:
         states = self.read_states("go-live")
         plans = plan_fleet_go_live(states)
         _ask(approve, "go-live", plans)
-        with self.locked(f"go-live {fleet_release(states, 'staging')}"):
-            result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
-        self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
-                      timings=dict(result.seconds or {}),
-                      extra={"renamed_at": _renames(result), **(journal_extra or {})})
+        self._context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
+        try:
+            with self.locked(f"go-live {fleet_release(states, 'staging')}"):
+                result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
+            self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
+                          timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+        finally:
+            self._context = {}
         return result
+
+    def plan_go_live(self) -> dict[str, Plan]:
+        """Read every server and return the go-live plan, or refuse before anything changes."""
+        return plan_fleet_go_live(self.read_states("go-live"))
+
+    def read_manifest(self, release_id: str) -> Manifest:
+        """Read a release's manifest.json from the first reachable server."""
+        name = next(n for n in self.hosts if n not in self.unreachable)
+        raw = self.hosts[name].read(self.root(name) / "releases" / release_id / MANIFEST)
+        return Manifest.model_validate_json(raw)
 
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
@@ -345,7 +372,7 @@ class Fleet:
                 if unhealthy and revert_on_failed_verify:
                     failed.update(unhealthy)
             if failed or interrupted():
-                why = _summary(failed) if failed else "interrupted (Ctrl-C)"
+                why = f"failed on {_summary(failed)}" if failed else "interrupted (Ctrl-C)"
                 self._revert(changing, action=action, why=why, previous=prepared.previous, target=prepared.target, slot=slot)
         timings["switch"] = timings["prepare"] + time.perf_counter() - commit_started  # the wait before commit is not switching
 
@@ -359,6 +386,32 @@ class Fleet:
         notes = tuple(note for plan in plans.values() for note in plan.notes)
         return FleetResult(action, prepared.target, prepared.previous, results, tuple(dict.fromkeys(notes)), timings,
                            max(renames) - min(renames) if len(renames) > 1 else (0.0 if renames else None))
+
+    def rehearse(self) -> FleetResult:
+        """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.
+
+        The copy lives in <root>/.releaser/rehearsal and shares releases/, so the public site is untouched;
+        verification reads each staging URL, where the release that will go live is served. The durations
+        are journaled so go-live can say how long a switch and a revert take.
+        """
+        states = self.read_states("rehearsal")
+        plans = plan_fleet_go_live(states)
+        view = _RehearsalView(self)
+        with self.locked(f"rehearse {fleet_release(states, 'staging')}"):
+            self.run_everywhere(lambda name: remote.rehearsal_argv(self.root(name), setup=True), "set up the rehearsal")
+            try:
+                try:
+                    result = view.commit_switch(view.prepare_switch(plans, action="rehearsal"), verify=True)
+                except ReleaserError as error:
+                    self._journal("rehearse", "failed", releases={"staging": fleet_release(states, "staging")}, detail=error.what)
+                    raise
+                moment = time.perf_counter()
+                view.run_everywhere(lambda name: remote.restore_argv(view.root(name), plans[name].links), "revert the rehearsal")
+                timings = {**(result.seconds or {}), "revert": time.perf_counter() - moment}
+            finally:
+                self.each(lambda name: self.hosts[name].run(remote.rehearsal_argv(self.root(name), setup=False)))
+        self._journal("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
+        return FleetResult("rehearsal", result.release, result.previous, result.results, result.notes, timings, result.skew)
 
     def _commit(self, name: str, changes, release: str | None, slot: str) -> HostResult:
         done = self.hosts[name].run(remote.commit_argv(self.root(name), changes))
@@ -380,16 +433,19 @@ class Fleet:
         lost = {n: str(o) for n, o in restored.items() if isinstance(o, HostUnreachable)}
         stuck = {n: o.reason() for n, o in restored.items() if isinstance(o, Completed) and not o.ok}
         back_on = previous or "no release"
+        if action == "rehearsal":
+            raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
+                                hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
         if stuck:
             self._journal(action, "mixed", releases={slot: previous, "attempted": target}, detail=f"{why}; could not restore {_summary(stuck)}")
             raise FleetMixed(
-                f"{action} failed ({why}) and {', '.join(sorted(stuck))} could not be put back ({_summary(stuck)}); the fleet is MIXED",
+                f"{action} {why} and {', '.join(sorted(stuck))} could not be put back ({_summary(stuck)}); the fleet is MIXED",
                 hint="run: invoke status, then follow: invoke runbook rollback",
             )
         unreachable = f"; {', '.join(sorted(lost))} did not answer: check it once it is back (invoke status)" if lost else ""
         self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why + unreachable)
         raise FleetReverted(
-            f"{action} failed on {why}; every server is back on {back_on}{unreachable}",
+            f"{action} {why}; every server is back on {back_on}{unreachable}",
             hint=f"next: invoke runbook {_runbook(action)}",
         )
 
@@ -467,6 +523,22 @@ class Fleet:
         self._journal("unlock", "done", reason=reason)
         return [name for name in self.hosts if name not in self.unreachable]
 
+    # ---- notices ----
+
+    def publish_notice(self, message: str, *, clear: bool = False) -> None:
+        """Show (or with clear=True remove) a notice to the public on every server's live site.
+
+        Every server or an error naming the ones that failed; the text reaches servers as an argument,
+        never through a shell, and the web server shows it escaped.
+        """
+        self.require_all_reachable("notice")
+        path = lambda name: self.root(name) / self.environment.notice_file
+        if clear:
+            self.run_everywhere(lambda name: ["rm", "-f", str(path(name))], "remove the notice")
+        else:
+            self.run_everywhere(lambda name: remote.write_file_argv(path(name), message), "publish the notice")
+        self._journal("notice", "cleared" if clear else "done", detail=message if not clear else "")
+
     # ---- pruning ----
 
     def prune(self, *, keep: int | None = None, approve: Approve | None = None) -> dict[str, tuple[str, ...]]:
@@ -496,6 +568,7 @@ class Fleet:
 
     def _journal(self, action: str, outcome: str, **fields) -> None:
         """Append one event to every reachable server's journal and to the local one; never raises for a server."""
+        fields["extra"] = {**getattr(self, "_context", {}), **(fields.get("extra") or {})}
         event = make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
                            now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
         line = event_line(event)
@@ -503,6 +576,17 @@ class Fleet:
         self.each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
         if self.journal_path is not None:
             append_local(self.journal_path, event)
+        if self.notifier is not None:
+            self.notifier.send(event)  # in the background: a channel that is down never delays a switch
+
+    def finish_notifications(self) -> None:
+        """Wait briefly for this command's notifications and journal every channel that failed."""
+        if self.notifier is None:
+            return
+        self.deliveries = self.notifier.wait()
+        for delivery in self.deliveries:
+            if not delivery.ok:
+                self._journal("notify", "failed", detail=f"{delivery.channel} ({delivery.event_name}): {delivery.detail}")
 
     def record(self, action: str, outcome: str, **fields) -> None:
         """Journal an action that happened outside the fleet's own commands (a check run, a notice, an override)."""
@@ -516,6 +600,14 @@ class Fleet:
         return merge_history(by_server, read_local(self.journal_path) if self.journal_path else [])
 
     # ---- plumbing ----
+
+    def run_everywhere(self, argv_for: Callable[[str], list[str]], doing: str) -> dict[str, Completed]:
+        """Run one command on every server in parallel; raise naming the servers where it failed."""
+        outcomes = self.each(lambda name: self.hosts[name].run(argv_for(name)))
+        failed = _failures(outcomes)
+        if failed:
+            raise ReleaserError(f"could not {doing} on {_summary(failed)}", hint="see: invoke runbook server-failure")
+        return outcomes
 
     def each(self, work: Callable[[str], object], names=None) -> dict[str, object]:
         """Run work(name) for every server (or `names`) in parallel; a ReleaserError becomes that server's value."""
@@ -531,6 +623,32 @@ class Fleet:
             return {names[0]: guarded(names[0])}
         futures = {name: self._pool.submit(guarded, name) for name in names}
         return {name: future.result() for name, future in futures.items()}
+
+
+class _RehearsalView(Fleet):
+    """The same servers and connections, with every app root moved to .releaser/rehearsal and no side effects."""
+
+    def __init__(self, fleet: Fleet) -> None:  # shares the fleet's hosts and pool; opens nothing
+        self.__dict__.update(fleet.__dict__)
+        self.journal_path = None
+
+    def root(self, name: str) -> PurePosixPath:
+        """The throwaway root of the rehearsal on the named server."""
+        return super().root(name) / ".releaser" / "rehearsal"
+
+    def _probe_live(self, name: str) -> Probe:
+        server = self.environment.server(name)
+        health = self.environment.health
+        access = self.environment.staging_access
+        headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
+        return probe(server.staging_url + health.path, status=health.status, contains=health.contains,
+                     timeout=health.timeout, attempts=health.attempts, headers=headers)
+
+    def _run_hook(self, name: str, hook: str, release: str | None, slot: str) -> str | None:
+        return None  # a rehearsal must not reload the real web server
+
+    def _journal(self, action: str, outcome: str, **fields) -> None:
+        return None  # the fleet journals the rehearsal as one event
 
 
 @contextmanager
@@ -609,7 +727,7 @@ def _renames(result: FleetResult) -> dict[str, float]:
 
 
 def _runbook(action: str) -> str:
-    return {"stage": "go-live", "go-live": "rollback", "rollback": "rollback"}.get(action, "rollback")
+    return {"stage": "go-live", "go-live": "rollback", "rollback": "rollback", "rehearsal": "go-live"}.get(action, "rollback")
 
 
 def _resolve(path: str | None, environment: Environment) -> str | None:

@@ -125,14 +125,14 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
         print_json(events)
         return
     table = Table(title="history", title_justify="left")
-    for column in ("at (UTC)", "action", "outcome", "releases", "actor"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=60)
+    for column, width in (("at (UTC)", 14), ("action", 8), ("outcome", 7), ("releases", 12), ("actor", 10)):
+        table.add_column(column, min_width=width, overflow="fold")
+    table.add_column("detail", overflow="fold")
     for event in events:
         releases = " ".join(f"{k}={v}" for k, v in (event.get("releases") or {}).items() if v)
         detail = event.get("detail") or event.get("reason") or ""
         outcome = event.get("outcome", "")
-        table.add_row(event["at"].replace("T", " ")[:19], event.get("action", ""),
+        table.add_row(event["at"][5:19].replace("T", " "), event.get("action", ""),
                       word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),
                       releases, event.get("actor", ""), detail)
     out.print(table)
@@ -211,3 +211,175 @@ def _json_default(value):
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     return str(value)
+
+
+@contextmanager
+def countdown() -> Iterator:
+    """Show a live countdown to the switch on stderr; yields the tick(phase, now, moment) golive calls each second."""
+    phases = {"checks": "every check runs", "prepare": "servers are prepared", "switch": "the switch"}
+    if not err.is_terminal:
+        shown: set = set()
+
+        def tick_plain(phase: str, now: datetime, moment: datetime) -> None:
+            if phase not in shown:
+                shown.add(phase)
+                err.print(f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}")
+        yield tick_plain
+        return
+    with Live(Text(""), console=err, transient=True, refresh_per_second=4) as live:
+        def tick(phase: str, now: datetime, moment: datetime) -> None:
+            left = int((moment - now).total_seconds())
+            live.update(Text(f"{phases.get(phase, phase)} at {moment:%H:%M:%S %Z}, in "
+                             f"{left // 3600:02d}:{left % 3600 // 60:02d}:{left % 60:02d}  (Ctrl-C cancels; nothing is switched yet)"))
+        yield tick
+
+
+def announce_go_live(at: datetime, rehearsal: dict | None) -> None:
+    """Say when the switch will happen, and what the last rehearsal says it will take."""
+    zone = getattr(at.tzinfo, "key", at.tzname())
+    say(f"[bold]go-live at {at:%H:%M:%S} {zone} on {at:%a %d %b %Y}[/bold]")
+    if rehearsal:
+        t = rehearsal.get("timings") or {}
+        say(f"last rehearsal {rehearsal['at'][:16].replace('T', ' ')} UTC: prepare {t.get('prepare', 0):.2f} s, "
+            f"switch {t.get('commit', 0):.2f} s, verify {t.get('verify', 0):.2f} s, revert {t.get('revert', 0):.2f} s")
+    else:
+        warn("no rehearsal on record: run invoke rehearse the day before")
+
+
+def show_checks_brief(which: str, results) -> None:
+    """One line per check run during go-live, plus every check that is not PASS."""
+    failed = [r for r in results if r.status != "PASS"]
+    say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
+        + (f", {len(failed)} not PASS" if failed else ""))
+    for result in failed:
+        err.print(word(result.status) + Text(f" {result.check} on {result.server}: {result.detail}"))
+
+
+def write_text(text: str, path: str | None) -> None:
+    """Print text on stdout, or write it to a file and say where."""
+    if path is None:
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    Path(path).write_text(text, encoding="utf-8")
+    say(f"wrote {path}")
+
+
+def show_runbook(text: str) -> None:
+    """Render one runbook's Markdown on stdout (headings, numbered steps, commands in code blocks)."""
+    from rich.markdown import Markdown
+
+    out.print(Markdown(text, code_theme="ansi_dark", hyperlinks=False))
+
+
+def show_runbooks(runbooks: list) -> None:
+    """List the runbooks (objects with .name and .title) with the command that shows each."""
+    table = Table(title="runbooks", title_justify="left")
+    for column in ("name", "what it covers", "show it with"):
+        table.add_column(column, no_wrap=column != "what it covers")
+    for runbook in runbooks:
+        table.add_row(runbook.name, runbook.title, f"invoke runbook {runbook.name}")
+    out.print(table)
+    out.print("show one with: invoke runbook NAME (they are Markdown files in runbooks/)")
+
+
+# ---- checks, calendar, data (issue 5) ----
+
+def show_checks(results, *, environment: str, release: str | None, as_json: bool = False) -> None:
+    """Show every check's verdict, one row per check and server, then a one-line summary on stderr."""
+    from releaser.checks import results_json, summarise
+
+    if as_json:
+        print_json({"environment": environment, "release": release, "results": results_json(results),
+                    "failed": any(r.status == "FAIL" for r in results)})
+        return
+    table = Table(title=f"releaser check: {environment}, release {release or '-'}", title_justify="left")
+    for column in ("check", "server", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for result in results:
+        table.add_row(result.check, result.server, word(result.status), result.detail)
+    out.print(table)
+    verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
+    err.print(word(verdict) + Text(f" {summarise(results)}"))
+
+
+def show_calendar(releases, *, now: datetime, titles: Mapping[str, str] | None = None, as_json: bool = False) -> None:
+    """Show upcoming releases: publication, release time with its zone, upload deadline, how far each is."""
+    from releaser.calendar import format_until
+
+    if as_json:
+        print_json([{"publication": r.publication, "at": r.at, "upload_deadline": r.upload_deadline, "moved": r.moved,
+                     "refused": r.refused, "note": r.note} for r in releases])
+        return
+    table = Table(title=f"release calendar from {_moment(now.astimezone(releases[0].at.tzinfo) if releases else now)}",
+                  title_justify="left")
+    for column in ("publication", "release", "in", "upload deadline", "deadline in", "note"):
+        table.add_column(column, overflow="fold")
+    for release in releases:
+        name = release.publication
+        when = Text(_moment(release.at), style="strike dim" if release.refused else "")
+        note = word("REFUSED") + Text(f" {release.note}") if release.refused else Text(release.note)
+        table.add_row(name, when, format_until(now, release.at), _moment(release.upload_deadline),
+                      format_until(now, release.upload_deadline), note)
+    out.print(table)
+    if not releases:
+        say("no releases in that period")
+
+
+def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
+    """Show the staged release's data sets: upload, sign-off, deadline and verdict, grouped by publication."""
+    if as_json:
+        print_json({"release": status.release, "problem": status.problem, "datasets": [
+            {"dataset": row.state.name, "publication": row.state.publication, "file": row.state.file,
+             "sha256": row.state.sha256, "uploaded": row.state.uploaded, "signed_off": row.state.signed_off,
+             "needs_sign_off": row.state.needs_sign_off(), "deadline": row.deadline,
+             "status": row.verdict.status, "detail": row.verdict.detail} for row in status.rows]})
+        return
+    if status.problem:
+        warn(f"no data sets to show: {status.problem}")
+        return
+    from releaser.calendar import format_until
+
+    table = Table(title=f"data sets in staged release {status.release}", title_justify="left")
+    for column in ("publication", "data set", "uploaded", "signed off", "sha256", "deadline", "deadline in", "status"):
+        table.add_column(column, no_wrap=column == "status", overflow="fold")
+    for row in status.rows:
+        state = row.state
+        uploaded = f"{state.uploaded.by} {_short_moment(state.uploaded.at, row.deadline)}" if state.uploaded else "-"
+        signed = f"{state.signed_off.by} {_short_moment(state.signed_off.at, row.deadline)}" if state.signed_off else "-"
+        if state.signed_off and state.needs_sign_off():
+            signed += " (stale)"
+        table.add_row(state.publication, state.name, uploaded, signed, (state.sha256 or "-")[:12],
+                      _short_moment(row.deadline) if row.deadline else "-",
+                      format_until(now, row.deadline) if row.deadline else "-", word(row.verdict.status))
+    out.print(table)
+    for row in status.rows:
+        if row.verdict.status != "PASS":
+            err.print(word(row.verdict.status) + Text(f" {row.verdict.detail}"))
+
+
+def show_data_change(change) -> None:
+    """Say what a data upload or sign-off did, on which servers."""
+    say(f"{change.action} of {change.dataset} ({change.file}, sha256 {change.sha256[:12]}) in {change.release} "
+        f"by {change.by} at {_moment(change.at)} on {', '.join(change.servers)}")
+
+
+def _moment(moment: datetime, like: datetime | None = None) -> str:
+    """"Tue 1 Dec 2026 09:30 GMT", in the zone of `like` when given."""
+    shown = moment.astimezone(like.tzinfo) if like is not None and like.tzinfo is not None else moment
+    return f"{shown:%a} {shown.day} {shown:%b %Y %H:%M} {shown.tzname() or ''}".rstrip()
+
+
+def show_deliveries(deliveries) -> None:
+    """Warn about every notification that could not be delivered (the switch itself was never held up)."""
+    for delivery in deliveries:
+        if not delivery.ok:
+            warn(f"notification {delivery.event_name} to {delivery.channel} failed: {delivery.detail}")
+
+
+def _short_moment(moment: datetime, like: datetime | None = None) -> str:
+    """"Wed 25 Nov 17:00 GMT", in the zone of `like` when given."""
+    shown = moment.astimezone(like.tzinfo) if like is not None and like.tzinfo is not None else moment
+    return f"{shown:%a} {shown.day} {shown:%b %H:%M} {shown.tzname() or ''}".rstrip()

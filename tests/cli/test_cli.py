@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from checkenv import write_environment as complete_environment
 from conftest import EXAMPLES, PROJECT, read_slots, sandbox_servers, write_environment
 from releaser.config import load_environment
 
@@ -24,8 +25,17 @@ def invoke(*args, env_extra=None):
 
 @pytest.fixture
 def env_file(tmp_path):
-    """A local sandbox environment file with free ports, roots under tmp_path."""
-    return write_environment(tmp_path / "cli.toml", servers=sandbox_servers(tmp_path / "servers", 2))
+    """A complete local sandbox environment (publications, people, checks) with free ports, roots under tmp_path."""
+    return complete_environment(tmp_path, servers=2)
+
+
+def go_live_now(env_file, *extra):
+    """`invoke go-live --now`, accepting the two checks whose verdict depends on the day the tests run.
+
+    The first release has no rollback target, and the example data sets are dated for particular months.
+    """
+    return invoke("go-live", "--now", "--yes", "--override", "rollback-target", "--override", "deadline",
+                  "--reason", "tests", "--env", str(env_file), *extra)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -34,7 +44,7 @@ def test_every_task_has_help(task):
     done = invoke(task, "--help")
     assert done.returncode == 0
     assert "Docstring:\n  none" not in done.stdout
-    options = [line for line in done.stdout.split("Options:")[-1].splitlines() if line.strip().startswith("-")]
+    options = [line for line in done.stdout.split("Options:")[-1].splitlines() if re.match(r"  -\S", line)]
     assert all(re.search(r"\S\s{2,}\S", line) for line in options), options
 
 
@@ -81,7 +91,7 @@ def test_deploy_without_stage_flag_says_what_to_do(env_file):
 def test_stage_go_live_status_json_round_trip(env_file):
     """Stage and go-live through the CLI; status --json prints only JSON that shows r1 live everywhere."""
     assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env_file)).returncode == 0
-    done = invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    done = go_live_now(env_file)
     assert done.returncode == 0, done.stderr
     status = invoke("status", "--json", "--env", str(env_file))
     report = json.loads(status.stdout)
@@ -93,19 +103,21 @@ def test_rollback_without_terminal_needs_yes(env_file):
     """With no terminal to ask on, rollback refuses unless --yes, and nothing moves."""
     for release in ("r1", "r2"):
         invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env_file))
-        invoke("go-live", "--now", "--yes", "--env", str(env_file))
+        go_live_now(env_file)
     done = invoke("rollback", "--env", str(env_file))
     assert done.returncode == 130 and "rollback cancelled; nothing was changed; pass --yes" in done.stderr
     assert {s.live for s in read_slots(load_environment(str(env_file), PROJECT)).values()} == {"r2"}
 
 
 def test_failed_go_live_exits_6_and_names_the_runbook(env_file):
-    """A go-live that fails verification exits 6 and says every server is back and what to read."""
+    """Checks stop broken r3 on staging (exit 4); overridden, it fails live verification and every server is back (exit 6)."""
     for release in ("r1",):
         invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env_file))
-        invoke("go-live", "--now", "--yes", "--env", str(env_file))
+        go_live_now(env_file)
     invoke("deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--env", str(env_file))
-    done = invoke("go-live", "--now", "--yes", "--env", str(env_file))
+    stopped = go_live_now(env_file)
+    assert stopped.returncode == 4 and "smoke on web-1" in stopped.stderr and "nothing was switched" in stopped.stderr
+    done = go_live_now(env_file, "--override", "smoke", "--override", "config-parity")
     assert done.returncode == 6
     assert "every server is back on r1; next: invoke runbook rollback" in done.stderr
 
