@@ -9,8 +9,10 @@ translated here into HostUnreachable, raised from the original.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -135,14 +137,22 @@ class SshHost:
             except OSError as error:
                 raise HostUnreachable(self.name, f"cannot read known_hosts {known}: {error.strerror}",
                                       hint="add the server's key (ssh-keyscan) or name the file in [ssh] known_hosts") from error
+        sock = None
         try:
+            # Our own socket, so it can have TCP_NODELAY: paramiko writes each request as a small packet and,
+            # with Nagle's algorithm on, every command then waits out the peer's delayed ACK (~40 ms each).
+            sock = socket.create_connection((s["host"], s["port"]), timeout=s["connect_timeout"])
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection.connect_kwargs = {**connection.connect_kwargs, "sock": sock}
             connection.open()
         except paramiko.SSHException as error:
+            _close_quietly(sock)
             hint = ("its host key is not in known_hosts; verify it, then add it (ssh-keyscan -p PORT HOST)"
                     if "not found in known_hosts" in str(error) else "check the server is up and your key is authorised")
             raise HostUnreachable(self.name, f"ssh to {self.address} failed: {error}", hint=hint) from error
         except (OSError, EOFError) as error:
-            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {error}",
+            _close_quietly(sock)
+            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {_why(error)}",
                                   hint="check the server is up; see: invoke runbook server-failure") from error
         self._connection = connection
 
@@ -159,10 +169,10 @@ class SshHost:
             exit_code = channel.recv_exit_status()
             channel.close()
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
-            raise HostUnreachable(self.name, f"lost the connection to {self.address}: {error or type(error).__name__}",
+            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
                                   hint="see: invoke runbook server-failure") from error
         if exit_code == -1:
-            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {argv[0]}",
+            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}",
                                   hint="see: invoke runbook server-failure")
         return Completed(exit_code, stdout, stderr)
 
@@ -174,8 +184,8 @@ class SshHost:
                 self._sftp = self._connection.client.open_sftp()
             self._sftp.put(str(local), str(remote))
         except (OSError, EOFError, _ssh_exception()) as error:
-            raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {error}",
-                                  hint="check the server's disk and permissions, then run the command again") from error
+            raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
+                                  hint="check the server is up and its disk and permissions, then run the command again") from error
 
     def read(self, remote: PurePosixPath) -> bytes:
         """Read a file over SFTP on the open connection."""
@@ -186,7 +196,7 @@ class SshHost:
             with self._sftp.open(str(remote), "rb") as handle:
                 return handle.read()
         except (OSError, EOFError, _ssh_exception()) as error:
-            raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {error}") from error
+            raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}") from error
 
     def close(self) -> None:
         """Close the SFTP session and the connection."""
@@ -203,6 +213,27 @@ def _command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     """Turn an argv (and extra environment) into the one shell string sshd runs, every word quoted."""
     prefix = ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
     return shlex.join([*prefix, *argv])
+
+
+def _close_quietly(sock) -> None:
+    if sock is not None:
+        sock.close()
+
+
+def _label(argv: Sequence[str]) -> str:
+    """Name a command for messages: releaser's scripts by their $0 ("releaser-commit"), others by argv[0]."""
+    return argv[3] if len(argv) > 3 and list(argv[:2]) == ["sh", "-c"] else argv[0]
+
+
+def _why(error: BaseException) -> str:
+    """Say in words what went wrong; paramiko raises some errors with no text at all (a closed connection)."""
+    text = str(error).strip()
+    sizes = re.search(r"size mismatch in put!\s*(\d+) != (\d+)", text)
+    if sizes:  # paramiko stats the file after writing it: the server kept less than was sent
+        return f"the server kept {sizes.group(1)} of {sizes.group(2)} bytes (is its disk full?)"
+    if not text or isinstance(error, EOFError):
+        return f"the connection was closed ({type(error).__name__})"
+    return text
 
 
 def _ssh_exception() -> type[Exception]:

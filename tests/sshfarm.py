@@ -148,11 +148,15 @@ class FarmServer:
 class SshdFarm:
     """K independent real sshd processes on loopback, each with its own host key, port and app root."""
 
-    def __init__(self, base: Path, count: int):
+    def __init__(self, base: Path, count: int, *, skip_shell_rc: bool = False):
+        """`skip_shell_rc` stops bash from reading the login user's ~/.bashrc for each SSH command (sshd sets
+        SHLVL=1, and bash reads .bashrc under sshd only at shell level 1): a slow rc file (pyenv init, ~120 ms)
+        then no longer dominates every round trip. Off by default, so tests see the account as it is."""
         if count < 1:
             raise ValueError(f"a farm needs at least one server, got {count}")
         self.base = Path(base).resolve()
         self.count = count
+        self.skip_shell_rc = skip_shell_rc
         # the account this process runs as: a non-root sshd can only log that one in (getpass.getuser() trusts
         # $USER/$LOGNAME, which su/setpriv/sudo may leave pointing at someone else)
         self.user = pwd.getpwuid(os.geteuid()).pw_name
@@ -310,6 +314,7 @@ class SshdFarm:
             "PrintMotd no",
             "LogLevel ERROR",
             "Subsystem sftp internal-sftp",  # fabric's put/get speak SFTP
+            *(["SetEnv SHLVL=1"] if self.skip_shell_rc else []),
             *extra,
         ]
         (d / "sshd_config").write_text("\n".join(lines) + "\n")
