@@ -173,8 +173,8 @@ class Fleet:
         if self.unreachable:
             names = ", ".join(sorted(self.unreachable))
             first = next(iter(self.unreachable.values()))
-            raise HostUnreachable(names, f"did not answer ({first.what.split(': ', 1)[-1]}); nothing was changed, {doing} not started",
-                                  hint="see: invoke runbook server-failure")
+            raise HostUnreachable(names, f"cannot be reached safely ({first.what.split(': ', 1)[-1]}); nothing was changed, "
+                                  f"{doing} not started", hint=first.hint or "see: invoke runbook server-failure")
 
     # ---- reading ----
 
@@ -265,7 +265,7 @@ class Fleet:
                 return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
 
             outcomes = self.each(place)
-        return {name: (o if isinstance(o, tuple) else (False, str(o))) for name, o in outcomes.items()}
+        return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}
 
     # ---- switching ----
 
@@ -477,8 +477,22 @@ class Fleet:
         taken = self.take_lock(reason, token=token, kind="command", minutes=30)
         try:
             yield
-        finally:
-            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+        except ReleaserError as error:
+            stuck = self._free_lock(token, taken)
+            if stuck:
+                error.hint = (error.hint + "; " if error.hint else "") + (
+                    f"{', '.join(stuck)} still hold this command's lock: once back, run: invoke unlock --reason TEXT")
+            raise
+        except BaseException:
+            self._free_lock(token, taken)
+            raise
+        else:
+            self._free_lock(token, taken)
+
+    def _free_lock(self, token: str, taken: list[str]) -> list[str]:
+        """Free this command's lock where it took it; return the servers where that failed."""
+        outcomes = self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+        return sorted(_failures(outcomes))
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.
@@ -486,8 +500,6 @@ class Fleet:
         An expired lock is taken over. A manual lock held by the same person lets their own commands through.
         """
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
-        for name in self.hosts:
-            self.hosts[name].run(["mkdir", "-p", str(self.root(name))]) if name not in self.unreachable else None
         outcomes = self.each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())))
         taken = [name for name, o in outcomes.items() if isinstance(o, Completed) and o.stdout.strip() == "taken"]
         holders: dict[str, LockInfo | None] = {}

@@ -59,17 +59,19 @@ exit 0
 """
 
 _RESTORE = r"""
-set -e
-cd "$1"; shift
+cd "$1" || exit 3
+shift
 mkdir -p .releaser
+rc=0
 for pair in "$@"; do
   slot=${pair%%=*}; release=${pair#*=}
-  if [ "$release" = "-" ]; then rm -f "$slot"; continue; fi
+  if [ "$release" = "-" ]; then rm -f "$slot" || rc=1; continue; fi
   rm -f ".releaser/back-$slot"
-  ln -s "releases/$release" ".releaser/back-$slot"
-  mv -T ".releaser/back-$slot" "$slot"
+  { ln -s "releases/$release" ".releaser/back-$slot" && mv -T ".releaser/back-$slot" "$slot"; } \
+    || { echo "cannot put $slot back on $release" >&2; rc=1; }
 done
 rm -f .releaser/next-*
+exit $rc
 """
 
 _REHEARSAL = r"""
@@ -98,7 +100,7 @@ tar -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
   || fail "unpacked files of $release do not match their checksums" 4
 rm -f "$archive"
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
-mv -T "$work" "releases/$release"
+mv -T "$work" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
 """
 
 _CHECK_RELEASE = r"""
@@ -117,8 +119,7 @@ mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-
 """
 
 _LOCK = r"""
-cd "$1" || exit 3
-mkdir -p .releaser
+mkdir -p "$1/.releaser" && cd "$1" || exit 3
 if mkdir .releaser/lock 2>/dev/null; then
   printf '%s\n' "$2" > .releaser/lock/info.json; echo taken
 else

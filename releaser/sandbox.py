@@ -90,8 +90,12 @@ def serving(environment: Environment) -> Iterator[list[str]]:
                 urls.append(url)
         yield urls
     finally:
+        stoppers = [threading.Thread(target=httpd.shutdown) for httpd, _ in started]  # each waits one poll
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
         for httpd, thread in started:
-            httpd.shutdown()
             httpd.server_close()
             thread.join(timeout=5)
 

@@ -170,12 +170,29 @@ def plan_fleet_go_live(states: Mapping[str, SlotState]) -> dict[str, Plan]:
 
 
 def plan_fleet_rollback(states: Mapping[str, SlotState]) -> dict[str, Plan]:
-    """Plan a rollback to one release id on every server; refused unless every backup is that same release.
+    """Plan a rollback to one release id on every server.
 
-    Live may differ between servers: rollback is how a mixed fleet is brought back to one release.
+    Normally every backup is the same release. Rollback is also how a mixed fleet is repaired: when a
+    server died just after its rename, the others were reverted and it was not. Then the target is the one
+    release every server either serves already (no change there) or holds as its backup.
     """
-    _require_same(states, "backup", hint="see: invoke runbook rollback")
-    return {server: _on(server, plan_rollback, state) for server, state in states.items()}
+    if len({state.backup for state in states.values()}) == 1:
+        return {server: _on(server, plan_rollback, state) for server, state in states.items()}
+    target = repair_target(states)
+    if target is None:
+        _require_same(states, "backup", hint="see: invoke runbook rollback")
+    return {server: Plan("rollback", state, state, notes=(f"{server} already serves {target}",))
+            if state.live == target else _on(server, plan_rollback, state)
+            for server, state in states.items()}
+
+
+def repair_target(states: Mapping[str, SlotState]) -> str | None:
+    """Return the one release a mixed fleet can be rolled back to (each server serves it or backs it up), else None."""
+    candidates = {release for state in states.values() for release in (state.live, state.backup) if release}
+    fits = [release for release in candidates
+            if all(release in (state.live, state.backup) for state in states.values())
+            and any(state.live != release for state in states.values())]
+    return fits[0] if len(fits) == 1 else None
 
 
 def fleet_release(states: Mapping[str, SlotState], slot: str) -> str | None:

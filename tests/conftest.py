@@ -114,7 +114,8 @@ def sshd_farm(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(SSHD_MISSING)
         pytest.skip(SSHD_MISSING)
-    with SshdFarm(tmp_path / "farm", 3) as farm:
+    # skip_shell_rc: this machine's root ~/.bashrc runs `pyenv init` (~120 ms) on every SSH command
+    with SshdFarm(tmp_path / "farm", 3, skip_shell_rc=True) as farm:
         yield farm
 
 

@@ -91,6 +91,22 @@ def test_fleet_rollback_brings_a_mixed_fleet_to_one_release():
     assert {p.after.live for p in plans.values()} == {"r1"}
 
 
+def test_fleet_rollback_repairs_a_server_left_on_the_new_release():
+    """A server that renamed then died is rolled back to the release the others were reverted to; they stay put."""
+    states = {"web-1": SlotState("r1", None, "r2", R), "web-2": SlotState("r2", "r1", None, R),
+              "web-3": SlotState("r1", None, "r2", R)}
+    plans = plan_fleet_rollback(states)
+    assert {p.after.live for p in plans.values()} == {"r1"}
+    assert plans["web-1"].is_noop() and plans["web-3"].is_noop() and not plans["web-2"].is_noop()
+
+
+def test_fleet_rollback_refuses_when_no_single_release_fits():
+    """Backups that disagree with no common release are refused, naming each server's backup."""
+    states = {"web-1": SlotState("r3", "r2", None, R), "web-2": SlotState("r4", "r1", None, R)}
+    with pytest.raises(PlanRefused, match=r"servers disagree on backup \(web-1 r2, web-2 r1\)"):
+        plan_fleet_rollback(states)
+
+
 def test_fleet_stage_names_the_server_that_refuses():
     """A refusal on one server names that server."""
     states = {"web-1": SlotState("r2", None, None, R), "web-2": SlotState("r2", "r1", None, R)}
