@@ -109,7 +109,7 @@ def read_bundle(path: Path) -> Bundle:
     path = Path(path)
     if path.is_dir():
         manifest = _parse_manifest(_read_or_refuse(path / MANIFEST, path), path)
-        actual = {name: _sha256_file(path / name) for name in _files_in(path)}
+        actual = {name: sha256_file(path / name) for name in _files_in(path)}
         size = sum((path / name).stat().st_size for name in actual)
     elif path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         manifest, actual, size = _read_archive(path)
@@ -130,7 +130,7 @@ def build_bundle(source: Path, release_id: str, out: Path, *, publications: list
     previous = {}
     if (source / MANIFEST).is_file():
         previous = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    files = {name: _sha256_file(source / name) for name in _files_in(source)}
+    files = {name: sha256_file(source / name) for name in _files_in(source)}
     manifest = Manifest(
         release_id=release_id,
         created_at=now,
@@ -150,7 +150,7 @@ def seal_directory(source: Path, release_id: str, *, publications: list[str] = (
                    now: datetime | None = None) -> Bundle:
     """Write manifest.json into a directory so the directory itself is a bundle, and return it verified."""
     validate_release_id(release_id)
-    files = {name: _sha256_file(source / name) for name in _files_in(source)}
+    files = {name: sha256_file(source / name) for name in _files_in(source)}
     manifest = Manifest(release_id=release_id, created_at=now, publications=list(publications),
                         datasets=list(datasets), files=files)
     (source / MANIFEST).write_bytes(manifest_bytes(manifest))
@@ -176,7 +176,7 @@ def pack_bundle(bundle: Bundle, workdir: Path) -> tuple[Path, str]:
                 for member in source.getmembers():
                     if member.isfile():
                         archive.addfile(member, source.extractfile(member))
-    return out, _sha256_file(out)
+    return out, sha256_file(out)
 
 
 def _parse_manifest(raw: bytes, where: Path) -> Manifest:
@@ -250,7 +250,8 @@ def _is_safe_member(name: str) -> bool:
     return bool(_SAFE_FILE.match(name)) and not name.startswith("/") and ".." not in parts
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file, read in blocks so a large data file never sits whole in memory."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -10,7 +10,6 @@ time typed by hand.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 import uuid
@@ -20,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from releaser import remote
+from releaser.bundle import sha256_file
 from releaser.checks import Limits, ServerView, read_view
 from releaser.checks.deadline import upload_deadline
 from releaser.config import NAME_PATTERN
@@ -93,7 +93,7 @@ def upload_dataset(fleet, name: str, path: Path, *, reason: str | None = None) -
     data = Path(path)
     if not data.is_file():
         raise ReleaserError(f"data file {path} does not exist", hint="pass --file PATH to the data set's file")
-    digest = _sha256_file(data)
+    digest = sha256_file(data)
     return _change(fleet, "data-upload", name, reason=reason, data=data, digest=digest)
 
 
@@ -177,7 +177,7 @@ def _install_everywhere(fleet, servers: Mapping[str, ServerView], release: str, 
             for target, text in texts.items():
                 written = Path(workdir) / f"{server}-{target.lstrip('.')}"
                 written.write_text(text, encoding="utf-8")
-                local.append((written, target, _sha256_file(written)))
+                local.append((written, target, sha256_file(written)))
             if data is not None:
                 local.insert(0, (data, file, stamp.sha256))
             return local
@@ -238,10 +238,3 @@ def _is_release_file(file: str) -> bool:
     return (_SAFE_FILE.match(file) is not None and ".." not in parts and "" not in parts
             and not parts[-1].startswith(".releaser") and file != "manifest.json")
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
+from conftest import free_ports
 from releaser.checks import Limits
 from releaser.config import Environment
 
@@ -101,18 +101,6 @@ can_rollback = true
 min_free_mib = 1
 warn_free_mib = 1
 """
-
-
-def free_ports(count: int) -> list[int]:
-    """Return `count` distinct free loopback ports (bound to port 0, then released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def write_environment(directory: Path, *, servers: int = 2, settings: str = SETTINGS, sandbox: str = "") -> Path:
