@@ -20,7 +20,7 @@ from releaser.clock import SystemClock
 from releaser.config import load_environment
 from releaser.errors import FleetReverted
 from releaser.fleet import connected
-from releaser.golive import breach_report_for, go_live_at
+from releaser.golive import breach_report_for, go_live_at, last_rehearsal
 from releaser.web import probe
 
 
@@ -49,6 +49,9 @@ def run_demo(project: Path) -> None:
                    "invoke deploy --stage --release examples/releases/r2 && invoke go-live   (the sandbox's release "
                    "time is a few seconds away; the servers are prepared first, then renamed at that second)")
         fleet.stage(read_bundle(releases / "r2"))
+        rehearsal = fleet.rehearse()
+        ui.say(f"invoke rehearse: r2 switched and reverted on a throwaway copy of the slots in "
+               f"{rehearsal.seconds['switch'] + rehearsal.seconds['revert']:.2f} s; the public site was not touched")
         ui.show_result(_scheduled(fleet, clock, seconds=3, reason="demo: monthly update"))
 
         ui.narrate("4. r3 has a problem that only shows on live: its health endpoint fails",
@@ -77,7 +80,7 @@ def run_demo(project: Path) -> None:
 def _scheduled(fleet, clock, *, seconds: float, reason: str):
     """Go live at a moment a few seconds away, with the countdown, as `invoke go-live` does at 09:30."""
     at = (clock.now() + timedelta(seconds=seconds)).replace(microsecond=0).astimezone(ZoneInfo("Europe/London"))
-    ui.announce_go_live(at, None)
+    ui.announce_go_live(at, last_rehearsal(fleet.read_history()), at - timedelta(seconds=1))
     with ui.countdown() as tick:
         return go_live_at(fleet, at=at, clock=clock, tick=tick, reason=reason,
                           lead=timedelta(seconds=2), prepare_ahead=timedelta(seconds=1))

@@ -148,7 +148,7 @@ def _utc(moment: datetime) -> str:
 
 def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = None, run_checks: RunChecks | None = None,
                           tick: Tick | None = None, reason: str | None = None, approve: Approve | None = None,
-                          announce: Callable[[datetime, dict | None], None] | None = None) -> FleetResult:
+                          announce: Callable[[datetime, dict | None, datetime], None] | None = None) -> FleetResult:
     """Find when the staged release is due, show the plan once, then wait and switch at that second.
 
     The plan is approved before the wait, never at T-1 min when nobody may be looking.
@@ -162,8 +162,8 @@ def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = N
     refuse_if_passed(at, clock.now())
     if approve is not None and not approve("go-live", plans):
         raise Cancelled("go-live cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
-    if announce is not None:
-        announce(at, last_rehearsal(fleet.read_history()))
+    if announce is not None:  # the last moment to say no is before the servers are prepared
+        announce(at, last_rehearsal(fleet.read_history()), at - timedelta(seconds=settings.prepare_seconds))
     return go_live_at(fleet, at=at, clock=clock, run_checks=run_checks, tick=tick, reason=reason,
                       lead=timedelta(minutes=settings.lead_minutes), prepare_ahead=timedelta(seconds=settings.prepare_seconds),
                       off_calendar=off_calendar)

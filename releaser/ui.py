@@ -234,10 +234,13 @@ def countdown() -> Iterator:
         yield tick
 
 
-def announce_go_live(at: datetime, rehearsal: dict | None) -> None:
-    """Say when the switch will happen, and what the last rehearsal says it will take."""
+def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None) -> None:
+    """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took."""
     zone = getattr(at.tzinfo, "key", at.tzname())
     say(f"[bold]go-live at {at:%H:%M:%S} {zone} on {at:%a %d %b %Y}[/bold]")
+    if decide_by is not None:
+        say(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} (Ctrl-C); "
+            "after the switch, a failed verification switches every server back by itself")
     if rehearsal:
         t = rehearsal.get("timings") or {}
         say(f"last rehearsal {rehearsal['at'][:16].replace('T', ' ')} UTC: prepare {t.get('prepare', 0):.2f} s, "

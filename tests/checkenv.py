@@ -100,6 +100,9 @@ can_rollback = true
 [thresholds]
 min_free_mib = 1
 warn_free_mib = 1
+
+[go_live]
+rehearsal_max_age_days = 0   # the rehearsal check has tests of its own
 """
 
 

@@ -328,6 +328,7 @@ from releaser.checks import (  # noqa: E402
     embargo,
     lock,
     people,
+    rehearsal,
     reachable,
     rollback_target,
     smoke,
@@ -335,5 +336,6 @@ from releaser.checks import (  # noqa: E402
     window,
 )
 
-CHECKS = (reachable, disk, staged, rollback_target, smoke, config_parity, embargo, lock, deadline, window, people)
+CHECKS = (reachable, disk, staged, rollback_target, smoke, config_parity, embargo, lock, deadline, window, people,
+          rehearsal)
 

@@ -84,7 +84,7 @@ def test_good_staged_release_passes_every_check(scene, tmp_path):
     results = scene.check()
     assert {status for status, _ in results.values()} == {"PASS"}, {k: v for k, v in results.items() if v[0] != "PASS"}
     assert {check for check, _ in results} == {"reachable", "disk", "staged", "rollback-target", "smoke", "config-parity",
-                                               "embargo", "lock", "deadline", "window", "people"}
+                                               "embargo", "lock", "deadline", "window", "people", "rehearsal"}
 
 
 def test_late_data_set_fails_the_deadline_check_saying_how_late(scene, tmp_path):

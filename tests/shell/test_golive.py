@@ -175,3 +175,21 @@ def test_late_go_live_gives_a_breach_report_with_the_delay_and_timeline(local_en
     assert "No space left on device" in report
     timeline = [line for line in report.splitlines() if line.startswith("| 01 Dec")]
     assert [line.split(" | ")[1:3] for line in timeline][-2:] == [["go-live", "reverted"], ["go-live", "done"]]
+
+
+def test_rehearsal_exercises_the_switch_without_touching_what_the_public_sees(local_env, open_fleet):
+    """A rehearsal of r2 passes and times every phase; a rehearsal of broken r3 fails; live stays r1 throughout."""
+    with open_fleet(local_env) as fleet:
+        staged_r2(fleet)
+        before = read_slots(local_env)
+        result = fleet.rehearse()
+        assert read_slots(local_env) == before
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        with pytest.raises(FleetReverted, match="rehearsal of r3 failed on .*healthz -> 404.*the public site was not touched"):
+            fleet.rehearse()
+        rehearsals = [(e["outcome"], e["releases"]["staging"]) for e in fleet.read_history() if e["action"] == "rehearse"]
+    assert set(result.seconds) >= {"prepare", "commit", "verify", "revert"}
+    assert rehearsals == [("done", "r2"), ("failed", "r3")]
+    assert {(s.live, s.staging) for s in read_slots(local_env).values()} == {("r1", "r3")}
+    assert leftovers(local_env) == [] and not any(
+        (Path(str(local_env.app_root(s))) / ".releaser" / "rehearsal").exists() for s in local_env.servers)

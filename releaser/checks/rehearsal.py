@@ -1,0 +1,55 @@
+"""rehearsal: the staged release passed a dress rehearsal (`invoke rehearse`) within the last N days.
+
+The rehearsal times prepare, switch, verify and revert on the real servers without touching live, so on
+release day go-live does what was already done once. This check reads the servers' journals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from releaser.checks import ALL, CheckResult, Limits, ReleaseView
+
+NAME = "rehearsal"
+
+
+@dataclass(frozen=True)
+class RehearsalFacts:
+    """The release under check and the latest rehearsal event in the journals (None when there is none)."""
+
+    release: str | None
+    last: dict | None
+
+
+def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
+    """Read the merged journal and keep the latest rehearsal."""
+    if limits.environment.go_live.rehearsal_max_age_days == 0:
+        return RehearsalFacts(view.release, None)
+    rehearsals = [event for event in fleet.read_history() if event.get("action") == "rehearse"]
+    return RehearsalFacts(view.release, rehearsals[-1] if rehearsals else None)
+
+
+def judge(facts: RehearsalFacts, limits: Limits, now: datetime) -> list[CheckResult]:
+    """FAIL without a passing rehearsal of this very release within `[go_live] rehearsal_max_age_days`."""
+    max_age = limits.environment.go_live.rehearsal_max_age_days
+    if max_age == 0:
+        return [CheckResult(NAME, ALL, "PASS", "not required here ([go_live] rehearsal_max_age_days = 0)")]
+    last = facts.last
+    if last is None:
+        return [CheckResult(NAME, ALL, "FAIL", "no rehearsal on record: run invoke rehearse (the day before)")]
+    rehearsed = (last.get("releases") or {}).get("staging")
+    when = datetime.fromisoformat(last["at"].replace("Z", "+00:00"))
+    age = now - when
+    if last.get("outcome") != "done":
+        return [CheckResult(NAME, ALL, "FAIL", f"the last rehearsal ({rehearsed}, {when:%a %d %b %H:%M} UTC) failed: "
+                                               f"{last.get('detail', 'see invoke history')}")]
+    if facts.release is not None and rehearsed != facts.release:
+        return [CheckResult(NAME, ALL, "FAIL", f"the last rehearsal was of {rehearsed}, but {facts.release} is staged: "
+                                               "run invoke rehearse")]
+    if age > timedelta(days=max_age):
+        return [CheckResult(NAME, ALL, "FAIL", f"the last rehearsal was {age.days} days ago (limit {max_age:g}): "
+                                               "run invoke rehearse")]
+    timings = last.get("timings") or {}
+    return [CheckResult(NAME, ALL, "PASS", f"{rehearsed} rehearsed {when:%a %d %b %H:%M} UTC: switch "
+                                           f"{timings.get('switch', 0):.2f} s, revert {timings.get('revert', 0):.2f} s")]
