@@ -194,8 +194,9 @@ def status(c, env="local", json=False):
     with exit_on_user_error():
         with open_fleet(env, "status") as fleet:
             reports = fleet.read_status()
-            name = fleet.environment.name
-    ui.show_status(name, reports, as_json=json)
+            environment = fleet.environment
+    ui.show_status(environment.name, reports, as_json=json,
+                   host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys)
 
 
 @task(help={

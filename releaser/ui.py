@@ -52,10 +52,12 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
-def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False) -> None:
+def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
+                host_keys_checked: bool = True) -> None:
     """Show each server's live, backup and staging release, free disk, lock and live health."""
     if as_json:
-        print_json({"environment": environment, "servers": [_report_json(r) for r in reports]})
+        print_json({"environment": environment, "host_keys_checked": host_keys_checked,
+                    "servers": [_report_json(r) for r in reports]})
         return
     table = Table(title=f"releaser status: {environment}", title_justify="left")
     for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
@@ -81,6 +83,9 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
         warn(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; see: invoke runbook rollback")
     if any(r.state and r.state.live and not r.state.backup for r in reports):
         warn("there is NO BACKUP on some server: a rollback is impossible until the next go-live")
+    if not host_keys_checked:
+        warn(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): "
+             "a server could be impersonated; turn it back on once known_hosts is filled")
     down = [r.server for r in reports if r.state is None]
     if down:
         warn(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")

@@ -11,7 +11,16 @@ from checkenv import write_environment as complete_environment
 from conftest import EXAMPLES, PROJECT, read_slots, sandbox_servers, write_environment
 from releaser.config import load_environment
 
-TASKS = ["build", "demo", "deploy", "go-live", "history", "lock", "prune", "rollback", "serve", "status", "unlock"]
+def task_names() -> list[str]:
+    """Every task Invoke finds in tasks.py, dashed as users type them."""
+    import importlib
+
+    from invoke import Collection
+
+    return sorted(Collection.from_module(importlib.import_module("tasks")).task_names)
+
+
+TASKS = task_names()
 
 
 def invoke(*args, env_extra=None):
@@ -127,6 +136,15 @@ def test_now_is_refused_where_the_environment_forbids_it(tmp_path):
     path = write_environment(tmp_path / "prod.toml", servers=sandbox_servers(tmp_path / "s", 1), allow_now=False)
     done = invoke("go-live", "--now", "--yes", "--env", str(path))
     assert done.returncode == 3 and "add --force --reason TEXT" in done.stderr
+
+
+def test_status_says_when_host_keys_are_not_checked(tmp_path):
+    """An SSH environment with check_host_keys = false is named in status, loudly."""
+    from releaser import ui
+
+    with ui.err.capture() as captured:
+        ui.show_status("prod", [], host_keys_checked=False)
+    assert "host key checking is OFF for prod" in captured.get()
 
 
 def test_list_is_fast_to_import():
