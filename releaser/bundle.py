@@ -24,7 +24,8 @@ from releaser.errors import BundleInvalid
 MANIFEST = "manifest.json"
 SUMS = ".releaser-sha256sums"
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SAFE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
+SAFE_FILE_NAME = re.compile(  # file names a bundle may hold: no quotes, no shell metacharacters
+    r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
 
 
 class DataSet(BaseModel):
@@ -247,7 +248,7 @@ def _files_in(root: Path) -> list[str]:
 
 def _is_safe_member(name: str) -> bool:
     parts = PurePosixPath(name).parts
-    return bool(_SAFE_FILE.match(name)) and not name.startswith("/") and ".." not in parts
+    return bool(SAFE_FILE_NAME.match(name)) and not name.startswith("/") and ".." not in parts
 
 
 def sha256_file(path: Path) -> str:

@@ -193,14 +193,17 @@ class Fleet:
 
     def read_states(self, doing: str) -> dict[str, SlotState]:
         """Return every server's slot state, or refuse `doing` if any server cannot be read."""
+        return {report.server: report.state for report in self._read_all(doing)}
+
+    def _read_all(self, doing: str) -> list[ServerReport]:
+        """Every server's report without health probes, or a refusal of `doing` naming a server that cannot be read."""
         self.require_all_reachable(doing)
         reports = self.read_status(with_health=False)
         broken = [r for r in reports if r.state is None]
         if broken:
             raise HostUnreachable(broken[0].server, broken[0].error or "cannot read its slots",
                                   hint=f"nothing was changed, {doing} not started; see: invoke runbook server-failure")
-        self._reports = {r.server: r for r in reports}
-        return {r.server: r.state for r in reports}
+        return reports
 
     def root(self, name: str) -> PurePosixPath:
         """The app root on the named server."""
@@ -231,7 +234,7 @@ class Fleet:
                     hint="fix that server (disk, permissions) and run the same command again",
                 )
             upload_seconds = time.perf_counter() - started
-            result = self._switch(plans, action="stage", verify=False)
+            self._switch(plans, action="stage", verify=False)
         self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                       timings={"upload": upload_seconds, "total": time.perf_counter() - started})
         return FleetResult("stage", release_id, previous,
@@ -556,8 +559,7 @@ class Fleet:
     def prune(self, *, keep: int | None = None, approve: Approve | None = None) -> dict[str, tuple[str, ...]]:
         """Remove old releases on every server, keeping `keep` besides those a slot points to."""
         keep = self.environment.keep_releases if keep is None else keep
-        self.read_states("prune")
-        plans = {name: plan_prune(report.state, keep, report.oldest_first) for name, report in self._reports.items()}
+        plans = {report.server: plan_prune(report.state, keep, report.oldest_first) for report in self._read_all("prune")}
         if all(plan.is_noop() for plan in plans.values()):
             return {name: () for name in plans}
         _ask(approve, "prune", plans)

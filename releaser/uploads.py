@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from releaser import remote
-from releaser.bundle import sha256_file
+from releaser.bundle import SAFE_FILE_NAME, SUMS, sha256_file
 from releaser.checks import Limits, ServerView, read_view
 from releaser.checks.deadline import upload_deadline
 from releaser.config import NAME_PATTERN
@@ -29,8 +29,6 @@ from releaser.datasets import (
 )
 from releaser.errors import HostUnreachable, PlanRefused, ReleaserError
 
-SUMS_FILE = ".releaser-sha256sums"
-_SAFE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ def _install_everywhere(fleet, servers: Mapping[str, ServerView], release: str, 
             view = servers[server]
             records = parse_records(view.records)
             if data is not None:
-                texts = {SUMS_FILE: sums_with(view.sums, file, stamp.sha256),
+                texts = {SUMS: sums_with(view.sums, file, stamp.sha256),
                          RECORDS_FILE: records_json(with_upload(records, name, stamp))}
             else:
                 texts = {RECORDS_FILE: records_json(with_sign_off(records, name, stamp))}
@@ -235,6 +233,6 @@ def _is_name(name: str) -> bool:
 def _is_release_file(file: str) -> bool:
     """A data file is a plain relative path in the release, never releaser's own files or the manifest."""
     parts = file.split("/")
-    return (_SAFE_FILE.match(file) is not None and ".." not in parts and "" not in parts
+    return (SAFE_FILE_NAME.match(file) is not None and ".." not in parts and "" not in parts
             and not parts[-1].startswith(".releaser") and file != "manifest.json")
 
