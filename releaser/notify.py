@@ -87,6 +87,8 @@ def headline(event: Mapping, name: str) -> str:
             return f"{where}: go-live of {attempted} refused before any switch; nothing changed"
         return f"{where}: go-live FAILED"
     if name == "rolled-back":
+        if outcome in ("reverted", "mixed"):
+            return f"{where}: rollback to {live} FAILED ({outcome}); act now: invoke status"
         if outcome == "unhealthy":
             return f"{where}: rolled back to {live}, but the health check FAILS"
         return f"{where}: rolled back; {live} is live again (was {releases.get('rolled_back')})"

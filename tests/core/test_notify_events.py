@@ -190,3 +190,14 @@ def test_password_field_points_at_password_env(tmp_path):
     assert shown(error, tmp_path).startswith(
         "env.toml: notifications[0].email: password: secrets never go in an environment file; "
         "put it in an environment variable on this machine and name that variable in password_env")
+
+
+@pytest.mark.parametrize("outcome", ["reverted", "mixed"])
+def test_a_failed_rollback_is_never_announced_as_done(outcome):
+    """A rollback that was reverted or left servers mixed is told as a failure, not as 'live again'."""
+    from releaser.notify import event_name, headline
+
+    event = {"action": "rollback", "outcome": outcome, "environment": "prod", "releases": {"live": "r1"}}
+    assert event_name(event) == "rolled-back"
+    text = headline(event, "rolled-back")
+    assert "FAILED" in text and "live again" not in text
