@@ -19,7 +19,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
 from dateutil.rrule import FR, MO, MONTHLY, SA, SU, TH, TU, WE, WEEKLY, rrule
 
 
@@ -336,6 +335,8 @@ def _time_of_day(text: str, hour: str, minute: str, what: str) -> time:
 
 @functools.lru_cache(maxsize=None)
 def _bank_holidays(year: int) -> dict[date, str]:
+    import holidays  # here, not at the top: it costs ~70 ms and a rollback never asks which days are holidays
+
     return dict(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
 

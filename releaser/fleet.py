@@ -9,6 +9,7 @@ server's outcome is kept as a value (HostResult) until the fleet has decided.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -147,6 +148,7 @@ class Fleet:
         self.unreachable: dict[str, HostUnreachable] = {}
         self.notifier = None  # set by connected() when the environment has notification channels
         self.deliveries: list = []
+        self._journal_lines: list[str] | None = None  # while a lock is held: journal lines waiting for the unlock
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
 
     # ---- connections ----
@@ -193,17 +195,8 @@ class Fleet:
 
     def read_states(self, doing: str) -> dict[str, SlotState]:
         """Return every server's slot state, or refuse `doing` if any server cannot be read."""
-        return {report.server: report.state for report in self._read_all(doing)}
-
-    def _read_all(self, doing: str) -> list[ServerReport]:
-        """Every server's report without health probes, or a refusal of `doing` naming a server that cannot be read."""
         self.require_all_reachable(doing)
-        reports = self.read_status(with_health=False)
-        broken = [r for r in reports if r.state is None]
-        if broken:
-            raise HostUnreachable(broken[0].server, broken[0].error or "cannot read its slots",
-                                  hint=f"nothing was changed, {doing} not started; see: invoke runbook server-failure")
-        return reports
+        return _states({report.server: report for report in self.read_status(with_health=False)}, doing)
 
     def root(self, name: str) -> PurePosixPath:
         """The app root on the named server."""
@@ -219,10 +212,11 @@ class Fleet:
         """
         started = time.perf_counter()
         release_id = bundle.release_id
-        states = self.read_states(f"staging {release_id}")
-        plans = plan_fleet_stage(states, release_id)
-        previous = fleet_release(states, "staging")
-        with self.locked(f"stage {release_id}"):
+        self.require_all_reachable(f"staging {release_id}")
+        with self.locked(f"stage {release_id}") as reports:
+            states = _states(reports, f"staging {release_id}")
+            plans = plan_fleet_stage(states, release_id)
+            previous = fleet_release(states, "staging")
             outcomes = self._upload_everywhere(bundle, plans)
             failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
             if failed:
@@ -235,8 +229,8 @@ class Fleet:
                 )
             upload_seconds = time.perf_counter() - started
             self._switch(plans, action="stage", verify=False)
-        self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
-                      timings={"upload": upload_seconds, "total": time.perf_counter() - started})
+            self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
+                          timings={"upload": upload_seconds, "total": time.perf_counter() - started})
         return FleetResult("stage", release_id, previous,
                            tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
                            seconds={"upload": upload_seconds, "total": time.perf_counter() - started})
@@ -279,15 +273,15 @@ class Fleet:
         `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second);
         if it raises, the prepared links are removed and nothing was switched.
         """
-        states = self.read_states("go-live")
-        plans = plan_fleet_go_live(states)
-        _ask(approve, "go-live", plans)
+        self.require_all_reachable("go-live")
         self._context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
         try:
-            with self.locked(f"go-live {fleet_release(states, 'staging')}"):
+            with self.locked("go-live") as reports:
+                plans = plan_fleet_go_live(_states(reports, "go-live"))
+                _ask(approve, "go-live", plans)
                 result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
-            self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
-                          timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+                self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
+                              timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
         finally:
             self._context = {}
         return result
@@ -304,14 +298,14 @@ class Fleet:
 
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
-        states = self.read_states("rollback")
-        plans = plan_fleet_rollback(states)
-        _ask(approve, "rollback", plans)
-        with self.locked(f"rollback to {fleet_release(states, 'backup')}"):
+        self.require_all_reachable("rollback")
+        with self.locked("rollback") as reports:
+            plans = plan_fleet_rollback(_states(reports, "rollback"))
+            _ask(approve, "rollback", plans)
             result = self._switch(plans, action="rollback", verify=True, revert_on_failed_verify=False)
-        self._journal("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
-                      releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
-                      timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
+            self._journal("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
+                          releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
+                          timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
         return result
 
     def _switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool,
@@ -397,10 +391,11 @@ class Fleet:
         verification reads each staging URL, where the release that will go live is served. The durations
         are journaled so go-live can say how long a switch and a revert take.
         """
-        states = self.read_states("rehearsal")
-        plans = plan_fleet_go_live(states)
+        self.require_all_reachable("rehearsal")
         view = _RehearsalView(self)
-        with self.locked(f"rehearse {fleet_release(states, 'staging')}"):
+        with self.locked("rehearse") as reports:
+            states = _states(reports, "rehearsal")
+            plans = plan_fleet_go_live(states)
             self.run_everywhere(lambda name: remote.rehearsal_argv(self.root(name), setup=True), "set up the rehearsal")
             try:
                 try:
@@ -413,7 +408,7 @@ class Fleet:
                 timings = {**(result.seconds or {}), "revert": time.perf_counter() - moment}
             finally:
                 self.each(lambda name: self.hosts[name].run(remote.rehearsal_argv(self.root(name), setup=False)))
-        self._journal("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
+            self._journal("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
         return FleetResult("rehearsal", result.release, result.previous, result.results, result.notes, timings, result.skew)
 
     def _commit(self, name: str, changes, release: str | None, slot: str) -> HostResult:
@@ -474,12 +469,18 @@ class Fleet:
     # ---- locking ----
 
     @contextmanager
-    def locked(self, reason: str) -> Iterator[None]:
-        """Hold the deploy lock on every server while the block runs, and free it afterwards, even on Ctrl-C."""
+    def locked(self, reason: str) -> Iterator[dict[str, ServerReport]]:
+        """Hold the deploy lock on every server while the block runs, and free it afterwards, even on Ctrl-C.
+
+        Yields every server's report, read in the same round trip just after the lock was taken, so a plan
+        made from it cannot be overtaken by another command. Journal events of the block travel with the
+        unlock, in one round trip.
+        """
         token = uuid.uuid4().hex
-        taken = self.take_lock(reason, token=token, kind="command", minutes=30)
+        taken, reports = self._take_lock(reason, token=token, kind="command", minutes=30)
+        self._journal_lines = []
         try:
-            yield
+            yield reports
         except ReleaserError as error:
             stuck = self._free_lock(token, taken)
             if stuck:
@@ -493,34 +494,35 @@ class Fleet:
             self._free_lock(token, taken)
 
     def _free_lock(self, token: str, taken: list[str]) -> list[str]:
-        """Free this command's lock where it took it; return the servers where that failed."""
-        outcomes = self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
-        return sorted(_failures(outcomes))
+        """Write the held journal lines and free this command's lock where it took it; return where freeing failed."""
+        lines, self._journal_lines = self._journal_lines or [], None
+        names = [name for name in self.hosts if name in taken or (lines and name not in self.unreachable)]
+        outcomes = self.each(lambda name: self.hosts[name].run(
+            remote.finish_argv(self.root(name), token if name in taken else "", lines)), names)
+        return sorted(name for name in _failures(outcomes) if name in taken)
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.
 
         An expired lock is taken over. A manual lock held by the same person lets their own commands through.
         """
+        return self._take_lock(reason, token=token, kind=kind, minutes=minutes)[0]
+
+    def _take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> tuple[list[str], dict[str, ServerReport]]:
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
-        outcomes = self.each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())))
-        taken = [name for name, o in outcomes.items() if isinstance(o, Completed) and o.stdout.strip() == "taken"]
-        holders: dict[str, LockInfo | None] = {}
-        for name, outcome in outcomes.items():
-            if isinstance(outcome, Completed) and outcome.stdout.startswith("held"):
-                holders[name] = parse_lock(outcome.stdout[len("held"):].strip())
-        expired = [name for name, lock in holders.items() if lock and is_expired(lock, self.clock.now())]
+        lock_and_read = lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json(), with_status=True))
+        answers = {name: _lock_answer(name, o) for name, o in self.each(lock_and_read).items()}
+        expired = [name for name, (said, holder, _) in answers.items()
+                   if said == "held" and holder and is_expired(holder, self.clock.now())]
         if expired:
-            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), holders[name].token)), expired)
-            again = self.each(lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json())), expired)
-            for name, outcome in again.items():
-                if isinstance(outcome, Completed) and outcome.stdout.strip() == "taken":
-                    taken.append(name)
-                    del holders[name]
-        mine = [name for name, lock in holders.items() if lock and lock.owner == self.actor and lock.kind == "manual" and kind == "command"]
-        for name in mine:
-            del holders[name]
-        errors = {name: o for name, o in outcomes.items() if isinstance(o, Exception) or (isinstance(o, Completed) and not o.ok)}
+            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), answers[name][1].token)), expired)
+            answers.update({name: _lock_answer(name, o) for name, o in self.each(lock_and_read, expired).items()})
+        taken = [name for name, (said, _, _) in answers.items() if said == "taken"]
+        holders = {name: holder for name, (said, holder, _) in answers.items() if said == "held"}
+        for name, holder in list(holders.items()):
+            if holder and holder.owner == self.actor and holder.kind == "manual" and kind == "command":
+                del holders[name]
+        errors = {name: report.error for name, (said, _, report) in answers.items() if said == "error"}
         if holders or errors:
             self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
             if holders:
@@ -528,9 +530,9 @@ class Fleet:
                 servers = ", ".join(sorted(holders))
                 raise LockHeld(f"{describe_lock(holder)} on {servers}", hint="wait, or run: invoke unlock --reason TEXT")
             name, error = sorted(errors.items())[0]
-            raise HostUnreachable(name, f"cannot take the lock: {error.reason() if isinstance(error, Completed) else error}",
+            raise HostUnreachable(name, f"cannot take the lock: {error}",
                                   hint="nothing was changed; check the server, then run the command again")
-        return taken
+        return taken, {name: report for name, (_, _, report) in answers.items()}
 
     def unlock(self, *, reason: str) -> list[str]:
         """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
@@ -559,11 +561,13 @@ class Fleet:
     def prune(self, *, keep: int | None = None, approve: Approve | None = None) -> dict[str, tuple[str, ...]]:
         """Remove old releases on every server, keeping `keep` besides those a slot points to."""
         keep = self.environment.keep_releases if keep is None else keep
-        plans = {report.server: plan_prune(report.state, keep, report.oldest_first) for report in self._read_all("prune")}
-        if all(plan.is_noop() for plan in plans.values()):
-            return {name: () for name in plans}
-        _ask(approve, "prune", plans)
-        with self.locked("prune"):
+        self.require_all_reachable("prune")
+        with self.locked("prune") as reports:
+            plans = {report.server: plan_prune(report.state, keep, report.oldest_first) for report in _readable(reports.values(), "prune")}
+            if all(plan.is_noop() for plan in plans.values()):
+                return {name: () for name in plans}
+            _ask(approve, "prune", plans)
+
             def remove(name: str) -> tuple[str, ...]:
                 for release in plans[name].removals:
                     done = self.hosts[name].run(remote.remove_release_argv(self.root(name), release))
@@ -571,9 +575,9 @@ class Fleet:
                         raise HostUnreachable(name, f"cannot remove {release}: {done.reason()}")
                 return plans[name].removals
             outcomes = self.each(remove)
-        failures = {name: str(o) for name, o in outcomes.items() if isinstance(o, Exception)}
-        self._journal("prune", "failed" if failures else "done", detail=_summary(failures) if failures else "",
-                      extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)}})
+            failures = {name: str(o) for name, o in outcomes.items() if isinstance(o, Exception)}
+            self._journal("prune", "failed" if failures else "done", detail=_summary(failures) if failures else "",
+                          extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)}})
         if failures:
             raise ReleaserError(f"prune failed on {_summary(failures)}", hint="check the server's disk and permissions")
         return outcomes
@@ -586,8 +590,11 @@ class Fleet:
         event = make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
                            now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
         line = event_line(event)
-        reachable = [name for name in self.hosts if name not in self.unreachable]
-        self.each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
+        if self._journal_lines is not None:
+            self._journal_lines.append(line)  # a lock is held: the line reaches the servers with the unlock
+        else:
+            reachable = [name for name in self.hosts if name not in self.unreachable]
+            self.each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
         if self.journal_path is not None:
             append_local(self.journal_path, event)
         if self.notifier is not None:
@@ -691,7 +698,7 @@ def _parse_status(name: str, done: Completed) -> ServerReport:
     if done.stdout.strip() == "noroot":
         return ServerReport(name, SlotState(None, None, None), notice=False)
     slots: dict[str, str | None] = {}
-    ages: list[tuple[int, str]] = []
+    ages: list[tuple[float, str]] = []
     free = lock_line = None
     notice = False
     for line in done.stdout.splitlines():
@@ -702,9 +709,10 @@ def _parse_status(name: str, done: Completed) -> ServerReport:
         elif kind == "release":
             mtime, _, release = rest.partition(" ")
             if RELEASE_ID_PATTERN.match(release):
-                ages.append((int(mtime), release))
-        elif kind == "df" and rest.strip().isdigit():
-            free = int(rest) * 1024
+                ages.append((float(mtime), release))
+        elif kind == "df" and re.fullmatch(r"\d+\*\d+", rest.strip()):
+            blocks, size = rest.strip().split("*")
+            free = int(blocks) * int(size)
         elif kind == "lock":
             lock_line = rest
         elif kind == "notice":
@@ -713,6 +721,33 @@ def _parse_status(name: str, done: Completed) -> ServerReport:
     state = SlotState(slots.get("live"), slots.get("backup"), slots.get("staging"), on_disk)
     return ServerReport(name, state, tuple(r for _, r in sorted(ages)), free,
                         parse_lock(lock_line) if lock_line else None, lock_line is not None, notice)
+
+
+def _lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, ServerReport]:
+    """Split a lock-and-status answer: ("taken" | "held" | "error", the holder when held, the server's report)."""
+    if isinstance(outcome, Exception):
+        return "error", None, ServerReport(name, None, error=str(outcome).removeprefix(f"{name}: "))
+    first, _, rest = outcome.stdout.partition("\n")
+    said = first.split(" ", 1)[0]
+    if not outcome.ok or said not in ("taken", "held"):
+        return "error", None, ServerReport(name, None, error=outcome.reason())
+    holder = parse_lock(first[len("held"):].strip()) if said == "held" else None
+    return said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr))
+
+
+def _readable(reports, doing: str) -> list[ServerReport]:
+    """The reports, or a refusal of `doing` naming the first server whose slots could not be read."""
+    reports = list(reports)
+    broken = [r for r in reports if r.state is None]
+    if broken:
+        raise HostUnreachable(broken[0].server, broken[0].error or "cannot read its slots",
+                              hint=f"nothing was changed, {doing} not started; see: invoke runbook server-failure")
+    return reports
+
+
+def _states(reports: Mapping[str, ServerReport], doing: str) -> dict[str, SlotState]:
+    """Every server's slots from reports read under the lock, or a refusal of `doing`."""
+    return {report.server: report.state for report in _readable(reports.values(), doing)}
 
 
 def _with_health(report: ServerReport, health: Probe) -> ServerReport:

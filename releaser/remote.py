@@ -16,34 +16,29 @@ from releaser.slots import SLOTS, LinkChange
 
 _STATUS = r"""
 cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
-for s in live backup staging; do
-  if [ -L "$s" ]; then printf 'slot %s %s\n' "$s" "$(readlink "$s")"; fi
-done
-if [ -d releases ]; then
-  for d in releases/*/; do
-    [ -d "$d" ] && printf 'release %s %s\n' "$(stat -c %Y "$d")" "$(basename "$d")"
-  done
-fi
-printf 'df %s\n' "$(df -Pk . | awk 'NR==2 {print $4}')"
-if [ -f .releaser/lock/info.json ]; then printf 'lock %s\n' "$(tr -d '\n' < .releaser/lock/info.json)"; fi
+find . -mindepth 1 -maxdepth 2 \( -type l \( -path ./live -o -path ./backup -o -path ./staging \) -printf 'slot %f %l\n' \) \
+  -o \( -type d -path './releases/*' -printf 'release %T@ %f\n' \)
+printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
+if [ -f .releaser/lock/info.json ]; then IFS= read -r held < .releaser/lock/info.json; printf 'lock %s\n' "$held"; fi
 if [ -f .releaser/notice.txt ]; then echo notice; fi
 """
 
 _PREPARE = r"""
 set -e
-cd "$1"; verify=$2; shift 2
+cd "$1"; root=$PWD; verify=$2; shift 2
 [ -w . ] || { echo "app root $PWD is not writable" >&2; exit 3; }
-mkdir -p .releaser
+[ -d .releaser ] || mkdir .releaser
 for pair in "$@"; do
   slot=${pair%%=*}; release=${pair#*=}
   [ "$release" = "-" ] && continue
   [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
   if [ "$verify" = verify ]; then
-    (cd "releases/$release" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
+    cd "releases/$release"
+    sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1 \
       || { echo "release $release fails its checksums on this server" >&2; exit 4; }
+    cd "$root"
   fi
-  rm -f ".releaser/next-$slot"
-  ln -s "releases/$release" ".releaser/next-$slot"
+  ln -sfn "releases/$release" ".releaser/next-$slot"
 done
 """
 
@@ -119,11 +114,11 @@ mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-
 """
 
 _LOCK = r"""
-mkdir -p "$1/.releaser" && cd "$1" || exit 3
-if mkdir .releaser/lock 2>/dev/null; then
-  printf '%s\n' "$2" > .releaser/lock/info.json; echo taken
+[ -d "$1/.releaser" ] || mkdir -p "$1/.releaser" || exit 3
+if mkdir "$1/.releaser/lock" 2>/dev/null; then
+  printf '%s\n' "$2" > "$1/.releaser/lock/info.json"; echo taken
 else
-  printf 'held '; tr -d '\n' < .releaser/lock/info.json 2>/dev/null; echo
+  printf 'held '; IFS= read -r held 2>/dev/null < "$1/.releaser/lock/info.json"; printf '%s\n' "$held"
 fi
 """
 
@@ -131,6 +126,16 @@ _UNLOCK = r"""
 cd "$1" 2>/dev/null || exit 0
 [ -d .releaser/lock ] || exit 0
 if [ -z "$2" ] || grep -qF -- "$2" .releaser/lock/info.json 2>/dev/null; then rm -rf .releaser/lock; fi
+"""
+
+# Journal lines first, then the lock: the record is on disk before anyone else may act. A journal that
+# cannot be written (full disk) never keeps the lock held.
+_FINISH = r"""
+root=$1; token=$2; shift 2
+if [ $# -gt 0 ]; then { [ -d "$root/.releaser" ] || mkdir -p "$root/.releaser"; } && printf '%s\n' "$@" >> "$root/.releaser/journal.jsonl"; fi
+[ -n "$token" ] && [ -d "$root/.releaser/lock" ] || exit 0
+IFS= read -r held 2>/dev/null < "$root/.releaser/lock/info.json" || true
+case $held in *"$token"*) rm -rf "$root/.releaser/lock" ;; esac
 """
 
 _APPEND_JOURNAL = r"""mkdir -p "$1/.releaser" && printf '%s\n' "$2" >> "$1/.releaser/journal.jsonl" """
@@ -194,14 +199,25 @@ def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
     return _script("remove", _REMOVE_RELEASE, str(root), validate_release_id(release_id))
 
 
-def lock_argv(root: PurePosixPath, info_json: str) -> list[str]:
-    """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>'."""
+def lock_argv(root: PurePosixPath, info_json: str, *, with_status: bool = False) -> list[str]:
+    """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>'.
+
+    With `with_status`, the status report follows in the same round trip, read after the lock was taken,
+    so a plan made from it cannot be overtaken by another command.
+    """
+    if with_status:
+        return _script("lock", _LOCK + _STATUS, str(root), info_json)
     return _script("lock", _LOCK, str(root), info_json)
 
 
 def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
     """Remove the lock; with a token only if the lock is ours."""
     return _script("unlock", _UNLOCK, str(root), token or "")
+
+
+def finish_argv(root: PurePosixPath, token: str, lines: Sequence[str]) -> list[str]:
+    """Append journal lines, then free the lock if it is still the one `token` took ("" keeps it)."""
+    return _script("finish", _FINISH, str(root), token, *lines)
 
 
 def append_journal_argv(root: PurePosixPath, line: str) -> list[str]:

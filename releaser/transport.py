@@ -14,6 +14,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -133,7 +134,7 @@ class SshHost:
             connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
             known = os.path.expanduser(s["known_hosts"] or "~/.ssh/known_hosts")
             try:
-                connection.client.load_host_keys(known)
+                _trust_known_keys(connection.client.get_host_keys(), known, s["host"], s["port"])
             except OSError as error:
                 raise HostUnreachable(self.name, f"cannot read known_hosts {known}: {error.strerror}",
                                       hint="add the server's key (ssh-keyscan) or name the file in [ssh] known_hosts") from error
@@ -209,6 +210,26 @@ class SshHost:
         self._sftp = self._connection = None
 
 
+_known_hosts_lock = threading.Lock()
+_known_hosts_parsed: dict[tuple, object] = {}
+
+
+def _trust_known_keys(trusted, path: str, host: str, port: int) -> None:
+    """Add the keys known_hosts lists for this server to `trusted`; the file is parsed once per version, not per server."""
+    import paramiko
+
+    info = os.stat(path)
+    version = (path, info.st_mtime_ns, info.st_size, info.st_ino)
+    with _known_hosts_lock:  # every server connects at once: one parse for all of them
+        if version not in _known_hosts_parsed:
+            _known_hosts_parsed.clear()
+            _known_hosts_parsed[version] = paramiko.HostKeys(path)
+        known = _known_hosts_parsed[version]
+    name = host if port == 22 else f"[{host}]:{port}"
+    for key_type, key in (known.lookup(name) or {}).items():
+        trusted.add(name, key_type, key)
+
+
 def _command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     """Turn an argv (and extra environment) into the one shell string sshd runs, every word quoted."""
     prefix = ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
@@ -231,9 +252,13 @@ def _why(error: BaseException) -> str:
     sizes = re.search(r"size mismatch in put!\s*(\d+) != (\d+)", text)
     if sizes:  # paramiko stats the file after writing it: the server kept less than was sent
         return f"the server kept {sizes.group(1)} of {sizes.group(2)} bytes (is its disk full?)"
-    if not text or isinstance(error, EOFError):
-        return f"the connection was closed ({type(error).__name__})"
+    if not text or isinstance(error, (EOFError, ConnectionError)) or _CLOSED.search(text):
+        # the same event (the server went away) reaches us in many shapes, depending on the moment it happened
+        return f"the connection was closed ({type(error).__name__}{': ' + text if text else ''})"
     return text
+
+
+_CLOSED = re.compile(r"socket is closed|connection (was )?(dropped|reset|closed|aborted)|broken pipe", re.IGNORECASE)
 
 
 def _ssh_exception() -> type[Exception]:

@@ -2,14 +2,16 @@
 
 import json
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from conftest import EXAMPLES, read_slots
 from releaser.bundle import build_bundle, read_bundle
 from releaser.errors import BundleInvalid, FleetReverted, LockHeld, PlanRefused
+from releaser import remote
 from releaser.slots import SlotState
+from releaser.transport import LocalHost
 
 
 def stage_and_go_live(fleet, *releases):
@@ -185,3 +187,70 @@ def test_journal_records_each_action_on_every_server(local_env, open_fleet):
     actions = [(e["action"], e["outcome"]) for e in history]
     assert actions == [("stage", "done"), ("go-live", "done")]
     assert all(sorted(e["seen_on"]) == ["web-1", "web-2", "web-3"] for e in history)
+
+
+
+class CountingHost(LocalHost):
+    """A real sandbox host that also writes down which releaser script each round trip ran."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ran: list[str] = []
+
+    def run(self, argv, **kwargs):
+        self.ran.append(argv[3] if list(argv[:2]) == ["sh", "-c"] else argv[0])
+        return super().run(argv, **kwargs)
+
+
+def test_rollback_reads_under_the_lock_and_journals_with_the_unlock(local_env, open_fleet):
+    """Four round trips per server: lock+status, prepare, commit, journal+unlock. Each one costs at 09:30."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+    hosts = {server.name: CountingHost(server.name) for server in local_env.servers}
+    with open_fleet(local_env, hosts=hosts) as fleet:
+        fleet.rollback(reason="bad figures")
+    assert {name: host.ran for name, host in hosts.items()} == {
+        name: ["releaser-lock", "releaser-prepare", "releaser-commit", "releaser-finish"] for name in hosts}
+    with open_fleet(local_env) as fleet:
+        reports = fleet.read_status(with_health=False)
+        history = fleet.read_history()
+    assert not any(report.locked for report in reports)
+    assert history[-1]["action"] == "rollback" and sorted(history[-1]["seen_on"]) == ["web-1", "web-2", "web-3"]
+
+
+def test_a_refused_switch_is_journaled_on_every_server_and_frees_the_lock(local_env, open_fleet):
+    """The events written while the lock is held reach every server with the unlock, failures included."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r3"))
+        with pytest.raises(FleetReverted):
+            fleet.go_live()
+        reports = fleet.read_status(with_health=False)
+        history = fleet.read_history()
+    assert not any(report.locked for report in reports)
+    assert (history[-1]["action"], history[-1]["outcome"]) == ("go-live", "reverted")
+    assert sorted(history[-1]["seen_on"]) == ["web-1", "web-2", "web-3"]
+
+
+def test_finishing_never_frees_a_lock_someone_else_holds(tmp_path):
+    """The journal line is written, and a lock with another token stays: a late unlock must not free a new holder."""
+    host, root = LocalHost("web-1"), PurePosixPath(tmp_path)
+    assert host.run(remote.lock_argv(root, '{"owner": "ana", "token": "theirs"}')).stdout == "taken\n"
+    done = host.run(remote.finish_argv(root, "mine", ['{"action": "go-live"}', '{"action": "weird $(touch PWNED) `x`"}']))
+    assert done.ok and (tmp_path / ".releaser" / "lock").is_dir()
+    assert (tmp_path / ".releaser" / "journal.jsonl").read_text().splitlines() == [
+        '{"action": "go-live"}', '{"action": "weird $(touch PWNED) `x`"}']
+    assert not list(tmp_path.glob("PWNED")) and not Path("PWNED").exists()
+    assert host.run(remote.finish_argv(root, "theirs", [])).ok and not (tmp_path / ".releaser" / "lock").exists()
+
+
+def test_lock_with_status_reports_the_slots_it_locked(local_env, open_fleet):
+    """Taking the lock answers with the slots, releases oldest first and free disk, read after the lock was taken."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        with fleet.locked("inspect") as reports:
+            assert set(reports) == {"web-1", "web-2", "web-3"}
+            for report in reports.values():
+                assert report.state == SlotState("r2", "r1", None, frozenset({"r1", "r2"}))
+                assert report.oldest_first == ("r1", "r2") and report.free_bytes > 0
+                assert report.locked and report.lock.reason == "inspect"

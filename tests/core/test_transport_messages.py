@@ -1,0 +1,25 @@
+"""How transport words a server that went away: one phrase whatever shape the error arrived in."""
+
+import pytest
+
+from releaser.transport import _why
+
+
+@pytest.mark.parametrize("error", [
+    EOFError(),
+    OSError("Socket is closed"),
+    ConnectionResetError(104, "Connection reset by peer"),
+    BrokenPipeError(32, "Broken pipe"),
+    Exception("Server connection dropped: "),
+    Exception(""),
+], ids=["eof", "socket-closed", "reset", "broken-pipe", "dropped", "no-text"])
+def test_a_lost_server_reads_the_same_whatever_the_error(error):
+    assert _why(error).startswith("the connection was closed (")
+
+
+def test_other_errors_keep_their_own_words():
+    assert _why(OSError("No route to host")) == "No route to host"
+
+
+def test_a_short_put_names_the_disk():
+    assert _why(OSError("size mismatch in put!  1024 != 4096")) == "the server kept 1024 of 4096 bytes (is its disk full?)"
