@@ -149,6 +149,7 @@ class Fleet:
         self.notifier = None  # set by connected() when the environment has notification channels
         self.deliveries: list = []
         self._journal_lines: list[str] | None = None  # while a lock is held: journal lines waiting for the unlock
+        self._early: tuple[dict[str, tuple[str, ...]], float] = ({}, 0.0)  # links the lock's round trip prepared
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
 
     # ---- connections ----
@@ -276,7 +277,7 @@ class Fleet:
         self.require_all_reachable("go-live")
         self._context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
         try:
-            with self.locked("go-live") as reports:
+            with self.locked("go-live", prepare_for="go-live") as reports:
                 plans = plan_fleet_go_live(_states(reports, "go-live"))
                 _ask(approve, "go-live", plans)
                 result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
@@ -299,7 +300,7 @@ class Fleet:
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
         self.require_all_reachable("rollback")
-        with self.locked("rollback") as reports:
+        with self.locked("rollback", prepare_for="rollback") as reports:
             plans = plan_fleet_rollback(_states(reports, "rollback"))
             _ask(approve, "rollback", plans)
             result = self._switch(plans, action="rollback", verify=True, revert_on_failed_verify=False)
@@ -333,6 +334,10 @@ class Fleet:
             previous=next(iter(plans.values())).before.slot(slot),
             started=time.perf_counter(), timings={},
         )
+        (early, seconds), self._early = self._early, ({}, 0.0)
+        if early and all(early.get(name) == remote.prepared_pairs(links) for name, links in prepared.changing.items()):
+            prepared.timings["prepare"] = seconds  # done in the lock's round trip, exactly as planned
+            return prepared
         outcomes = self.each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), prepared.changing[name])),
                              prepared.changing)
         failed = _failures(outcomes)
@@ -469,15 +474,18 @@ class Fleet:
     # ---- locking ----
 
     @contextmanager
-    def locked(self, reason: str) -> Iterator[dict[str, ServerReport]]:
+    def locked(self, reason: str, *, prepare_for: str | None = None) -> Iterator[dict[str, ServerReport]]:
         """Hold the deploy lock on every server while the block runs, and free it afterwards, even on Ctrl-C.
 
         Yields every server's report, read in the same round trip just after the lock was taken, so a plan
-        made from it cannot be overtaken by another command. Journal events of the block travel with the
-        unlock, in one round trip.
+        made from it cannot be overtaken by another command. With `prepare_for` ("go-live", "rollback")
+        that round trip also prepares each server's links for it; prepare_switch uses them only where they
+        equal the plan. Journal events of the block travel with the unlock, in one round trip.
         """
         token = uuid.uuid4().hex
-        taken, reports = self._take_lock(reason, token=token, kind="command", minutes=30)
+        started = time.perf_counter()
+        taken, reports, early = self._take_lock(reason, token=token, kind="command", minutes=30, prepare_for=prepare_for)
+        self._early = (early, time.perf_counter() - started)
         self._journal_lines = []
         try:
             yield reports
@@ -508,21 +516,23 @@ class Fleet:
         """
         return self._take_lock(reason, token=token, kind=kind, minutes=minutes)[0]
 
-    def _take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> tuple[list[str], dict[str, ServerReport]]:
+    def _take_lock(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None,
+                   ) -> tuple[list[str], dict[str, ServerReport], dict[str, tuple[str, ...]]]:
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
-        lock_and_read = lambda name: self.hosts[name].run(remote.lock_argv(self.root(name), info.to_json(), with_status=True))
+        lock_and_read = lambda name: self.hosts[name].run(
+            remote.lock_argv(self.root(name), info.to_json(), with_status=True, prepare_for=prepare_for))
         answers = {name: _lock_answer(name, o) for name, o in self.each(lock_and_read).items()}
-        expired = [name for name, (said, holder, _) in answers.items()
+        expired = [name for name, (said, holder, _, _) in answers.items()
                    if said == "held" and holder and is_expired(holder, self.clock.now())]
         if expired:
             self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), answers[name][1].token)), expired)
             answers.update({name: _lock_answer(name, o) for name, o in self.each(lock_and_read, expired).items()})
-        taken = [name for name, (said, _, _) in answers.items() if said == "taken"]
-        holders = {name: holder for name, (said, holder, _) in answers.items() if said == "held"}
+        taken = [name for name, (said, _, _, _) in answers.items() if said == "taken"]
+        holders = {name: holder for name, (said, holder, _, _) in answers.items() if said == "held"}
         for name, holder in list(holders.items()):
             if holder and holder.owner == self.actor and holder.kind == "manual" and kind == "command":
                 del holders[name]
-        errors = {name: report.error for name, (said, _, report) in answers.items() if said == "error"}
+        errors = {name: report.error for name, (said, _, report, _) in answers.items() if said == "error"}
         if holders or errors:
             self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
             if holders:
@@ -532,7 +542,8 @@ class Fleet:
             name, error = sorted(errors.items())[0]
             raise HostUnreachable(name, f"cannot take the lock: {error}",
                                   hint="nothing was changed; check the server, then run the command again")
-        return taken, {name: report for name, (_, _, report) in answers.items()}
+        return (taken, {name: report for name, (_, _, report, _) in answers.items()},
+                {name: early for name, (_, _, _, early) in answers.items() if early is not None})
 
     def unlock(self, *, reason: str) -> list[str]:
         """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
@@ -723,16 +734,18 @@ def _parse_status(name: str, done: Completed) -> ServerReport:
                         parse_lock(lock_line) if lock_line else None, lock_line is not None, notice)
 
 
-def _lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, ServerReport]:
-    """Split a lock-and-status answer: ("taken" | "held" | "error", the holder when held, the server's report)."""
+def _lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, ServerReport, tuple[str, ...] | None]:
+    """Split a lock answer: "taken" | "held" | "error", the holder when held, the report, the links prepared early."""
     if isinstance(outcome, Exception):
-        return "error", None, ServerReport(name, None, error=str(outcome).removeprefix(f"{name}: "))
+        return "error", None, ServerReport(name, None, error=str(outcome).removeprefix(f"{name}: ")), None
     first, _, rest = outcome.stdout.partition("\n")
     said = first.split(" ", 1)[0]
     if not outcome.ok or said not in ("taken", "held"):
-        return "error", None, ServerReport(name, None, error=outcome.reason())
+        return "error", None, ServerReport(name, None, error=outcome.reason()), None
     holder = parse_lock(first[len("held"):].strip()) if said == "held" else None
-    return said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr))
+    early = [line.split()[1:] for line in rest.splitlines() if line.startswith("prepared ")]
+    return (said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr)),
+            tuple(early[-1]) if early else None)
 
 
 def _readable(reports, doing: str) -> list[ServerReport]:

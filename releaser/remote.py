@@ -14,32 +14,45 @@ from pathlib import PurePosixPath
 from releaser.bundle import validate_release_id
 from releaser.slots import SLOTS, LinkChange
 
-_STATUS = r"""
+# Slots, releases with their age, lock and notice; few processes, as it runs on every server before each change.
+_SLOTS = r"""
 cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
-find . -mindepth 1 -maxdepth 2 \( -type l \( -path ./live -o -path ./backup -o -path ./staging \) -printf 'slot %f %l\n' \) \
-  -o \( -type d -path './releases/*' -printf 'release %T@ %f\n' \)
-printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
+found=$(find . -mindepth 1 -maxdepth 2 \( -type l \( -path ./live -o -path ./backup -o -path ./staging \) -printf 'slot %f %l\n' \) \
+  -o \( -type d -path './releases/*' -printf 'release %T@ %f\n' \))
+printf '%s\n' "$found"
 if [ -f .releaser/lock/info.json ]; then IFS= read -r held < .releaser/lock/info.json; printf 'lock %s\n' "$held"; fi
 if [ -f .releaser/notice.txt ]; then echo notice; fi
 """
 
-_PREPARE = r"""
-set -e
-cd "$1"; root=$PWD; verify=$2; shift 2
-[ -w . ] || { echo "app root $PWD is not writable" >&2; exit 3; }
-[ -d .releaser ] || mkdir .releaser
-for pair in "$@"; do
-  slot=${pair%%=*}; release=${pair#*=}
-  [ "$release" = "-" ] && continue
-  [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
-  if [ "$verify" = verify ]; then
-    cd "releases/$release"
-    sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1 \
-      || { echo "release $release fails its checksums on this server" >&2; exit 4; }
-    cd "$root"
-  fi
-  ln -sfn "releases/$release" ".releaser/next-$slot"
-done
+_STATUS = _SLOTS + r"""
+printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
+"""
+
+# Shared by prepare and by the lock's early prepare: run in the app root with $root set to it.
+_PREPARE_LINKS = r"""
+prepare_links() {
+  mode=$1; shift
+  [ -w . ] || { echo "app root $PWD is not writable" >&2; return 3; }
+  [ -d .releaser ] || mkdir .releaser || return 3
+  for pair in "$@"; do
+    slot=${pair%%=*}; release=${pair#*=}
+    [ "$release" = "-" ] && continue
+    [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; return 3; }
+    if [ "$mode" = verify ]; then
+      cd "releases/$release" || return 3
+      sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1; sums=$?
+      cd "$root" || return 3
+      [ "$sums" = 0 ] || { echo "release $release fails its checksums on this server" >&2; return 4; }
+    fi
+    ln -sfn "releases/$release" ".releaser/next-$slot" || return 3
+  done
+}
+"""
+
+_PREPARE = _PREPARE_LINKS + r"""
+cd "$1" || exit 3
+root=$PWD; verify=$2; shift 2
+prepare_links "$verify" "$@"
 """
 
 _COMMIT = r"""
@@ -116,10 +129,34 @@ mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-
 _LOCK = r"""
 [ -d "$1/.releaser" ] || mkdir -p "$1/.releaser" || exit 3
 if mkdir "$1/.releaser/lock" 2>/dev/null; then
-  printf '%s\n' "$2" > "$1/.releaser/lock/info.json"; echo taken
+  printf '%s\n' "$2" > "$1/.releaser/lock/info.json"; echo taken; taken=yes
 else
   printf 'held '; IFS= read -r held 2>/dev/null < "$1/.releaser/lock/info.json"; printf '%s\n' "$held"
 fi
+"""
+
+# After the lock and the status, in the same round trip: the links a go-live ($3 = go-live) or a rollback
+# ($3 = rollback) of this server alone would make, prepared under their temporary names. The fleet uses
+# them only when they equal its own plan for the server; otherwise it prepares again, as always.
+_PREPARE_EARLY = _PREPARE_LINKS + r"""
+[ "$taken" = yes ] || exit 0
+live= backup= staging=
+while read -r kind name target; do
+  case $kind:$name in
+    slot:live) live=${target#releases/} ;; slot:backup) backup=${target#releases/} ;; slot:staging) staging=${target#releases/} ;;
+  esac
+done <<FOUND
+$found
+FOUND
+case $3 in
+  rollback) [ -n "$backup" ] || exit 0; set -- "live=$backup" "backup=-" ;;
+  go-live) [ -n "$staging" ] || exit 0
+    if [ -n "$live" ]; then set -- "backup=$live" "live=$staging" "staging=-"; else set -- "live=$staging" "staging=-"; fi ;;
+  *) exit 0 ;;
+esac
+root=$PWD
+prepare_links verify "$@" 2>/dev/null && echo "prepared $*"
+exit 0
 """
 
 _UNLOCK = r"""
@@ -133,6 +170,7 @@ if [ -z "$2" ] || grep -qF -- "$2" .releaser/lock/info.json 2>/dev/null; then rm
 _FINISH = r"""
 root=$1; token=$2; shift 2
 if [ $# -gt 0 ]; then { [ -d "$root/.releaser" ] || mkdir -p "$root/.releaser"; } && printf '%s\n' "$@" >> "$root/.releaser/journal.jsonl"; fi
+for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
 [ -n "$token" ] && [ -d "$root/.releaser/lock" ] || exit 0
 IFS= read -r held 2>/dev/null < "$root/.releaser/lock/info.json" || true
 case $held in *"$token"*) rm -rf "$root/.releaser/lock" ;; esac
@@ -161,7 +199,12 @@ def status_argv(root: PurePosixPath) -> list[str]:
 
 def prepare_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, verify: bool = True) -> list[str]:
     """Create each new link under a temporary name, after checking its release is there and intact."""
-    return _script("prepare", _PREPARE, str(root), "verify" if verify else "trust", *_pairs(changes, "new"))
+    return _script("prepare", _PREPARE, str(root), "verify" if verify else "trust", *prepared_pairs(changes))
+
+
+def prepared_pairs(changes: Sequence[LinkChange]) -> tuple[str, ...]:
+    """The slot=release words prepare gets for these changes ("-" removes a slot), as the early prepare prints them."""
+    return tuple(_pairs(changes, "new"))
 
 
 def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:
@@ -199,14 +242,18 @@ def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
     return _script("remove", _REMOVE_RELEASE, str(root), validate_release_id(release_id))
 
 
-def lock_argv(root: PurePosixPath, info_json: str, *, with_status: bool = False) -> list[str]:
+def lock_argv(root: PurePosixPath, info_json: str, *, with_status: bool = False, prepare_for: str | None = None) -> list[str]:
     """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>'.
 
-    With `with_status`, the status report follows in the same round trip, read after the lock was taken,
-    so a plan made from it cannot be overtaken by another command.
+    With `with_status`, the status report (without free disk) follows in the same round trip, read after the
+    lock was taken, so a plan made from it cannot be overtaken by another command. With `prepare_for` ("go-live" or
+    "rollback") the server also prepares that switch's links as its own slots suggest, and prints
+    'prepared <slot=release>...' when it did: one round trip fewer when the fleet's plan agrees.
     """
+    if prepare_for:
+        return _script("lock", _LOCK + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for)
     if with_status:
-        return _script("lock", _LOCK + _STATUS, str(root), info_json)
+        return _script("lock", _LOCK + _SLOTS, str(root), info_json)
     return _script("lock", _LOCK, str(root), info_json)
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shlex
 import shutil
 import socket
 import subprocess
 import threading
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -115,6 +118,8 @@ class SshHost:
                               check_host_keys=check_host_keys, connect_timeout=connect_timeout)
         self._connection = None
         self._sftp = None
+        self._shell: _Shell | None = None
+        self._shell_free = threading.Lock()
 
     def open(self) -> None:
         """Connect now (fleet opens every server in parallel before the first step)."""
@@ -158,9 +163,25 @@ class SshHost:
         self._connection = connection
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
-        """Run argv on the server through one exec channel of the open connection."""
+        """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""
         self.open()
         command = _command_line(argv, env)
+        if not self._shell_free.acquire(blocking=False):
+            return self._run_on_channel(command, argv, timeout)
+        try:
+            if self._shell is None:
+                self._shell = _Shell(self._connection.client.get_transport())
+            return self._shell.run(command, timeout)
+        except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
+            shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
+            _close_quietly(shell)
+            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
+                                  hint="see: invoke runbook server-failure") from error
+        finally:
+            self._shell_free.release()
+
+    def _run_on_channel(self, command: str, argv: Sequence[str], timeout: float | None) -> Completed:
+        """Run one command on an exec channel of its own (sshd starts a session and the login shell for it)."""
         try:
             channel = self._connection.client.get_transport().open_session(timeout=timeout or 30)
             channel.settimeout(timeout)
@@ -200,14 +221,81 @@ class SshHost:
             raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}") from error
 
     def close(self) -> None:
-        """Close the SFTP session and the connection."""
-        for closable in (self._sftp, self._connection):
+        """Close the shell, the SFTP session and the connection."""
+        for closable in (self._shell, self._sftp, self._connection):
             try:
                 if closable is not None:
                     closable.close()
             except Exception:  # closing a dead connection must never hide the real outcome
                 pass
-        self._sftp = self._connection = None
+        self._shell = self._sftp = self._connection = None
+
+
+class _Shell:
+    """One `sh` on the server, started once per connection, that runs the command's steps one after another.
+
+    A command on an exec channel of its own costs a channel, an sshd session process and the login shell
+    (with its rc files) on the server; here each step costs one write and one read. Every step is framed
+    by marks on both streams, runs in a subshell with stdin from /dev/null, and leaves nothing behind.
+    """
+
+    def __init__(self, transport) -> None:
+        self.channel = transport.open_session()
+        self.channel.exec_command("exec sh")
+
+    def run(self, command: str, timeout: float | None) -> Completed:
+        """Run one shell command line and return its exit status, stdout and stderr."""
+        mark = uuid.uuid4().hex
+        self.channel.sendall((f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2; ( {command} ) </dev/null; "
+                              f"rc=$?; printf '\\n%s %s\\n' {mark} $rc; printf '\\n%s\\n' {mark} >&2\n").encode())
+        out, err = _Framed(mark), _Framed(mark)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (out.done and err.done):
+            if self.channel.recv_ready():
+                out.feed(self.channel.recv(65536))
+            elif self.channel.recv_stderr_ready():
+                err.feed(self.channel.recv_stderr(65536))
+            elif self.channel.closed or self.channel.eof_received:
+                raise EOFError("the server's shell went away")
+            else:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.close()
+                    raise TimeoutError(f"no answer within {timeout:g} s")
+                select.select([self.channel], [], [], left)
+        return Completed(int(out.status), out.text(), err.text())
+
+    def close(self) -> None:
+        """End the shell (closing its channel)."""
+        self.channel.close()
+
+
+class _Framed:
+    """One stream of a shell step: what arrives between the step's opening mark and its closing one."""
+
+    def __init__(self, mark: str) -> None:
+        self.opening, self.closing = f"{mark}\n".encode(), f"\n{mark}".encode()
+        self.buffer = b""
+        self.done = False
+        self.body = b""
+        self.status = ""
+
+    def feed(self, data: bytes) -> None:
+        """Take what arrived; a step's output ends at its closing mark (stdout's also carries the exit status)."""
+        if not data:
+            raise EOFError("the server's shell went away")
+        self.buffer += data
+        start = self.buffer.find(self.opening)
+        end = self.buffer.find(self.closing, start + len(self.opening)) if start >= 0 else -1
+        tail = self.buffer[end + len(self.closing):] if end >= 0 else b""
+        if end >= 0 and tail.endswith(b"\n"):
+            self.body = self.buffer[start + len(self.opening):end]
+            self.status = tail.strip().decode()
+            self.done = True
+
+    def text(self) -> str:
+        """The step's output as text."""
+        return self.body.decode(errors="replace")
 
 
 _known_hosts_lock = threading.Lock()
@@ -236,9 +324,12 @@ def _command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     return shlex.join([*prefix, *argv])
 
 
-def _close_quietly(sock) -> None:
-    if sock is not None:
-        sock.close()
+def _close_quietly(closable) -> None:
+    try:
+        if closable is not None:
+            closable.close()
+    except Exception:  # closing what already broke must never hide the real outcome
+        pass
 
 
 def _label(argv: Sequence[str]) -> str:

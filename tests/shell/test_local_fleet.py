@@ -8,7 +8,7 @@ import pytest
 
 from conftest import EXAMPLES, read_slots
 from releaser.bundle import build_bundle, read_bundle
-from releaser.errors import BundleInvalid, FleetReverted, LockHeld, PlanRefused
+from releaser.errors import BundleInvalid, Cancelled, FleetReverted, LockHeld, PlanRefused
 from releaser import remote
 from releaser.slots import SlotState
 from releaser.transport import LocalHost
@@ -203,14 +203,14 @@ class CountingHost(LocalHost):
 
 
 def test_rollback_reads_under_the_lock_and_journals_with_the_unlock(local_env, open_fleet):
-    """Four round trips per server: lock+status, prepare, commit, journal+unlock. Each one costs at 09:30."""
+    """Three round trips per server: lock+status+prepare, commit, journal+unlock. Each one costs at 09:30."""
     with open_fleet(local_env) as fleet:
         stage_and_go_live(fleet, "r1", "r2")
     hosts = {server.name: CountingHost(server.name) for server in local_env.servers}
     with open_fleet(local_env, hosts=hosts) as fleet:
         fleet.rollback(reason="bad figures")
     assert {name: host.ran for name, host in hosts.items()} == {
-        name: ["releaser-lock", "releaser-prepare", "releaser-commit", "releaser-finish"] for name in hosts}
+        name: ["releaser-lock", "releaser-commit", "releaser-finish"] for name in hosts}
     with open_fleet(local_env) as fleet:
         reports = fleet.read_status(with_health=False)
         history = fleet.read_history()
@@ -245,12 +245,45 @@ def test_finishing_never_frees_a_lock_someone_else_holds(tmp_path):
 
 
 def test_lock_with_status_reports_the_slots_it_locked(local_env, open_fleet):
-    """Taking the lock answers with the slots, releases oldest first and free disk, read after the lock was taken."""
+    """Taking the lock answers with the slots and releases oldest first, read after the lock was taken."""
     with open_fleet(local_env) as fleet:
         stage_and_go_live(fleet, "r1", "r2")
         with fleet.locked("inspect") as reports:
             assert set(reports) == {"web-1", "web-2", "web-3"}
             for report in reports.values():
                 assert report.state == SlotState("r2", "r1", None, frozenset({"r1", "r2"}))
-                assert report.oldest_first == ("r1", "r2") and report.free_bytes > 0
+                assert report.oldest_first == ("r1", "r2")
                 assert report.locked and report.lock.reason == "inspect"
+
+
+def _temporary_links(environment) -> list[str]:
+    return sorted(p.name for s in environment.servers for p in (Path(str(environment.app_root(s))) / ".releaser").glob("next-*"))
+
+
+def test_a_release_corrupted_on_one_server_stops_go_live_before_any_switch(local_env, open_fleet):
+    """A file changed on web-2 after staging fails its checksums when the switch is prepared: nothing moves anywhere."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+    web2 = Path(str(local_env.app_root(local_env.servers[1])))
+    (web2 / "releases" / "r2" / "public" / "index.html").write_text("<html>tampered</html>")
+    before = read_slots(local_env)
+    with open_fleet(local_env) as fleet:
+        with pytest.raises(FleetReverted, match=r"go-live stopped before any switch: web-2 \(release r2 fails its checksums "
+                                                r"on this server\); nothing was switched"):
+            fleet.go_live()
+        assert not any(report.locked for report in fleet.read_status(with_health=False))
+    assert read_slots(local_env) == before
+    assert _temporary_links(local_env) == []
+
+
+def test_saying_no_to_the_plan_leaves_no_prepared_link_and_no_lock(local_env, open_fleet):
+    """The lock's round trip prepares the rollback's links early; a 'no' removes them with the lock."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+        before = read_slots(local_env)
+        with pytest.raises(Cancelled, match="rollback cancelled; nothing was changed"):
+            fleet.rollback(approve=lambda action, plans: False)
+        assert not any(report.locked for report in fleet.read_status(with_health=False))
+    assert read_slots(local_env) == before
+    assert _temporary_links(local_env) == []

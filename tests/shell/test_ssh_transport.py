@@ -1,0 +1,87 @@
+"""SshHost over a real sshd: the long-lived shell that runs a command's steps returns exactly what an exec channel would."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from releaser.errors import HostUnreachable
+from releaser.fleet import make_hosts
+from releaser.transport import Completed, _Framed
+
+pytestmark = pytest.mark.ssh
+
+
+@pytest.fixture
+def web1(ssh_env):
+    host = make_hosts(ssh_env)["web-1"]
+    host.open()
+    yield host
+    host.close()
+
+
+def test_steps_keep_their_own_exit_status_output_and_stderr(web1):
+    assert web1.run(["sh", "-c", "printf 'no newline'; echo oops >&2; exit 7"]) == Completed(7, "no newline", "oops\n")
+    assert web1.run(["sh", "-c", "exit 0"]) == Completed(0, "", "")  # `exit` ends the step, never the shell
+    assert web1.run(["echo", "$(touch /tmp/PWNED)", "; rm -rf /", "`id`"]).stdout == "$(touch /tmp/PWNED) ; rm -rf / `id`\n"
+
+
+def test_nothing_leaks_from_one_step_into_the_next(web1):
+    web1.run(["sh", "-c", "cd /tmp"])
+    web1.run(["env", "RELEASER_X=1", "true"])
+    assert web1.run(["sh", "-c", "pwd; echo \"[$RELEASER_X]\""]).stdout.splitlines()[1] == "[]"
+    assert web1.run(["cat"]).stdout == ""  # stdin is /dev/null: a step that reads it cannot swallow the next one
+
+
+def test_a_megabyte_on_each_stream_at_once_does_not_deadlock(web1):
+    script = "head -c 1048576 /dev/zero | tr '\\0' o; head -c 1048576 /dev/zero | tr '\\0' e >&2"
+    done = web1.run(["sh", "-c", script])
+    assert (len(done.stdout), len(done.stderr)) == (1048576, 1048576) and set(done.stdout) == {"o"} and set(done.stderr) == {"e"}
+
+
+def test_a_step_leaving_a_process_in_the_background_returns_at_once(web1):
+    started = time.monotonic()
+    assert web1.run(["sh", "-c", "sleep 3 & echo started"]).stdout == "started\n"
+    assert time.monotonic() - started < 2.5
+
+
+def test_steps_from_two_threads_on_one_host_both_come_back_whole(web1):
+    results = {}
+
+    def run(tag: str) -> None:
+        results[tag] = web1.run(["sh", "-c", f"sleep 0.2; echo {tag}"])
+
+    threads = [threading.Thread(target=run, args=(tag,)) for tag in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {tag: done.stdout for tag, done in results.items()} == {"a": "a\n", "b": "b\n", "c": "c\n"}
+
+
+def test_a_step_past_its_timeout_is_reported_and_the_next_step_gets_a_fresh_shell(web1):
+    with pytest.raises(HostUnreachable, match=r"web-1: lost the connection to .* while running sleep: .*no answer within 0.5 s"):
+        web1.run(["sleep", "5"], timeout=0.5)
+    assert web1.run(["echo", "again"]).stdout == "again\n"
+
+
+def test_a_server_dying_during_a_step_is_named(sshd_farm, web1):
+    web1.run(["true"])
+    sshd_farm.stop("web-1")
+    with pytest.raises(HostUnreachable, match=r"web-1: .*(lost the connection|ssh to) "):
+        web1.run(["true"])
+
+
+def test_the_frame_skips_what_the_login_shell_printed_and_reassembles_split_chunks():
+    frame = _Framed("m1")
+    for chunk in (b"motd junk\nm", b"1\nline one\nno newline", b"\nm1 ", b"3\n"):
+        assert not frame.done
+        frame.feed(chunk)
+    assert frame.done and (frame.text(), frame.status) == ("line one\nno newline", "3")
+
+
+def test_a_closed_stream_is_a_lost_server():
+    with pytest.raises(EOFError):
+        _Framed("m1").feed(b"")
