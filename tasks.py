@@ -33,16 +33,19 @@ def exit_on_user_error():
 @contextmanager
 def open_fleet(env: str, verb: str):
     """Load the environment and connect to every server, showing a progress line per server."""
-    from releaser import ui
-    from releaser.clock import SystemClock
     from releaser.config import load_environment
-    from releaser.fleet import connected
+    from releaser.transport import make_hosts
 
     environment = load_environment(env, PROJECT)
+    hosts = make_hosts(environment, start=True)  # the handshakes run while the rest is imported
+    from releaser import ui
+    from releaser.clock import SystemClock
+    from releaser.fleet import connected
+
     opened = []
     try:
         with ui.progress([s.name for s in environment.servers], verb) as progress:
-            with connected(environment, actor=actor(), clock=SystemClock(), progress=progress,
+            with connected(environment, actor=actor(), clock=SystemClock(), progress=progress, hosts=hosts,
                            journal_path=PROJECT / ".releaser-journal.jsonl") as fleet:
                 opened.append(fleet)
                 yield fleet
@@ -174,11 +177,11 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local"):
 })
 def rollback(c, yes=False, reason=None, env="local"):
     """Put the previous live release back on every server."""
+    with exit_on_user_error():
+        with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
+            result = fleet.rollback(reason=reason, approve=approver(yes))
     from releaser import ui
 
-    with exit_on_user_error():
-        with open_fleet(env, "rollback") as fleet:
-            result = fleet.rollback(reason=reason, approve=approver(yes))
     ui.show_result(result)
     if all(r.ok for r in result.results):
         ui.say(f"{result.release} is live again on every server; {result.previous} stays on disk for inspection")
@@ -189,12 +192,12 @@ def rollback(c, yes=False, reason=None, env="local"):
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table."})
 def status(c, env="local", json=False):
     """Show each server's live, backup and staging release."""
-    from releaser import ui
-
     with exit_on_user_error():
-        with open_fleet(env, "status") as fleet:
+        with open_fleet(env, "status") as fleet:  # first: its connections open while the rest is imported
             reports = fleet.read_status()
             environment = fleet.environment
+    from releaser import ui
+
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys)
 

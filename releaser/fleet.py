@@ -29,7 +29,7 @@ from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachabl
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
-from releaser.transport import Completed, Host, LocalHost, SshHost
+from releaser.transport import Completed, Host, make_hosts
 from releaser.web import Probe, probe
 
 Progress = Callable[[str, str], None]
@@ -114,24 +114,6 @@ def _zone_of(environment: Environment) -> str:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield None
-
-
-def make_hosts(environment: Environment) -> dict[str, Host]:
-    """Build one Host per server from the environment (LocalHost for the sandbox, SshHost otherwise)."""
-    if environment.transport == "local":
-        return {server.name: LocalHost(server.name) for server in environment.servers}
-    ssh = environment.ssh
-    known_hosts = Path(ssh.known_hosts).expanduser()
-    if not known_hosts.is_absolute() and environment.path is not None:
-        known_hosts = environment.path.parent / known_hosts
-    return {
-        server.name: SshHost(
-            server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
-            key_file=_resolve(server.key_file or ssh.key_file, environment), known_hosts=str(known_hosts),
-            check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
-        )
-        for server in environment.servers
-    }
 
 
 class Fleet:
@@ -790,15 +772,6 @@ def _renames(result: FleetResult) -> dict[str, float]:
 
 def _runbook(action: str) -> str:
     return {"stage": "go-live", "go-live": "rollback", "rollback": "rollback", "rehearsal": "go-live"}.get(action, "rollback")
-
-
-def _resolve(path: str | None, environment: Environment) -> str | None:
-    if path is None:
-        return None
-    expanded = Path(path).expanduser()
-    if not expanded.is_absolute() and environment.path is not None:
-        expanded = environment.path.parent / expanded
-    return str(expanded)
 
 
 def _sha256_text(text: str) -> str:

@@ -21,9 +21,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from releaser.errors import HostUnreachable
+
+if TYPE_CHECKING:
+    from releaser.config import Environment
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,40 @@ class LocalHost:
         """Nothing to close."""
 
 
+def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Host]:
+    """Build one Host per server from the environment (LocalHost for the sandbox, SshHost otherwise).
+
+    With `start`, every SSH connection starts opening in the background at once, so whatever the command
+    does before its first step (imports, rendering) overlaps the handshakes.
+    """
+    if environment.transport == "local":
+        return {server.name: LocalHost(server.name) for server in environment.servers}
+    ssh = environment.ssh
+    known_hosts = Path(ssh.known_hosts).expanduser()
+    if not known_hosts.is_absolute() and environment.path is not None:
+        known_hosts = environment.path.parent / known_hosts
+    hosts = {
+        server.name: SshHost(
+            server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
+            key_file=_resolve(server.key_file or ssh.key_file, environment), known_hosts=str(known_hosts),
+            check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
+        )
+        for server in environment.servers
+    }
+    for host in hosts.values() if start else ():
+        host.start_opening()
+    return hosts
+
+
+def _resolve(path: str | None, environment: Environment) -> str | None:
+    if path is None:
+        return None
+    expanded = Path(path).expanduser()
+    if not expanded.is_absolute() and environment.path is not None:
+        expanded = environment.path.parent / expanded
+    return str(expanded)
+
+
 class SshHost:
     """A real server reached over SSH with fabric; one connection per command run, reused for every step."""
 
@@ -120,11 +157,34 @@ class SshHost:
         self._sftp = None
         self._shell: _Shell | None = None
         self._shell_free = threading.Lock()
+        self._opening: threading.Thread | None = None
+        self._opening_error: BaseException | None = None
+
+    def start_opening(self) -> None:
+        """Start connecting in a background thread; open() waits for it and raises what it raised."""
+        if self._connection is None and self._opening is None:
+            self._opening = threading.Thread(target=self._connect_noting_error, name=f"ssh-{self.name}", daemon=True)
+            self._opening.start()
 
     def open(self) -> None:
-        """Connect now (fleet opens every server in parallel before the first step)."""
-        if self._connection is not None:
-            return
+        """Connect now, or wait for the connection start_opening began (fleet opens every server in parallel)."""
+        opening = self._opening
+        if opening is not None:
+            opening.join()
+            self._opening = None
+            error, self._opening_error = self._opening_error, None
+            if error is not None:
+                raise error
+        if self._connection is None:
+            self._connect()
+
+    def _connect_noting_error(self) -> None:
+        try:
+            self._connect()
+        except BaseException as error:  # handed to whoever calls open()
+            self._opening_error = error
+
+    def _connect(self) -> None:
         import fabric  # imported here so `invoke --list` and the local sandbox never pay for paramiko
         import paramiko
 
@@ -171,7 +231,7 @@ class SshHost:
         try:
             if self._shell is None:
                 self._shell = _Shell(self._connection.client.get_transport())
-            return self._shell.run(command, timeout)
+            return self._shell.run(_shell_step(argv, env), timeout)
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
             _close_quietly(shell)
@@ -222,6 +282,8 @@ class SshHost:
 
     def close(self) -> None:
         """Close the shell, the SFTP session and the connection."""
+        if self._opening is not None:
+            self._opening.join()
         for closable in (self._shell, self._sftp, self._connection):
             try:
                 if closable is not None:
@@ -246,7 +308,7 @@ class _Shell:
     def run(self, command: str, timeout: float | None) -> Completed:
         """Run one shell command line and return its exit status, stdout and stderr."""
         mark = uuid.uuid4().hex
-        self.channel.sendall((f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2; ( {command} ) </dev/null; "
+        self.channel.sendall((f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2\n( {command}\n) </dev/null\n"
                               f"rc=$?; printf '\\n%s %s\\n' {mark} $rc; printf '\\n%s\\n' {mark} >&2\n").encode())
         out, err = _Framed(mark), _Framed(mark)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -322,6 +384,17 @@ def _command_line(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     """Turn an argv (and extra environment) into the one shell string sshd runs, every word quoted."""
     prefix = ["env", *(f"{key}={value}" for key, value in env.items())] if env else []
     return shlex.join([*prefix, *argv])
+
+
+def _shell_step(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
+    """The text the long-lived shell runs for argv, in a subshell of its own.
+
+    releaser's own scripts (`sh -c SCRIPT releaser-NAME ARG...`, constant text) run right in that subshell
+    with their arguments set by `set --`, sparing one `sh` per step; anything else is quoted as on a channel.
+    """
+    if not env and len(argv) > 3 and list(argv[:2]) == ["sh", "-c"] and argv[3].startswith("releaser-"):
+        return f"set -- {shlex.join(argv[4:])}\n{argv[2]}"
+    return _command_line(argv, env)
 
 
 def _close_quietly(closable) -> None:

@@ -85,3 +85,22 @@ def test_the_frame_skips_what_the_login_shell_printed_and_reassembles_split_chun
 def test_a_closed_stream_is_a_lost_server():
     with pytest.raises(EOFError):
         _Framed("m1").feed(b"")
+
+
+def test_releaser_scripts_run_in_the_shell_with_their_arguments_untouched(web1):
+    script = ["sh", "-c", 'cd /tmp; echo "$#|$1|$2"; exit 5', "releaser-test", "a b", "$(touch /tmp/PWNED) `id` ;|&"]
+    assert web1.run(script) == Completed(5, "2|a b|$(touch /tmp/PWNED) `id` ;|&\n", "")
+    assert web1.run(["sh", "-c", 'pwd; echo "$#"', "releaser-test"]).stdout.splitlines()[1] == "0"
+
+
+def test_connections_started_in_the_background_hand_their_failure_to_open(sshd_farm, ssh_env):
+    sshd_farm.stop("web-2")
+    hosts = make_hosts(ssh_env, start=True)
+    try:
+        hosts["web-1"].open()
+        assert hosts["web-1"].run(["echo", "up"]).stdout == "up\n"
+        with pytest.raises(HostUnreachable, match=r"web-2: ssh to root@127\.0\.0\.1:\d+ failed: .*refused"):
+            hosts["web-2"].open()
+    finally:
+        for host in hosts.values():
+            host.close()
