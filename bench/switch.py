@@ -1,6 +1,6 @@
 """How long the all-or-nothing switch takes on N real sshd servers, against what people would use instead.
 
-    python bench/switch.py [--sizes 1,5,20] [--repeat 5] [--shell-rc skip|keep|both]
+    python bench/switch.py [--sizes 1,5,20] [--repeat 5] [--shell-rc skip|keep|both] [--rtt-ms 0,10]
 
 For each N it starts N OpenSSH servers on loopback (tests/sshfarm.py), stages r1 and r2 with releaser and,
 with every connection already open (as go-live has them before 09:30), times:
@@ -17,6 +17,10 @@ as production web servers are already running; the environment file says `[sandb
 --shell-rc: root's ~/.bashrc here runs `pyenv init` (~120 ms of CPU per SSH command, since bash reads
 .bashrc under sshd). `skip` has the farm's sshd set SHLVL=1 so bash skips it (the login shell and account stay
 the same); `keep` measures the account as it is; `both` prints both tables. Not a test: timings go here.
+
+--rtt-ms: loopback answers in microseconds, which no real fleet does. For each value above 0 every SSH and
+HTTP connection goes through bench/delay.py, which delays each byte by half the round trip each way (this
+kernel has no netem), and a table is printed for it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +61,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure; the median is shown (default 5)")
     parser.add_argument("--shell-rc", choices=("skip", "keep", "both"), default="skip",
                         help="skip the login user's ~/.bashrc for SSH commands, keep it, or run both (default skip)")
+    parser.add_argument("--rtt-ms", default="0",
+                        help="round trips to emulate, comma-separated; 0 is plain loopback (default 0)")
     args = parser.parse_args()
     if sshd_path() is None:
         print("sshd not found; install openssh-server", file=sys.stderr)
@@ -63,25 +71,30 @@ def main() -> int:
     modes = ["skip", "keep"] if args.shell_rc == "both" else [args.shell_rc]
     tables = {}
     for mode in modes:
-        rows = []
-        for n in sizes:
-            print(f"... N={n}, shell rc {mode}", file=sys.stderr, flush=True)
-            rows.append(bench(n, args.repeat, skip_shell_rc=(mode == "skip")))
-        tables[mode] = rows
-    for mode, rows in tables.items():
-        show(mode, rows, args.repeat)
+        for rtt in [float(ms) for ms in args.rtt_ms.split(",")]:
+            rows = []
+            for n in sizes:
+                print(f"... N={n}, shell rc {mode}, rtt {rtt:g} ms", file=sys.stderr, flush=True)
+                rows.append(bench(n, args.repeat, skip_shell_rc=(mode == "skip"), rtt_ms=rtt))
+            tables[(mode, rtt)] = rows
+    for (mode, rtt), rows in tables.items():
+        show(mode, rtt, rows, args.repeat)
     return 0
 
 
-def bench(n: int, repeat: int, *, skip_shell_rc: bool) -> dict:
-    """Every figure for one farm of n servers."""
+def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> dict:
+    """Every figure for one farm of n servers, `rtt_ms` away (0: plain loopback)."""
     row: dict = {"n": n}
     with tempfile.TemporaryDirectory(prefix="releaser-bench-") as scratch, ExitStack() as stack:
         base = Path(scratch)
         farm = stack.enter_context(SshdFarm(base / "farm", n, skip_shell_rc=skip_shell_rc))
-        env_path = write_environment(farm, base / "bench.toml")
+        web = free_ports(2 * n)
+        near = Reach([s.port for s in farm.servers], farm.known_hosts, web)
+        reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
+        # the web servers verification reads, up for the whole run, on the real ports behind any delay
+        stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
+        env_path = write_environment(farm, reach, base / "bench.toml")
         env = load_environment(str(env_path), PROJECT)
-        stack.enter_context(serving(env))  # the web servers verification reads, up for the whole run
         clock = FakeClock(datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
         r1, r2 = read_bundle(EXAMPLES / "r1"), read_bundle(EXAMPLES / "r2")
 
@@ -110,8 +123,8 @@ def bench(n: int, repeat: int, *, skip_shell_rc: bool) -> dict:
         row["switch"], row["at_t"] = statistics.median(switches), statistics.median(at_t)
 
         roots = [str(s.root) for s in farm.servers]
-        row["sequential"] = sequential_fabric(farm, roots, repeat)
-        row["floor"] = ssh_floor(farm, roots, repeat, base)
+        row["sequential"] = sequential_fabric(farm, reach, roots, repeat)
+        row["floor"] = ssh_floor(farm, reach, roots, repeat, base)
 
         # cold processes: r2 live with r1 as backup before each rollback
         project = cold_project(base)
@@ -128,16 +141,44 @@ def bench(n: int, repeat: int, *, skip_shell_rc: bool) -> dict:
     return row
 
 
-def write_environment(farm: SshdFarm, path: Path) -> Path:
-    """An SSH environment over the farm, host key checking on; its web servers are run by this script."""
-    ports = free_ports(2 * len(farm.servers))
+@dataclass(frozen=True)
+class Reach:
+    """How the bench reaches the farm: each server's SSH port, the known_hosts for those ports, the web ports."""
+
+    ssh: list[int]
+    known_hosts: Path
+    web: list[int]  # live and staging of server i at 2i and 2i+1
+
+
+@contextmanager
+def delayed(near: Reach, rtt_ms: float, base: Path) -> Iterator[Reach]:
+    """The same farm behind bench/delay.py, every port `rtt_ms` round trip away; known_hosts follows the ports."""
+    far = Reach(free_ports(len(near.ssh)), base / f"known_hosts-{rtt_ms:g}ms", free_ports(len(near.web)))
+    keys = dict(line.split(" ", 1) for line in near.known_hosts.read_text().splitlines() if line.strip())
+    far.known_hosts.write_text("".join(f"[127.0.0.1]:{far_port} {keys[f'[127.0.0.1]:{port}']}\n"
+                                       for port, far_port in zip(near.ssh, far.ssh)))
+    pairs = [f"{a}:{b}" for a, b in zip(far.ssh + far.web, near.ssh + near.web)]
+    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("delay.py")), "--one-way-ms", f"{rtt_ms / 2:g}",
+                              *pairs], stdout=subprocess.PIPE, text=True)
+    try:
+        if proxy.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench/delay.py did not start")
+        yield far
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
+def write_environment(farm: SshdFarm, reach: Reach, path: Path) -> Path:
+    """An SSH environment over the farm as `reach` reaches it, host key checking on; the bench runs its web servers."""
+    ports = reach.web
     lines = ['transport = "ssh"', "allow_go_live_now = true", "keep_releases = 3", "",
-             "[ssh]", f'user = "{farm.user}"', f'key_file = "{farm.key_file}"', f'known_hosts = "{farm.known_hosts}"',
+             "[ssh]", f'user = "{farm.user}"', f'key_file = "{farm.key_file}"', f'known_hosts = "{reach.known_hosts}"',
              "connect_timeout = 10.0", "",
              "[health]", 'path = "/healthz"', 'contains = "ok"', "timeout = 2.0", "attempts = 1", "",
              "[sandbox]", "serve = false", ""]
     for i, server in enumerate(farm.servers):
-        lines += ["[[servers]]", f'name = "{server.name}"', f'host = "{server.host}"', f"port = {server.port}",
+        lines += ["[[servers]]", f'name = "{server.name}"', f'host = "{server.host}"', f"port = {reach.ssh[i]}",
                   f'root = "{server.root}"', f'live_url = "http://127.0.0.1:{ports[2 * i]}"',
                   f'staging_url = "http://127.0.0.1:{ports[2 * i + 1]}"', ""]
     path.write_text("\n".join(lines))
@@ -184,19 +225,19 @@ def per_command(env) -> float:
         host.close()
 
 
-def sequential_fabric(farm: SshdFarm, roots: list[str], repeat: int) -> float:
+def sequential_fabric(farm: SshdFarm, reach: Reach, roots: list[str], repeat: int) -> float:
     """The flip as a plain loop over fabric.Connection, one server after the other; connections opened first."""
     import fabric
     import paramiko
 
     connections = []
-    for server in farm.servers:
-        connection = fabric.Connection(server.host, user=farm.user, port=server.port, connect_timeout=10,
+    for server, port in zip(farm.servers, reach.ssh):
+        connection = fabric.Connection(server.host, user=farm.user, port=port, connect_timeout=10,
                                        config=fabric.Config(overrides={"load_ssh_configs": False}),
                                        connect_kwargs={"key_filename": str(farm.key_file), "look_for_keys": False,
                                                        "allow_agent": False})
         connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        connection.client.load_host_keys(str(farm.known_hosts))
+        connection.client.load_host_keys(str(reach.known_hosts))
         connection.open()
         connections.append(connection)
     try:
@@ -220,18 +261,18 @@ def flip_command(root: str, release: str) -> str:
     return f"cd {q(root)} && ln -sfn releases/{q(release)} .releaser/bench-next && mv -T .releaser/bench-next live"
 
 
-def ssh_floor(farm: SshdFarm, roots: list[str], repeat: int, base: Path) -> float:
+def ssh_floor(farm: SshdFarm, reach: Reach, roots: list[str], repeat: int, base: Path) -> float:
     """The flip by OpenSSH over already-open ControlMaster connections, all servers at once."""
     ssh = shutil.which("ssh")
     if ssh is None:
         return float("nan")
     common = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-              "-o", f"UserKnownHostsFile={farm.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", str(farm.key_file),
+              "-o", f"UserKnownHostsFile={reach.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", str(farm.key_file),
               "-l", farm.user]
     sockets = [base / f"cm-{server.name}" for server in farm.servers]
     masters = []
-    for server, sock in zip(farm.servers, sockets):
-        masters.append(subprocess.Popen([ssh, *common, "-p", str(server.port), "-M", "-S", str(sock), "-N", server.host],
+    for server, sock, port in zip(farm.servers, sockets, reach.ssh):
+        masters.append(subprocess.Popen([ssh, *common, "-p", str(port), "-M", "-S", str(sock), "-N", server.host],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         deadline = time.monotonic() + 15
@@ -243,9 +284,9 @@ def ssh_floor(farm: SshdFarm, roots: list[str], repeat: int, base: Path) -> floa
         for _ in range(repeat):
             for target in ("r2", "r1"):
                 started = time.perf_counter()
-                jobs = [subprocess.Popen([ssh, *common, "-p", str(server.port), "-S", str(sock), server.host,
+                jobs = [subprocess.Popen([ssh, *common, "-p", str(port), "-S", str(sock), server.host,
                                           flip_command(root, target)], stdin=subprocess.DEVNULL)
-                        for server, sock, root in zip(farm.servers, sockets, roots)]
+                        for server, sock, root, port in zip(farm.servers, sockets, roots, reach.ssh)]
                 codes = [job.wait() for job in jobs]
                 times.append(time.perf_counter() - started)
                 if any(codes):
@@ -285,9 +326,10 @@ def median(repeat: int, measure) -> float:
     return statistics.median(measure() for _ in range(repeat))
 
 
-def show(mode: str, rows: list[dict], repeat: int) -> None:
+def show(mode: str, rtt_ms: float, rows: list[dict], repeat: int) -> None:
     rc = "skipped (sshd SetEnv SHLVL=1)" if mode == "skip" else "kept (root's ~/.bashrc runs pyenv init)"
-    print(f"\nshell rc {rc}; medians of {repeat}; {os.cpu_count()} CPUs")
+    far = f"{rtt_ms:g} ms round trip (bench/delay.py)" if rtt_ms else "plain loopback"
+    print(f"\n{far}; shell rc {rc}; medians of {repeat}; {os.cpu_count()} CPUs")
     head = ("N", "switch s", "at-T s", "go-live cmd s", "rollback cmd s", "skew ms", "seq fabric s", "ratio", "ssh floor s",
             "cmd ms", "connect s", "cold rollback s", "cold status s", "--list s")
     print(" | ".join(head))
