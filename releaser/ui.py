@@ -96,16 +96,25 @@ def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
     table = Table(title=title, title_justify="left")
     for column in ("server", "slot", "from", "to"):
         table.add_column(column)
+    groups: dict[tuple, list[str]] = {}  # servers with the very same changes share one set of rows
     for server, plan in plans.items():
-        for change in plan.links:
-            table.add_row(server, change.slot, change.old or "-", change.new or "(removed)")
-        if plan.unpack:
-            table.add_row(server, "releases/", "-", f"{plan.unpack} (upload)")
-        for release in plan.removals:
-            table.add_row(server, "releases/", release, "(removed)")
+        groups.setdefault(_plan_rows(plan), []).append(server)
+    for rows, servers in groups.items():
+        label = f"all {len(servers)} servers" if len(servers) == len(plans) > 1 else ", ".join(servers)
+        for i, row in enumerate(rows):
+            table.add_row(label if i == 0 else "", *row)
     err.print(table)
     for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
         warn(note)
+
+
+def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
+    """One server's changes as (slot, from, to) rows."""
+    rows = [(change.slot, change.old or "-", change.new or "(removed)") for change in plan.links]
+    if plan.unpack:
+        rows.append(("releases/", "-", f"{plan.unpack} (upload)"))
+    rows += [("releases/", release, "(removed)") for release in plan.removals]
+    return tuple(rows) or (("-", "-", "no change"),)
 
 
 def show_result(result: FleetResult) -> None:
