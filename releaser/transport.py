@@ -221,6 +221,10 @@ class SshHost:
             raise HostUnreachable(self.name, f"ssh to {self.address} failed: {_why(error)}",
                                   hint="check the server is up; see: invoke runbook server-failure") from error
         self._connection = connection
+        try:  # the shell starts with the connection, so it too overlaps whatever the command does meanwhile
+            self._shell = _Shell(connection.client.get_transport())
+        except (OSError, EOFError, paramiko.SSHException):
+            self._shell = None  # run() tries again, and reports what it finds
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""
