@@ -159,21 +159,27 @@ prepare_links verify "$@" 2>/dev/null && echo "prepared $*"
 exit 0
 """
 
-_UNLOCK = r"""
-cd "$1" 2>/dev/null || exit 0
-[ -d .releaser/lock ] || exit 0
-if [ -z "$2" ] || grep -qF -- "$2" .releaser/lock/info.json 2>/dev/null; then rm -rf .releaser/lock; fi
+# The one rule for freeing the lock: only the holder's token frees it; "" frees it whoever holds it.
+_FREE_LOCK = r"""
+free_lock() {
+  [ -d "$1/.releaser/lock" ] || return 0
+  IFS= read -r held 2>/dev/null < "$1/.releaser/lock/info.json" || true
+  [ -z "$2" ] || case $held in *"$2"*) ;; *) return 0 ;; esac
+  rm -rf "$1/.releaser/lock"
+}
+"""
+
+_UNLOCK = _FREE_LOCK + r"""
+free_lock "$1" "$2"
 """
 
 # Journal lines first, then the lock: the record is on disk before anyone else may act. A journal that
 # cannot be written (full disk) never keeps the lock held.
-_FINISH = r"""
+_FINISH = _FREE_LOCK + r"""
 root=$1; token=$2; shift 2
 if [ $# -gt 0 ]; then { [ -d "$root/.releaser" ] || mkdir -p "$root/.releaser"; } && printf '%s\n' "$@" >> "$root/.releaser/journal.jsonl"; fi
 for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
-[ -n "$token" ] && [ -d "$root/.releaser/lock" ] || exit 0
-IFS= read -r held 2>/dev/null < "$root/.releaser/lock/info.json" || true
-case $held in *"$token"*) rm -rf "$root/.releaser/lock" ;; esac
+[ -z "$token" ] || free_lock "$root" "$token"
 """
 
 _APPEND_JOURNAL = r"""mkdir -p "$1/.releaser" && printf '%s\n' "$2" >> "$1/.releaser/journal.jsonl" """

@@ -117,13 +117,11 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
     if environment.transport == "local":
         return {server.name: LocalHost(server.name) for server in environment.servers}
     ssh = environment.ssh
-    known_hosts = Path(ssh.known_hosts).expanduser()
-    if not known_hosts.is_absolute() and environment.path is not None:
-        known_hosts = environment.path.parent / known_hosts
     hosts = {
         server.name: SshHost(
             server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
-            key_file=_resolve(server.key_file or ssh.key_file, environment), known_hosts=str(known_hosts),
+            key_file=_resolve(server.key_file or ssh.key_file, environment),
+            known_hosts=_resolve(ssh.known_hosts, environment),
             check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
         )
         for server in environment.servers
@@ -134,6 +132,7 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
 
 
 def _resolve(path: str | None, environment: Environment) -> str | None:
+    """A path from the environment file: ~ expanded, relative ones taken from the file's directory."""
     if path is None:
         return None
     expanded = Path(path).expanduser()
