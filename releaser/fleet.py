@@ -502,7 +502,7 @@ class Fleet:
                    ) -> tuple[list[str], dict[str, ServerReport], dict[str, tuple[str, ...]]]:
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
         lock_and_read = lambda name: self.hosts[name].run(
-            remote.lock_argv(self.root(name), info.to_json(), with_status=True, prepare_for=prepare_for))
+            remote.lock_argv(self.root(name), info.to_json(), prepare_for=prepare_for))
         answers = {name: _lock_answer(name, o) for name, o in self.each(lock_and_read).items()}
         expired = [name for name, (said, holder, _, _) in answers.items()
                    if said == "held" and holder and is_expired(holder, self.clock.now())]

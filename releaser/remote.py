@@ -248,19 +248,17 @@ def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
     return _script("remove", _REMOVE_RELEASE, str(root), validate_release_id(release_id))
 
 
-def lock_argv(root: PurePosixPath, info_json: str, *, with_status: bool = False, prepare_for: str | None = None) -> list[str]:
-    """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>'.
+def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = None) -> list[str]:
+    """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>', then the status report.
 
-    With `with_status`, the status report (without free disk) follows in the same round trip, read after the
-    lock was taken, so a plan made from it cannot be overtaken by another command. With `prepare_for` ("go-live" or
-    "rollback") the server also prepares that switch's links as its own slots suggest, and prints
-    'prepared <slot=release>...' when it did: one round trip fewer when the fleet's plan agrees.
+    The status (without free disk) is read after the lock was taken, in the same round trip, so a plan made
+    from it cannot be overtaken by another command. With `prepare_for` ("go-live" or "rollback") the server
+    also prepares that switch's links as its own slots suggest, and prints 'prepared <slot=release>...' when
+    it did: one round trip fewer when the fleet's plan agrees.
     """
     if prepare_for:
         return _script("lock", _LOCK + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for)
-    if with_status:
-        return _script("lock", _LOCK + _SLOTS, str(root), info_json)
-    return _script("lock", _LOCK, str(root), info_json)
+    return _script("lock", _LOCK + _SLOTS, str(root), info_json)
 
 
 def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
