@@ -2,8 +2,9 @@
 
 The switch is two-phase. Prepare creates the new links under temporary names on every server; only when
 every server prepared does commit rename them over the slots. If a commit or the HTTP verification fails
-anywhere, every server is put back on the release it had, and only then is FleetReverted raised. Each
-server's outcome is kept as a value (HostResult) until the fleet has decided.
+anywhere, every server is put back on the release it had, and only then is FleetReverted raised (FleetMixed
+when a server could not be put back or did not answer, as it may have switched). Each server's outcome
+is kept as a value (HostResult) until the fleet has decided.
 """
 
 from __future__ import annotations
@@ -410,29 +411,46 @@ class Fleet:
 
     def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, target: str | None,
                 slot: str) -> None:
-        """Put every server back on its old links, then raise: FleetReverted, or FleetMixed if a reachable server could not be."""
+        """Put every server back on its old links, then raise FleetReverted, or FleetMixed if any server may not be back.
+
+        A server that does not answer the revert may have renamed before it went away: what it serves is unknown,
+        so the fleet is reported MIXED rather than back, and the hint says to keep it from the public.
+        """
         restored = self.each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
-        for name, outcome in restored.items():
-            if isinstance(outcome, Completed) and outcome.ok:
-                self._run_hook(name, "after_switch", previous, slot)
-        lost = {n: str(o) for n, o in restored.items() if isinstance(o, HostUnreachable)}
+        back = [n for n, o in restored.items() if isinstance(o, Completed) and o.ok]
+        for name in back:
+            self._run_hook(name, "after_switch", previous, slot)
+        lost = sorted(n for n, o in restored.items() if isinstance(o, HostUnreachable))
         stuck = {n: o.reason() for n, o in restored.items() if isinstance(o, Completed) and not o.ok}
         back_on = previous or "no release"
         if action == "rehearsal":
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
-        if stuck:
-            self._journal(action, "mixed", releases={slot: previous, "attempted": target}, detail=f"{why}; could not restore {_summary(stuck)}")
-            raise FleetMixed(
-                f"{action} {why} and {', '.join(sorted(stuck))} could not be put back ({_summary(stuck)}); the fleet is MIXED",
-                hint="run: invoke status, then follow: invoke runbook rollback",
-            )
-        unreachable = f"; {', '.join(sorted(lost))} did not answer: check it once it is back (invoke status)" if lost else ""
-        self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why + unreachable)
+        if stuck or lost:
+            raise self._mixed(action, why, back=back, back_on=back_on, stuck=stuck, lost=lost, previous=previous,
+                              target=target, slot=slot)
+        self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
         raise FleetReverted(
-            f"{action} {why}; every server is back on {back_on}{unreachable}",
+            f"{action} {why}; every server is back on {back_on}",
             hint=f"next: invoke runbook {_runbook(action)}",
         )
+
+    def _mixed(self, action: str, why: str, *, back: list[str], back_on: str, stuck: Mapping[str, str], lost: list[str],
+               previous: str | None, target: str | None, slot: str) -> FleetMixed:
+        """Journal and word a revert that could not bring every server back: which are back, which not, and why."""
+        parts = []
+        if stuck:
+            parts.append(f"{', '.join(sorted(stuck))} could not be put back ({_summary(stuck)})")
+        if lost:
+            parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
+                         f"{target or 'the new links'}")
+        done = f"{', '.join(sorted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
+        self._journal(action, "mixed", releases={slot: previous, "attempted": target},
+                      detail=f"{why}; {'; '.join(parts)}")
+        hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
+        if lost:
+            hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
+        return FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; the fleet is MIXED", hint=hint)
 
     def _probe_live(self, name: str) -> Probe:
         server: Server = self.environment.server(name)
@@ -475,7 +493,8 @@ class Fleet:
             stuck = self._free_lock(token, taken)
             if stuck:
                 error.hint = (error.hint + "; " if error.hint else "") + (
-                    f"{', '.join(stuck)} still hold this command's lock: once back, run: invoke unlock --reason TEXT")
+                    f"{', '.join(stuck)} still {'holds' if len(stuck) == 1 else 'hold'} this command's lock: "
+                    "once back, run: invoke unlock --reason TEXT")
             raise
         except BaseException:
             self._free_lock(token, taken)
