@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -691,7 +692,14 @@ def _interrupts_deferred() -> Iterator[Callable[[], bool]]:
     if threading.current_thread() is not threading.main_thread():
         yield pressed.is_set
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.set())
+
+    def note(signum, frame) -> None:
+        if not pressed.is_set():  # say it once: the switch keeps going, so the user must not think it hung
+            print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops",
+                  file=sys.stderr, flush=True)
+        pressed.set()
+
+    previous = signal.signal(signal.SIGINT, note)
     try:
         yield pressed.is_set
     finally:
@@ -790,7 +798,7 @@ def _renames(result: FleetResult) -> dict[str, float]:
 
 
 def _runbook(action: str) -> str:
-    return {"stage": "go-live", "go-live": "rollback", "rollback": "rollback", "rehearsal": "go-live"}.get(action, "rollback")
+    return {"stage": "go-live", "go-live": "go-live", "rollback": "rollback", "rehearsal": "go-live"}.get(action, "rollback")
 
 
 def _sha256_text(text: str) -> str:

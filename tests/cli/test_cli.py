@@ -128,7 +128,7 @@ def test_failed_go_live_exits_6_and_names_the_runbook(env_file):
     assert stopped.returncode == 4 and "smoke on web-1" in stopped.stderr and "nothing was switched" in stopped.stderr
     done = go_live_now(env_file, "--override", "smoke", "--override", "config-parity")
     assert done.returncode == 6
-    assert "every server is back on r1; next: invoke runbook rollback" in done.stderr
+    assert "every server is back on r1; next: invoke runbook go-live" in done.stderr
 
 
 def test_now_is_refused_where_the_environment_forbids_it(tmp_path):

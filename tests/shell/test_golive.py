@@ -130,7 +130,7 @@ class CtrlCDuringCommit(LocalHost):
         return super().run(argv, **kwargs)
 
 
-def test_ctrl_c_during_the_switch_reverts_every_server(local_env, open_fleet):
+def test_ctrl_c_during_the_switch_reverts_every_server(local_env, open_fleet, capsys):
     """A real SIGINT while servers commit is held until the fleet has reverted: all on r1, never a mix."""
     hosts = make_hosts(local_env)
     hosts["web-2"] = CtrlCDuringCommit("web-2")
@@ -141,6 +141,7 @@ def test_ctrl_c_during_the_switch_reverts_every_server(local_env, open_fleet):
             fleet.go_live()
     assert {(s.live, s.staging) for s in read_slots(local_env).values()} == {("r1", "r2")}
     assert leftovers(local_env) == []
+    assert "Ctrl-C noted; every server finishes this switch or is put back first" in capsys.readouterr().err
 
 
 class FailsFirstCommit(LocalHost):
