@@ -238,7 +238,11 @@ class Fleet:
                 if not made.ok:
                     return False, made.reason()
                 target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
-                host.put(archive, target)
+                try:
+                    host.put(archive, target)
+                except HostUnreachable:
+                    _remove_quietly(host, target)  # a part-written archive must not keep the disk full
+                    raise
                 self.progress(name, f"verifying and unpacking {release_id}")
                 done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
                 if not done.ok:
@@ -795,6 +799,14 @@ def _summary(failed: Mapping[str, str]) -> str:
 
 def _renames(result: FleetResult) -> dict[str, float]:
     return {r.server: r.renamed_at for r in result.results if r.renamed_at}
+
+
+def _remove_quietly(host: Host, path: PurePosixPath) -> None:
+    """Remove a file of ours if the server still answers; the error that made it worth removing is the one to report."""
+    try:
+        host.run(["rm", "-f", str(path)])
+    except HostUnreachable:
+        pass
 
 
 def _runbook(action: str) -> str:

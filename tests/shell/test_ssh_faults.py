@@ -344,6 +344,19 @@ def test_a_server_with_a_full_disk_gets_nothing_staged_anywhere(sshd_farm, ssh_e
     assert "the server kept 0 of" in message and "(is its disk full?)" in message and "no server's staging changed" in message
 
 
+def test_an_upload_that_fills_the_disk_is_removed_again(sshd_farm, ssh_env, open_fleet, tiny_disk, heavy_r2):
+    """The part-written archive does not stay behind holding the disk full after the failed stage."""
+    tiny_disk(sshd_farm.server("web-2").root, "2m")
+    r1_live(open_fleet, ssh_env)
+    with open_fleet(ssh_env) as fleet, pytest.raises(FleetReverted, match=r"staging r2 failed on web-2 \("):
+        fleet.stage(heavy_r2)
+
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert [p.name for p in meta(ssh_env, "web-2").iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
+    with open_fleet(ssh_env) as fleet:
+        assert {r.server: r.free_bytes for r in fleet.read_status(with_health=False)}["web-2"] > 1024 * 1024
+
+
 # ---- (d) a corrupt upload ----
 
 
