@@ -191,7 +191,7 @@ def rollback(c, yes=False, reason=None, env="local"):
 
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table."})
 def status(c, env="local", json=False):
-    """Show each server's live, backup and staging release."""
+    """Show each server's live, backup and staging release; exit 5 if a server did not answer, 7 if MIXED."""
     with exit_on_user_error():
         with open_fleet(env, "status") as fleet:  # first: its connections open while the rest is imported
             reports = fleet.read_status()
@@ -200,6 +200,11 @@ def status(c, env="local", json=False):
 
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys)
+    from releaser.fleet import status_exit_code
+
+    code = status_exit_code(reports)
+    if code:
+        raise Exit(code=code)  # the table and its warnings said why
 
 
 @task(help={

@@ -54,6 +54,19 @@ class ServerReport:
     error: str | None = None
 
 
+def status_exit_code(reports: list[ServerReport]) -> int:
+    """What `invoke status` exits with, so a monitor or script can tell without reading the table.
+
+    The codes a switch uses for the same states: 7 when the servers that answered serve different live
+    releases (MIXED), 5 when a server did not answer, else 0.
+    """
+    if len({report.state.live for report in reports if report.state}) > 1:
+        return FleetMixed.exit_code
+    if any(report.state is None for report in reports):
+        return HostUnreachable.exit_code
+    return 0
+
+
 @dataclass(frozen=True)
 class HostResult:
     """What one command did on one server."""

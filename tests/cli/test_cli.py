@@ -108,6 +108,21 @@ def test_stage_go_live_status_json_round_trip(env_file):
     assert all(s["health"]["ok"] for s in report["servers"])
 
 
+def test_status_exits_7_when_the_fleet_is_mixed(env_file):
+    """A server pointed at another release by hand: the table and a warning say MIXED, and so does the exit code."""
+    import os
+
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env_file)).returncode == 0
+    assert go_live_now(env_file).returncode == 0
+    assert invoke("status", "--env", str(env_file)).returncode == 0
+    environment = load_environment(str(env_file), PROJECT)
+    live = os.path.join(str(environment.app_root(environment.servers[1])), "live")
+    os.remove(live)
+    os.symlink("releases/r0", live)
+    done = invoke("status", "--env", str(env_file))
+    assert done.returncode == 7 and "the fleet is MIXED: servers serve r0, r1" in done.stderr
+
+
 def test_rollback_without_terminal_needs_yes(env_file):
     """With no terminal to ask on, rollback refuses unless --yes, and nothing moves."""
     for release in ("r1", "r2"):
