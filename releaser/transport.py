@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from releaser.errors import HostUnreachable
+from releaser.errors import ConfigError, HostUnreachable
 
 if TYPE_CHECKING:
     from releaser.config import Environment
@@ -117,6 +117,7 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
     if environment.transport == "local":
         return {server.name: LocalHost(server.name) for server in environment.servers}
     ssh = environment.ssh
+    _require_key_files(environment)
     hosts = {
         server.name: SshHost(
             server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
@@ -129,6 +130,19 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
     for host in hosts.values() if start else ():
         host.start_opening()
     return hosts
+
+
+def _require_key_files(environment: Environment) -> None:
+    """Refuse a key file that is not there: otherwise every server would read as DOWN, which sends people to the wrong runbook."""
+    named = [(f"servers[{i}].key_file", server.key_file) for i, server in enumerate(environment.servers) if server.key_file]
+    if environment.ssh.key_file and any(not server.key_file for server in environment.servers):
+        named.insert(0, ("ssh.key_file", environment.ssh.key_file))
+    for field, path in named:
+        resolved = _resolve(path, environment)
+        if not os.path.isfile(resolved):
+            where = environment.path or environment.name
+            raise ConfigError(f"{where}: {field}: no key file at {resolved}",
+                              hint="fix the path in the environment file, or create the key (ssh-keygen -t ed25519)")
 
 
 def _resolve(path: str | None, environment: Environment) -> str | None:
