@@ -60,7 +60,7 @@ def run_demo(project: Path) -> None:
         try:
             _scheduled(fleet, clock, seconds=3, reason="demo: broken update")
         except FleetReverted as error:
-            ui.say(f"[bold red]releaser:[/bold red] {error}")
+            ui.say(ui.plain("releaser: ", style="bold red") + ui.plain(str(error)))
         ui.say(f"the public never saw r3: {first.live_url}/ serves release {_served_release(first.live_url)}")
 
         ui.narrate("5. On call, someone who did not make the release rolls back to r1 anyway",
@@ -73,8 +73,9 @@ def run_demo(project: Path) -> None:
 
         ui.narrate("7. The draft breach report for r3, from every server's journal", "invoke breach-report --release r3")
         ui.write_text(breach_report_for(fleet, "r3"), None)
-    ui.say(f"[bold]demo finished in {time.perf_counter() - started:.1f} s[/bold]; the sandbox is in sandbox/, "
-           "try: invoke status, invoke history, invoke deploy --stage --release examples/releases/r2")
+    ui.say(ui.plain(f"demo finished in {time.perf_counter() - started:.1f} s", style="bold")
+           + ui.plain("; the sandbox is in sandbox/, try: invoke status, invoke history, "
+                      "invoke deploy --stage --release examples/releases/r2"))
 
 
 def _scheduled(fleet, clock, *, seconds: float, reason: str):

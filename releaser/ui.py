@@ -37,9 +37,24 @@ def word(text: str) -> Text:
     return Text(text, style=_WORD_STYLES.get(text, ""))
 
 
-def say(message: str) -> None:
-    """Print a message for the person at the terminal (stderr, so --json stays clean)."""
-    err.print(message)
+def plain(value, style: str = "") -> Text:
+    """Data as Text, printed as it is: rich would read a str's brackets ([people], [/oops]) as markup."""
+    if isinstance(value, Text):
+        return value
+    return Text("" if value is None else str(value), style=style)
+
+
+def _add_row(table: Table, *cells) -> None:
+    """Add a table row whose every cell is data (see plain)."""
+    table.add_row(*(plain(cell) for cell in cells))
+
+
+def say(message: str | Text) -> None:
+    """Print a message for the person at the terminal (stderr, so --json stays clean).
+
+    A str is printed as it is, never read as markup: messages carry paths, reasons and ids. Style with Text.
+    """
+    err.print(plain(message))
 
 
 def warn(message: str) -> None:
@@ -59,12 +74,12 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
         print_json({"environment": environment, "host_keys_checked": host_keys_checked,
                     "servers": [_report_json(r) for r in reports]})
         return
-    table = Table(title=f"releaser status: {environment}", title_justify="left")
+    table = Table(title=plain(f"releaser status: {environment}"), title_justify="left")
     for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
         table.add_column(column)
     for report in reports:
         if report.state is None:
-            table.add_row(report.server, word("DOWN"), "", "", "", "", "", Text(report.error or "", style="red"))
+            _add_row(table, report.server, word("DOWN"), "", "", "", "", "", plain(report.error, style="red"))
             continue
         state = report.state
         backup = Text(state.backup) if state.backup else word("NO BACKUP") if state.live else Text("-")
@@ -75,8 +90,8 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
             health = word("PASS" if report.health.ok else "FAIL")
             if not report.health.ok:
                 health += Text(f" {report.health.detail}")
-        table.add_row(report.server, state.live or "-", backup, state.staging or "-", str(len(state.on_disk)),
-                      _bytes(report.free_bytes), lock, health)
+        _add_row(table, report.server, state.live or "-", backup, state.staging or "-", len(state.on_disk),
+                 _bytes(report.free_bytes), lock, health)
     out.print(table)
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
@@ -93,7 +108,7 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
 
 def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
     """Show what a command is about to change on each server, before it asks to go ahead."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for column in ("server", "slot", "from", "to"):
         table.add_column(column)
     groups: dict[tuple, list[str]] = {}  # servers with the very same changes share one set of rows
@@ -102,7 +117,7 @@ def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
     for rows, servers in groups.items():
         label = f"all {len(servers)} servers" if len(servers) == len(plans) > 1 else ", ".join(servers)
         for i, row in enumerate(rows):
-            table.add_row(label if i == 0 else "", *row)
+            _add_row(table, label if i == 0 else "", *row)
     err.print(table)
     for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
         warn(note)
@@ -119,16 +134,17 @@ def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
 
 def show_result(result: FleetResult) -> None:
     """Show per server what a fleet command did, then one summary line."""
-    table = Table(title=f"{result.action}: {result.previous or '-'} -> {result.release or '-'}", title_justify="left")
+    table = Table(title=plain(f"{result.action}: {result.previous or '-'} -> {result.release or '-'}"),
+                  title_justify="left")
     for column in ("server", "outcome", "detail"):
         table.add_column(column)
     for host in result.results:
-        table.add_row(host.server, word("OK" if host.ok else "FAIL"), host.detail)
+        _add_row(table, host.server, word("OK" if host.ok else "FAIL"), host.detail)
     out.print(table)
     figures = ", ".join(f"{k} {v:.2f}s" for k, v in (result.seconds or {}).items())
     skew = f", rename skew {result.skew * 1000:.0f} ms" if result.skew is not None else ""
     if figures:
-        say(f"[dim]{figures}{skew}[/dim]")
+        say(plain(f"{figures}{skew}", style="dim"))
     for note in result.notes:
         warn(note)
 
@@ -146,9 +162,9 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
         releases = " ".join(f"{k}={v}" for k, v in (event.get("releases") or {}).items() if v)
         detail = event.get("detail") or event.get("reason") or ""
         outcome = event.get("outcome", "")
-        table.add_row(event["at"][5:19].replace("T", " "), event.get("action", ""),
-                      word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),
-                      releases, event.get("actor", ""), detail)
+        _add_row(table, event["at"][5:19].replace("T", " "), event.get("action", ""),
+                 word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),
+                 releases, event.get("actor", ""), detail)
     out.print(table)
 
 
@@ -160,7 +176,7 @@ def confirm(question: str, *, assume_yes: bool) -> bool:
         return False
     from rich.prompt import Confirm
 
-    return Confirm.ask(question, console=err, default=False)
+    return Confirm.ask(plain(question), console=err, default=False)
 
 
 @contextmanager
@@ -188,8 +204,8 @@ def progress(servers: list[str], verb: str) -> Iterator:
 
 def narrate(step: str, text: str) -> None:
     """Print one step of the demo's story."""
-    err.rule(Text(step, style="bold cyan"), align="left")
-    err.print(text)
+    err.rule(plain(step, style="bold cyan"), align="left")
+    err.print(plain(text))
 
 
 def _report_json(report: ServerReport) -> dict:
@@ -237,7 +253,7 @@ def countdown() -> Iterator:
         def tick_plain(phase: str, now: datetime, moment: datetime) -> None:
             if phase not in shown:
                 shown.add(phase)
-                err.print(f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}")
+                err.print(plain(f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}"))
         yield tick_plain
         return
     with Live(Text(""), console=err, transient=True, refresh_per_second=4) as live:
@@ -251,14 +267,15 @@ def countdown() -> Iterator:
 def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None) -> None:
     """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took."""
     zone = getattr(at.tzinfo, "key", at.tzname())
-    say(f"[bold]go-live at {at:%H:%M:%S} {zone} on {at:%a %d %b %Y}[/bold]")
+    say(plain(f"go-live at {at:%H:%M:%S} {zone} on {at:%a %d %b %Y}", style="bold"))
     if decide_by is not None:
-        say(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} (Ctrl-C); "
-            "after the switch, a failed verification switches every server back by itself")
+        say(plain(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} "
+                  "(Ctrl-C); after the switch, a failed verification switches every server back by itself"))
     if rehearsal:
         t = rehearsal.get("timings") or {}
-        say(f"last rehearsal {rehearsal['at'][:16].replace('T', ' ')} UTC: prepare {t.get('prepare', 0):.2f} s, "
-            f"switch {t.get('commit', 0):.2f} s, verify {t.get('verify', 0):.2f} s, revert {t.get('revert', 0):.2f} s")
+        say(plain(f"last rehearsal {rehearsal['at'][:16].replace('T', ' ')} UTC: prepare {t.get('prepare', 0):.2f} s, "
+                  f"switch {t.get('commit', 0):.2f} s, verify {t.get('verify', 0):.2f} s, "
+                  f"revert {t.get('revert', 0):.2f} s"))
     else:
         warn("no rehearsal on record: run invoke rehearse the day before")
 
@@ -280,7 +297,7 @@ def write_text(text: str, path: str | None) -> None:
     from pathlib import Path
 
     Path(path).write_text(text, encoding="utf-8")
-    say(f"wrote {path}")
+    say(plain(f"wrote {path}"))
 
 
 def show_runbook(text: str) -> None:
@@ -296,7 +313,7 @@ def show_runbooks(runbooks: list) -> None:
     for column in ("name", "what it covers", "show it with"):
         table.add_column(column, no_wrap=column != "what it covers")
     for runbook in runbooks:
-        table.add_row(runbook.name, runbook.title, f"invoke runbook {runbook.name}")
+        _add_row(table, runbook.name, runbook.title, f"invoke runbook {runbook.name}")
     out.print(table)
     out.print("show one with: invoke runbook NAME (they are Markdown files in runbooks/)")
 
@@ -311,12 +328,12 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
         print_json({"environment": environment, "release": release, "results": results_json(results),
                     "failed": any(r.status == "FAIL" for r in results)})
         return
-    table = Table(title=f"releaser check: {environment}, release {release or '-'}", title_justify="left")
+    table = Table(title=plain(f"releaser check: {environment}, release {release or '-'}"), title_justify="left")
     for column in ("check", "server", "status"):
         table.add_column(column, no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in results:
-        table.add_row(result.check, result.server, word(result.status), result.detail)
+        _add_row(table, result.check, result.server, word(result.status), result.detail)
     out.print(table)
     verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
     err.print(word(verdict) + Text(f" {summarise(results)}"))
@@ -330,16 +347,16 @@ def show_calendar(releases, *, now: datetime, titles: Mapping[str, str] | None =
         print_json([{"publication": r.publication, "at": r.at, "upload_deadline": r.upload_deadline, "moved": r.moved,
                      "refused": r.refused, "note": r.note} for r in releases])
         return
-    table = Table(title=f"release calendar from {_moment(now.astimezone(releases[0].at.tzinfo) if releases else now)}",
-                  title_justify="left")
+    start = _moment(now.astimezone(releases[0].at.tzinfo) if releases else now)
+    table = Table(title=plain(f"release calendar from {start}"), title_justify="left")
     for column in ("publication", "release", "in", "upload deadline", "deadline in", "note"):
         table.add_column(column, overflow="fold")
     for release in releases:
         name = release.publication
         when = Text(_moment(release.at), style="strike dim" if release.refused else "")
         note = word("REFUSED") + Text(f" {release.note}") if release.refused else Text(release.note)
-        table.add_row(name, when, format_until(now, release.at), _moment(release.upload_deadline),
-                      format_until(now, release.upload_deadline), note)
+        _add_row(table, name, when, format_until(now, release.at), _moment(release.upload_deadline),
+                 format_until(now, release.upload_deadline), note)
     out.print(table)
     if not releases:
         say("no releases in that period")
@@ -359,7 +376,7 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
         return
     from releaser.calendar import format_until
 
-    table = Table(title=f"data sets in staged release {status.release}", title_justify="left")
+    table = Table(title=plain(f"data sets in staged release {status.release}"), title_justify="left")
     for column in ("publication", "data set", "uploaded", "signed off", "sha256", "deadline", "deadline in", "status"):
         table.add_column(column, no_wrap=column == "status", overflow="fold")
     for row in status.rows:
@@ -368,9 +385,9 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
         signed = f"{state.signed_off.by} {_short_moment(state.signed_off.at, row.deadline)}" if state.signed_off else "-"
         if state.signed_off and state.needs_sign_off():
             signed += " (stale)"
-        table.add_row(state.publication, state.name, uploaded, signed, (state.sha256 or "-")[:12],
-                      _short_moment(row.deadline) if row.deadline else "-",
-                      format_until(now, row.deadline) if row.deadline else "-", word(row.verdict.status))
+        _add_row(table, state.publication, state.name, uploaded, signed, (state.sha256 or "-")[:12],
+                 _short_moment(row.deadline) if row.deadline else "-",
+                 format_until(now, row.deadline) if row.deadline else "-", word(row.verdict.status))
     out.print(table)
     for row in status.rows:
         if row.verdict.status != "PASS":
@@ -379,8 +396,8 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
 
 def show_data_change(change) -> None:
     """Say what a data upload or sign-off did, on which servers."""
-    say(f"{change.action} of {change.dataset} ({change.file}, sha256 {change.sha256[:12]}) in {change.release} "
-        f"by {change.by} at {_moment(change.at)} on {', '.join(change.servers)}")
+    say(plain(f"{change.action} of {change.dataset} ({change.file}, sha256 {change.sha256[:12]}) in {change.release} "
+              f"by {change.by} at {_moment(change.at)} on {', '.join(change.servers)}"))
 
 
 def _moment(moment: datetime, like: datetime | None = None) -> str:

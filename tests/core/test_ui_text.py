@@ -1,0 +1,133 @@
+"""Text people typed (lock reasons, notices, check details naming [[smoke]] or [people]) prints as typed, not as markup."""
+
+from datetime import datetime, timedelta, timezone
+from io import StringIO
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from releaser import ui
+from releaser.checks import CheckResult
+from releaser.fleet import FleetResult, HostResult, ServerReport
+from releaser.locks import LockInfo
+from releaser.slots import LinkChange, Plan, SlotState
+from releaser.web import Probe
+
+DATA = ("[/oops]", "[[smoke]]", "[people]", "[bold]x[/bold]")
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Point ui's consoles at StringIOs, one line per table row; returns a function giving (stdout, stderr)."""
+    consoles = {}
+    for name in ("out", "err"):
+        consoles[name] = Console(file=StringIO(), width=250, highlight=False)
+        monkeypatch.setattr(ui, name, consoles[name])
+    return lambda: (consoles["out"].file.getvalue(), consoles["err"].file.getvalue())
+
+
+def assert_all_shown(text: str, *expected: str) -> None:
+    for piece in expected:
+        assert piece in text, f"{piece!r} not in:\n{text}"
+
+
+def test_history_shows_reasons_notices_and_details_as_typed(shown):
+    events = [{"at": "2026-11-23T09:30:00+00:00", "action": "lock", "outcome": "done", "actor": "ann@[people]",
+               "reason": f"hold: {text}"} for text in DATA]
+    events.append({"at": "2026-11-23T09:31:00+00:00", "action": "notice", "outcome": "done", "actor": "bob",
+                   "detail": "maintenance [/oops] at 10:00", "releases": {"live": "[[smoke]]"}})
+    ui.show_history(events)
+    out, _ = shown()
+    assert_all_shown(out, *(f"hold: {text}" for text in DATA), "ann@[people]", "maintenance [/oops] at 10:00",
+                     "live=[[smoke]]")
+
+
+def test_checks_show_toml_section_names_in_their_details(shown):
+    results = [CheckResult("smoke", "web-1", "FAIL", "no smoke test declared: add [[smoke]] entries"),
+               CheckResult("people", "all", "WARN", "no [people] declared"),
+               CheckResult("[/oops]", "[bold]x[/bold]", "PASS", "")]
+    ui.show_checks(results, environment="[people]", release="[[smoke]]")
+    out, err = shown()
+    assert_all_shown(out, "add [[smoke]] entries", "no [people] declared", "[/oops]", "[bold]x[/bold]",
+                     "releaser check: [people], release [[smoke]]")
+    assert_all_shown(err, "FAIL", "smoke on web-1")
+
+
+def test_checks_brief_shows_details_as_typed(shown):
+    ui.show_checks_brief("fast", [CheckResult("smoke", "web-1", "FAIL", "add [[smoke]] entries [/oops]")])
+    _, err = shown()
+    assert_all_shown(err, "fast checks: 0 PASS, 1 not PASS", "FAIL smoke on web-1: add [[smoke]] entries [/oops]")
+
+
+def test_result_shows_details_and_notes_as_typed_and_its_figures(shown):
+    result = FleetResult("go-live", "[[smoke]]", "[people]",
+                         tuple(HostResult(f"web-{i}", i % 2 == 0, text) for i, text in enumerate(DATA)),
+                         notes=("notice says [/oops]",), seconds={"prepare": 0.25, "switch": 0.01}, skew=0.002)
+    ui.show_result(result)
+    out, err = shown()
+    assert_all_shown(out, "go-live: [people] -> [[smoke]]", *DATA)
+    assert_all_shown(err, "prepare 0.25s, switch 0.01s, rename skew 2 ms", "WARNING: notice says [/oops]")
+    assert "[dim]" not in err
+
+
+def test_status_shows_servers_locks_health_and_errors_as_typed(shown):
+    lock = LockInfo(owner="ann [/oops]", reason="[[smoke]] fix", since=NOW, expires=None, token="t", kind="manual")
+    reports = [ServerReport("[people]", SlotState("r2", "r1", "[[smoke]]", frozenset({"r1", "r2"})), free_bytes=2048,
+                            lock=lock, locked=True, health=Probe("http://x/", False, 500, "[bold]x[/bold]")),
+               ServerReport("web-2", None, error="ssh said [/oops]")]
+    ui.show_status("[people]", reports, host_keys_checked=False)
+    out, err = shown()
+    assert_all_shown(out, "releaser status: [people]", "[people]", "[[smoke]]", "LOCKED ann [/oops]",
+                     "FAIL [bold]x[/bold]", "DOWN", "ssh said [/oops]")
+    assert_all_shown(err, "([ssh] check_host_keys = false)")
+
+
+def test_plan_shows_servers_releases_and_notes_as_typed(shown):
+    before = SlotState("[people]", None, "[[smoke]]")
+    after = SlotState("[[smoke]]", "[people]", None)
+    links = (LinkChange("live", "[people]", "[[smoke]]"), LinkChange("backup", None, "[people]"))
+    ui.show_plan("go-live plan", {"[/oops]": Plan("go-live", before, after, links, notes=("[bold]x[/bold] note",))})
+    _, err = shown()
+    assert_all_shown(err, "[/oops]", "[people]", "[[smoke]]", "WARNING: [bold]x[/bold] note")
+
+
+def test_runbooks_calendar_and_data_changes_show_titles_notes_and_names_as_typed(shown, tmp_path):
+    ui.show_runbooks([SimpleNamespace(name="smoke", title="add [[smoke]] entries [/oops]")])
+    release = SimpleNamespace(publication="[people]", at=NOW + timedelta(days=2), upload_deadline=NOW + timedelta(days=1),
+                              moved=False, refused=False, note="[bold]x[/bold]")
+    ui.show_calendar([release], now=NOW)
+    ui.show_data_change(SimpleNamespace(action="upload", dataset="[[smoke]]", file="[people].csv", sha256="ab" * 32,
+                                        release="r1", by="ann [/oops]", at=NOW, servers=["web-1"]))
+    ui.write_text("hello\n", str(tmp_path / "[people].txt"))
+    out, err = shown()
+    assert_all_shown(out, "add [[smoke]] entries [/oops]", "[people]", "[bold]x[/bold]")
+    assert_all_shown(err, "upload of [[smoke]] ([people].csv, sha256 abababababab) in r1 by ann [/oops]",
+                     "[people].txt")
+
+
+def test_the_demo_story_and_go_live_announcement_show_text_as_typed(shown):
+    ui.narrate("1. [people]", "invoke lock --reason '[/oops]'")
+    rehearsal = {"at": "2026-11-22T09:30:00+00:00", "timings": {"prepare": 1.5}}
+    ui.announce_go_live(NOW, rehearsal, NOW - timedelta(minutes=5))
+    _, err = shown()
+    assert_all_shown(err, "1. [people]", "invoke lock --reason '[/oops]'", "go-live at 09:30:00 UTC",
+                     "last rehearsal 2026-11-22 09:30 UTC: prepare 1.50 s")
+    assert "[bold]" not in err
+
+
+def test_our_own_markup_still_styles_and_data_is_never_styled(monkeypatch):
+    err = Console(file=StringIO(), width=250, highlight=False, force_terminal=True, color_system="standard")
+    monkeypatch.setattr(ui, "err", err)
+    monkeypatch.setattr(ui, "out", err)
+    ui.say(ui.plain("ours", style="bold"))
+    ui.say("wrote /srv/[old]/report.md")
+    ui.show_result(FleetResult("go-live", "r2", "r1", (HostResult("web-1", False, "[bold]x[/bold]"),),
+                               seconds={"switch": 0.5}))
+    text = err.file.getvalue()
+    assert "\x1b[1mours\x1b[0m" in text  # styled with Text
+    assert "wrote /srv/[old]/report.md" in text  # a str given to say() is never read as markup
+    assert "[bold]x[/bold]" in text  # data keeps its brackets
+    assert "\x1b[2mswitch 0.50s\x1b[0m" in text  # the figures are still dim
+    assert "\x1b[1;31mFAIL" in text  # and status words still coloured
