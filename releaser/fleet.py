@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -148,6 +148,7 @@ class Fleet:
         self._journal_lines: list[str] | None = None  # while a lock is held: journal lines waiting for the unlock
         self._early: tuple[dict[str, tuple[str, ...]], float] = ({}, 0.0)  # links the lock's round trip prepared
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
+        self._stop = threading.Event()  # set by Ctrl-C: long work (uploads) ends at its next step or chunk
 
     # ---- connections ----
 
@@ -215,11 +216,17 @@ class Fleet:
             states = _states(reports, f"staging {release_id}")
             plans = plan_fleet_stage(states, release_id)
             previous = fleet_release(states, "staging")
-            outcomes = self._upload_everywhere(bundle, plans)
+            try:
+                outcomes = self._upload_everywhere(bundle, plans)
+            except KeyboardInterrupt:
+                self._stop.clear()  # every server's step has ended: now undo them
+                self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack])
+                self._journal("stage", "interrupted", releases={"staging": release_id},
+                              detail="Ctrl-C during the upload; what it had unpacked was removed")
+                raise
             failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
             if failed:
-                unpacked = [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]]
-                self.each(lambda name: self.hosts[name].run(remote.remove_release_argv(self.root(name), release_id)), unpacked)
+                self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
                 self._journal("stage", "failed", releases={"staging": release_id}, detail=_summary(failed))
                 raise FleetReverted(
                     f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
@@ -232,6 +239,10 @@ class Fleet:
         return FleetResult("stage", release_id, previous,
                            tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
                            seconds={"upload": upload_seconds, "total": time.perf_counter() - started})
+
+    def _remove_release(self, release_id: str, names: list[str]) -> None:
+        """Remove a release this stage unpacked on the named servers (never one a slot points to)."""
+        self.each(lambda name: self.hosts[name].run(remote.remove_release_argv(self.root(name), release_id)), names)
 
     def _upload_everywhere(self, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
         release_id = bundle.release_id
@@ -252,10 +263,13 @@ class Fleet:
                     return False, made.reason()
                 target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
                 try:
-                    host.put(archive, target)
-                except HostUnreachable:
+                    host.put(archive, target, stop=self._stop.is_set)
+                except (HostUnreachable, Cancelled):
                     _remove_quietly(host, target)  # a part-written archive must not keep the disk full
                     raise
+                if self._stop.is_set():
+                    _remove_quietly(host, target)
+                    return False, "stopped by Ctrl-C before unpacking"
                 self.progress(name, f"verifying and unpacking {release_id}")
                 done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
                 if not done.ok:
@@ -673,7 +687,26 @@ class Fleet:
         if len(names) == 1:
             return {names[0]: guarded(names[0])}
         futures = {name: self._pool.submit(guarded, name) for name in names}
-        return {name: future.result() for name, future in futures.items()}
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except KeyboardInterrupt:
+            self._stop_at_the_next_step(list(futures.values()))
+            raise
+
+    def _stop_at_the_next_step(self, futures: list[Future]) -> None:
+        """After Ctrl-C, let every server's current step end (uploads stop at their next chunk) before going on.
+
+        Leaving while they run would leave servers working after the command said it stopped, and the
+        cleanup that follows could not know what they did.
+        """
+        self._stop.set()
+        print("\nreleaser: Ctrl-C noted; stopping every server after its current step", file=sys.stderr, flush=True)
+        while True:
+            try:
+                wait(futures)
+                return
+            except KeyboardInterrupt:  # pressed again: the servers still have to finish that step
+                continue
 
 
 class _RehearsalView(Fleet):

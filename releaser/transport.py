@@ -18,12 +18,12 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from releaser.errors import ConfigError, HostUnreachable
+from releaser.errors import Cancelled, ConfigError, HostUnreachable
 
 if TYPE_CHECKING:
     from releaser.config import Environment
@@ -57,8 +57,8 @@ class Host(Protocol):
         """Run argv on the server; a non-zero exit is a Completed, an unreachable server raises HostUnreachable."""
         ...
 
-    def put(self, local: Path, remote: PurePosixPath) -> None:
-        """Copy a local file to `remote` on the server."""
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
+        """Copy a local file to `remote` on the server; a long copy ends early (Cancelled) once stop() is true."""
         ...
 
     def read(self, remote: PurePosixPath) -> bytes:
@@ -90,8 +90,8 @@ class LocalHost:
             raise HostUnreachable(self.name, f"cannot run {argv[0]}: {error}") from error
         return Completed(done.returncode, done.stdout, done.stderr)
 
-    def put(self, local: Path, remote: PurePosixPath) -> None:
-        """Copy a file into the sandbox server's directory."""
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
+        """Copy a file into the sandbox server's directory (a local copy is quick: `stop` is not needed)."""
         try:
             shutil.copyfile(local, remote)
         except OSError as error:
@@ -272,13 +272,18 @@ class SshHost:
                                   hint="see: invoke runbook server-failure")
         return Completed(exit_code, stdout, stderr)
 
-    def put(self, local: Path, remote: PurePosixPath) -> None:
-        """Upload a file over SFTP on the open connection."""
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
+        """Upload a file over SFTP on the open connection, checking stop() after every chunk."""
         self.open()
+
+        def after_chunk(sent: int, size: int) -> None:
+            if stop is not None and stop():
+                raise Cancelled(f"upload to {self.address}:{remote} stopped after {sent} of {size} bytes")
+
         try:
             if self._sftp is None:
                 self._sftp = self._connection.client.open_sftp()
-            self._sftp.put(str(local), str(remote))
+            self._sftp.put(str(local), str(remote), callback=after_chunk)
         except (OSError, EOFError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
                                   hint="check the server is up and its disk and permissions, then run the command again") from error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -95,11 +96,11 @@ class Tripwire:
             if fire and self.after:
                 self.after()
 
-    def put(self, local: Path, remote: PurePosixPath) -> None:
+    def put(self, local: Path, remote: PurePosixPath, **kwargs) -> None:
         if self.put_instead and not self.fired:
             self.fired = True
             return self.put_instead(self.host, local, remote)
-        return self.host.put(local, remote)
+        return self.host.put(local, remote, **kwargs)
 
 
 def hosts_with(env, name: str, **fault) -> dict[str, Host]:
@@ -272,6 +273,37 @@ def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging
         fleet.stage(heavy_r2)  # the same command again, once the server is back, converges
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, "r2", frozenset({"r1", "r2"})))
     assert complete_releases(ssh_env) == {name: {"r1", "r2"} for name in SERVERS}
+
+
+def test_ctrl_c_during_the_upload_stops_every_server_and_leaves_nothing_behind(sshd_farm, ssh_env, open_fleet, heavy_r2,
+                                                                                  tmp_path):
+    """A real SIGINT mid-upload: the uploads stop at their next chunk, what was unpacked is removed, the lock is
+    freed and the journal says so; no server goes on working after the command has said it stopped."""
+    r1_live(open_fleet, ssh_env)
+    uploading = meta(ssh_env, "web-2")
+    sent = threading.Event()
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _partial(uploading, "upload-r2-", min_bytes=256 * 1024):
+            time.sleep(0.001)
+        sent.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    with open_fleet(ssh_env) as fleet, pytest.raises(KeyboardInterrupt):
+        presser.start()
+        fleet.stage(heavy_r2)
+        presser.join()  # the upload beat the watcher: let the interrupt land here rather than in a later test
+    assert sent.is_set()
+
+    time.sleep(0.5)  # nothing may still be running on the servers: what is there now stays there
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    for server in SERVERS:
+        assert [p.name for p in meta(ssh_env, server).iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
+    assert lock_dirs(ssh_env) == []
+    last = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])
+    assert (last["action"], last["outcome"]) == ("stage", "interrupted")
 
 
 # ---- (c) a server that cannot store the release ----
