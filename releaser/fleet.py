@@ -228,10 +228,8 @@ class Fleet:
             if failed:
                 self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
                 self._journal("stage", "failed", releases={"staging": release_id}, detail=_summary(failed))
-                raise FleetReverted(
-                    f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
-                    hint="fix that server (disk, permissions) and run the same command again",
-                )
+                raise FleetReverted(f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
+                                    hint=_stage_hint(release_id, failed))
             upload_seconds = time.perf_counter() - started
             self._switch(plans, action="stage", verify=False)
             self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
@@ -845,6 +843,18 @@ def _summary(failed: Mapping[str, str]) -> str:
 
 def _renames(result: FleetResult) -> dict[str, float]:
     return {r.server: r.renamed_at for r in result.results if r.renamed_at}
+
+
+def _stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
+    """What to do after a failed stage: running it again mends a full disk, not a damaged copy already there."""
+    damaged = sorted(name for name, detail in failed.items() if _DAMAGED.search(detail))
+    if damaged:
+        return (f"the {release_id} already on {', '.join(damaged)} is not this bundle's files, and a release id never "
+                f"changes its files: build the bundle as a new release id and stage that (invoke build --help)")
+    return "fix that server (disk, permissions) and run the same command again"
+
+
+_DAMAGED = re.compile(r"fails its checksums on this server|has different files from the bundle")
 
 
 def _remove_quietly(host: Host, path: PurePosixPath) -> None:

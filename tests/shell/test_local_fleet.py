@@ -155,9 +155,10 @@ def test_restaging_the_same_release_id_with_other_files_is_refused(tmp_path, loc
         stage_and_go_live(fleet, "r1")
         fleet.stage(read_bundle(EXAMPLES / "r2"))
         fleet.stage(read_bundle(EXAMPLES / "r3"))
-        with pytest.raises(FleetReverted, match="r2 on this server has different files from the bundle"):
+        with pytest.raises(FleetReverted, match="r2 on this server has different files from the bundle") as refused:
             fleet.stage(other_r2)
     assert {s.staging for s in read_slots(local_env).values()} == {"r3"}
+    assert "build the bundle as a new release id and stage that" in refused.value.hint  # not "run it again"
 
 
 def test_prune_keeps_slot_releases(local_env, open_fleet):
