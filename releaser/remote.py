@@ -126,12 +126,25 @@ done
 mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-$$"
 """
 
+# The lock is taken only once info.json reads back whole: on a full disk mkdir may succeed (a directory needs
+# no data block on tmpfs and some file systems) while the write fails, and a lock with an empty info.json
+# would stay held by nobody forever. Then the directory is removed again and the script fails (exit 5, the
+# reason on stderr's last line), as it does when mkdir itself fails without a lock being there (no inodes).
 _LOCK = r"""
 [ -d "$1/.releaser" ] || mkdir -p "$1/.releaser" || exit 3
-if mkdir "$1/.releaser/lock" 2>/dev/null; then
-  printf '%s\n' "$2" > "$1/.releaser/lock/info.json"; echo taken; taken=yes
+lock=$1/.releaser/lock
+if made=$(mkdir "$lock" 2>&1); then
+  if printf '%s\n' "$2" 2>/dev/null > "$lock/info.json" && IFS= read -r back 2>/dev/null < "$lock/info.json" \
+      && [ "$back" = "$2" ]; then
+    echo taken; taken=yes
+  else
+    rm -rf "$lock" || { echo "cannot write the lock on $1 (is its disk full?), nor remove the half-written $lock: free some space, then remove it" >&2; exit 5; }
+    echo "cannot write the lock on $1: is its disk full?" >&2; exit 5
+  fi
+elif [ -d "$lock" ]; then
+  printf 'held '; IFS= read -r held 2>/dev/null < "$lock/info.json"; printf '%s\n' "$held"
 else
-  printf 'held '; IFS= read -r held 2>/dev/null < "$1/.releaser/lock/info.json"; printf '%s\n' "$held"
+  echo "cannot create the lock on $1: ${made##*: }" >&2; exit 5
 fi
 """
 

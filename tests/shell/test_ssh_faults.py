@@ -22,7 +22,7 @@ import pytest
 
 from conftest import EXAMPLES, read_slots, ssh_environment_for
 from releaser.bundle import Bundle, read_bundle, seal_directory
-from releaser.errors import FleetMixed, FleetReverted, LockHeld, PlanRefused
+from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, LockHeld, PlanRefused
 from releaser.fleet import make_hosts
 from releaser.slots import SlotState
 from releaser.transport import Completed, Host
@@ -359,12 +359,32 @@ def tiny_disk():
 
 
 def test_a_server_with_a_full_disk_gets_nothing_staged_anywhere(sshd_farm, ssh_env, open_fleet, tiny_disk):
-    tiny_disk(sshd_farm.server("web-2").root, "512k")
+    """So full that not even the lock's info.json fits: the lock is refused there, freed everywhere, nothing staged."""
+    root = sshd_farm.server("web-2").root
+    tiny_disk(root, "512k")
     r1_live(open_fleet, ssh_env)
-    ballast = sshd_farm.server("web-2").root / "ballast"
-    subprocess.run(["dd", "if=/dev/zero", f"of={ballast}", "bs=4k"], capture_output=True)  # until ENOSPC
+    subprocess.run(["dd", "if=/dev/zero", f"of={root / 'ballast'}", "bs=4k"], capture_output=True)  # until ENOSPC
     with open_fleet(ssh_env) as fleet:
         assert {r.server: r.free_bytes for r in fleet.read_status(with_health=False)}["web-2"] == 0
+
+    with open_fleet(ssh_env) as fleet, pytest.raises(HostUnreachable) as failure:
+        fleet.stage(bundle("r2"))
+
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
+    assert str(failure.value) == (f"web-2: cannot take the lock: cannot write the lock on {root}: is its disk full?; "
+                                  "nothing was changed; check the server, then run the command again")
+    assert lock_dirs(ssh_env) == []
+
+
+def test_a_server_with_room_for_the_lock_but_not_the_release_gets_nothing_staged_anywhere(sshd_farm, ssh_env, open_fleet, tiny_disk):
+    """The lock fits, the release does not: the upload fails there, nothing is staged anywhere, no lock stays."""
+    root = sshd_farm.server("web-2").root
+    tiny_disk(root, "512k")
+    r1_live(open_fleet, ssh_env)
+    ballast = root / "ballast"
+    subprocess.run(["dd", "if=/dev/zero", f"of={ballast}", "bs=4k"], capture_output=True)  # until ENOSPC
+    os.truncate(ballast, ballast.stat().st_size - 4096)  # one page: room for the lock's info.json, none for r2
 
     with open_fleet(ssh_env) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.stage(bundle("r2"))
@@ -374,6 +394,7 @@ def test_a_server_with_a_full_disk_gets_nothing_staged_anywhere(sshd_farm, ssh_e
     message = str(failure.value)
     assert message.startswith("staging r2 failed on web-2 (") and "web-1" not in message and "web-3" not in message
     assert "the server kept 0 of" in message and "(is its disk full?)" in message and "no server's staging changed" in message
+    assert lock_dirs(ssh_env) == []
 
 
 def test_an_upload_that_fills_the_disk_is_removed_again(sshd_farm, ssh_env, open_fleet, tiny_disk, heavy_r2):
