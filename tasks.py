@@ -120,7 +120,7 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
                 fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
                 approve=approver(yes), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
             )
-    ui.show_result(result)
+    ui.show_result(result, notes=False)  # the plan showed them before asking
     ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
 
 
@@ -182,7 +182,7 @@ def rollback(c, yes=False, reason=None, env="local"):
             result = fleet.rollback(reason=reason, approve=approver(yes))
     from releaser import ui
 
-    ui.show_result(result)
+    ui.show_result(result, notes=False)  # the plan showed them before asking
     if all(r.ok for r in result.results):
         ui.say(f"{result.release} is live again on every server; {result.previous} stays on disk for inspection")
     else:

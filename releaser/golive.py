@@ -163,7 +163,8 @@ def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = N
     if approve is not None and not approve("go-live", plans):
         raise Cancelled("go-live cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
     if announce is not None:  # the last moment to say no is before the servers are prepared
-        announce(at, last_rehearsal(fleet.read_history()), at - timedelta(seconds=settings.prepare_seconds))
+        decide_by = at - timedelta(seconds=settings.prepare_seconds)
+        announce(at, last_rehearsal(fleet.read_history()), decide_by if decide_by > clock.now() else None)
     return go_live_at(fleet, at=at, clock=clock, run_checks=run_checks, tick=tick, reason=reason,
                       lead=timedelta(minutes=settings.lead_minutes), prepare_ahead=timedelta(seconds=settings.prepare_seconds),
                       off_calendar=off_calendar)

@@ -132,8 +132,8 @@ def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
     return tuple(rows) or (("-", "-", "no change"),)
 
 
-def show_result(result: FleetResult) -> None:
-    """Show per server what a fleet command did, then one summary line."""
+def show_result(result: FleetResult, *, notes: bool = True) -> None:
+    """Show per server what a fleet command did, then one summary line (and the plan's notes, unless already shown)."""
     table = Table(title=plain(f"{result.action}: {result.previous or '-'} -> {result.release or '-'}"),
                   title_justify="left")
     for column in ("server", "outcome", "detail"):
@@ -145,7 +145,7 @@ def show_result(result: FleetResult) -> None:
     skew = f", rename skew {result.skew * 1000:.0f} ms" if result.skew is not None else ""
     if figures:
         say(plain(f"{figures}{skew}", style="dim"))
-    for note in result.notes:
+    for note in result.notes if notes else ():
         warn(note)
 
 
@@ -246,7 +246,7 @@ def _json_default(value):
 @contextmanager
 def countdown() -> Iterator:
     """Show a live countdown to the switch on stderr; yields the tick(phase, now, moment) golive calls each second."""
-    phases = {"checks": "every check runs", "prepare": "servers are prepared", "switch": "the switch"}
+    phases = {"checks": "every check runs", "prepare": "servers are prepared", "switch": "the servers switch"}
     if not err.is_terminal:
         shown: set = set()
 
