@@ -23,9 +23,11 @@ from releaser.errors import BundleInvalid
 
 MANIFEST = "manifest.json"
 SUMS = ".releaser-sha256sums"
-RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SAFE_FILE_NAME = re.compile(  # file names a bundle may hold: no quotes, no shell metacharacters
-    r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
+# `\Z`, not `$`: in Python's `re`, `$` also matches before a trailing newline, so "r6\n" would pass.
+# fleet.py and uploads.py match with these too.
+RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+SAFE_FILE_NAME = re.compile(  # file names a bundle may hold: no quotes, no shell metacharacters, no newline
+    r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*\Z")
 
 
 class DataSet(BaseModel):

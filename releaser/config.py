@@ -13,19 +13,34 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict as StrictType,
+                      Tag, ValidationError, field_validator, model_validator)
 
 from releaser.calendar import CalendarError, Schedule, check_timezone, parse_deadline_rule, parse_release_rule
 from releaser.errors import ConfigError
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+# Python `re` syntax, ending in `\Z` (the end of the text): with `$`, re.match(NAME_PATTERN, "web-1\n") would
+# match, as `$` also matches before a trailing newline. uploads.py matches names with it too. pydantic's default
+# Rust engine has no `\Z`, so fields take the compiled pattern, which pydantic runs with Python's `re`; the
+# other Field(pattern="...$") strings run in the Rust engine, where `$` is already the end of the text.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z"
+_NAME = re.compile(NAME_PATTERN)
 
 
 class Strict(BaseModel):
-    """Base for every model a person writes: unknown keys are an error, values are frozen."""
+    """Base for every model a person writes: unknown keys are an error, values are frozen, and types are strict.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    TOML has real integers, floats and booleans, so `port = "22"` or `allow_go_live_now = "yes"` is a mistake to
+    report, not to convert (an integer is still accepted where a float is expected). Dates and paths stay lax: see
+    `Day` and Environment.path.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# A calendar day, left lax under the strict base: a TOML date arrives as a date, and "2026-12-25" in quotes or a
+# TOML datetime at midnight converts as it always has.
+Day = Annotated[date, StrictType(False)]
 
 
 class SshSettings(Strict):
@@ -42,7 +57,7 @@ class SshSettings(Strict):
 class Server(Strict):
     """One web server: its name, how to reach it, its app root and its two URLs."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=_NAME)
     host: str = "localhost"
     port: int | None = Field(None, ge=1, le=65535)
     user: str | None = None
@@ -87,20 +102,20 @@ class Sandbox(Strict):
 
 
 WEEKDAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_RELATIVE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*$")
+_RELATIVE_FILE = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*\Z")  # \Z: no trailing newline
 
 
 class Publication(Strict):
     """One publication's calendar: its release rule, upload deadline, time zone and holiday policy."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=_NAME)
     title: str = ""
     rule: str
     deadline: str
     timezone: str = "Europe/London"
     on_holiday: Literal["next-working-day", "refuse"] = "next-working-day"
-    extra_dates: list[date] = []
-    cancelled_dates: list[date] = []
+    extra_dates: list[Day] = []
+    cancelled_dates: list[Day] = []
 
     @field_validator("rule")
     @classmethod
@@ -195,8 +210,8 @@ class StagingAccess(Strict):
 class Leave(Strict):
     """A period someone is away, both days included."""
 
-    start: date
-    end: date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> "Leave":
@@ -243,7 +258,7 @@ class Thresholds(Strict):
 
 # Notifications (issue 6). Kept here so an environment file is validated whole; sending lives in notify.py.
 NOTIFICATION_EVENTS = ("go-live-done", "go-live-failed", "rolled-back", "notice-published", "check-failed")
-_VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z"  # for re.match: \Z, not $
 # Keys a person might reach for to paste a secret; refused with a pointer to the *_env field instead.
 _SECRET_KEYS = {"password": "password_env", "token": "token_env", "secret": "token_env",
                 "api_key": "token_env", "bearer": "token_env", "smtp_password": "password_env"}
@@ -254,9 +269,9 @@ class _Channel(Strict):
 
     # A secret wrongly pasted into a channel must not come back in a validation error's text; an
     # Environment hides it beforehand (_hide_secret_values), a channel built on its own hides its input.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, hide_input_in_errors=True)
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=_NAME)
     events: list[str] = Field(min_length=1)
     timeout: float = Field(5.0, gt=0, le=60)
 
@@ -324,7 +339,7 @@ class EmailChannel(_Channel):
     @classmethod
     def _addresses(cls, addresses: list[str]) -> list[str]:
         for address in addresses:
-            if not re.match(r"^[^@\s]+@[^@\s]+$", address):
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
                 raise ValueError(f"expected an e-mail address, got {address!r}")
         return addresses
 
@@ -425,7 +440,7 @@ class Environment(Strict):
 
     # Filled in by load_environment, never written by a person.
     name: str = ""
-    path: Path | None = None
+    path: Annotated[Path, StrictType(False)] | None = None
 
     @field_validator("notice_file")
     @classmethod
@@ -500,7 +515,18 @@ def load_environment(name: str, project_dir: Path) -> Environment:
         environment = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_first_problem(error, _shown(path, project_dir)), hint="fix the field and run again") from error
+    _require_remote_roots_absolute(environment, _shown(path, project_dir))
     return environment.model_copy(update={"name": path.stem, "path": path.resolve()})
+
+
+def _require_remote_roots_absolute(environment: Environment, where: str) -> None:
+    """Over SSH a relative root would be taken from wherever the login lands: every server would look empty."""
+    if environment.transport != "ssh":
+        return  # the local sandbox takes relative roots from the project directory
+    for i, server in enumerate(environment.servers):
+        if not server.root.startswith("/"):
+            raise ConfigError(f"{where}: servers[{i}].root: must be an absolute path on the server, got {server.root!r}",
+                              hint="write the app root in full, e.g. root = \"/srv/app\"")
 
 
 def available_environments(project_dir: Path) -> list[str]:

@@ -1,0 +1,146 @@
+"""Environment files are typed strictly: TOML has real numbers and booleans, so a quoted one is a mistake.
+
+`port = "58953"` or `allow_go_live_now = "yes"` used to be converted silently. Now each is refused with the
+file and the field named; an integer where a float is expected (connect_timeout = 10) is still fine, and
+TOML dates load as before.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from releaser.config import load_environment
+from releaser.errors import ConfigError
+
+from conftest import PROJECT
+
+SERVERS = """
+transport = "local"
+
+[[servers]]
+name = "web-1"
+root = "servers/web-1"
+live_url = "http://127.0.0.1:8001"
+staging_url = "http://127.0.0.1:8002"
+"""
+
+
+def write(tmp_path, top: str = "", tables: str = "") -> str:
+    """An environment file: `top` keys before the server, `tables` after it (bare keys there belong to the server)."""
+    path = tmp_path / "env.toml"
+    path.write_text(top + SERVERS + tables)
+    return str(path)
+
+
+def config_error(tmp_path, top: str = "", tables: str = "") -> str:
+    """The ConfigError such a file raises, one line, as read in the file's folder."""
+    with pytest.raises(ConfigError) as caught:
+        load_environment(write(tmp_path, top, tables), PROJECT)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith(f"{tmp_path}/env.toml: ")
+    return text.replace(f"{tmp_path}/", "")
+
+
+@pytest.mark.parametrize(("top", "tables", "message"), [
+    pytest.param("", '[ssh]\nport = "58953"\n',
+                 "env.toml: ssh.port: input should be a valid integer, got '58953'", id="ssh-port-string"),
+    pytest.param("", 'port = "58953"\n',  # right after SERVERS, so still in its [[servers]] table
+                 "env.toml: servers[0].port: input should be a valid integer, got '58953'", id="server-port-string"),
+    pytest.param('allow_go_live_now = "yes"\n', "",
+                 "env.toml: allow_go_live_now: input should be a valid boolean, got 'yes'", id="bool-yes"),
+    pytest.param('allow_go_live_now = "true"\n', "",
+                 "env.toml: allow_go_live_now: input should be a valid boolean, got 'true'", id="bool-quoted-true"),
+    pytest.param("", '[ssh]\ncheck_host_keys = "false"\n',
+                 "env.toml: ssh.check_host_keys: input should be a valid boolean, got 'false'", id="host-keys-quoted"),
+    pytest.param("", '[ssh]\nconnect_timeout = "10"\n',
+                 "env.toml: ssh.connect_timeout: input should be a valid number, got '10'", id="float-string"),
+    pytest.param('keep_releases = "3"\n', "",
+                 "env.toml: keep_releases: input should be a valid integer, got '3'", id="keep-string"),
+    pytest.param("parallel = true\n", "",
+                 "env.toml: parallel: input should be a valid integer, got True", id="int-given-bool"),
+    pytest.param("", "[sandbox]\nserve = 1\n",
+                 "env.toml: sandbox.serve: input should be a valid boolean, got 1", id="bool-given-int"),
+    pytest.param("", '[thresholds]\nmin_free_mib = "1024"\n',
+                 "env.toml: thresholds.min_free_mib: input should be a valid integer, got '1024'", id="threshold-string"),
+    pytest.param("", '[health]\nstatus = "200"\n',
+                 "env.toml: health.status: input should be a valid integer, got '200'", id="health-status-string"),
+    pytest.param("", '[[people.on_call]]\nname = "ben"\ncan_rollback = "yes"\n',
+                 "env.toml: people.on_call[0].can_rollback: input should be a valid boolean, got 'yes'",
+                 id="can-rollback-string"),
+    pytest.param("", '[go_live]\nlead_minutes = "10"\n',
+                 "env.toml: go_live.lead_minutes: input should be a valid number, got '10'", id="go-live-string"),
+])
+def test_a_quoted_number_or_boolean_names_the_file_and_field(tmp_path, top, tables, message):
+    """A string where TOML has a number or boolean is refused, with the file, the field and what was written."""
+    assert config_error(tmp_path, top, tables).startswith(message)
+
+
+def test_notification_channel_fields_are_strict_too(tmp_path):
+    """A channel's port and starttls are typed like everything else."""
+    email = ('[[notifications]]\nkind = "email"\nname = "team"\nhost = "smtp.example.org"\nsender = "r@example.org"\n'
+             'to = ["t@example.org"]\nevents = ["go-live-done"]\n')
+    assert config_error(tmp_path, tables=email + 'port = "587"\n').startswith(
+        "env.toml: notifications[0].email.port: input should be a valid integer, got '587'")
+    assert config_error(tmp_path, tables=email + 'starttls = "yes"\n').startswith(
+        "env.toml: notifications[0].email.starttls: input should be a valid boolean, got 'yes'")
+
+
+def test_an_integer_where_a_float_is_expected_is_accepted(tmp_path):
+    """connect_timeout = 10 and the like are numbers, so they load, as floats."""
+    tables = ("[ssh]\nconnect_timeout = 10\n[health]\ntimeout = 3\n[thresholds]\nmax_clock_skew_seconds = 2\n"
+              "min_release_gap_days = 7\n[go_live]\nlead_minutes = 10\nprepare_seconds = 60\n"
+              '[[smoke]]\npath = "/healthz"\ntimeout = 4\n'
+              '[[notifications]]\nkind = "webhook"\nname = "chat"\nurl = "https://hooks.example.org"\n'
+              'events = ["go-live-done"]\ntimeout = 10\n')
+    environment = load_environment(write(tmp_path, tables=tables), PROJECT)
+    values = [environment.ssh.connect_timeout, environment.health.timeout, environment.thresholds.max_clock_skew_seconds,
+              environment.thresholds.min_release_gap_days, environment.go_live.lead_minutes,
+              environment.go_live.prepare_seconds, environment.smoke[0].timeout, environment.notifications[0].timeout]
+    assert values == [10.0, 3.0, 2.0, 7.0, 10.0, 60.0, 4.0, 10.0]
+    assert all(type(value) is float for value in values)
+
+
+def test_real_numbers_booleans_and_dates_load(tmp_path):
+    """The same fields written as TOML values load; TOML dates (and dates written as text) still read as dates."""
+    top = "allow_go_live_now = true\nkeep_releases = 5\nparallel = 8\n"
+    tables = ('[ssh]\nport = 58953\ncheck_host_keys = false\n[sandbox]\nserve = false\n'
+              '[[publications]]\nname = "phof"\nrule = "first Tuesday of every month at 09:30"\n'
+              'deadline = "Wednesday before at 17:00"\nextra_dates = [2026-12-24]\ncancelled_dates = ["2027-01-05"]\n'
+              '[[people.on_call]]\nname = "ben"\ncan_rollback = true\nleave = [{ start = 2026-12-21, end = 2027-01-01 }]\n'
+              '[[smoke]]\npath = "/healthz"\njson_field = "rows"\njson_equals = 3\n'
+              '[[smoke]]\npath = "/"\njson_field = "ok"\njson_equals = "3"\n')
+    environment = load_environment(write(tmp_path, top, tables), PROJECT)
+    assert (environment.allow_go_live_now, environment.keep_releases, environment.parallel) == (True, 5, 8)
+    assert (environment.ssh.port, environment.ssh.check_host_keys, environment.sandbox.serve) == (58953, False, False)
+    publication = environment.publications[0]
+    assert (publication.extra_dates, publication.cancelled_dates) == ([date(2026, 12, 24)], [date(2027, 1, 5)])
+    leave = environment.people.on_call[0].leave[0]
+    assert (leave.start, leave.end) == (date(2026, 12, 21), date(2027, 1, 1))
+    assert [check.json_equals for check in environment.smoke] == [3, "3"]
+    assert environment.path == Path(write(tmp_path, top, tables)).resolve()
+
+
+def test_shipped_environment_and_readme_examples_load(tmp_path):
+    """environments/*.toml and the README's environment examples are all valid under strict types."""
+    for path in sorted((PROJECT / "environments").glob("*.toml")):
+        assert load_environment(str(path), PROJECT).servers
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
+    environment_blocks = [block for block in blocks if "[[servers]]" in block or "[[publications]]" in block]
+    assert environment_blocks
+    path = tmp_path / "readme.toml"
+    path.write_text("\n".join(environment_blocks))
+    assert load_environment(str(path), PROJECT).servers
+
+
+def test_an_ssh_server_root_must_be_absolute(tmp_path):
+    """Over SSH a relative root would resolve wherever the login lands; the file and field are named."""
+    path = tmp_path / "prod.toml"
+    path.write_text('transport = "ssh"\n[[servers]]\nname = "web-1"\nroot = "app"\n'
+                    'live_url = "http://127.0.0.1:8080"\nstaging_url = "http://127.0.0.1:8081"\n')
+    with pytest.raises(ConfigError, match=r"prod\.toml: servers\[0\]\.root: must be an absolute path on the server, got 'app'"):
+        load_environment(str(path), tmp_path)
