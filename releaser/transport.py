@@ -471,6 +471,8 @@ def _why(error: BaseException) -> str:
     sizes = re.search(r"size mismatch in put!\s*(\d+) != (\d+)", text)
     if sizes:  # paramiko stats the file after writing it: the server kept less than was sent
         return f"the server kept {sizes.group(1)} of {sizes.group(2)} bytes (is its disk full?)"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused: nothing listens on that port (is sshd running there?)"
     if not text or isinstance(error, (EOFError, ConnectionError)) or _CLOSED.search(text):
         # the same event (the server went away) reaches us in many shapes, depending on the moment it happened
         return f"the connection was closed ({type(error).__name__}{': ' + text if text else ''})"

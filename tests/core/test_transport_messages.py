@@ -23,3 +23,8 @@ def test_other_errors_keep_their_own_words():
 
 def test_a_short_put_names_the_disk():
     assert _why(OSError("size mismatch in put!  1024 != 4096")) == "the server kept 1024 of 4096 bytes (is its disk full?)"
+
+
+def test_a_refused_connection_says_nothing_listens():
+    """Not "the connection was closed": nothing was ever open, and the fix is on the server (sshd, port)."""
+    assert _why(ConnectionRefusedError(111, "Connection refused")).startswith("connection refused: nothing listens")
