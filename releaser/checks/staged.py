@@ -63,12 +63,16 @@ def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[Ch
     readable = {s: f for s, f in facts.items() if isinstance(f, StagedFacts)}
     common = Counter((f.view.release, sums_digest(f.view.sums)) for f in readable.values() if f.view.release)
     reference_release, reference_sums = common.most_common(1)[0][0] if common else (None, "")
+    everywhere = len(readable) == len(facts) and all(
+        (f.view.release, sums_digest(f.view.sums)) == (reference_release, reference_sums) for f in readable.values())
     results = []
     for server, fact in facts.items():
         if isinstance(fact, Unreadable):
             results.append(not_checked(NAME, server, fact))
             continue
         status, detail = _judge_one(fact, limits.release, reference_release, reference_sums, readable)
+        if status == "PASS" and everywhere:
+            detail += ", same on every server"
         results.append(CheckResult(NAME, server, status, detail))
     return results
 
@@ -102,4 +106,4 @@ def _judge_one(fact: StagedFacts, expected: str | None, reference: str | None, r
     files = f"{verified.files} files" if verified.files is not None else "files"
     if release == view.backup:
         return "WARN", f"staging is the backup release {release}: going live would republish an older release"
-    return "PASS", f"{release}: {files} intact, sums {digest[:8]}, same on every server"
+    return "PASS", f"{release}: {files} intact, sums {digest[:8]}"

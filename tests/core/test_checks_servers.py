@@ -195,3 +195,13 @@ def test_lock_gap_unknown_release_time_warns():
     """Without a release time the gap cannot be judged: WARN, not a silent pass."""
     gap = lock.judge(LockFacts({}, None, ()), limits(), NOW)[-1]
     assert gap.status == "WARN"
+
+
+def test_staged_says_same_on_every_server_only_when_it_is():
+    """A PASS beside a server with nothing staged must not claim the release is the same everywhere."""
+    one_missing = {"web-1": StagedFacts(server("web-1"), intact()), "web-2": StagedFacts(server("web-2", staging=None), None)}
+    assert "same on every server" not in {r.server: r for r in staged.judge(one_missing, limits(), NOW)}["web-1"].detail
+    unreadable = {"web-1": StagedFacts(server("web-1"), intact()), "web-2": Unreadable("ssh failed")}
+    assert "same on every server" not in {r.server: r for r in staged.judge(unreadable, limits(), NOW)}["web-1"].detail
+    both = {"web-1": StagedFacts(server("web-1"), intact()), "web-2": StagedFacts(server("web-2"), intact())}
+    assert all(r.detail.endswith("same on every server") for r in staged.judge(both, limits(), NOW))
