@@ -95,7 +95,7 @@ def test_release_id_with_a_newline_is_refused(release_id):
         validate_release_id(release_id)
     assert one_line(caught.value) == (
         f"bad release id {release_id!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with '.' or '-'); "
-        "rename the release in its manifest.json")
+        "pick an id like 2026-12-phof (--release-id for invoke build, release_id in a manifest.json)")
 
 
 def test_release_id_without_a_newline_still_passes():
