@@ -60,6 +60,16 @@ def require(value, message: str) -> None:
         raise Exit(f"releaser: {message}", code=2)
 
 
+def whole_number(value, flag: str, default: int) -> int:
+    """A flag's value as a whole number of at least 0, or a usage error (exit 2) naming the flag."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.isdigit():
+        raise Exit(f"releaser: {flag} takes a whole number of 0 or more, got {value!r}", code=2)
+    return int(text)
+
+
 def actor() -> str:
     """Who is acting, as user@host; RELEASER_ACTOR overrides it (shared accounts, tests)."""
     import getpass
@@ -212,7 +222,7 @@ def status(c, env="local", json=False):
     "minutes": "Expire after this many minutes (default 120; 0 never expires).",
     "env": ENV_HELP,
 })
-def lock(c, reason=None, minutes=120, env="local"):
+def lock(c, reason=None, minutes=None, env="local"):
     """Lock every server against deploys, or none."""
     import uuid
 
@@ -220,6 +230,7 @@ def lock(c, reason=None, minutes=120, env="local"):
 
     with exit_on_user_error():
         require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
+        minutes = whole_number(minutes, "--minutes", 120)
         with open_fleet(env, "lock") as fleet:
             fleet.require_all_reachable("lock")
             fleet.take_lock(reason, token=uuid.uuid4().hex, kind="manual", minutes=float(minutes))
@@ -248,9 +259,10 @@ def prune(c, keep=None, yes=False, env="local"):
     """Remove old releases, never one a slot points to."""
     from releaser import ui
 
+    keep = None if keep is None else whole_number(keep, "--keep", 0)
     with exit_on_user_error():
         with open_fleet(env, "prune") as fleet:
-            removed = fleet.prune(keep=None if keep is None else int(keep), approve=approver(yes))
+            removed = fleet.prune(keep=keep, approve=approver(yes))
     for server, releases in removed.items():
         ui.say(f"{server}: removed {', '.join(releases) or 'nothing'}")
 
@@ -348,7 +360,7 @@ def runbook(c, name=None):
     "json_": "Print JSON instead of a table.",
     "env": ENV_HELP,
 })
-def calendar(c, publication=None, months=3, ics=None, json_=False, env="local"):
+def calendar(c, publication=None, months=None, ics=None, json_=False, env="local"):
     """Show upcoming releases and their upload deadlines."""
     from releaser import ui
 
@@ -363,7 +375,7 @@ def calendar(c, publication=None, months=3, ics=None, json_=False, env="local"):
         if not environment.publications:
             raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
         now = SystemClock().now()
-        releases = upcoming_releases(environment, now, months=int(months), publication=publication)
+        releases = upcoming_releases(environment, now, months=whole_number(months, "--months", 3), publication=publication)
         if ics:
             Path(ics).write_text(to_ics(releases, now=now), encoding="utf-8", newline="")
     ui.show_calendar(releases, now=now, titles={p.name: p.title for p in environment.publications}, as_json=json_)

@@ -167,3 +167,14 @@ def test_list_is_fast_to_import():
     code = "import sys, tasks; print(sorted(m for m in ('fabric', 'paramiko', 'rich', 'pydantic') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["prune", "--keep", "abc", "--yes"], "--keep"), (["prune", "--keep", "-1", "--yes"], "--keep"),
+    (["lock", "--reason", "x", "--minutes", "ten"], "--minutes"), (["calendar", "--months", "2.5"], "--months"),
+])
+def test_a_number_flag_given_something_else_is_one_usage_line(args, flag):
+    """Not a ValueError traceback: exit 2, naming the flag and what it got."""
+    done = invoke(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"releaser: {flag} takes a whole number of 0 or more, got" in done.stderr
