@@ -176,15 +176,15 @@ FAST_CHECKS = ("reachable", "staged", "lock")  # re-run one minute before the sw
 NOW_CHECKS = tuple(name for name in check_names() if name != "window")
 
 
-def parse_at(text: str, *, zone: ZoneInfo, now: datetime) -> datetime:
-    """Read --at: 'HH:MM[:SS]' today in the environment's zone, or an ISO date-time (local to that zone if naive)."""
+def parse_at(text: str, *, zone: ZoneInfo, now: datetime, flag: str = "--at") -> datetime:
+    """Read --at (or `flag`): 'HH:MM[:SS]' today in the environment's zone, or an ISO date-time (local to that zone if naive)."""
     try:
         if len(text) <= 8 and ":" in text:
             clock_time = time.fromisoformat(text)
             return datetime.combine(now.astimezone(zone).date(), clock_time, tzinfo=zone)
         moment = datetime.fromisoformat(text)
     except ValueError as error:
-        raise PlanRefused(f"--at {text!r} is not a time", hint="use HH:MM, or a date and time like 2026-12-01T09:30") from error
+        raise PlanRefused(f"{flag} {text!r} is not a time", hint="use HH:MM, or a date and time like 2026-12-01T09:30") from error
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
@@ -253,7 +253,7 @@ def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | No
 
 def _scheduled_time(environment, release_id, history, scheduled_text, zone, clock_now, fleet) -> datetime:
     if scheduled_text:
-        return parse_at(scheduled_text, zone=zone, now=clock_now)
+        return parse_at(scheduled_text, zone=zone, now=clock_now, flag="--scheduled")
     planned = [e["planned_at"] for e in history
                if e.get("planned_at") and release_id in (e.get("releases") or {}).values()]
     if planned:
