@@ -344,7 +344,8 @@ class Fleet:
             action=action, slot=slot, plans=plans,
             changing={name: plan.links for name, plan in plans.items() if plan.links},
             target=next(iter(plans.values())).after.slot(slot),
-            previous=next(iter(plans.values())).before.slot(slot),
+            # what was switched from: a server already on the target (a MIXED fleet converging) does not say
+            previous=next((p for p in plans.values() if p.links), next(iter(plans.values()))).before.slot(slot),
             started=time.perf_counter(), timings={},
         )
         (early, seconds), self._early = self._early, ({}, 0.0)

@@ -202,8 +202,9 @@ def test_rollback_brings_back_a_fleet_mixed_by_a_lost_server(sshd_farm, tmp_path
     sshd_farm.restart("web-2")
     with open_fleet(env) as fleet:
         fleet.unlock(reason="web-2 is back")
-        fleet.rollback(reason="web-2 was left on r2")
+        result = fleet.rollback(reason="web-2 was left on r2")
     assert {state.live for state in read_slots(env).values()} == {"r1"}
+    assert (result.previous, result.release) == ("r2", "r1")  # what web-2 was switched from, not web-1's "r1 -> r1"
 
 
 # ---- (b) a server killed during the upload ----
