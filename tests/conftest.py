@@ -18,6 +18,16 @@ from releaser.slots import SlotState
 PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLES = PROJECT / "examples" / "releases"
 ACTOR = "tester@releaser-tests"
+# The smallest environment file that loads: one sandbox server (tests add their own tables after it).
+ONE_SERVER_TOML = """
+transport = "local"
+
+[[servers]]
+name = "web-1"
+root = "servers/web-1"
+live_url = "http://127.0.0.1:8001"
+staging_url = "http://127.0.0.1:8002"
+"""
 
 
 def free_ports(count: int) -> list[int]:

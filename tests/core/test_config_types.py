@@ -16,17 +16,9 @@ import pytest
 from releaser.config import load_environment
 from releaser.errors import ConfigError
 
-from conftest import PROJECT
+from conftest import ONE_SERVER_TOML, PROJECT
 
-SERVERS = """
-transport = "local"
-
-[[servers]]
-name = "web-1"
-root = "servers/web-1"
-live_url = "http://127.0.0.1:8001"
-staging_url = "http://127.0.0.1:8002"
-"""
+SERVERS = ONE_SERVER_TOML
 
 
 def write(tmp_path, top: str = "", tables: str = "") -> str:

@@ -20,17 +20,9 @@ from releaser.config import NAME_PATTERN, load_environment
 from releaser.errors import BundleInvalid, ConfigError
 from releaser.uploads import _is_name
 
-from conftest import PROJECT
+from conftest import ONE_SERVER_TOML, PROJECT
 
-SERVERS = """
-transport = "local"
-
-[[servers]]
-name = "web-1"
-root = "servers/web-1"
-live_url = "http://127.0.0.1:8001"
-staging_url = "http://127.0.0.1:8002"
-"""
+SERVERS = ONE_SERVER_TOML
 
 PUBLICATION = """
 [[publications]]

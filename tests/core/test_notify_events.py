@@ -10,17 +10,9 @@ from releaser.config import NOTIFICATION_EVENTS, EmailChannel, WebhookChannel, l
 from releaser.errors import ConfigError
 from releaser.notify import compose_email, event_name, headline, next_steps, webhook_body
 
-from conftest import PROJECT
+from conftest import ONE_SERVER_TOML, PROJECT
 
-SERVERS = """
-transport = "local"
-
-[[servers]]
-name = "web-1"
-root = "servers/web-1"
-live_url = "http://127.0.0.1:8001"
-staging_url = "http://127.0.0.1:8002"
-"""
+SERVERS = ONE_SERVER_TOML
 
 WEBHOOK = """
 [[notifications]]
