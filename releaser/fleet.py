@@ -565,8 +565,8 @@ class Fleet:
             if holder and holder.owner == self.actor and holder.kind == "manual" and kind == "command":
                 del holders[name]
         errors = {name: report.error for name, (said, _, report, _) in answers.items() if said == "error"}
-        if holders or errors:
-            self.each(lambda name: self.hosts[name].run(remote.unlock_argv(self.root(name), token)), taken)
+        if holders or errors:  # give back what was taken, with any links the lock's trip prepared early
+            self.each(lambda name: self.hosts[name].run(remote.finish_argv(self.root(name), token, [])), taken)
             if holders:
                 name, holder = sorted(holders.items())[0]
                 servers = ", ".join(sorted(holders))

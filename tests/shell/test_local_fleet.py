@@ -121,6 +121,22 @@ def test_lock_is_taken_on_all_servers_or_none(local_env, open_fleet):
     assert locked == ["web-3"]
 
 
+def test_a_go_live_refused_by_one_lock_leaves_no_prepared_links_on_the_others(local_env, open_fleet):
+    """The lock's round trip prepares the switch early where it takes the lock; a refusal elsewhere removes them."""
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+    root = Path(str(local_env.app_root(local_env.servers[2])))
+    (root / ".releaser" / "lock").mkdir(parents=True)
+    (root / ".releaser" / "lock" / "info.json").write_text('{"owner": "carol@ops", "reason": "maintenance", "since": "2026-11-30T08:00:00+00:00", "token": "x"}')
+    with open_fleet(local_env) as fleet, pytest.raises(LockHeld, match="carol@ops.* on web-3"):
+        fleet.go_live()
+    prepared = [f"{s.name}:{p.name}" for s in local_env.servers
+                for p in (Path(str(local_env.app_root(s))) / ".releaser").glob("next-*")]
+    assert prepared == []
+    assert {(s.live, s.staging) for s in read_slots(local_env).values()} == {("r1", "r2")}
+
+
 def test_expired_lock_is_taken_over(local_env, open_fleet, fake_clock):
     """A lock past its expiry does not block the next deploy."""
     with open_fleet(local_env, actor="ana@build-01") as fleet:
