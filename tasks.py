@@ -299,6 +299,9 @@ def history(c, release=None, json=False, env="local"):
     if release:
         events = [e for e in events if release in (e.get("releases") or {}).values()]
     ui.show_history(events, as_json=json)
+    if fleet.unreachable:
+        ui.warn(f"{', '.join(sorted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "
+                "see: invoke runbook server-failure")
 
 
 @task(help={"env": ENV_HELP})

@@ -178,3 +178,14 @@ def test_a_number_flag_given_something_else_is_one_usage_line(args, flag):
     done = invoke(*args)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"releaser: {flag} takes a whole number of 0 or more, got" in done.stderr
+
+
+def test_a_down_server_makes_status_exit_5_and_history_say_what_is_missing(sshd_farm, ssh_env):
+    """Over real SSH with web-2's sshd stopped: status exits 5 naming it; history still shows the rest, and says so."""
+    env_file = str(ssh_env.path)
+    sshd_farm.stop("web-2")
+    status = invoke("status", "--env", env_file)
+    assert status.returncode == 5 and "web-2 did not answer; see: invoke runbook server-failure" in status.stderr
+    history = invoke("history", "--env", env_file)
+    assert history.returncode == 0
+    assert "web-2 did not answer: what only its journal holds is missing above" in " ".join(history.stderr.split())
