@@ -222,7 +222,7 @@ class Fleet:
                 self._stop.clear()  # every server's step has ended: now undo them
                 self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack])
                 self._journal("stage", "interrupted", releases={"staging": release_id},
-                              detail="Ctrl-C during the upload; what it had unpacked was removed")
+                              detail="Ctrl-C while staging; anything it had unpacked was removed")
                 raise
             failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
             if failed:
@@ -247,6 +247,8 @@ class Fleet:
         sums_sha = _sha256_text(sha256sums_text(bundle.manifest.files))
         with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
             needs_upload = any(plan.unpack for plan in plans.values())
+            for name in plans if needs_upload else ():
+                self.progress(name, f"packing {release_id} here, once for every server")
             archive, archive_sha = pack_bundle(bundle, Path(workdir)) if needs_upload else (None, None)
 
             def place(name: str) -> tuple[bool, str]:
