@@ -245,6 +245,7 @@ class Fleet:
     def _upload_everywhere(self, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
         release_id = bundle.release_id
         sums_sha = _sha256_text(sha256sums_text(bundle.manifest.files))
+        self._stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
         with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
             needs_upload = any(plan.unpack for plan in plans.values())
             for name in plans if needs_upload else ():
