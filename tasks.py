@@ -209,7 +209,8 @@ def status(c, env="local", json=False):
     from releaser import ui
 
     ui.show_status(environment.name, reports, as_json=json,
-                   host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys)
+                   host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
+                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024)
     from releaser.fleet import status_exit_code
 
     code = status_exit_code(reports)

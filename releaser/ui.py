@@ -68,8 +68,11 @@ def print_json(data) -> None:
 
 
 def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
-                host_keys_checked: bool = True) -> None:
-    """Show each server's live, backup and staging release, free disk, lock and live health."""
+                host_keys_checked: bool = True, min_free_bytes: int = 0) -> None:
+    """Show each server's live, backup and staging release, free disk, lock and live health.
+
+    A server with less free disk than `min_free_bytes` (what the disk check asks for) is warned about.
+    """
     if as_json:
         print_json({"environment": environment, "host_keys_checked": host_keys_checked,
                     "servers": [_report_json(r) for r in reports]})
@@ -101,6 +104,10 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
     if not host_keys_checked:
         warn(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): "
              "a server could be impersonated; turn it back on once known_hosts is filled")
+    short = [r.server for r in reports if r.free_bytes is not None and r.free_bytes < min_free_bytes]
+    if short:
+        warn(f"{', '.join(short)} {'has' if len(short) == 1 else 'have'} less than {_bytes(min_free_bytes)} free: "
+             "a stage or go-live there may fail; see: invoke check --only disk")
     down = [r.server for r in reports if r.state is None]
     if down:
         warn(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")

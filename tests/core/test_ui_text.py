@@ -131,3 +131,14 @@ def test_our_own_markup_still_styles_and_data_is_never_styled(monkeypatch):
     assert "[bold]x[/bold]" in text  # data keeps its brackets
     assert "\x1b[2mswitch 0.50s\x1b[0m" in text  # the figures are still dim
     assert "\x1b[1;31mFAIL" in text  # and status words still coloured
+
+
+def test_status_warns_about_a_server_short_of_disk(shown):
+    """0 B free reads as a warning naming the server and the check, not a silent figure in the table."""
+    full = ServerReport("web-1", SlotState("r2", "r1", None, frozenset({"r1", "r2"})), free_bytes=0)
+    roomy = ServerReport("web-2", SlotState("r2", "r1", None, frozenset({"r1", "r2"})), free_bytes=5 * 1024 ** 3)
+    ui.show_status("production", [full, roomy], min_free_bytes=1024 ** 3)
+    _, err = shown()
+    assert_all_shown(" ".join(err.split()), "web-1 has less than 1.0 GiB free: a stage or go-live there may fail",
+                     "invoke check --only disk")
+    assert "web-2" not in err
