@@ -114,7 +114,7 @@ def deploy(c, release=None, stage=False, env="local", reason=None):
     "now": "Switch immediately instead of at the scheduled time (sandbox; elsewhere needs --force --reason).",
     "at": "Switch at this time instead of the calendar's, e.g. 09:30 or 2026-12-01T09:30 (same rules as --now).",
     "force": "Allow --now or --at where the environment does not (an early or late publication; needs --reason).",
-    "override": "Let this failing check pass, e.g. --override deadline (repeatable; needs --reason; journaled).",
+    "override": "--override CHECK: let this failing check pass, e.g. --override deadline (repeatable; needs --reason; journaled).",
     "reason": "Why, for the journal (required with --force and --override).",
     "yes": YES_HELP,
     "env": ENV_HELP,
