@@ -450,7 +450,8 @@ class Fleet:
         A server that does not answer the revert may have renamed before it went away: what it serves is unknown,
         so the fleet is reported MIXED rather than back, and the hint says to keep it from the public.
         """
-        restored = self.each(lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
+        restored = self._each_reconnecting(
+            lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
         back = [n for n, o in restored.items() if isinstance(o, Completed) and o.ok]
         for name in back:
             self._run_hook(name, "after_switch", previous, slot)
@@ -468,6 +469,24 @@ class Fleet:
             f"{action} {why}; every server is back on {back_on}",
             hint=f"next: invoke runbook {_runbook(action)}",
         )
+
+    def _each_reconnecting(self, work: Callable[[str], object], names) -> dict[str, object]:
+        """each(), then once more on a new connection where the connection broke: the server may still be up.
+
+        For steps that must reach every server even after a network blip (putting links back, freeing the
+        lock), and that are safe to run twice.
+        """
+        outcomes = self.each(work, names)
+        dropped = [name for name, outcome in outcomes.items() if isinstance(outcome, HostUnreachable)]
+        if dropped:
+            outcomes.update(self.each(lambda name: self._reconnect(name) or work(name), dropped))
+        return outcomes
+
+    def _reconnect(self, name: str) -> None:
+        """Open a new connection to a server whose connection broke (HostUnreachable if it is really gone)."""
+        reconnect = getattr(self.hosts[name], "reconnect", None)
+        if reconnect is not None:
+            reconnect()
 
     def _mixed(self, action: str, why: str, *, back: list[str], back_on: str, stuck: Mapping[str, str], lost: list[str],
                previous: str | None, target: str | None, slot: str) -> FleetMixed:
@@ -540,7 +559,7 @@ class Fleet:
         """Write the held journal lines and free this command's lock where it took it; return where freeing failed."""
         lines, self._journal_lines = self._journal_lines or [], None
         names = [name for name in self.hosts if name in taken or (lines and name not in self.unreachable)]
-        outcomes = self.each(lambda name: self.hosts[name].run(
+        outcomes = self._each_reconnecting(lambda name: self.hosts[name].run(
             remote.finish_argv(self.root(name), token if name in taken else "", lines)), names)
         return sorted(name for name in _failures(outcomes) if name in taken)
 

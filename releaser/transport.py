@@ -299,6 +299,11 @@ class SshHost:
         except (OSError, EOFError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}") from error
 
+    def reconnect(self) -> None:
+        """Drop this connection and open a new one: a lost connection is not always a lost server."""
+        self.close()
+        self._connect()
+
     def close(self) -> None:
         """Close the shell, the SFTP session and the connection."""
         if self._opening is not None:

@@ -229,6 +229,19 @@ class SshdFarm:
         if alive:
             raise RuntimeError(f"{name}: sshd processes {alive} survived SIGKILL")
 
+    def drop_sessions(self, name: str) -> None:
+        """Simulate a broken network path: SIGKILL every session process, keep the listener, so the server is up."""
+        proc = self._procs.get(name)
+        if proc is None:
+            return
+        tree = _tree_of(proc)  # frozen, listener first
+        for pid in tree[1:]:
+            _signal(pid, signal.SIGKILL)
+        _signal(tree[0], signal.SIGCONT)
+        alive = _wait_gone(tree[1:], time.monotonic() + TERM_GRACE_S)
+        if alive:
+            raise RuntimeError(f"{name}: sshd sessions {alive} survived SIGKILL")
+
     def restart(self, name: str) -> None:
         """Start a stopped server again on the same port with the same host key (stops it first if running)."""
         server = self.server(name)

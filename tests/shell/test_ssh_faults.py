@@ -79,6 +79,9 @@ class Tripwire:
     def open(self) -> None:
         self.host.open()
 
+    def reconnect(self) -> None:
+        self.host.reconnect()
+
     def close(self) -> None:
         self.host.close()
 
@@ -164,6 +167,22 @@ def test_a_server_dying_before_its_commit_leaves_every_server_on_the_old_release
         fleet.go_live()
     assert read_slots(ssh_env) == everywhere(NEW)
     assert lock_dirs(ssh_env) == []
+
+
+def test_a_broken_connection_to_a_server_still_up_is_reconnected_and_put_back(sshd_farm, tmp_path, open_fleet):
+    """web-2 renames live, then its sessions die (its sshd stays up), so its after-switch hook cannot run: the
+    revert opens a new connection, puts web-2 back like the others, frees its lock: a plain revert, not MIXED."""
+    env = ssh_environment_for(sshd_farm, tmp_path / "hooked.toml", extra='[hooks]\nafter_switch = "true"')
+    release_morning(open_fleet, env)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit" and "live=r2" in argv,
+                       after=lambda: sshd_farm.drop_sessions("web-2"))
+    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.go_live()
+
+    assert read_slots(env) == everywhere(OLD)
+    assert "go-live failed on web-2 (lost the connection" in str(failure.value)
+    assert "every server is back on r1" in str(failure.value)
+    assert lock_dirs(env) == []
 
 
 def _mixed_by_a_lost_server(sshd_farm, tmp_path, open_fleet):
