@@ -169,13 +169,18 @@ def test_a_server_dying_before_its_commit_leaves_every_server_on_the_old_release
     assert lock_dirs(ssh_env) == []
 
 
+def _web2_cut_right_after_its_rename(sshd_farm, tmp_path, open_fleet, cut: Callable[[], None]) -> tuple:
+    """r1 live, r2 staged, an after-switch hook; web-2's hosts entry runs `cut` right after it renames live to r2,
+    so its hook never runs and the fleet must revert. Returns (environment, hosts)."""
+    env = ssh_environment_for(sshd_farm, tmp_path / "hooked.toml", extra='[hooks]\nafter_switch = "true"')
+    release_morning(open_fleet, env)
+    return env, hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit" and "live=r2" in argv, after=cut)
+
+
 def test_a_broken_connection_to_a_server_still_up_is_reconnected_and_put_back(sshd_farm, tmp_path, open_fleet):
     """web-2 renames live, then its sessions die (its sshd stays up), so its after-switch hook cannot run: the
     revert opens a new connection, puts web-2 back like the others, frees its lock: a plain revert, not MIXED."""
-    env = ssh_environment_for(sshd_farm, tmp_path / "hooked.toml", extra='[hooks]\nafter_switch = "true"')
-    release_morning(open_fleet, env)
-    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit" and "live=r2" in argv,
-                       after=lambda: sshd_farm.drop_sessions("web-2"))
+    env, hosts = _web2_cut_right_after_its_rename(sshd_farm, tmp_path, open_fleet, lambda: sshd_farm.drop_sessions("web-2"))
     with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.go_live()
 
@@ -187,10 +192,7 @@ def test_a_broken_connection_to_a_server_still_up_is_reconnected_and_put_back(ss
 
 def _mixed_by_a_lost_server(sshd_farm, tmp_path, open_fleet):
     """web-2 renames live, then dies before it can say so (its after-switch hook never runs); the others revert."""
-    env = ssh_environment_for(sshd_farm, tmp_path / "hooked.toml", extra='[hooks]\nafter_switch = "true"')
-    release_morning(open_fleet, env)
-    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit" and "live=r2" in argv,
-                       after=lambda: sshd_farm.stop("web-2"))
+    env, hosts = _web2_cut_right_after_its_rename(sshd_farm, tmp_path, open_fleet, lambda: sshd_farm.stop("web-2"))
     with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetMixed) as failure:
         fleet.go_live()
     return env, str(failure.value)
