@@ -134,12 +134,10 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
 
 def _require_key_files(environment: Environment) -> None:
     """Refuse a key file that is not there: otherwise every server would read as DOWN, which sends people to the wrong runbook."""
-    named = [(f"servers[{i}].key_file", server.key_file) for i, server in enumerate(environment.servers) if server.key_file]
-    if environment.ssh.key_file and any(not server.key_file for server in environment.servers):
-        named.insert(0, ("ssh.key_file", environment.ssh.key_file))
-    for field, path in named:
+    for i, server in enumerate(environment.servers):
+        field, path = (f"servers[{i}].key_file", server.key_file) if server.key_file else ("ssh.key_file", environment.ssh.key_file)
         resolved = _resolve(path, environment)
-        if not os.path.isfile(resolved):
+        if resolved is not None and not os.path.isfile(resolved):
             where = environment.path or environment.name
             raise ConfigError(f"{where}: {field}: no key file at {resolved}",
                               hint="fix the path in the environment file, or create the key (ssh-keygen -t ed25519)")
