@@ -1,0 +1,485 @@
+"""releaser's command line. Each task parses flags, calls releaser, renders with releaser.ui.
+
+The same tasks run as `invoke TASK` inside a checkout (tasks.py at the root re-exports this module) and as
+the installed `releaser TASK` anywhere (releaser/program.py). Heavy imports (fabric, rich, pydantic) happen
+inside the tasks so `invoke --list` answers at once. Exit codes come from releaser.errors; the README lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Exit, task
+
+from releaser.errors import ReleaserError
+from releaser.project import find_project
+
+PROJECT = find_project()  # environments/, runbooks/, the local journal; see releaser/project.py
+ENV_HELP = "Environment in environments/ (default: local), or a path to a .toml file."
+YES_HELP = "Go ahead without asking (needed when there is no terminal)."
+
+
+@contextmanager
+def exit_on_user_error():
+    """Turn a ReleaserError into a one-line message and its exit code; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except ReleaserError as error:
+        raise Exit(f"releaser: {error}", code=error.exit_code) from error
+    except KeyboardInterrupt:
+        raise Exit("releaser: interrupted (Ctrl-C); no slot was changed", code=130) from None
+
+
+@contextmanager
+def open_fleet(env: str, verb: str):
+    """Load the environment and connect to every server, showing a progress line per server."""
+    from releaser.config import load_environment
+    from releaser.transport import make_hosts
+
+    environment = load_environment(env, PROJECT)
+    hosts = make_hosts(environment, start=True)  # the handshakes run while the rest is imported
+    from releaser import ui
+    from releaser.clock import SystemClock
+    from releaser.fleet import connected
+
+    opened = []
+    try:
+        with ui.progress([s.name for s in environment.servers], verb) as progress:
+            with connected(environment, actor=actor(), clock=SystemClock(), progress=progress, hosts=hosts,
+                           journal_path=PROJECT / ".releaser-journal.jsonl") as fleet:
+                opened.append(fleet)
+                yield fleet
+    finally:
+        for fleet in opened:  # deliveries are known once the fleet has closed, after any switch, failed or not
+            ui.show_deliveries(fleet.deliveries)
+
+
+def require(value, message: str) -> None:
+    """Stop with a usage error (exit 2) when a required flag is missing."""
+    if not value:
+        raise Exit(f"releaser: {message}", code=2)
+
+
+def whole_number(value, flag: str, default: int) -> int:
+    """A flag's value as a whole number of at least 0, or a usage error (exit 2) naming the flag."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.isdigit():
+        raise Exit(f"releaser: {flag} takes a whole number of 0 or more, got {value!r}", code=2)
+    return int(text)
+
+
+def actor() -> str:
+    """Who is acting, as user@host; RELEASER_ACTOR overrides it (shared accounts, tests)."""
+    import getpass
+    import socket
+
+    return os.environ.get("RELEASER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def approver(assume_yes: bool):
+    """Show the plan, then ask before changing anything (unless --yes)."""
+    from releaser import ui
+
+    def approve(action, plans) -> bool:
+        ui.show_plan(f"{action} plan", plans)
+        return ui.confirm(f"{action} on {len(plans)} server(s)?", assume_yes=assume_yes)
+    return approve
+
+
+@task(help={
+    "stage": "Upload to every server's staging slot (the only thing deploy does; go live with: invoke go-live).",
+    "release": "Release bundle: a directory with manifest.json, or a .tar.gz built by: invoke build.",
+    "env": ENV_HELP,
+    "reason": "Why, for the journal.",
+})
+def deploy(c, release=None, stage=False, env="local", reason=None):
+    """Stage a release on every server, verified, without touching live."""
+    from releaser import ui
+    from releaser.bundle import read_bundle
+
+    with exit_on_user_error():
+        require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
+        if not stage:
+            raise Exit("releaser: deploy only stages; pass --stage (then go live with: invoke go-live)", code=2)
+        bundle = read_bundle(Path(release))
+        with open_fleet(env, "staging") as fleet:
+            result = fleet.stage(bundle, reason=reason)
+    ui.show_result(result)
+    ui.say(f"staged {result.release} on every server; next: invoke check, then invoke go-live")
+
+
+@task(iterable=["override"], help={
+    "now": "Switch immediately instead of at the scheduled time (sandbox; elsewhere needs --force --reason).",
+    "at": "Switch at this time instead of the calendar's, e.g. 09:30 or 2026-12-01T09:30 (same rules as --now).",
+    "force": "Allow --now or --at where the environment does not (an early or late publication; needs --reason).",
+    "override": "--override CHECK: let this failing check pass, e.g. --override deadline (repeatable; needs --reason; journaled).",
+    "reason": "Why, for the journal (required with --force and --override).",
+    "yes": YES_HELP,
+    "env": ENV_HELP,
+})
+def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local"):
+    """Switch the staged release live at its scheduled time, all or none."""
+    from releaser import golive, ui
+    from releaser.clock import SystemClock
+
+    with exit_on_user_error():
+        with open_fleet(env, "go-live") as fleet, ui.countdown() as tick:
+            result = golive.go_live_command(
+                fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
+                approve=approver(yes), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
+            )
+    ui.show_result(result, notes=False)  # the plan showed them before asking
+    ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
+
+
+@task(help={"yes": YES_HELP, "env": ENV_HELP})
+def rehearse(c, yes=False, env="local"):
+    """Rehearse go-live on the real servers without touching live."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        with open_fleet(env, "rehearsal") as fleet:
+            result = fleet.rehearse()
+    ui.show_result(result)
+    ui.say(f"rehearsal of {result.release} passed: the public site was not touched; go-live will need about "
+           f"{sum(result.seconds[k] for k in ('prepare', 'commit', 'verify')):.2f} s, a revert {result.seconds['revert']:.2f} s")
+
+
+@task(help={
+    "message": "The text users see on the live site, e.g. 'Today's figures are delayed; next update 11:00'.",
+    "clear": "Remove the notice instead.",
+    "env": ENV_HELP,
+})
+def notice(c, message=None, clear=False, env="local"):
+    """Show a delay notice on every server's live site, or --clear it."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        require(message or clear, "notice needs --message TEXT or --clear")
+        with open_fleet(env, "notice") as fleet:
+            fleet.publish_notice(message or "", clear=clear)
+    ui.say("notice removed from every server" if clear else "notice published on every server")
+
+
+@task(help={
+    "release": "The release id the report is about.",
+    "out": "Write the Markdown here instead of printing it.",
+    "scheduled": "The pre-announced time, e.g. 2026-12-01T09:30 (default: from the journal or the calendar).",
+    "env": ENV_HELP,
+})
+def breach_report(c, release=None, out=None, scheduled=None, env="local"):
+    """Draft the breach report for a late or early release."""
+    from releaser import golive, ui
+
+    with exit_on_user_error():
+        require(release, "breach-report needs --release ID")
+        with open_fleet(env, "breach-report") as fleet:
+            text = golive.breach_report_for(fleet, release, scheduled_text=scheduled)
+    ui.write_text(text, out)
+
+
+@task(help={
+    "yes": YES_HELP,
+    "reason": "Why, for the journal.",
+    "env": ENV_HELP,
+})
+def rollback(c, yes=False, reason=None, env="local"):
+    """Put the previous live release back on every server."""
+    with exit_on_user_error():
+        with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
+            result = fleet.rollback(reason=reason, approve=approver(yes))
+    from releaser import ui
+
+    ui.show_result(result, notes=False)  # the plan showed them before asking
+    if all(r.ok for r in result.results):
+        ui.say(f"{result.release} is live again on every server; {result.previous} stays on disk for inspection")
+    else:
+        raise Exit(f"releaser: rolled back to {result.release} but its health check fails; see: invoke runbook rollback", code=1)
+
+
+@task(help={"env": ENV_HELP, "json": "Print JSON instead of a table."})
+def status(c, env="local", json=False):
+    """Show each server's live, backup and staging release; exit 5 if a server did not answer, 7 if MIXED."""
+    with exit_on_user_error():
+        with open_fleet(env, "status") as fleet:  # first: its connections open while the rest is imported
+            reports = fleet.read_status()
+            environment = fleet.environment
+    from releaser import ui
+
+    ui.show_status(environment.name, reports, as_json=json,
+                   host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
+                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024)
+    from releaser.fleet import status_exit_code
+
+    code = status_exit_code(reports)
+    if code:
+        raise Exit(code=code)  # the table and its warnings said why
+
+
+@task(help={
+    "reason": "Why you are locking (shown to anyone who is refused).",
+    "minutes": "Expire after this many minutes (default 120; 0 never expires).",
+    "env": ENV_HELP,
+})
+def lock(c, reason=None, minutes=None, env="local"):
+    """Lock every server against deploys, or none."""
+    import uuid
+
+    from releaser import ui
+
+    with exit_on_user_error():
+        require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
+        minutes = whole_number(minutes, "--minutes", 120)
+        with open_fleet(env, "lock") as fleet:
+            fleet.require_all_reachable("lock")
+            fleet.take_lock(reason, token=uuid.uuid4().hex, kind="manual", minutes=float(minutes))
+            fleet.record("lock", "done", reason=reason)
+    ui.say(f"locked every server for {minutes} min; free it with: invoke unlock --reason TEXT")
+
+
+@task(help={"reason": "Why the lock is being removed (journaled).", "yes": YES_HELP, "env": ENV_HELP})
+def unlock(c, reason=None, yes=False, env="local"):
+    """Remove the deploy lock on every server, whoever holds it."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        require(reason, "unlock needs --reason TEXT (it is journaled)")
+        from releaser.errors import Cancelled
+
+        if not ui.confirm("remove the lock whoever holds it?", assume_yes=yes):
+            raise Cancelled("unlock cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
+        with open_fleet(env, "unlock") as fleet:
+            servers = fleet.unlock(reason=reason)
+    ui.say(f"unlocked {', '.join(servers)}")
+
+
+@task(help={"keep": "Unpointed releases to keep on each server (default: keep_releases).", "yes": YES_HELP, "env": ENV_HELP})
+def prune(c, keep=None, yes=False, env="local"):
+    """Remove old releases, never one a slot points to."""
+    from releaser import ui
+
+    keep = None if keep is None else whole_number(keep, "--keep", 0)
+    with exit_on_user_error():
+        with open_fleet(env, "prune") as fleet:
+            removed = fleet.prune(keep=keep, approve=approver(yes))
+    for server, releases in removed.items():
+        ui.say(f"{server}: removed {', '.join(releases) or 'nothing'}")
+
+
+@task(help={
+    "source": "Directory holding the release's files.",
+    "release_id": "Release id (letters, digits, '.', '_', '-').",
+    "out": "Where to write the .tar.gz (default: dist/<release-id>.tar.gz).",
+    "publication": "Publication this release carries (repeatable).",
+})
+def build(c, source=None, release_id=None, out=None, publication=None):
+    """Build a release bundle (.tar.gz with a checksummed manifest)."""
+    from datetime import datetime, timezone
+
+    from releaser import ui
+    from releaser.bundle import build_bundle
+
+    with exit_on_user_error():
+        require(source and release_id, "build needs --source DIR and --release-id ID")
+        target = Path(out or f"dist/{release_id}.tar.gz")
+        bundle = build_bundle(Path(source), release_id, target, publications=[publication] if publication else [],
+                              now=datetime.now(timezone.utc))
+    ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
+
+
+@task(help={"release": "Only events about this release id.", "json": "Print JSON instead of a table.", "env": ENV_HELP})
+def history(c, release=None, json=False, env="local"):
+    """Show who did what, when, on every server."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        with open_fleet(env, "history") as fleet:
+            events = fleet.read_history()
+    if release:
+        events = [e for e in events if release in (e.get("releases") or {}).values()]
+    ui.show_history(events, as_json=json)
+    if fleet.unreachable:
+        ui.warn(f"{', '.join(sorted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "
+                "see: invoke runbook server-failure")
+
+
+@task(help={"env": ENV_HELP})
+def serve(c, env="local"):
+    """Serve the sandbox's live and staging sites until Ctrl-C."""
+    import threading
+
+    from releaser import ui
+    from releaser.config import load_environment
+    from releaser.sandbox import serving
+
+    with exit_on_user_error():
+        environment = load_environment(env, PROJECT)
+        with serving(environment) as urls:
+            ui.say("serving " + ", ".join(urls) + "; Ctrl-C to stop")
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                ui.say("stopped")
+
+
+@task
+def demo(c):
+    """Tell the whole story on the local sandbox in under a minute."""
+    from releaser.demo import run_demo
+
+    with exit_on_user_error():
+        run_demo(PROJECT)
+
+
+@task(positional=["name"], help={"name": "The runbook to show, e.g. rollback; 'list' lists them all."})
+def runbook(c, name=None):
+    """Show a runbook, or list them: invoke runbook rollback, invoke runbook list."""
+    from releaser import ui
+    from releaser.errors import ReleaserError
+    from releaser.runbooks import find_runbook, list_runbooks
+
+    directory = PROJECT / "runbooks"
+    with exit_on_user_error():
+        # Invoke hands a positional argument whatever token follows, flags included, so --help arrives here.
+        if name in ("--help", "-h"):
+            ui.say("Usage: invoke runbook NAME   show one runbook, e.g. invoke runbook rollback\n"
+                   "       invoke runbook list   list them all")
+        runbooks = list_runbooks(directory)
+        if not runbooks:
+            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of runbooks/ in the project")
+        if name in (None, "", "list", "--list", "-l", "--help", "-h"):
+            ui.show_runbooks(runbooks)
+            return
+        ui.show_runbook(find_runbook(directory, name).read())
+
+
+# ---- checks, calendar, data (issue 5) ----
+
+@task(help={
+    "publication": "Only this publication (default: every one the environment declares).",
+    "months": "How many months ahead to show (default 3).",
+    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file.",
+    "json_": "Print JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def calendar(c, publication=None, months=None, ics=None, json_=False, env="local"):
+    """Show upcoming releases and their upload deadlines."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.calendar import to_ics
+        from releaser.checks.window import upcoming_releases
+        from releaser.clock import SystemClock
+        from releaser.config import load_environment
+        from releaser.errors import ConfigError
+
+        environment = load_environment(env, PROJECT)
+        if not environment.publications:
+            raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
+        now = SystemClock().now()
+        releases = upcoming_releases(environment, now, months=whole_number(months, "--months", 3), publication=publication)
+        if ics:
+            Path(ics).write_text(to_ics(releases, now=now), encoding="utf-8", newline="")
+    ui.show_calendar(releases, now=now, titles={p.name: p.title for p in environment.publications}, as_json=json_)
+    if ics:
+        ui.say(f"wrote {len(releases)} release(s) and their upload deadlines to {ics}")
+
+
+@task(help={
+    "release": "Release id staging must hold (default: whatever it holds).",
+    "only": "Run only these checks, comma-separated (e.g. smoke,config-parity).",
+    "at": 'Planned go-live time, e.g. "2026-12-01 09:30" (default: the next scheduled release).',
+    "json_": "Print the results as JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def check(c, release=None, only=None, at=None, json_=False, env="local"):
+    """Run every pre-release check on every server."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.bundle import validate_release_id
+        from releaser.checks import Limits, check_release, parse_moment, results_json, select_checks, summarise
+        from releaser.errors import ChecksFailed
+
+        select_checks(only)  # an unknown name fails before any server is asked
+        if release:
+            validate_release_id(release)
+        with open_fleet(env, "check") as fleet:
+            environment = fleet.environment
+            zone = environment.publications[0].timezone if environment.publications else "Europe/London"
+            limits = Limits(environment, release=release, at=parse_moment(at, zone) if at else None, actor=actor())
+            run = check_release(fleet, limits, now=fleet.clock.now(), only=only)
+            fleet.record("check", "failed" if run.failed else "done", releases={"staging": run.release},
+                         detail=summarise(run.results),
+                         extra={"checks": [r for r in results_json(run.results) if r["status"] != "PASS"]})
+        ui.show_checks(run.results, environment=environment.name, release=run.release, as_json=json_)
+        if run.failed:
+            raise ChecksFailed(f"pre-release checks failed: {summarise(run.results)}",
+                               hint="fix what the table shows and run: invoke check")
+
+
+@task(help={
+    "dataset": "Data set name, as the staged release's manifest.json gives it.",
+    "file": "The data file to put in place of the data set's file.",
+    "reason": "Why, for the journal.",
+    "env": ENV_HELP,
+})
+def data_upload(c, dataset=None, file=None, reason=None, env="local"):
+    """Put a data file into the staged release on every server."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.uploads import upload_dataset
+
+        if not dataset or not file:
+            raise ReleaserError("data-upload needs --dataset NAME and --file PATH", hint="see: invoke data-status")
+
+        with open_fleet(env, "data upload") as fleet:
+            change = upload_dataset(fleet, dataset, Path(file), reason=reason)
+    ui.show_data_change(change)
+    ui.say(f"next: QA signs it off with: invoke data-sign-off --dataset {dataset}")
+
+
+@task(help={
+    "dataset": "Data set name, as the staged release's manifest.json gives it.",
+    "reason": "Note for the journal.",
+    "env": ENV_HELP,
+})
+def data_sign_off(c, dataset=None, reason=None, env="local"):
+    """Record your QA sign-off of a data set as it is now."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.uploads import sign_off_dataset
+
+        if not dataset:
+            raise ReleaserError("data-sign-off needs --dataset NAME", hint="see: invoke data-status")
+
+        with open_fleet(env, "data sign-off") as fleet:
+            change = sign_off_dataset(fleet, dataset, reason=reason)
+    ui.show_data_change(change)
+
+
+@task(help={
+    "at": 'Planned go-live time, e.g. "2026-12-01 09:30" (default: each publication\'s next release).',
+    "json_": "Print JSON instead of a table.",
+    "env": ENV_HELP,
+})
+def data_status(c, at=None, json_=False, env="local"):
+    """Show each data set's upload, sign-off and deadline."""
+    from releaser import ui
+
+    with exit_on_user_error():
+        from releaser.checks import Limits, parse_moment
+        from releaser.uploads import read_data_status
+
+        with open_fleet(env, "data status") as fleet:
+            environment = fleet.environment
+            zone = environment.publications[0].timezone if environment.publications else "Europe/London"
+            now = fleet.clock.now()
+            status = read_data_status(fleet, Limits(environment, at=parse_moment(at, zone) if at else None), now)
+    ui.show_datasets(status, now=now, as_json=json_)
