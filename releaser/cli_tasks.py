@@ -43,12 +43,13 @@ def open_fleet(env: str, verb: str):
     from releaser import ui
     from releaser.clock import SystemClock
     from releaser.fleet import connected
+    from releaser.journal import local_journal_path
 
     opened = []
     try:
         with ui.progress([s.name for s in environment.servers], verb) as progress:
             with connected(environment, actor=actor(), clock=SystemClock(), progress=progress, hosts=hosts,
-                           journal_path=PROJECT / ".releaser-journal.jsonl") as fleet:
+                           journal_path=local_journal_path(environment.path)) as fleet:
                 opened.append(fleet)
                 yield fleet
     finally:

@@ -2,6 +2,11 @@
 
 Building and merging events is pure; `append_local` and `read_local` are the only file I/O here. The fleet
 appends the same line to each server through the Host it already holds. Events never carry secrets.
+
+The local file is per environment and lives beside the environment's file (`local_journal_path`), so a
+rehearsal on uat never counts for production. It is this machine's copy, for when servers do not answer:
+an event only it holds (say, from servers since rebuilt) is marked `local_only` in the merged timeline,
+and what must be true of today's servers (the rehearsal check) reads only what the servers hold.
 """
 
 from __future__ import annotations
@@ -49,8 +54,21 @@ def parse_lines(text: str) -> list[dict]:
     return events
 
 
+def local_journal_path(environment_file: Path) -> Path:
+    """Where this machine keeps an environment's journal: beside its file, environments/prod.journal.jsonl.
+
+    One file per environment file, so environments never share events (a path given with --env keeps
+    its journal beside that file too).
+    """
+    return environment_file.with_name(f"{environment_file.stem}.journal.jsonl")
+
+
 def merge_history(by_server: dict[str, list[dict]], local: list[dict] = ()) -> list[dict]:
-    """Merge journals of many servers and this machine into one timeline; an event seen twice appears once."""
+    """Merge journals of many servers and this machine into one timeline; an event seen twice appears once.
+
+    An event that only this machine holds has `seen_on == []` and `local_only` set: no server answering
+    today has it (the server was down when it was written, or the servers were rebuilt since).
+    """
     merged: dict[str, dict] = {}
     for server, events in sorted(by_server.items()):
         for event in events:
@@ -58,8 +76,13 @@ def merge_history(by_server: dict[str, list[dict]], local: list[dict] = ()) -> l
             entry = merged.setdefault(key, {**event, "seen_on": []})
             entry["seen_on"].append(server)
     for event in local:
-        merged.setdefault(event.get("id") or event_line(event), {**event, "seen_on": []})
+        merged.setdefault(event.get("id") or event_line(event), {**event, "seen_on": [], "local_only": True})
     return sorted(merged.values(), key=lambda e: e["at"])
+
+
+def is_on_servers(event: dict) -> bool:
+    """True when a server answering today holds the event (not only this machine's journal)."""
+    return not event.get("local_only")
 
 
 def append_local(path: Path, event: dict) -> None:
@@ -69,9 +92,10 @@ def append_local(path: Path, event: dict) -> None:
         handle.write(event_line(event) + "\n")
 
 
-def read_local(path: Path) -> list[dict]:
-    """Read this machine's journal file (empty when there is none)."""
+def read_local(path: Path, *, environment: str | None = None) -> list[dict]:
+    """Read this machine's journal file (empty when there is none), only `environment`'s events when given."""
     try:
-        return parse_lines(path.read_text(encoding="utf-8"))
+        events = parse_lines(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
+    return [e for e in events if environment is None or e.get("environment") == environment]

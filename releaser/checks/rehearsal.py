@@ -1,7 +1,8 @@
 """rehearsal: the staged release passed a dress rehearsal (`invoke rehearse`) within the last N days.
 
 The rehearsal times prepare, switch, verify and revert on the real servers without touching live, so on
-release day go-live does what was already done once. This check reads the servers' journals.
+release day go-live does what was already done once. This check reads the servers' journals only: a
+rehearsal that only this machine's journal remembers (servers since rebuilt) did not happen on these servers.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from releaser.checks import ALL, CheckResult, Limits, ReleaseView
+from releaser.journal import is_on_servers
 
 NAME = "rehearsal"
 
@@ -23,10 +25,11 @@ class RehearsalFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
-    """Read the merged journal and keep the latest rehearsal."""
+    """Read the servers' journals and keep the latest rehearsal of this environment."""
     if limits.environment.go_live.rehearsal_max_age_days == 0:
         return RehearsalFacts(view.release, None)
-    rehearsals = [event for event in fleet.read_history() if event.get("action") == "rehearse"]
+    rehearsals = [event for event in fleet.read_history() if event.get("action") == "rehearse" and is_on_servers(event)
+                  and event.get("environment", limits.environment.name) == limits.environment.name]
     return RehearsalFacts(view.release, rehearsals[-1] if rehearsals else None)
 
 
