@@ -1,0 +1,95 @@
+"""The installed `releaser` command, run as a subprocess from a directory that is not the checkout."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checkenv import write_environment as complete_environment
+from conftest import EXAMPLES, PROJECT, read_slots
+from releaser.config import load_environment
+from releaser.project import find_project
+
+RELEASER = Path(sys.executable).with_name("releaser")  # the console script pip put beside this Python
+
+
+def releaser(*args, cwd: Path, env_extra=None):
+    """Run the installed `releaser ARGS` in `cwd` and return the finished process."""
+    assert RELEASER.is_file(), f"{RELEASER} is missing: run .venv/bin/pip install -e '.[test]' (it comes from [project.scripts])"
+    environ = {**os.environ, "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1", "COLUMNS": "200", **(env_extra or {})}
+    environ.pop("RELEASER_PROJECT", None)
+    return subprocess.run([str(RELEASER), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=environ,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def elsewhere(tmp_path) -> Path:
+    """An empty directory with no tasks.py and no environments/, where an on-call engineer might stand."""
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    return directory
+
+
+def test_releaser_lists_the_tasks_invoke_lists(elsewhere):
+    """`releaser --list` from an empty directory shows every task the checkout's tasks.py has."""
+    import importlib
+
+    from invoke import Collection
+
+    done = releaser("--list", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0] for line in done.stdout.splitlines()[1:] if line.startswith("  ") and not line.startswith("   ")}
+    assert listed == set(Collection.from_module(importlib.import_module("tasks")).task_names)
+    assert "Can't find any collection" not in done.stderr
+
+
+def test_releaser_says_its_version(elsewhere):
+    """`releaser --version` names the program, not Invoke."""
+    done = releaser("--version", cwd=elsewhere)
+    assert done.returncode == 0 and done.stdout.startswith("releaser 0.")
+
+
+def test_releaser_goes_live_and_rolls_back_from_another_directory(tmp_path, elsewhere):
+    """With only an environment file's path: stage and go live twice, status --json, then rollback puts r1 back."""
+    env_file = str(complete_environment(tmp_path, servers=2))
+    for release in ("r1", "r2"):
+        staged = releaser("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", env_file, cwd=elsewhere)
+        assert staged.returncode == 0, staged.stderr
+        live = releaser("go-live", "--now", "--yes", "--override", "rollback-target", "--override", "deadline",
+                        "--reason", "tests", "--env", env_file, cwd=elsewhere)
+        assert live.returncode == 0, live.stderr
+    status = releaser("status", "--json", "--env", env_file, cwd=elsewhere)
+    assert status.returncode == 0, status.stderr
+    assert [s["live"] for s in json.loads(status.stdout)["servers"]] == ["r2", "r2"]
+    back = releaser("rollback", "--yes", "--reason", "tests", "--env", env_file, cwd=elsewhere)
+    assert back.returncode == 0, back.stderr
+    assert {s.live for s in read_slots(load_environment(env_file, PROJECT)).values()} == {"r1"}
+
+
+def test_an_unknown_task_is_a_usage_error(elsewhere):
+    """A typo in the task name exits 1 with Invoke's message, not a traceback."""
+    done = releaser("stauts", cwd=elsewhere)
+    assert done.returncode != 0 and "No idea what 'stauts' is!" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_completion_script_names_releaser(elsewhere):
+    """`releaser --print-completion-script bash` completes `releaser`, for the README's instructions."""
+    done = releaser("--print-completion-script", "bash", cwd=elsewhere)
+    assert done.returncode == 0 and "complete -F _complete_releaser" in done.stdout and "releaser" in done.stdout
+
+
+@pytest.mark.parametrize("layout, environ, expected", [
+    pytest.param({"cwd/environments"}, {}, "cwd", id="current-directory-with-environments"),
+    pytest.param(set(), {}, "checkout", id="falls-back-to-the-checkout"),
+    pytest.param({"cwd/environments"}, {"RELEASER_PROJECT": "configured"}, "configured", id="configured-wins"),
+])
+def test_find_project_picks_configured_then_current_then_checkout(tmp_path, layout, environ, expected):
+    """The project directory comes from RELEASER_PROJECT, else the current directory, else the checkout."""
+    for folder in layout | {"cwd"}:
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    environ = {key: str(tmp_path / value) for key, value in environ.items()}
+    found = find_project(tmp_path / "cwd", environ)
+    assert found == {"cwd": tmp_path / "cwd", "checkout": PROJECT, "configured": tmp_path / "configured"}[expected].resolve()
