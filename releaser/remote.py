@@ -28,8 +28,18 @@ _STATUS = _SLOTS + r"""
 printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 """
 
+# What a release's files look like right now: every path with its size and inode change time (which no
+# user can set back, unlike the mtime), hashed. Taken at prepare and again at commit, just before the
+# rename: a release changed in between is refused there. Costs one `find` over the release's directory
+# entries (no file is read), so it fits in the commit at the second.
+_FINGERPRINT = r"""
+fingerprint() {
+  (cd "$1" && find . -printf '%P %y %s %C@\n' | LC_ALL=C sort | sha256sum | cut -d' ' -f1)
+}
+"""
+
 # Shared by prepare and by the lock's early prepare: run in the app root with $root set to it.
-_PREPARE_LINKS = r"""
+_PREPARE_LINKS = _FINGERPRINT + r"""
 prepare_links() {
   mode=$1; shift
   [ -w . ] || { echo "app root $PWD is not writable" >&2; return 3; }
@@ -45,9 +55,13 @@ prepare_links() {
       [ "$sums" = 0 ] || { echo "release $release fails its checksums on this server" >&2; return 4; }
     fi
     ln -sfn "releases/$release" ".releaser/next-$slot" || return 3
+    [ "$slot" = live ] && printf 'fingerprint %s %s\n' "$release" "$(fingerprint "releases/$release")"
   done
+  return 0
 }
 """
+
+
 
 _PREPARE = _PREPARE_LINKS + r"""
 cd "$1" || exit 3
@@ -55,9 +69,13 @@ root=$PWD; verify=$2; shift 2
 prepare_links "$verify" "$@"
 """
 
-_COMMIT = r"""
+_COMMIT = _FINGERPRINT + r"""
 set -e
-cd "$1"; shift
+cd "$1"; expect_release=$2; expect=$3; shift 3
+if [ -n "$expect" ] && [ "$(fingerprint "releases/$expect_release")" != "$expect" ]; then
+  echo "release $expect_release changed on this server after it was prepared (its files differ); nothing was switched here" >&2
+  exit 4
+fi
 for pair in "$@"; do
   slot=${pair%%=*}; release=${pair#*=}
   if [ "$release" = "-" ]; then rm -f "$slot"; else mv -T ".releaser/next-$slot" "$slot"; fi
@@ -168,7 +186,7 @@ case $3 in
   *) exit 0 ;;
 esac
 root=$PWD
-prepare_links verify "$@" 2>/dev/null && echo "prepared $*"
+if printed=$(prepare_links verify "$@" 2>/dev/null); then echo "prepared $*"; printf '%s\n' "$printed"; fi
 exit 0
 """
 
@@ -226,9 +244,25 @@ def prepared_pairs(changes: Sequence[LinkChange]) -> tuple[str, ...]:
     return tuple(_pairs(changes, "new"))
 
 
-def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:
-    """Rename the prepared links over the slots; prints the time live was renamed."""
-    return _script("commit", _COMMIT, str(root), *_pairs(changes, "new"))
+def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, expect: tuple[str, str] | None = None) -> list[str]:
+    """Rename the prepared links over the slots; prints the time live was renamed.
+
+    With `expect` (release id, fingerprint from prepare) the server first checks that release is unchanged
+    since prepare and refuses (exit 4, nothing renamed) when it is not.
+    """
+    release, fingerprint = expect or ("", "")
+    return _script("commit", _COMMIT, str(root), validate_release_id(release) if release else "", fingerprint,
+                   *_pairs(changes, "new"))
+
+
+def parse_fingerprints(stdout: str) -> dict[str, str]:
+    """Read the 'fingerprint <release> <sha>' lines prepare prints: release id -> fingerprint."""
+    found = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "fingerprint":
+            found[parts[1]] = parts[2]
+    return found
 
 
 def restore_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:

@@ -1,0 +1,51 @@
+"""Every kind of thing a switch moves, and the one list that says which kinds take part.
+
+A kind is a module with `participants(context) -> list[Participant]`, returning nothing when the environment
+does not declare it. Adding a kind (a web front, a database) is one module and one line in KINDS; the
+coordinator (releaser.switch) does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from releaser.config import Environment
+from releaser.slots import Plan
+from releaser.switch import Participant
+from releaser.transport import Host
+
+
+@dataclass(frozen=True)
+class SwitchContext:
+    """What every participant kind may read about one switch: where, what moves, and from what to what.
+
+    `action` is "stage", "go-live", "rollback" or "rehearsal"; `slot` the slot that changes release
+    ("live", or "staging" for a stage); `plans` one per server; `target` the release the slot moves to and
+    `previous` the one it leaves. `roots` are the app roots to act on (a rehearsal's are throwaway copies).
+    `early` holds, per server, what the lock's round trip already prepared (see participants.links).
+    """
+
+    environment: Environment
+    hosts: Mapping[str, Host]
+    roots: Mapping[str, PurePosixPath]
+    action: str
+    slot: str
+    plans: Mapping[str, Plan]
+    target: str | None
+    previous: str | None
+    rehearsal: bool = False
+    early: Mapping[str, object] = field(default_factory=dict)
+    reconnect: Callable[[str], None] = lambda name: None
+
+
+def _kinds() -> list[Callable[[SwitchContext], list[Participant]]]:
+    from releaser.participants import links
+
+    return [links.participants]
+
+
+def participants_for(context: SwitchContext) -> list[Participant]:
+    """Every participant of one switch, kind by kind, in the order they are listed."""
+    return [participant for kind in _kinds() for participant in kind(context)]

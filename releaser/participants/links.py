@@ -1,0 +1,127 @@
+"""The slot links on one server as a switch participant: prepared under temporary names, renamed at commit.
+
+prepare  checks the target release is there and intact (sha256sum of every file), makes each new link as
+         .releaser/next-<slot>, and notes the release's fingerprint (paths, sizes, change times)
+commit   re-checks that fingerprint and renames the links over the slots (`mv -T`, atomic), all in one
+         round trip; a release changed since prepare is refused there, before anything is renamed
+verify   GETs the server's live URL (a rehearsal: its staging URL) against [health]
+revert   puts every touched slot back on its old release by the same kind of rename, on a new connection
+         if the old one broke
+abort    removes the temporary links
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from releaser import remote
+from releaser.errors import HostUnreachable
+from releaser.hooks import run_hook
+from releaser.participants import SwitchContext
+from releaser.slots import LinkChange
+from releaser.switch import StepFailed
+from releaser.transport import Completed
+from releaser.web import Probe, probe
+
+
+@dataclass(frozen=True)
+class EarlyPrepare:
+    """Links the lock's round trip already prepared on a server, and the fingerprints it printed."""
+
+    pairs: tuple[str, ...]
+    fingerprints: dict[str, str]
+
+
+def participants(context: SwitchContext) -> list["ServerLinks"]:
+    """One links participant per server whose plan changes a link."""
+    return [ServerLinks(context, name, plan.links) for name, plan in context.plans.items() if plan.links]
+
+
+class ServerLinks:
+    """The live / backup / staging links on one server, moved together by one switch."""
+
+    def __init__(self, context: SwitchContext, server: str, changes: tuple[LinkChange, ...]) -> None:
+        self.name = server
+        self.server = server
+        self.context = context
+        self.changes = changes
+        self.host = context.hosts[server]
+        self.root = context.roots[server]
+        self.going_live = next((c.new for c in changes if c.slot == "live" and c.new), None)
+        self.fingerprint: str | None = None
+        self.moved_at: float | None = None
+        self.probe: Probe | None = None
+
+    def prepare(self, timeout: float) -> None:
+        """Check the release and make the new links under temporary names; nothing the public sees changes."""
+        early = self.context.early.get(self.server)
+        if isinstance(early, EarlyPrepare) and early.pairs == remote.prepared_pairs(self.changes):
+            self.fingerprint = early.fingerprints.get(self.going_live or "")
+            return
+        done = self.host.run(remote.prepare_argv(self.root, self.changes), timeout=timeout)
+        if not done.ok:
+            raise StepFailed(done.reason())
+        self.fingerprint = remote.parse_fingerprints(done.stdout).get(self.going_live or "")
+
+    def commit(self, timeout: float) -> float | None:
+        """Rename the prepared links over the slots, unless the release changed since prepare."""
+        expect = (self.going_live, self.fingerprint) if self.going_live and self.fingerprint else None
+        done = self.host.run(remote.commit_argv(self.root, self.changes, expect=expect), timeout=timeout)
+        if not done.ok:
+            raise StepFailed(f"commit failed: {done.reason()}")
+        self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
+        failed = self._hook("after_switch", self.context.target, timeout)
+        if failed is not None:
+            raise StepFailed(failed, moved=True)
+        return self.moved_at
+
+    def verify(self, timeout: float) -> None:
+        """GET the server's live URL (a rehearsal's staging URL) and judge it against [health]."""
+        self.probe = self.check_health(timeout)
+        if not self.probe.ok:
+            raise StepFailed(self.probe.detail)
+
+    def check_health(self, timeout: float | None = None) -> Probe:
+        """The health probe verify uses, also for status and for a rollback's report."""
+        environment = self.context.environment
+        server = environment.server(self.server)
+        health = environment.health
+        headers = {}
+        if self.context.rehearsal:
+            access = environment.staging_access
+            headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
+        url = (server.staging_url if self.context.rehearsal else server.live_url) + health.path
+        return probe(url, status=health.status, contains=health.contains,
+                     timeout=min(health.timeout, timeout) if timeout else health.timeout,
+                     attempts=health.attempts, headers=headers)
+
+    def revert(self, timeout: float) -> None:
+        """Put every slot this switch touched back on its old release; try once more on a new connection."""
+        done = self._on_a_working_connection(lambda: self.host.run(remote.restore_argv(self.root, self.changes),
+                                                                   timeout=timeout))
+        if not done.ok:
+            raise StepFailed(done.reason(), moved=True)
+        self._hook("after_switch", self.context.previous, timeout)
+
+    def abort(self, timeout: float) -> None:
+        """Remove the temporary links prepare made; no slot was touched."""
+        done = self._on_a_working_connection(lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
+        if not done.ok:
+            raise StepFailed(done.reason())
+
+    def _on_a_working_connection(self, step: Callable[[], Completed]) -> Completed:
+        """Run a step that must reach the server even after a network blip, reconnecting once if it broke."""
+        try:
+            return step()
+        except HostUnreachable:
+            self.context.reconnect(self.server)
+            return step()
+
+    def _hook(self, hook: str, release: str | None, timeout: float) -> str | None:
+        if self.context.rehearsal:
+            return None  # a rehearsal must not reload the real web server
+        return run_hook(self.host, self.context.environment, hook, release=release, slot=self.context.slot,
+                        root=self.root, timeout=timeout)

@@ -1,0 +1,388 @@
+"""The switch coordinator: one decision over many participants that must all move at the same second, or none.
+
+    participants (each one thing that moves: the links on web-1, the front on web-1, the database)
+      prepare   every participant at once, bounded   nothing the public sees changes
+      wait      the caller's moment (a scheduled go-live waits for T here; Ctrl-C aborts every prepare)
+      commit    every participant at once, bounded   Ctrl-C is held until commit or revert has ended
+      verify    every participant at once, bounded
+      revert    on any failure: every participant that committed or may have, newest first
+
+The coordinator knows phases, deadlines and outcomes, never what a participant does; a participant knows how
+to move one thing and how to put it back, never the others. Adding a kind of participant (a web front, a
+database) needs no change here. Each participant's end is a typed Outcome; `decide` turns the outcomes into
+one Decision, and the shell (fleet) journals it and raises once, after every participant is consistent again.
+
+A participant silent past its phase's deadline is LOST: the coordinator stops waiting for it (its thread is a
+daemon and cannot keep the process alive), reverts the others, and says that the lost one may have moved
+when the phase was commit or revert. A second Ctrl-C stops waiting for any participant still busy and reports
+what is known.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Protocol
+
+from releaser.errors import Cancelled
+
+
+class StepFailed(Exception):
+    """A participant's step failed and it knows how: it says why, and whether it moved anyway (`moved`).
+
+    A commit that renamed and then failed (a reload hook exited 1) has moved; a revert that could not put
+    a slot back has too. Without `moved`, nothing the step was asked to move has moved.
+    """
+
+    def __init__(self, detail: str, *, moved: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.moved = moved
+
+
+class Participant(Protocol):
+    """One thing a switch moves. Every step gets the seconds it may take; a step that fails raises.
+
+    `StepFailed` means the step did not happen (nothing moved); any other exception, or silence past the
+    deadline, means the coordinator cannot know, and after commit it assumes the participant may have moved.
+    `revert` and `abort` must be safe to run twice and after a half-done step.
+    """
+
+    name: str
+
+    def prepare(self, timeout: float) -> None:
+        """Get ready to move (links made under temporary names, a transaction prepared); nothing visible changes."""
+        ...
+
+    def commit(self, timeout: float) -> float | None:
+        """Move; return the epoch second the move happened (for the skew figures), or None when not known."""
+        ...
+
+    def verify(self, timeout: float) -> None:
+        """Check that what moved works and is what was meant (a health URL, a query)."""
+        ...
+
+    def revert(self, timeout: float) -> None:
+        """Put back what commit moved, also after a commit that may only have half happened."""
+        ...
+
+    def abort(self, timeout: float) -> None:
+        """Undo prepare: nothing moved, remove what prepare left."""
+        ...
+
+
+class State(str, Enum):
+    """Where one participant ended."""
+
+    PREPARED = "prepared"
+    ABORTED = "aborted"
+    COMMITTED = "committed"
+    VERIFIED = "verified"
+    UNHEALTHY = "unhealthy"  # committed, but verify failed and the switch keeps it (rollback)
+    REVERTED = "reverted"
+    FAILED = "failed"  # a step failed cleanly; for commit: this participant did not move
+    LOST = "lost"  # no answer in time, or the connection broke mid-step: unknown
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one participant: its state, the phase it ended in, why, and whether it may have moved."""
+
+    name: str
+    state: State
+    phase: str
+    detail: str = ""
+    may_have_moved: bool = False
+    moved_at: float | None = None
+
+    @property
+    def is_back(self) -> bool:
+        """True when this participant is where it was before the switch (or never left it)."""
+        return self.state in (State.ABORTED, State.REVERTED, State.FAILED, State.PREPARED) and not self.may_have_moved
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Seconds each phase may take on one participant before it counts as lost."""
+
+    prepare: float = 60.0
+    commit: float = 10.0
+    verify: float = 30.0
+    revert: float = 20.0
+
+
+class Decision(str, Enum):
+    """What a switch came to, for every participant together."""
+
+    COMMITTED = "committed"  # every participant moved (and verified, when asked)
+    UNHEALTHY = "unhealthy"  # every participant moved, verify failed somewhere, and the switch keeps the move
+    REFUSED = "refused"  # a prepare failed: nothing moved anywhere
+    CANCELLED = "cancelled"  # Ctrl-C (or the wait) stopped it before commit: nothing moved
+    REVERTED = "reverted"  # commit or verify failed and every participant is back
+    MIXED = "mixed"  # a participant could not be put back or did not answer: the fleet may be mixed
+
+
+@dataclass(frozen=True)
+class SwitchReport:
+    """The whole switch: the decision, every participant's outcome, why it failed, timings, interruptions."""
+
+    decision: Decision
+    outcomes: tuple[Outcome, ...]
+    cause: dict[str, str] = field(default_factory=dict)  # participant -> why the switch did not commit
+    timings: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def outcome(self, name: str) -> Outcome:
+        """The outcome of the named participant."""
+        return next(o for o in self.outcomes if o.name == name)
+
+    @property
+    def lost(self) -> list[str]:
+        """Participants that did not answer and may have moved: what nobody can vouch for."""
+        return [o.name for o in self.outcomes if o.state is State.LOST and o.may_have_moved]
+
+    @property
+    def stuck(self) -> dict[str, str]:
+        """Participants that answered but could not be put back, with why."""
+        return {o.name: o.detail for o in self.outcomes if o.state is State.FAILED and o.may_have_moved}
+
+    @property
+    def back(self) -> list[str]:
+        """Participants known to be where they were before the switch."""
+        return [o.name for o in self.outcomes if o.is_back]
+
+    @property
+    def skew(self) -> float | None:
+        """Seconds between the first and the last move, when more than one was timed."""
+        moments = [o.moved_at for o in self.outcomes if o.moved_at is not None]
+        return max(moments) - min(moments) if len(moments) > 1 else (0.0 if moments else None)
+
+
+def decide(outcomes: Sequence[Outcome], *, keep_unhealthy: bool = False) -> Decision:
+    """Turn the participants' outcomes into one decision. Pure.
+
+    MIXED as soon as one participant may have moved and is not known to be back; REVERTED when the switch
+    reached commit and everything is back; REFUSED or CANCELLED when it never reached commit.
+    """
+    states = {o.state for o in outcomes}
+    if any(o.may_have_moved and o.state in (State.LOST, State.FAILED) for o in outcomes):
+        return Decision.MIXED
+    if states <= {State.VERIFIED, State.COMMITTED}:
+        return Decision.COMMITTED
+    if keep_unhealthy and states <= {State.VERIFIED, State.COMMITTED, State.UNHEALTHY}:
+        return Decision.UNHEALTHY
+    if State.REVERTED in states or any(o.phase in ("commit", "verify", "revert") for o in outcomes):
+        return Decision.REVERTED
+    if any(o.phase == "cancel" for o in outcomes):
+        return Decision.CANCELLED
+    return Decision.REFUSED
+
+
+def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = Deadlines(), verify: bool = True,
+               keep_unhealthy: bool = False, before_commit: Callable[[], None] | None = None,
+               on_phase: Callable[[str], None] | None = None) -> SwitchReport:
+    """Prepare, wait, commit, verify every participant; revert or abort them all on any failure; report.
+
+    `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second); if it
+    raises, every participant is aborted and the exception goes on after that. With `keep_unhealthy` (a
+    rollback: the backup is the best there is) a failed verify is reported, not reverted. Ctrl-C during
+    prepare aborts everything and raises Cancelled; from commit on, it is held until the switch has ended.
+    """
+    on_phase = on_phase or (lambda phase: None)
+    names = [p.name for p in participants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"participant names must be unique: {names}")
+    by_name = {p.name: p for p in participants}
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with held_interrupts(enabled=False) as presses:
+        try:
+            on_phase("prepare")
+            prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
+        except KeyboardInterrupt:
+            _abort_all(participants, deadlines, presses)
+            raise Cancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
+                            hint="run the same command again when ready") from None
+    timings["prepare"] = time.perf_counter() - started
+    failed = {name: step for name, step in prepared.items() if not step.ok}
+    if failed:
+        outcomes = _abort_all(participants, deadlines, presses, failed=failed, phase="prepare")
+        return SwitchReport(decide(outcomes), outcomes, {n: s.detail for n, s in failed.items()}, timings)
+    if before_commit is not None:
+        try:
+            before_commit()
+        except BaseException:
+            _abort_all(participants, deadlines, presses)
+            raise
+
+    with held_interrupts() as presses:
+        moment = time.perf_counter()
+        on_phase("commit")
+        committed = _run_phase(participants, "commit", deadlines.commit, presses)
+        timings["commit"] = time.perf_counter() - moment
+        outcomes = {name: _after_commit(name, step) for name, step in committed.items()}
+        cause = {name: step.detail for name, step in committed.items() if not step.ok}
+        if not cause and verify and not presses.stopped:
+            moment = time.perf_counter()
+            on_phase("verify")
+            checked = _run_phase(participants, "verify", deadlines.verify, presses)
+            timings["verify"] = time.perf_counter() - moment
+            for name, step in checked.items():
+                if step.ok:
+                    outcomes[name] = replace(outcomes[name], state=State.VERIFIED, phase="verify")
+                else:
+                    outcomes[name] = replace(outcomes[name], state=State.UNHEALTHY, phase="verify", detail=step.detail)
+                    cause[name] = step.detail
+        if presses.count and not cause:
+            cause = {"ctrl-c": "interrupted (Ctrl-C)"}
+        if cause and not (keep_unhealthy and all(o.state in (State.VERIFIED, State.UNHEALTHY) for o in outcomes.values())):
+            moment = time.perf_counter()
+            on_phase("revert")
+            outcomes = _revert(by_name, outcomes, deadlines.revert, presses)
+            timings["revert"] = time.perf_counter() - moment
+        # the wait before commit is not switching
+        timings["switch"] = sum(timings.get(phase, 0.0) for phase in ("prepare", "commit", "verify", "revert"))
+        final = tuple(outcomes[name] for name in names)
+        return SwitchReport(decide(final, keep_unhealthy=keep_unhealthy), final, cause, timings, presses.count > 0)
+
+
+class Presses:
+    """Ctrl-C presses seen while a switch holds them: the first is noted, the second stops every wait."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @property
+    def stopped(self) -> bool:
+        """True once Ctrl-C was pressed twice: stop waiting for participants still busy."""
+        return self.count >= 2
+
+
+@contextmanager
+def held_interrupts(*, enabled: bool = True) -> Iterator[Presses]:
+    """While the block runs, Ctrl-C is counted instead of raised (from the main thread only).
+
+    The first press says that the switch finishes or is put back first; the second says that the command
+    stops waiting and will report what it knows. With enabled=False the presses raise as usual.
+    """
+    presses = Presses()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield presses
+        return
+
+    def note(signum, frame) -> None:
+        presses.count += 1
+        if presses.count == 1:
+            print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops "
+                  "(press Ctrl-C again to stop waiting for a server that does not answer)", file=sys.stderr, flush=True)
+        elif presses.count == 2:
+            print("\nreleaser: second Ctrl-C; no longer waiting for servers that have not answered: they are reported "
+                  "as not known", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield presses
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---- phases ----
+
+@dataclass(frozen=True)
+class _Step:
+    """How one participant's step ended: ok with a value, failed cleanly, or lost (exception or silence)."""
+
+    ok: bool
+    value: object = None
+    detail: str = ""
+    lost: bool = False
+    moved: bool = False
+
+
+def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, presses: Presses) -> dict[str, _Step]:
+    """Run one phase on every participant at once; stop waiting at the deadline or on a second Ctrl-C."""
+    results: dict[str, _Step] = {}
+    threads = []
+    for participant in participants:
+        thread = threading.Thread(target=_run_step, args=(participant, phase, timeout, results),
+                                  name=f"{phase}-{participant.name}", daemon=True)
+        thread.start()
+        threads.append((participant.name, thread))
+    deadline = time.monotonic() + timeout + 1.0  # a second's grace over the participant's own deadline
+    for name, thread in threads:
+        while thread.is_alive() and time.monotonic() < deadline and not presses.stopped:
+            thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+    for name, _ in threads:
+        if name not in results:
+            why = "stopped waiting after a second Ctrl-C" if presses.stopped else f"no answer within {timeout:g} s"
+            results[name] = _Step(False, detail=why, lost=True)
+    return {name: results[name] for name, _ in threads}
+
+
+def _run_step(participant: Participant, phase: str, timeout: float, results: dict[str, _Step]) -> None:
+    try:
+        value = getattr(participant, phase)(timeout)
+    except StepFailed as failure:
+        results[participant.name] = _Step(False, detail=failure.detail, moved=failure.moved)
+    except Exception as error:  # a broken connection, a timeout: the step may or may not have happened
+        detail = getattr(error, "what", None) or str(error) or type(error).__name__
+        results[participant.name] = _Step(False, detail=_without_name(detail, participant.name), lost=True)
+    else:
+        results[participant.name] = _Step(True, value)
+
+
+def _after_commit(name: str, step: _Step) -> Outcome:
+    if step.ok:
+        moved_at = step.value if isinstance(step.value, float) else None
+        return Outcome(name, State.COMMITTED, "commit", moved_at=moved_at)
+    if step.lost:
+        return Outcome(name, State.LOST, "commit", step.detail, may_have_moved=True)
+    return Outcome(name, State.FAILED, "commit", step.detail, may_have_moved=step.moved)
+
+
+def _revert(by_name: dict[str, Participant], outcomes: dict[str, Outcome], timeout: float,
+            presses: Presses) -> dict[str, Outcome]:
+    """Put back every participant that moved or may have, newest move first; abort those that did not move."""
+    moved = [name for name, o in outcomes.items() if o.state in (State.COMMITTED, State.VERIFIED, State.UNHEALTHY)
+             or o.may_have_moved]
+    moved.sort(key=lambda name: -(outcomes[name].moved_at or float("inf")))  # untimed (lost) ones first
+    still = [by_name[name] for name, o in outcomes.items() if name not in moved]
+    reverted = _run_phase([by_name[name] for name in moved], "revert", timeout, presses) if moved else {}
+    aborted = _run_phase(still, "abort", timeout, presses) if still else {}
+    result = dict(outcomes)
+    for name, step in reverted.items():
+        if step.ok:
+            result[name] = replace(outcomes[name], state=State.REVERTED, phase="revert", may_have_moved=False,
+                                   detail=outcomes[name].detail)
+        else:
+            state = State.LOST if step.lost else State.FAILED
+            result[name] = replace(outcomes[name], state=state, phase="revert", detail=step.detail, may_have_moved=True)
+    for name, step in aborted.items():
+        result[name] = replace(outcomes[name], detail=outcomes[name].detail or step.detail)
+    return result
+
+
+def _abort_all(participants: Sequence[Participant], deadlines: Deadlines, presses: Presses, *,
+               failed: dict[str, _Step] | None = None, phase: str = "cancel") -> tuple[Outcome, ...]:
+    """Abort every participant's prepare (nothing moved); a participant that cannot be reached keeps its leftovers."""
+    aborted = _run_phase(participants, "abort", deadlines.revert, presses)
+    outcomes = []
+    for participant in participants:
+        name = participant.name
+        why = (failed or {}).get(name)
+        if why is not None:
+            outcomes.append(Outcome(name, State.LOST if why.lost else State.FAILED, phase, why.detail))
+        else:
+            leftover = "" if aborted[name].ok else f"its prepared changes could not be removed: {aborted[name].detail}"
+            outcomes.append(Outcome(name, State.ABORTED, phase, leftover))
+    return tuple(outcomes)
+
+
+def _without_name(detail: str, name: str) -> str:
+    return detail.removeprefix(f"{name}: ")
