@@ -3,6 +3,11 @@
 Each request resolves the slot link afresh, as a real web server following the symlink would, so a
 switch shows on the very next request. Used by the local environment (and by the SSH tests, whose
 "servers" also live on this machine); production servers run their own web server instead.
+
+Every answer carries an `X-Releaser-Sandbox` header naming the app root and slot it serves, so a port
+that is already taken is used only when this very sandbox holds it (`invoke serve` in another terminal).
+Anything else on the port (another checkout's sandbox, some other program) is refused, naming the port:
+a health check answered by somebody else's server would verify nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import errno
 import hmac
 import html
+import http.client
 import os
 import secrets
 import threading
@@ -21,6 +27,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from releaser.config import Environment
+from releaser.errors import ReleaserError
+
+IDENTITY_HEADER = "X-Releaser-Sandbox"
 
 
 class SlotHandler(SimpleHTTPRequestHandler):
@@ -33,6 +42,11 @@ class SlotHandler(SimpleHTTPRequestHandler):
         self.slot = slot
         self.notice_file = notice_file
         super().__init__(*args, directory=str(root), **kwargs)
+
+    def end_headers(self) -> None:
+        """Say whose sandbox this is on every answer, errors included."""
+        self.send_header(IDENTITY_HEADER, sandbox_identity(self.app_root, self.slot))
+        super().end_headers()
 
     def translate_path(self, path: str) -> str:
         """Map a URL path into the slot's public/ directory, never outside it."""
@@ -65,7 +79,8 @@ class SlotHandler(SimpleHTTPRequestHandler):
 def serving(environment: Environment) -> Iterator[list[str]]:
     """Serve every server's live and staging URL while the block runs; yield the URLs this call started.
 
-    A port already in use (say, by `invoke serve` in another terminal) is left to whoever holds it.
+    A port already served by this same sandbox (say, `invoke serve` in another terminal) is left to it;
+    a port held by anything else raises ReleaserError naming the port, before any server is touched.
     """
     started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
     urls: list[str] = []
@@ -80,9 +95,10 @@ def serving(environment: Environment) -> Iterator[list[str]]:
                 try:
                     httpd = ThreadingHTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), handler)
                 except OSError as error:
-                    if error.errno == errno.EADDRINUSE:
-                        continue
-                    raise
+                    if error.errno != errno.EADDRINUSE:
+                        raise
+                    _require_our_own(parts.hostname or "127.0.0.1", parts.port or 80, root, slot, server.name, environment)
+                    continue
                 httpd.daemon_threads = True
                 thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
                 thread.start()
@@ -98,6 +114,37 @@ def serving(environment: Environment) -> Iterator[list[str]]:
         for httpd, thread in started:
             httpd.server_close()
             thread.join(timeout=5)
+
+
+def sandbox_identity(root: Path, slot: str) -> str:
+    """What a sandbox web server says it serves: its app root, resolved, and the slot."""
+    return f"{os.path.realpath(root)} {slot}"
+
+
+def _require_our_own(host: str, port: int, root: Path, slot: str, server: str, environment: Environment) -> None:
+    """Accept a busy port only when this sandbox's own web server for that slot answers on it."""
+    answer = _identity_on(host, port)
+    if answer == sandbox_identity(root, slot):
+        return
+    holder = ("nothing that answers HTTP" if answer is None else
+              "another releaser sandbox (" + answer + ")" if answer else "a web server that is not releaser's sandbox")
+    where = environment.path.name if environment.path else "the environment file"
+    raise ReleaserError(
+        f"port {port} ({server} {slot}_url) is already held by {holder}, so {server}'s {slot} site cannot be served "
+        "and its checks would ask someone else's server",
+        hint=f"stop what holds port {port} (see: lsof -i :{port}), or give {server} another {slot}_url in {where}")
+
+
+def _identity_on(host: str, port: int) -> str | None:
+    """The sandbox identity of whatever answers HTTP on the port: '' if it is not a sandbox, None if it does not answer."""
+    connection = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        connection.request("HEAD", "/")
+        return connection.getresponse().getheader(IDENTITY_HEADER, "")
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
 
 
 class ProtectedSlotHandler(SlotHandler):
