@@ -484,3 +484,36 @@ def data_status(c, at=None, json_=False, env="local"):
             now = fleet.clock.now()
             status = read_data_status(fleet, Limits(environment, at=parse_moment(at, zone) if at else None), now)
     ui.show_datasets(status, now=now, as_json=json_)
+
+
+# ---- the release-day page (issue 15) ----
+
+@task(help={
+    "env": ENV_HELP,
+    "port": "Port to serve on (default 8700; 0 picks a free one).",
+    "bind": "Address to listen on (default 127.0.0.1: only this machine can open the page).",
+    "every": "Seconds between reads of the servers (default 2).",
+})
+def dashboard(c, env="local", port=None, bind="127.0.0.1", every=None):
+    """Serve a read-only release-day page until Ctrl-C."""
+    import threading
+
+    from releaser import ui
+    from releaser.clock import SystemClock
+    from releaser.config import load_environment
+    from releaser.dashboard import serving_dashboard
+    from releaser.fleet import connected
+    from releaser.journal import local_journal_path
+
+    with exit_on_user_error():
+        port = whole_number(port, "--port", 8700)
+        every = whole_number(every, "--every", 2) or 1
+        environment = load_environment(env, PROJECT)
+        with connected(environment, actor=actor(), clock=SystemClock(),
+                       journal_path=local_journal_path(environment.path)) as fleet:
+            with serving_dashboard(fleet, bind=bind, port=port, every=float(every)) as url:
+                ui.say(f"dashboard of {environment.name} at {url} (read-only; Ctrl-C to stop)")
+                try:
+                    threading.Event().wait()
+                except KeyboardInterrupt:
+                    ui.say("stopped")
