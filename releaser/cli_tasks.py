@@ -19,6 +19,7 @@ from releaser.project import find_project
 PROJECT = find_project()  # environments/, runbooks/, the local journal; see releaser/project.py
 ENV_HELP = "Environment in environments/ (default: local), or a path to a .toml file."
 YES_HELP = "Go ahead without asking (needed when there is no terminal)."
+DRY_HELP = "Show what would change on every server, and change nothing (Invoke's --dry does the same)."
 
 
 @contextmanager
@@ -55,6 +56,17 @@ def open_fleet(env: str, verb: str):
     finally:
         for fleet in opened:  # deliveries are known once the fleet has closed, after any switch, failed or not
             ui.show_deliveries(fleet.deliveries)
+
+
+def is_dry(c, dry_run: bool) -> bool:
+    """True for --dry-run and for Invoke's own `invoke --dry TASK`: both show the plan and change nothing."""
+    return bool(dry_run or c.config.run.dry)
+
+
+def refuse_dry(c, task_name: str) -> None:
+    """Refuse `invoke --dry` loudly on a task that has no dry run, rather than doing it for real."""
+    if c.config.run.dry:
+        raise Exit(f"releaser: {task_name} has no dry run, and invoke --dry would not stop it; nothing was done", code=2)
 
 
 def require(value, message: str) -> None:
@@ -96,8 +108,9 @@ def approver(assume_yes: bool):
     "release": "Release bundle: a directory with manifest.json, or a .tar.gz built by: invoke build.",
     "env": ENV_HELP,
     "reason": "Why, for the journal.",
+    "dry_run": DRY_HELP,
 })
-def deploy(c, release=None, stage=False, env="local", reason=None):
+def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False):
     """Stage a release on every server, verified, without touching live."""
     from releaser import ui
     from releaser.bundle import read_bundle
@@ -108,6 +121,10 @@ def deploy(c, release=None, stage=False, env="local", reason=None):
             raise Exit("releaser: deploy only stages; pass --stage (then go live with: invoke go-live)", code=2)
         bundle = read_bundle(Path(release))
         with open_fleet(env, "staging") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_stage
+
+                return ui.show_preview(preview_stage(fleet, bundle.release_id))
             result = fleet.stage(bundle, reason=reason)
     ui.show_result(result)
     ui.say(f"staged {result.release} on every server; next: invoke check, then invoke go-live")
@@ -121,13 +138,19 @@ def deploy(c, release=None, stage=False, env="local", reason=None):
     "reason": "Why, for the journal (required with --force and --override).",
     "yes": YES_HELP,
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local"):
+def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local", dry_run=False):
     """Switch the staged release live at its scheduled time, all or none."""
     from releaser import golive, ui
     from releaser.clock import SystemClock
 
     with exit_on_user_error():
+        if is_dry(c, dry_run):
+            from releaser.preview import preview_go_live
+
+            with open_fleet(env, "go-live") as fleet:
+                return ui.show_preview(preview_go_live(fleet, now=now, at=at))
         with open_fleet(env, "go-live") as fleet, ui.countdown() as tick:
             result = golive.go_live_command(
                 fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
@@ -142,6 +165,7 @@ def rehearse(c, yes=False, env="local"):
     """Rehearse go-live on the real servers without touching live."""
     from releaser import ui
 
+    refuse_dry(c, "rehearse")
     with exit_on_user_error():
         with open_fleet(env, "rehearsal") as fleet:
             result = fleet.rehearse()
@@ -154,14 +178,19 @@ def rehearse(c, yes=False, env="local"):
     "message": "The text users see on the live site, e.g. 'Today's figures are delayed; next update 11:00'.",
     "clear": "Remove the notice instead.",
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def notice(c, message=None, clear=False, env="local"):
+def notice(c, message=None, clear=False, env="local", dry_run=False):
     """Show a delay notice on every server's live site, or --clear it."""
     from releaser import ui
 
     with exit_on_user_error():
         require(message or clear, "notice needs --message TEXT or --clear")
         with open_fleet(env, "notice") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_notice
+
+                return ui.show_preview(preview_notice(fleet, message or "", clear=clear))
             fleet.publish_notice(message or "", clear=clear)
     ui.say("notice removed from every server" if clear else "notice published on every server")
 
@@ -187,11 +216,17 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local"):
     "yes": YES_HELP,
     "reason": "Why, for the journal.",
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def rollback(c, yes=False, reason=None, env="local"):
+def rollback(c, yes=False, reason=None, env="local", dry_run=False):
     """Put the previous live release back on every server."""
     with exit_on_user_error():
         with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
+            if is_dry(c, dry_run):
+                from releaser import ui
+                from releaser.preview import preview_rollback
+
+                return ui.show_preview(preview_rollback(fleet))
             result = fleet.rollback(reason=reason, approve=approver(yes))
     from releaser import ui
 
@@ -225,8 +260,9 @@ def status(c, env="local", json=False):
     "reason": "Why you are locking (shown to anyone who is refused).",
     "minutes": "Expire after this many minutes (default 120; 0 never expires).",
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def lock(c, reason=None, minutes=None, env="local"):
+def lock(c, reason=None, minutes=None, env="local", dry_run=False):
     """Lock every server against deploys, or none."""
     import uuid
 
@@ -236,36 +272,56 @@ def lock(c, reason=None, minutes=None, env="local"):
         require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
         minutes = whole_number(minutes, "--minutes", 120)
         with open_fleet(env, "lock") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_lock
+
+                return ui.show_preview(preview_lock(fleet, minutes))
             fleet.require_all_reachable("lock")
             fleet.take_lock(reason, token=uuid.uuid4().hex, kind="manual", minutes=float(minutes))
             fleet.record("lock", "done", reason=reason)
     ui.say(f"locked every server for {minutes} min; free it with: invoke unlock --reason TEXT")
 
 
-@task(help={"reason": "Why the lock is being removed (journaled).", "yes": YES_HELP, "env": ENV_HELP})
-def unlock(c, reason=None, yes=False, env="local"):
+@task(help={"reason": "Why the lock is being removed (journaled).", "yes": YES_HELP, "env": ENV_HELP,
+            "dry_run": DRY_HELP})
+def unlock(c, reason=None, yes=False, env="local", dry_run=False):
     """Remove the deploy lock on every server, whoever holds it."""
     from releaser import ui
 
     with exit_on_user_error():
-        require(reason, "unlock needs --reason TEXT (it is journaled)")
         from releaser.errors import Cancelled
+        from releaser.preview import preview_unlock
 
-        if not ui.confirm("remove the lock whoever holds it?", assume_yes=yes):
-            raise Cancelled("unlock cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
+        dry = is_dry(c, dry_run)
+        if not dry:
+            require(reason, "unlock needs --reason TEXT (it is journaled)")
         with open_fleet(env, "unlock") as fleet:
-            servers = fleet.unlock(reason=reason)
-    ui.say(f"unlocked {', '.join(servers)}")
+            preview = preview_unlock(fleet)
+            if dry:
+                return ui.show_preview(preview)
+            if preview.changes_nothing():
+                return ui.say(f"nothing is locked on {', '.join(s.name for s in fleet.environment.servers)}: "
+                              "nothing was changed or journaled")
+            ui.show_preview_lines(preview)
+            if not ui.confirm(f"remove the lock on {', '.join(preview.lines)} whoever holds it?", assume_yes=yes):
+                raise Cancelled("unlock cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
+            fleet.unlock(reason=reason)
+    ui.say(f"removed the lock on {', '.join(preview.lines)}")
 
 
-@task(help={"keep": "Unpointed releases to keep on each server (default: keep_releases).", "yes": YES_HELP, "env": ENV_HELP})
-def prune(c, keep=None, yes=False, env="local"):
+@task(help={"keep": "Unpointed releases to keep on each server (default: keep_releases).", "yes": YES_HELP, "env": ENV_HELP,
+            "dry_run": DRY_HELP})
+def prune(c, keep=None, yes=False, env="local", dry_run=False):
     """Remove old releases, never one a slot points to."""
     from releaser import ui
 
     keep = None if keep is None else whole_number(keep, "--keep", 0)
     with exit_on_user_error():
         with open_fleet(env, "prune") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_prune
+
+                return ui.show_preview(preview_prune(fleet, keep))
             removed = fleet.prune(keep=keep, approve=approver(yes))
     for server, releases in removed.items():
         ui.say(f"{server}: removed {', '.join(releases) or 'nothing'}")
@@ -332,6 +388,7 @@ def demo(c):
     """Tell the whole story on the local sandbox in under a minute."""
     from releaser.demo import run_demo
 
+    refuse_dry(c, "demo")
     with exit_on_user_error():
         run_demo(PROJECT)
 
@@ -428,18 +485,21 @@ def check(c, release=None, only=None, at=None, json_=False, env="local"):
     "file": "The data file to put in place of the data set's file.",
     "reason": "Why, for the journal.",
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def data_upload(c, dataset=None, file=None, reason=None, env="local"):
+def data_upload(c, dataset=None, file=None, reason=None, env="local", dry_run=False):
     """Put a data file into the staged release on every server."""
     from releaser import ui
 
     with exit_on_user_error():
         from releaser.uploads import upload_dataset
 
-        if not dataset or not file:
-            raise ReleaserError("data-upload needs --dataset NAME and --file PATH", hint="see: invoke data-status")
-
+        require(dataset and file, "data-upload needs --dataset NAME and --file PATH; see: invoke data-status")
         with open_fleet(env, "data upload") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_data
+
+                return ui.show_preview(preview_data(fleet, "data-upload", dataset, f"put {file} in place of"))
             change = upload_dataset(fleet, dataset, Path(file), reason=reason)
     ui.show_data_change(change)
     ui.say(f"next: QA signs it off with: invoke data-sign-off --dataset {dataset}")
@@ -449,18 +509,21 @@ def data_upload(c, dataset=None, file=None, reason=None, env="local"):
     "dataset": "Data set name, as the staged release's manifest.json gives it.",
     "reason": "Note for the journal.",
     "env": ENV_HELP,
+    "dry_run": DRY_HELP,
 })
-def data_sign_off(c, dataset=None, reason=None, env="local"):
+def data_sign_off(c, dataset=None, reason=None, env="local", dry_run=False):
     """Record your QA sign-off of a data set as it is now."""
     from releaser import ui
 
     with exit_on_user_error():
         from releaser.uploads import sign_off_dataset
 
-        if not dataset:
-            raise ReleaserError("data-sign-off needs --dataset NAME", hint="see: invoke data-status")
-
+        require(dataset, "data-sign-off needs --dataset NAME; see: invoke data-status")
         with open_fleet(env, "data sign-off") as fleet:
+            if is_dry(c, dry_run):
+                from releaser.preview import preview_data
+
+                return ui.show_preview(preview_data(fleet, "data-sign-off", dataset, "record your sign-off of"))
             change = sign_off_dataset(fleet, dataset, reason=reason)
     ui.show_data_change(change)
 

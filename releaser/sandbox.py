@@ -19,6 +19,7 @@ import http.client
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -92,13 +93,10 @@ def serving(environment: Environment) -> Iterator[list[str]]:
                 handler = partial(SlotHandler, root=root, slot=slot, notice_file=environment.notice_file)
                 if slot == "staging":
                     handler = _protected_if_declared(handler, environment)
-                try:
-                    httpd = ThreadingHTTPServer((parts.hostname or "127.0.0.1", parts.port or 80), handler)
-                except OSError as error:
-                    if error.errno != errno.EADDRINUSE:
-                        raise
-                    _require_our_own(parts.hostname or "127.0.0.1", parts.port or 80, root, slot, server.name, environment)
-                    continue
+                httpd = _bind_or_share(parts.hostname or "127.0.0.1", parts.port or 80, handler, root, slot,
+                                       server.name, environment)
+                if httpd is None:
+                    continue  # this very sandbox already serves it
                 httpd.daemon_threads = True
                 thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
                 thread.start()
@@ -121,12 +119,30 @@ def sandbox_identity(root: Path, slot: str) -> str:
     return f"{os.path.realpath(root)} {slot}"
 
 
-def _require_our_own(host: str, port: int, root: Path, slot: str, server: str, environment: Environment) -> None:
-    """Accept a busy port only when this sandbox's own web server for that slot answers on it."""
-    answer = _identity_on(host, port)
-    if answer == sandbox_identity(root, slot):
-        return
-    holder = ("nothing that answers HTTP" if answer is None else
+def _bind_or_share(host: str, port: int, handler, root: Path, slot: str, server: str,
+                   environment: Environment) -> ThreadingHTTPServer | None:
+    """A new web server on the port, or None when this sandbox's own one already answers there.
+
+    A port that is taken but does not answer (a server starting or stopping in another command) is
+    tried again for up to two seconds before it is refused.
+    """
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            return ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+        answer = _identity_on(host, port)
+        if answer == sandbox_identity(root, slot):
+            return None
+        if answer is not None or time.monotonic() > deadline:
+            _refuse_port(port, answer, slot, server, environment)
+        time.sleep(0.05)  # polling a port being released, bounded by the deadline above
+
+
+def _refuse_port(port: int, answer: str | None, slot: str, server: str, environment: Environment) -> None:
+    holder = ("a program that does not answer HTTP" if answer is None else
               "another releaser sandbox (" + answer + ")" if answer else "a web server that is not releaser's sandbox")
     where = environment.path.name if environment.path else "the environment file"
     raise ReleaserError(

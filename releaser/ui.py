@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # ui renders what the fleet returns but never calls it
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+_live_displays: list[Live] = []  # progress lines and countdowns on screen now; a question stops them first
 
 _WORD_STYLES = {"PASS": "bold green", "OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red",
                 "NO BACKUP": "bold red", "LOCKED": "bold yellow", "DOWN": "bold red", "SKIP": "dim"}
@@ -130,6 +131,27 @@ def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
         warn(note)
 
 
+def show_preview(preview) -> None:
+    """Show a dry run: the plan per server, then say plainly that nothing was changed."""
+    say(plain(f"dry run of {preview.action}: {preview.headline}", style="bold"))
+    if preview.plans:
+        show_plan(f"{preview.action} plan", preview.plans)
+    show_preview_lines(preview)
+    say("dry run: nothing was changed on any server and nothing was journaled")
+
+
+def show_preview_lines(preview) -> None:
+    """Show what a command would do on each server, one row per server (nothing when it would do nothing)."""
+    if not preview.lines:
+        return
+    table = Table(title=plain(f"{preview.action}, per server"), title_justify="left")
+    table.add_column("server", no_wrap=True)
+    table.add_column("would", overflow="fold")
+    for server, line in preview.lines.items():
+        _add_row(table, server, line)
+    err.print(table)
+
+
 def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
     """One server's changes as (slot, from, to) rows."""
     rows = [(change.slot, change.old or "-", change.new or "(removed)") for change in plan.links]
@@ -176,14 +198,25 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
 
 
 def confirm(question: str, *, assume_yes: bool) -> bool:
-    """Ask a yes/no question on the terminal; without a terminal only --yes may answer."""
+    """Ask a yes/no question on the terminal; without a terminal only --yes may answer.
+
+    Progress lines and countdowns on screen are stopped first and started again after the answer: a
+    live display redraws over the question, so the screen would show "waiting" and nothing asking.
+    """
     if assume_yes:
         return True
     if not sys.stdin.isatty():
         return False
     from rich.prompt import Confirm
 
-    return Confirm.ask(plain(question), console=err, default=False)
+    paused = [live for live in _live_displays if live.is_started]
+    for live in reversed(paused):
+        live.stop()
+    try:
+        return Confirm.ask(plain(question), console=err, default=False)
+    finally:
+        for live in paused:
+            live.start()
 
 
 @contextmanager
@@ -201,12 +234,23 @@ def progress(servers: list[str], verb: str) -> Iterator:
     if not err.is_terminal:
         yield lambda server, message: None
         return
-    with Live(render(), console=err, transient=True, refresh_per_second=10) as live:
+    with _shown_live(Live(render(), console=err, transient=True, refresh_per_second=10)) as live:
         def update(server: str, message: str) -> None:
             with lock:
                 lines[server] = message
                 live.update(render())
         yield update
+
+
+@contextmanager
+def _shown_live(live: Live) -> Iterator[Live]:
+    """Show a live display for the block, registered so that a question can stop it (see confirm)."""
+    with live:
+        _live_displays.append(live)
+        try:
+            yield live
+        finally:
+            _live_displays.remove(live)
 
 
 def narrate(step: str, text: str) -> None:
@@ -263,7 +307,7 @@ def countdown() -> Iterator:
                 err.print(plain(f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}"))
         yield tick_plain
         return
-    with Live(Text(""), console=err, transient=True, refresh_per_second=4) as live:
+    with _shown_live(Live(Text(""), console=err, transient=True, refresh_per_second=4)) as live:
         def tick(phase: str, now: datetime, moment: datetime) -> None:
             left = int((moment - now).total_seconds())
             live.update(Text(f"{phases.get(phase, phase)} at {moment:%H:%M:%S %Z}, in "

@@ -63,3 +63,99 @@ def test_rebuilt_servers_do_not_inherit_old_rehearsals(tmp_path):
     history = json.loads(invoke("history", "--json", "--env", str(production)).stdout)
     rehearsals = [e for e in history if e["action"] == "rehearse"]
     assert rehearsals and all(e.get("local_only") and e["seen_on"] == [] for e in rehearsals)
+
+
+# ---- 4. --dry-run, and Invoke's --dry, change nothing ----
+
+def go_live_now(env):
+    """`invoke go-live --now`, accepting the two checks whose verdict depends on the first release and the day."""
+    return invoke("go-live", "--now", "--yes", "--override", "rollback-target", "--override", "deadline",
+                  "--reason", "tests", "--env", str(env))
+
+
+@pytest.fixture(scope="module")
+def two_live(tmp_path_factory):
+    """r1 went live, then r2 (r1 is the backup), and r3 is staged: every command has something to change."""
+    from checkenv import write_environment as complete_environment
+
+    path = complete_environment(tmp_path_factory.mktemp("two-live"), servers=2)
+    for release in ("r1", "r2"):
+        assert invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(path)).returncode == 0
+        assert go_live_now(path).returncode == 0
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--env", str(path)).returncode == 0
+    return path
+
+
+def server_files(env: Path) -> dict[str, bytes]:
+    """Every file and link under every server's root, and the local journal: what a dry run must not touch."""
+    environment = load_environment(str(env), PROJECT)
+    seen = {}
+    for server in environment.servers:
+        root = Path(str(environment.app_root(server)))
+        for path in sorted(root.rglob("*")):
+            seen[str(path)] = os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b"dir"
+    journal = env.with_name(f"{env.stem}.journal.jsonl")
+    seen["journal"] = journal.read_bytes() if journal.exists() else b""
+    return seen
+
+
+DRY_RUNS = [
+    pytest.param(["deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--dry-run"], "would stage r3", id="deploy"),
+    pytest.param(["go-live", "--now", "--dry-run"], "would switch r3 live now", id="go-live"),
+    pytest.param(["go-live", "--dry-run"], "would switch r3 live at", id="go-live-scheduled"),
+    pytest.param(["rollback", "--yes", "--dry-run"], "would put r1 back live", id="rollback"),
+    pytest.param(["--dry", "rollback", "--yes"], "would put r1 back live", id="invoke-dry-rollback"),
+    pytest.param(["prune", "--keep", "0", "--yes", "--dry-run"], "would remove old releases", id="prune"),
+    pytest.param(["lock", "--reason", "t", "--dry-run"], "would lock every server", id="lock"),
+    pytest.param(["unlock", "--dry-run"], "nothing is locked: unlock would change nothing", id="unlock"),
+    pytest.param(["notice", "--message", "late", "--dry-run"], "would publish a delay notice", id="notice"),
+    pytest.param(["data-upload", "--dataset", "phof-indicators", "--file", __file__, "--dry-run"],
+                 "would put", id="data-upload"),
+    pytest.param(["data-sign-off", "--dataset", "phof-indicators", "--dry-run"], "would record your sign-off", id="data-sign-off"),
+]
+
+
+@pytest.mark.parametrize(("args", "headline"), DRY_RUNS)
+def test_dry_run_shows_the_plan_and_changes_nothing(two_live, args, headline):
+    """Every task that changes servers has a dry run: it says what it would do and no file on any server moves."""
+    before = server_files(two_live)
+    done = invoke(*args, "--env", str(two_live))
+    assert done.returncode == 0, done.stderr
+    assert headline in done.stderr
+    assert "dry run: nothing was changed on any server and nothing was journaled" in done.stderr
+    assert server_files(two_live) == before
+
+
+@pytest.mark.parametrize("task", ["rehearse", "demo"])
+def test_invoke_dry_on_a_task_without_a_dry_run_is_refused(two_live, task):
+    """`invoke --dry rehearse` is refused with exit 2 rather than rehearsing for real."""
+    before = server_files(two_live)
+    done = invoke("--dry", task, *(["--env", str(two_live)] if task != "demo" else []))
+    assert done.returncode == 2
+    assert f"releaser: {task} has no dry run, and invoke --dry would not stop it; nothing was done" in done.stderr
+    assert server_files(two_live) == before
+
+
+# ---- 5. unlock says what it removed, and nothing when nothing is locked ----
+
+def test_unlock_with_nothing_locked_says_so_and_journals_nothing(tmp_path):
+    """No server is locked: unlock says so, exits 0, and writes no 'unlock done' event."""
+    env = environment_file(tmp_path, "uat")
+    done = invoke("unlock", "--reason", "tidy", "--yes", "--env", str(env))
+    assert done.returncode == 0
+    assert "nothing is locked on web-1, web-2: nothing was changed or journaled" in done.stderr
+    assert "unlocked" not in done.stderr
+    assert "unlock" not in {e["action"] for e in json.loads(invoke("history", "--json", "--env", str(env)).stdout)}
+
+
+def test_unlock_names_the_lock_it_removed(tmp_path):
+    """A held lock is named, removed everywhere and journaled."""
+    env = environment_file(tmp_path, "uat")
+    assert invoke("lock", "--reason", "hotfix r41", "--env", str(env)).returncode == 0
+    done = invoke("unlock", "--reason", "done", "--yes", "--env", str(env))
+    assert done.returncode == 0
+    assert "removed the lock on web-1, web-2" in done.stderr
+    assert 'lock held by truth@tests since' in done.stderr and '(reason: "hotfix r41"' in done.stderr
+    status = json.loads(invoke("status", "--json", "--env", str(env)).stdout)
+    assert [s["lock"] for s in status["servers"]] == [None, None]
+    assert "unlock" in {e["action"] for e in json.loads(invoke("history", "--json", "--env", str(env)).stdout)}
