@@ -85,6 +85,18 @@ def whole_number(value, flag: str, default: int) -> int:
     return int(text)
 
 
+def source_directory(value: str, flag: str) -> Path:
+    """A flag naming a directory that holds at least one file, or a usage error (exit 2) saying what it is instead."""
+    path = Path(value)
+    if not path.exists():
+        raise Exit(f"releaser: {flag} {value}: no such directory", code=2)
+    if not path.is_dir():
+        raise Exit(f"releaser: {flag} {value}: is a file, not a directory of the release's files", code=2)
+    if not any(p.is_file() and p.name != "manifest.json" for p in path.rglob("*")):
+        raise Exit(f"releaser: {flag} {value}: the directory holds no files; a release needs at least its site", code=2)
+    return path
+
+
 def actor() -> str:
     """Who is acting, as user@host; RELEASER_ACTOR overrides it (shared accounts, tests)."""
     import getpass
@@ -328,7 +340,8 @@ def prune(c, keep=None, yes=False, env="local", dry_run=False):
 
 
 @task(help={
-    "source": "Directory holding the release's files.",
+    "source": "Directory holding the release's files; a manifest.json in it declares its data sets "
+              "(see README, 'Building a release').",
     "release_id": "Release id (letters, digits, '.', '_', '-').",
     "out": "Where to write the .tar.gz (default: dist/<release-id>.tar.gz).",
     "publication": "Publication this release carries (repeatable).",
@@ -342,8 +355,9 @@ def build(c, source=None, release_id=None, out=None, publication=None):
 
     with exit_on_user_error():
         require(source and release_id, "build needs --source DIR and --release-id ID")
+        source = source_directory(source, "--source")
         target = Path(out or f"dist/{release_id}.tar.gz")
-        bundle = build_bundle(Path(source), release_id, target, publications=[publication] if publication else [],
+        bundle = build_bundle(source, release_id, target, publications=[publication] if publication else [],
                               now=datetime.now(timezone.utc))
     ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
 

@@ -159,3 +159,20 @@ def test_unlock_names_the_lock_it_removed(tmp_path):
     status = json.loads(invoke("status", "--json", "--env", str(env)).stdout)
     assert [s["lock"] for s in status["servers"]] == [None, None]
     assert "unlock" in {e["action"] for e in json.loads(invoke("history", "--json", "--env", str(env)).stdout)}
+
+
+# ---- 6. build refuses a --source that holds no release ----
+
+@pytest.mark.parametrize(("make", "said"), [
+    pytest.param(lambda base: base / "missing", "no such directory", id="missing"),
+    pytest.param(lambda base: (base / "a-file").write_text("x") and base / "a-file", "is a file, not a directory", id="a-file"),
+    pytest.param(lambda base: (base / "empty").mkdir() or base / "empty", "the directory holds no files", id="empty"),
+])
+def test_build_refuses_a_source_without_files(tmp_path, make, said):
+    """A missing path, a file or an empty directory is a usage error, and no bundle is written."""
+    source = make(tmp_path)
+    out = tmp_path / "dist" / "r9.tar.gz"
+    done = invoke("build", "--source", str(source), "--release-id", "r9", "--out", str(out))
+    assert done.returncode == 2
+    assert f"releaser: --source {source}: {said}" in done.stderr
+    assert not out.exists()
