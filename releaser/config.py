@@ -58,13 +58,14 @@ class Server(Strict):
     """One web server: its name, how to reach it, its app root and its two URLs."""
 
     name: str = Field(pattern=_NAME)
-    host: str = "localhost"
+    host: str | None = Field(None, min_length=1)  # required over SSH (checked by load_environment)
     port: int | None = Field(None, ge=1, le=65535)
     user: str | None = None
     key_file: str | None = None
     root: str
     live_url: str
     staging_url: str
+    app_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(None, min_length=3)  # else [application] ports
 
     @field_validator("live_url", "staging_url")
     @classmethod
@@ -317,6 +318,14 @@ class WebhookChannel(_Channel):
             raise ValueError("the URL holds credentials; put the token in a variable and name it in token_env")
         return url
 
+    @model_validator(mode="after")
+    def _token_only_over_https(self) -> "WebhookChannel":
+        """A bearer token over plain http can be read on the way; only this machine's loopback is exempt."""
+        if self.token_env and self.url.startswith("http://") and not _is_loopback_url(self.url):
+            raise ValueError("a token_env is sent as a bearer token, and this URL is plain http to another host; "
+                             "use https:// (or drop token_env)")
+        return self
+
 
 class EmailChannel(_Channel):
     """Send each wanted event as a plain-text e-mail over SMTP; the password is read from a variable."""
@@ -394,6 +403,24 @@ NotificationChannels = Annotated[list[NotificationChannel], BeforeValidator(_hid
                                  AfterValidator(_unique_channel_names)]
 
 
+class Deadlines(Strict):
+    """Seconds each step with a server may take before that server counts as lost (see README, Deadlines).
+
+    `step` bounds every round trip that is not a phase of a switch (lock, status, journal, unpack);
+    `upload_stall` ends an upload that has not moved for that long. The SSH connection also sends
+    keepalives and tells the kernel to give up on unacknowledged data after `step`, so a silent network
+    drop (packets vanish, nothing is closed) costs at most one deadline, never a hang.
+    """
+
+    step: float = Field(20.0, gt=0)
+    prepare: float = Field(60.0, gt=0)  # checks every file's sha256 on the server: a big release needs time
+    commit: float = Field(10.0, gt=0)
+    verify: float = Field(30.0, gt=0)
+    revert: float = Field(20.0, gt=0)
+    upload_stall: float = Field(30.0, gt=0)
+    keepalive: float = Field(5.0, gt=0)
+
+
 class GoLiveSettings(Strict):
     """How a scheduled go-live runs: when the checks run, when servers are prepared, what it requires."""
 
@@ -411,6 +438,163 @@ class BreachMetadata(Strict):
     output_name: str = ""
     output_url: str = ""
     practice: str = "Principle T3 (Orderly release), practice T3.2: release at the pre-announced time"
+
+
+# Issue 13: slots that run a web application, one instance per slot behind an nginx front.
+_UNIT = re.compile(r"^[A-Za-z0-9_.:-]+@\.service\Z")
+_ADDRESS = re.compile(r"^[A-Za-z0-9.-]{1,253}\Z")  # an IPv4 address or a host name: it goes into nginx's `server` line
+
+
+class Front(Strict):
+    """The nginx in front of the instances: the include file naming the live upstream, and how to run nginx.
+
+    The site's `upstream` block includes `include`, which holds a single `server ADDRESS:PORT;` line that
+    releaser replaces by rename. Relative paths are taken from the server's app root. `nginx` is the argv
+    releaser appends `-t` and `-s reload` to (add `-p`/`-c` when nginx does not use its default files).
+    """
+
+    include: str = Field(min_length=1)
+    nginx: list[str] = Field(["nginx"], min_length=1)
+
+    @field_validator("include")
+    @classmethod
+    def _include_is_a_file_path(cls, path: str) -> str:
+        if path.endswith("/") or "\n" in path:
+            raise ValueError(f"expected the path of the include file, got {path!r}")
+        return path
+
+
+class Application(Strict):
+    """How to run one instance of a release on a server: each slot is an instance on a port of its own.
+
+    Either `start` and `stop` (shell commands) or `unit` (a systemd template unit such as "phof@.service",
+    started as phof@PORT.service) starts and stops an instance. The release directory, port, slot, address
+    and pid file reach them as RELEASER_RELEASE_DIR, RELEASER_PORT, RELEASER_SLOT, RELEASER_ADDRESS and
+    RELEASER_PID_FILE in the environment (a unit reads them from EnvironmentFile=<root>/.releaser/instances/%i.env),
+    never pasted into the command. An instance keeps its port for its life, from staging to live to backup:
+    moving traffic never restarts a process.
+    """
+
+    start: str | None = None
+    stop: str | None = None
+    unit: str | None = None
+    address: str = "127.0.0.1"  # private: only the front and the smoke checks on the server reach an instance
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=3)
+    health_path: str = "/healthz"
+    start_timeout: float = Field(30.0, gt=0, le=600)
+    stop_timeout: float = Field(30.0, gt=0, le=600)
+    release_header: str | None = Field("X-Release-Id", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    front: Front | None = None
+
+    @field_validator("health_path")
+    @classmethod
+    def _path_is_absolute(cls, path: str) -> str:
+        if not re.match(r"^/[^\s]*\Z", path):
+            raise ValueError(f"expected a URL path starting with '/', got {path!r}")
+        return path
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_plain(cls, address: str) -> str:
+        if not _ADDRESS.match(address):
+            raise ValueError(f"expected an IPv4 address or a host name, got {address!r}")
+        return address
+
+    @field_validator("ports")
+    @classmethod
+    def _ports_are_distinct(cls, ports: list[int]) -> list[int]:
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"each slot needs a port of its own; repeated in {ports!r}")
+        return ports
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_is_a_template(cls, unit: str | None) -> str | None:
+        if unit is not None and not _UNIT.match(unit):
+            raise ValueError(f"expected a systemd template unit such as \"phof@.service\", got {unit!r}")
+        return unit
+
+    @model_validator(mode="after")
+    def _one_way_to_start(self) -> "Application":
+        commands = (self.start is not None, self.stop is not None)
+        if self.unit is not None and any(commands):
+            raise ValueError("give either unit or start and stop, not both")
+        if self.unit is None and not all(commands):
+            raise ValueError("give unit (a systemd template unit), or both start and stop commands")
+        return self
+
+
+class DataSmoke(Strict):
+    """A query run against a data slot: against staging after a load, against live after a switch.
+
+    It passes when it returns a row and, with `expect`, when the first value of that row equals it.
+    """
+
+    name: str = ""
+    sql: str = Field(min_length=1)
+    expect: str | int | float | bool | None = None
+
+    @property
+    def label(self) -> str:
+        """The name shown in tables: the given name, else the query."""
+        return self.name or self.sql
+
+
+# The schema the application reads. Lower case, so it never needs quoting in the application's SQL, and
+# without "__", which releaser uses to name the slots beside it (phof__backup, phof__staging, phof__old_1).
+_SCHEMA = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,39}\Z")
+
+
+class Database(Strict):
+    """The PostgreSQL database whose schemas hold each release's data, one schema per slot (DESIGN, Data slots).
+
+    The connection string comes from the environment variable named in `dsn_env`, never from the file,
+    since it usually carries a password.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True, hide_input_in_errors=True)
+
+    dsn_env: str = "RELEASER_DATABASE_URL"
+    schema_name: str = Field(alias="schema")
+    connect_timeout: float = Field(5.0, gt=0)
+    # At the second, the switch waits at most this long for queries still reading the old live data, so that
+    # no query sees half old and half new tables; past it, the switch goes ahead without waiting.
+    fence_timeout: float = Field(2.0, ge=0)
+    load_timeout: float = Field(3600.0, gt=0)  # one staging load, all its tables
+    smoke: list[DataSmoke] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_dsn_in_the_file(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("dsn", "url", "password", "conninfo"):
+                if key in data:
+                    raise ValueError(f"{key}: the connection string never goes in an environment file; put it in "
+                                     "an environment variable on this machine and name that variable in dsn_env")
+        return data
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _dsn_env_is_a_name(cls, name: str) -> str:
+        if not re.match(_VARIABLE_NAME, name):
+            raise ValueError("expected the name of an environment variable (letters, digits, '_'), not its value")
+        return name
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_plain(cls, name: str) -> str:
+        if not _SCHEMA.match(name) or "__" in name:
+            raise ValueError("expected a lower-case schema name (letters, digits, '_', at most 40, no '__', "
+                             f"not starting with 'pg_'), got {name!r}")
+        return name
+
+    def dsn(self, environ: Mapping[str, str]) -> str:
+        """Return the connection string from the named variable, or raise ConfigError saying which to set."""
+        value = environ.get(self.dsn_env)
+        if not value:
+            raise ConfigError(f"[database] reads its connection string from ${self.dsn_env}, which is not set",
+                              hint=f"export {self.dsn_env}=postgresql://USER@HOST/DB (the password in ~/.pgpass)")
+        return value
 
 
 class Environment(Strict):
@@ -437,6 +621,9 @@ class Environment(Strict):
     notifications: NotificationChannels = []  # issue 6: webhooks and e-mail, see notify.py
     go_live: GoLiveSettings = GoLiveSettings()
     breach: BreachMetadata = BreachMetadata()
+    database: Database | None = None  # issue 14: data slots in PostgreSQL, see dataslots.py
+    application: Application | None = None  # issue 13: slots that run instances; see instances.py
+    deadlines: Deadlines = Deadlines()
 
     # Filled in by load_environment, never written by a person.
     name: str = ""
@@ -488,6 +675,12 @@ class Environment(Strict):
         known = ", ".join(s.name for s in self.servers)
         raise ConfigError(f"no server named {name!r} in {self.name}", hint=f"servers are: {known}")
 
+    def instance_ports(self, server: Server) -> list[int]:
+        """The ports this server's application instances take: its own app_ports, else [application] ports."""
+        if self.application is None:
+            return []
+        return list(server.app_ports or self.application.ports)
+
     def app_root(self, server: Server) -> PurePosixPath:
         """Return the server's app root as an absolute path (local relative roots resolve against the project)."""
         root = Path(server.root).expanduser()
@@ -520,10 +713,16 @@ def load_environment(name: str, project_dir: Path) -> Environment:
 
 
 def _require_remote_roots_absolute(environment: Environment, where: str) -> None:
-    """Over SSH a relative root would be taken from wherever the login lands: every server would look empty."""
+    """Over SSH a relative root would be taken from wherever the login lands: every server would look empty.
+
+    And a server without `host` would quietly be this machine (paramiko's default is localhost).
+    """
     if environment.transport != "ssh":
         return  # the local sandbox takes relative roots from the project directory
     for i, server in enumerate(environment.servers):
+        if not server.host or not server.host.strip():
+            raise ConfigError(f"{where}: servers[{i}].host: required over SSH, and missing or empty",
+                              hint="give the server's DNS name or address, e.g. host = \"web-1.example.org\"")
         if not server.root.startswith("/"):
             raise ConfigError(f"{where}: servers[{i}].root: must be an absolute path on the server, got {server.root!r}",
                               hint="write the app root in full, e.g. root = \"/srv/app\"")
@@ -584,3 +783,17 @@ def _calendar_message(error: CalendarError, text: str) -> str:
     if "got" in message:
         return message
     return message.replace(f" {text!r}", "", 1) + f", got {text!r}"
+
+
+def _is_loopback_url(url: str) -> bool:
+    """True when the URL's host is this machine (localhost, 127.0.0.0/8 or ::1)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

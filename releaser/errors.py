@@ -7,6 +7,7 @@ ReleaserError                                                 exit 1
 |   +-- BundleInvalid  a release bundle is malformed or corrupt exit 3
 +-- ChecksFailed     a pre-release check is FAIL               exit 4
 +-- HostUnreachable  a server did not answer                   exit 5
+|   +-- HostKeyChanged  its host key differs from known_hosts   exit 5  (never overridable)
 +-- FleetReverted    a switch failed; every server is back     exit 6
 +-- FleetMixed       a switch failed and could not be undone   exit 7
 +-- Cancelled        the user said no, or pressed Ctrl-C       exit 130
@@ -65,6 +66,10 @@ class HostUnreachable(ReleaserError):
     def __init__(self, server: str, what: str, *, hint: str | None = None) -> None:
         super().__init__(f"{server}: {what}", hint=hint)
         self.server = server
+
+
+class HostKeyChanged(HostUnreachable):
+    """A server's host key is not the one known_hosts holds: possibly an attack, so no check may override it."""
 
 
 class FleetReverted(ReleaserError):

@@ -9,9 +9,7 @@ is kept as a value (HostResult) until the fleet has decided.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -20,14 +18,18 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from releaser import remote
 from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, pack_bundle, sha256sums_text
 from releaser.clock import Clock
 from releaser.config import Environment, Server
-from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, LockHeld, ReleaserError
+from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostKeyChanged, HostUnreachable, LockHeld, ReleaserError
+from releaser.hooks import run_hook
+from releaser.participants import SwitchContext, participants_for
+from releaser.participants.links import EarlyPrepare, ServerLinks
+from releaser.switch import INTERRUPTED, Deadlines, Decision, State, SwitchReport, held_interrupts, run_switch
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
@@ -36,7 +38,7 @@ from releaser.web import Probe, probe
 
 Progress = Callable[[str, str], None]
 Approve = Callable[[str, Mapping[str, Plan]], bool]
-BeforeCommit = Callable[["PreparedSwitch"], None]
+BeforeCommit = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -77,20 +79,6 @@ class HostResult:
     renamed_at: float | None = None
 
 
-@dataclass
-class PreparedSwitch:
-    """A switch whose new links wait under temporary names on every server, ready to be renamed over the slots."""
-
-    action: str
-    slot: str
-    plans: Mapping[str, Plan]
-    changing: Mapping[str, tuple]
-    target: str | None
-    previous: str | None
-    started: float
-    timings: dict[str, float]
-
-
 @dataclass(frozen=True)
 class FleetResult:
     """What a fleet command did: the release now in the slot it moved, one result per server, timings."""
@@ -102,6 +90,61 @@ class FleetResult:
     notes: tuple[str, ...] = ()
     seconds: Mapping[str, float] | None = None
     skew: float | None = None
+
+
+@dataclass
+class LockSession:
+    """The deploy lock one command holds: its token, where it was taken, what was read under it.
+
+    `lines` are the journal events that travel to the servers with the unlock; once the lock is freed,
+    `stuck` names each server where freeing it or writing those lines failed, with why.
+    """
+
+    token: str
+    reason: str
+    taken: list[str]
+    reports: dict[str, ServerReport] = field(default_factory=dict)
+    early: dict[str, EarlyPrepare] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    stuck: dict[str, str] = field(default_factory=dict)
+
+    def leftover_warning(self) -> str:
+        """Say which servers kept this command's lock or lack its journal lines, and what to do."""
+        kept = sorted(name for name in self.stuck if name in self.taken)
+        missing = sorted(self.stuck) if self.lines else []
+        parts = []
+        if kept:
+            parts.append(f"{', '.join(kept)} still {'holds' if len(kept) == 1 else 'hold'} this command's lock "
+                         f"({_summary({n: self.stuck[n] for n in kept})}): once back, run: invoke unlock --reason TEXT")
+        if missing:
+            parts.append(f"the journal on {', '.join(missing)} lacks this command's events (the local journal has them)")
+        return "; ".join(parts)
+
+
+def _with_leftovers(result: FleetResult, session: LockSession) -> FleetResult:
+    """The result, with a loud note when some server kept the lock or missed the journal lines."""
+    if not session.stuck:
+        return result
+    return replace(result, notes=(*result.notes, f"WARNING: {session.leftover_warning()}"))
+
+
+def _switch_result(action: str, target: str | None, previous: str | None, plans: Mapping[str, Plan],
+                   participants: list, report: SwitchReport) -> FleetResult:
+    """One HostResult per server from a switch that moved: its health when verified, when its live link moved."""
+    links = {p.server: p for p in participants if isinstance(p, ServerLinks)}
+    results = []
+    for name in plans:
+        participant = links.get(name)
+        health = participant.probe if participant else None
+        ok = health.ok if health else True
+        detail = health.detail if health else ("switched" if participant else "already there")
+        results.append(HostResult(name, ok, detail, participant.moved_at if participant else None))
+    notes = [note for plan in plans.values() for note in plan.notes]
+    if report.interrupted:
+        notes.append(f"Ctrl-C came while the {action} was switching; it had reached every server, so {target} stays "
+                     f"{'staged' if action == 'stage' else 'live'}")
+    return FleetResult(action, target, previous, tuple(results), tuple(dict.fromkeys(notes)), dict(report.timings),
+                       report.skew)
 
 
 @contextmanager
@@ -145,8 +188,9 @@ class Fleet:
         self.unreachable: dict[str, HostUnreachable] = {}
         self.notifier = None  # set by connected() when the environment has notification channels
         self.deliveries: list = []
-        self._journal_lines: list[str] | None = None  # while a lock is held: journal lines waiting for the unlock
-        self._early: tuple[dict[str, tuple[str, ...]], float] = ({}, 0.0)  # links the lock's round trip prepared
+        self._session: LockSession | None = None  # while a lock is held: its journal lines wait for the unlock
+        self._early: dict[str, EarlyPrepare] = {}  # links the lock's round trip prepared, for the next switch
+        self._context: dict = {}  # fields every event of the current go-live carries (planned time etc.)
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
         self._stop = threading.Event()  # set by Ctrl-C: long work (uploads) ends at its next step or chunk
 
@@ -167,11 +211,16 @@ class Fleet:
     def close(self) -> None:
         """Close every connection and the worker pool."""
         self.each(lambda name: self.hosts[name].close())
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # a step still hung on a lost server ends at its deadline
 
     def require_all_reachable(self, doing: str) -> None:
         """Refuse to start `doing` unless every server answered; nothing has been changed yet."""
         if self.unreachable:
+            changed = {name: e for name, e in self.unreachable.items() if isinstance(e, HostKeyChanged)}
+            if changed:  # never a thing to override or retry: the key must be verified first
+                first = next(iter(changed.values()))
+                raise HostKeyChanged(", ".join(sorted(changed)), f"cannot be reached safely: {first.what.split(': ', 1)[-1]}",
+                                     hint=first.hint)
             names = ", ".join(sorted(self.unreachable))
             first = next(iter(self.unreachable.values()))
             raise HostUnreachable(names, f"cannot be reached safely ({first.what.split(': ', 1)[-1]}); nothing was changed, "
@@ -212,18 +261,21 @@ class Fleet:
         started = time.perf_counter()
         release_id = bundle.release_id
         self.require_all_reachable(f"staging {release_id}")
-        with self.locked(f"stage {release_id}") as reports:
-            states = _states(reports, f"staging {release_id}")
+        with self.locked(f"stage {release_id}") as session:
+            states = _states(session.reports, f"staging {release_id}")
             plans = plan_fleet_stage(states, release_id)
             previous = fleet_release(states, "staging")
+            self.each(lambda name: self.hosts[name].run(remote.clean_leftovers_argv(self.root(name))))
             try:
                 outcomes = self._upload_everywhere(bundle, plans)
             except KeyboardInterrupt:
                 self._stop.clear()  # every server's step has ended: now undo them
-                self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack])
-                self._journal("stage", "interrupted", releases={"staging": release_id},
-                              detail="Ctrl-C while staging; anything it had unpacked was removed")
-                raise
+                with held_interrupts():
+                    self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack])
+                    self._journal("stage", "interrupted", releases={"staging": release_id},
+                                  detail="Ctrl-C while staging; anything it had unpacked was removed")
+                raise Cancelled(f"staging {release_id} stopped (Ctrl-C); what it had uploaded or unpacked was removed and "
+                                "no server's staging changed", hint="run the same command again when ready") from None
             failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
             if failed:
                 self._remove_release(release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
@@ -234,9 +286,9 @@ class Fleet:
             self._switch(plans, action="stage", verify=False)
             self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                           timings={"upload": upload_seconds, "total": time.perf_counter() - started})
-        return FleetResult("stage", release_id, previous,
-                           tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
-                           seconds={"upload": upload_seconds, "total": time.perf_counter() - started})
+        return _with_leftovers(FleetResult("stage", release_id, previous,
+                                           tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
+                                           seconds={"upload": upload_seconds, "total": time.perf_counter() - started}), session)
 
     def _remove_release(self, release_id: str, names: list[str]) -> None:
         """Remove a release this stage unpacked on the named servers (never one a slot points to)."""
@@ -293,15 +345,15 @@ class Fleet:
         self.require_all_reachable("go-live")
         self._context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
         try:
-            with self.locked("go-live", prepare_for="go-live") as reports:
-                plans = plan_fleet_go_live(_states(reports, "go-live"))
+            with self.locked("go-live", prepare_for="go-live") as session:
+                plans = plan_fleet_go_live(_states(session.reports, "go-live"))
                 _ask(approve, "go-live", plans)
                 result = self._switch(plans, action="go-live", verify=verify, before_commit=before_commit)
                 self._journal("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
                               timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
         finally:
             self._context = {}
-        return result
+        return _with_leftovers(result, session)
 
     def plan_go_live(self) -> dict[str, Plan]:
         """Read every server and return the go-live plan, or refuse before anything changes."""
@@ -316,159 +368,115 @@ class Fleet:
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
         self.require_all_reachable("rollback")
-        with self.locked("rollback", prepare_for="rollback") as reports:
-            plans = plan_fleet_rollback(_states(reports, "rollback"))
+        with self.locked("rollback", prepare_for="rollback") as session:
+            plans = plan_fleet_rollback(_states(session.reports, "rollback"))
             _ask(approve, "rollback", plans)
-            result = self._switch(plans, action="rollback", verify=True, revert_on_failed_verify=False)
+            result = self._switch(plans, action="rollback", verify=True, keep_unhealthy=True)
             self._journal("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
                           releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
                           timings=dict(result.seconds or {}), extra={"renamed_at": _renames(result)})
-        return result
+        return _with_leftovers(result, session)
 
-    def _switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool,
-                revert_on_failed_verify: bool = True, before_commit: BeforeCommit | None = None) -> FleetResult:
-        """Prepare on every server, then commit on every server, then verify; revert everywhere on any failure."""
-        prepared = self.prepare_switch(plans, action=action)
-        if before_commit is not None:
-            try:
-                before_commit(prepared)
-            except BaseException:
-                self.abort_switch(prepared)
-                raise
-        return self.commit_switch(prepared, verify=verify, revert_on_failed_verify=revert_on_failed_verify)
+    def _switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool, keep_unhealthy: bool = False,
+                before_commit: Callable[[], None] | None = None, rehearsal: bool = False) -> FleetResult:
+        """Move every participant of this switch through the coordinator; raise once the fleet is consistent.
 
-    def prepare_switch(self, plans: Mapping[str, Plan], *, action: str) -> "PreparedSwitch":
-        """Phase one: on every server, check the target release and make the new links under temporary names.
-
-        Nothing the public sees changes. If any server fails, the temporary links are removed everywhere.
+        The participants are the slot links on every server whose plan changes one, and whatever other kinds
+        the environment declares (releaser.participants). Returns the result when every participant moved;
+        raises FleetReverted (nothing or everything put back), FleetMixed (someone may not be back) or
+        HostUnreachable (a server was lost before anything moved).
         """
         slot = "staging" if action == "stage" else "live"
-        prepared = PreparedSwitch(
-            action=action, slot=slot, plans=plans,
-            changing={name: plan.links for name, plan in plans.items() if plan.links},
-            target=next(iter(plans.values())).after.slot(slot),
-            # what was switched from: a server already on the target (a MIXED fleet converging) does not say
-            previous=next((p for p in plans.values() if p.links), next(iter(plans.values()))).before.slot(slot),
-            started=time.perf_counter(), timings={},
-        )
-        (early, seconds), self._early = self._early, ({}, 0.0)
-        if early and all(early.get(name) == remote.prepared_pairs(links) for name, links in prepared.changing.items()):
-            prepared.timings["prepare"] = seconds  # done in the lock's round trip, exactly as planned
-            return prepared
-        outcomes = self.each(lambda name: self.hosts[name].run(remote.prepare_argv(self.root(name), prepared.changing[name])),
-                             prepared.changing)
-        failed = _failures(outcomes)
-        prepared.timings["prepare"] = time.perf_counter() - prepared.started
-        if failed:
-            self.abort_switch(prepared)
-            self._journal(action, "refused", releases={slot: prepared.target}, detail=_summary(failed))
-            raise FleetReverted(f"{action} stopped before any switch: {_summary(failed)}; nothing was switched",
-                                hint=f"fix that server, then run the same command again; see: invoke runbook {_runbook(action)}")
-        return prepared
+        changing = {name: plan for name, plan in plans.items() if plan.links}
+        target = next(iter(plans.values())).after.slot(slot)
+        # what was switched from: a server already on the target (a MIXED fleet converging) does not say
+        previous = next(iter(changing.values()), next(iter(plans.values()))).before.slot(slot)
+        early, self._early = self._early, {}
+        roots = {name: self.root(name) / ".releaser" / "rehearsal" if rehearsal else self.root(name) for name in self.hosts}
+        context = SwitchContext(self.environment, self.hosts, roots, action, slot, changing, target, previous,
+                                rehearsal=rehearsal, early=early, reconnect=self._reconnect)
+        participants = participants_for(context)
+        report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
+                            keep_unhealthy=keep_unhealthy, before_commit=before_commit,
+                            on_phase=lambda phase: [self.progress(name, phase) for name in changing])
+        if report.decision in (Decision.COMMITTED, Decision.UNHEALTHY):
+            return _switch_result(action, target, previous, plans, participants, report)
+        return self._raise_for(report, action=action, target=target, previous=previous, slot=slot, rehearsal=rehearsal)
 
-    def abort_switch(self, prepared: "PreparedSwitch") -> None:
-        """Remove a prepared switch's temporary links on every server; no slot was touched."""
-        self.each(lambda name: self.hosts[name].run(remote.abort_argv(self.root(name))), prepared.changing)
+    def _deadlines(self) -> Deadlines:
+        d = self.environment.deadlines
+        return Deadlines(prepare=d.prepare, commit=d.commit, verify=d.verify, revert=d.revert)
 
-    def commit_switch(self, prepared: "PreparedSwitch", *, verify: bool, revert_on_failed_verify: bool = True) -> FleetResult:
-        """Phase two: rename the prepared links over the slots everywhere, verify, and revert everywhere on failure.
-
-        Ctrl-C here is held until every server has committed or been reverted.
-        """
-        action, slot, changing, plans = prepared.action, prepared.slot, prepared.changing, prepared.plans
-        timings = prepared.timings
-        with _interrupts_deferred() as interrupted:
-            commit_started = moment = time.perf_counter()
-            committed = self.each(lambda name: self._commit(name, changing[name], prepared.target, slot), changing)
-            timings["commit"] = time.perf_counter() - moment
-            failed = _failures(committed)
-            probes: dict[str, Probe] = {}
-            if not failed and verify and slot == "live":
-                moment = time.perf_counter()
-                probes = self.each(self._probe_live, list(plans))
-                timings["verify"] = time.perf_counter() - moment
-                unhealthy = {name: p.detail for name, p in probes.items() if isinstance(p, Probe) and not p.ok}
-                if unhealthy and revert_on_failed_verify:
-                    failed.update(unhealthy)
-            if failed or interrupted():
-                why = f"failed on {_summary(failed)}" if failed else "interrupted (Ctrl-C)"
-                self._revert(changing, action=action, why=why, previous=prepared.previous, target=prepared.target, slot=slot)
-        timings["switch"] = timings["prepare"] + time.perf_counter() - commit_started  # the wait before commit is not switching
-
-        renames = [o.renamed_at for o in committed.values() if isinstance(o, HostResult) and o.renamed_at]
-        results = tuple(
-            HostResult(name, (not isinstance(probes.get(name), Probe)) or probes[name].ok,
-                       probes[name].detail if isinstance(probes.get(name), Probe) else "switched",
-                       committed[name].renamed_at if isinstance(committed.get(name), HostResult) else None)
-            for name in plans
-        )
-        notes = tuple(note for plan in plans.values() for note in plan.notes)
-        return FleetResult(action, prepared.target, prepared.previous, results, tuple(dict.fromkeys(notes)), timings,
-                           max(renames) - min(renames) if len(renames) > 1 else (0.0 if renames else None))
+    def _raise_for(self, report: SwitchReport, *, action: str, target: str | None, previous: str | None, slot: str,
+                   rehearsal: bool) -> FleetResult:
+        """Journal a switch that did not commit and raise the one error that says where every server stands."""
+        cause = _summary(report.cause)
+        why = "interrupted (Ctrl-C)" if set(report.cause) == {INTERRUPTED} else f"failed on {cause}"
+        back_on = previous or "no release"
+        runbook = _runbook(action)
+        if report.decision is Decision.REFUSED:
+            lost = sorted(o.name for o in report.outcomes if o.state is State.LOST)
+            leftovers = sorted(o.name for o in report.outcomes if o.state is State.ABORTED and o.detail)
+            after = (f"; {', '.join(leftovers)} kept its temporary links (harmless; the next stage or prune removes them)"
+                     if leftovers else "")
+            if not rehearsal:
+                self._journal(action, "refused", releases={slot: target}, detail=cause)
+            if lost and len(lost) == len(report.cause):
+                raise HostUnreachable(", ".join(lost), f"did not answer while preparing {action} ({cause}); nothing was "
+                                      f"switched{after}", hint="see: invoke runbook server-failure")
+            raise FleetReverted(f"{action} stopped before any switch: {cause}; nothing was switched{after}",
+                                hint=f"fix that server, then run the same command again; see: invoke runbook {runbook}")
+        if rehearsal and report.decision is Decision.REVERTED:
+            raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
+                                hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
+        if report.decision is Decision.REVERTED:
+            self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
+            raise FleetReverted(f"{action} {why}; every server is back on {back_on}",
+                                hint=f"next: invoke runbook {runbook}")
+        # MIXED: someone may not be back
+        stuck, lost = report.stuck, report.lost
+        back = report.back
+        parts = []
+        if stuck:
+            parts.append(f"{', '.join(sorted(stuck))} could not be put back ({_summary(stuck)})")
+        if lost:
+            parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
+                         f"{target or 'the new links'}")
+        done = f"{', '.join(sorted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
+        self._journal(action, "mixed", releases={slot: previous, "attempted": target},
+                      detail=f"{why}; {'; '.join(parts)}")
+        hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
+        if lost:
+            hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
+        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; the fleet is MIXED", hint=hint)
 
     def rehearse(self) -> FleetResult:
         """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.
 
         The copy lives in <root>/.releaser/rehearsal and shares releases/, so the public site is untouched;
-        verification reads each staging URL, where the release that will go live is served. The durations
-        are journaled so go-live can say how long a switch and a revert take.
+        verification reads each staging URL, where the release that will go live is served. It is the same
+        coordinator over the same participants, aimed at the copy. The durations are journaled so go-live
+        can say how long a switch and a revert take.
         """
         self.require_all_reachable("rehearsal")
-        view = _RehearsalView(self)
-        with self.locked("rehearse") as reports:
-            states = _states(reports, "rehearsal")
+        with self.locked("rehearse") as session:
+            states = _states(session.reports, "rehearsal")
             plans = plan_fleet_go_live(states)
             self.run_everywhere(lambda name: remote.rehearsal_argv(self.root(name), setup=True), "set up the rehearsal")
             try:
                 try:
-                    result = view.commit_switch(view.prepare_switch(plans, action="rehearsal"), verify=True)
+                    result = self._switch(plans, action="rehearsal", verify=True, rehearsal=True)
                 except ReleaserError as error:
                     self._journal("rehearse", "failed", releases={"staging": fleet_release(states, "staging")}, detail=error.what)
                     raise
                 moment = time.perf_counter()
-                view.run_everywhere(lambda name: remote.restore_argv(view.root(name), plans[name].links), "revert the rehearsal")
+                rehearsal_root = lambda name: self.root(name) / ".releaser" / "rehearsal"
+                self.run_everywhere(lambda name: remote.restore_argv(rehearsal_root(name), plans[name].links), "revert the rehearsal")
                 timings = {**(result.seconds or {}), "revert": time.perf_counter() - moment}
             finally:
                 self.each(lambda name: self.hosts[name].run(remote.rehearsal_argv(self.root(name), setup=False)))
             self._journal("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
         return FleetResult("rehearsal", result.release, result.previous, result.results, result.notes, timings, result.skew)
-
-    def _commit(self, name: str, changes, release: str | None, slot: str) -> HostResult:
-        done = self.hosts[name].run(remote.commit_argv(self.root(name), changes))
-        if not done.ok:
-            return HostResult(name, False, f"commit failed: {done.reason()}")
-        renamed_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
-        hook = self._run_hook(name, "after_switch", release, slot)
-        if hook is not None:
-            return HostResult(name, False, hook, renamed_at)
-        return HostResult(name, True, "switched", renamed_at)
-
-    def _revert(self, changing: Mapping[str, tuple], *, action: str, why: str, previous: str | None, target: str | None,
-                slot: str) -> None:
-        """Put every server back on its old links, then raise FleetReverted, or FleetMixed if any server may not be back.
-
-        A server that does not answer the revert may have renamed before it went away: what it serves is unknown,
-        so the fleet is reported MIXED rather than back, and the hint says to keep it from the public.
-        """
-        restored = self._each_reconnecting(
-            lambda name: self.hosts[name].run(remote.restore_argv(self.root(name), changing[name])), changing)
-        back = [n for n, o in restored.items() if isinstance(o, Completed) and o.ok]
-        for name in back:
-            self._run_hook(name, "after_switch", previous, slot)
-        lost = sorted(n for n, o in restored.items() if isinstance(o, HostUnreachable))
-        stuck = {n: o.reason() for n, o in restored.items() if isinstance(o, Completed) and not o.ok}
-        back_on = previous or "no release"
-        if action == "rehearsal":
-            raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
-                                hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
-        if stuck or lost:
-            raise self._mixed(action, why, back=back, back_on=back_on, stuck=stuck, lost=lost, previous=previous,
-                              target=target, slot=slot)
-        self._journal(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
-        raise FleetReverted(
-            f"{action} {why}; every server is back on {back_on}",
-            hint=f"next: invoke runbook {_runbook(action)}",
-        )
 
     def _each_reconnecting(self, work: Callable[[str], object], names) -> dict[str, object]:
         """each(), then once more on a new connection where the connection broke: the server may still be up.
@@ -488,23 +496,6 @@ class Fleet:
         if reconnect is not None:
             reconnect()
 
-    def _mixed(self, action: str, why: str, *, back: list[str], back_on: str, stuck: Mapping[str, str], lost: list[str],
-               previous: str | None, target: str | None, slot: str) -> FleetMixed:
-        """Journal and word a revert that could not bring every server back: which are back, which not, and why."""
-        parts = []
-        if stuck:
-            parts.append(f"{', '.join(sorted(stuck))} could not be put back ({_summary(stuck)})")
-        if lost:
-            parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
-                         f"{target or 'the new links'}")
-        done = f"{', '.join(sorted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
-        self._journal(action, "mixed", releases={slot: previous, "attempted": target},
-                      detail=f"{why}; {'; '.join(parts)}")
-        hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
-        if lost:
-            hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
-        return FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; the fleet is MIXED", hint=hint)
-
     def _probe_live(self, name: str) -> Probe:
         server: Server = self.environment.server(name)
         health = self.environment.health
@@ -513,65 +504,71 @@ class Fleet:
 
     def _run_hook(self, name: str, hook: str, release: str | None, slot: str) -> str | None:
         """Run a configured hook on one server; return None on success, else why it failed."""
-        command = getattr(self.environment.hooks, hook)
-        if not command:
-            return None
-        done = self.hosts[name].run(["sh", "-c", command], env={
-            "RELEASER_RELEASE_ID": release or "", "RELEASER_SLOT": slot, "RELEASER_ROOT": str(self.root(name)),
-        })
-        if done.ok:
-            return None
-        output = (done.stderr or done.stdout).strip().splitlines()
-        return f"{hook.replace('_', '-')} hook exited {done.exit_code}: {' | '.join(output[-3:]) or 'no output'}"
+        return run_hook(self.hosts[name], self.environment, hook, release=release, slot=slot, root=self.root(name))
 
     # ---- locking ----
 
     @contextmanager
-    def locked(self, reason: str, *, prepare_for: str | None = None) -> Iterator[dict[str, ServerReport]]:
-        """Hold the deploy lock on every server while the block runs, and free it afterwards, even on Ctrl-C.
+    def locked(self, reason: str, *, prepare_for: str | None = None) -> Iterator["LockSession"]:
+        """Hold the deploy lock on every server while the block runs, and free it afterwards, whatever happens.
 
-        Yields every server's report, read in the same round trip just after the lock was taken, so a plan
-        made from it cannot be overtaken by another command. With `prepare_for` ("go-live", "rollback")
-        that round trip also prepares each server's links for it; prepare_switch uses them only where they
-        equal the plan. Journal events of the block travel with the unlock, in one round trip.
+        Yields the held lock with every server's report, read in the same round trip just after the lock was
+        taken, so a plan made from it cannot be overtaken by another command. With `prepare_for` ("go-live",
+        "rollback") that round trip also prepares each server's links for it; the links participant uses
+        them only where they equal the plan. Journal events of the block travel with the unlock, in one round
+        trip. Ctrl-C while the lock is being taken frees it everywhere (by this command's token) and is
+        journaled; Ctrl-C while it is being freed is held until that has ended. After the block,
+        `session.stuck` names the servers that kept the lock or missed the journal lines.
         """
         token = uuid.uuid4().hex
-        started = time.perf_counter()
-        taken, reports, early = self._take_lock(reason, token=token, kind="command", minutes=30, prepare_for=prepare_for)
-        self._early = (early, time.perf_counter() - started)
-        self._journal_lines = []
+        doing = reason.split()[0]
         try:
-            yield reports
+            session = self._take_lock(reason, token=token, kind="command", minutes=30, prepare_for=prepare_for)
+        except KeyboardInterrupt:
+            with held_interrupts():
+                session = LockSession(token, reason, taken=[name for name in self.hosts if name not in self.unreachable])
+                session.lines.append(self._event_line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
+                self._finish(session)
+            left = (f"; {', '.join(session.stuck)} did not answer and may still hold it: once back, run: invoke unlock "
+                    "--reason TEXT") if session.stuck else ""
+            raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
+                            "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
+        self._early = session.early
+        self._session = session
+        try:
+            yield session
         except ReleaserError as error:
-            stuck = self._free_lock(token, taken)
-            if stuck:
-                error.hint = (error.hint + "; " if error.hint else "") + (
-                    f"{', '.join(stuck)} still {'holds' if len(stuck) == 1 else 'hold'} this command's lock: "
-                    "once back, run: invoke unlock --reason TEXT")
+            with held_interrupts():
+                self._finish(session)
+            if session.stuck:
+                error.hint = (error.hint + "; " if error.hint else "") + session.leftover_warning()
             raise
         except BaseException:
-            self._free_lock(token, taken)
+            with held_interrupts():
+                self._finish(session)
             raise
         else:
-            self._free_lock(token, taken)
+            with held_interrupts():
+                self._finish(session)
 
-    def _free_lock(self, token: str, taken: list[str]) -> list[str]:
-        """Write the held journal lines and free this command's lock where it took it; return where freeing failed."""
-        lines, self._journal_lines = self._journal_lines or [], None
-        names = [name for name in self.hosts if name in taken or (lines and name not in self.unreachable)]
+    def _finish(self, session: "LockSession") -> None:
+        """Write the held journal lines and free this command's lock where it took it; note where that failed."""
+        self._session, self._early = None, {}
+        lines = session.lines
+        names = [name for name in self.hosts if name in session.taken or (lines and name not in self.unreachable)]
         outcomes = self._each_reconnecting(lambda name: self.hosts[name].run(
-            remote.finish_argv(self.root(name), token if name in taken else "", lines)), names)
-        return sorted(name for name in _failures(outcomes) if name in taken)
+            remote.finish_argv(self.root(name), session.token if name in session.taken else "", lines)), names)
+        session.stuck = {name: why for name, why in _failures(outcomes).items()}
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.
 
         An expired lock is taken over. A manual lock held by the same person lets their own commands through.
         """
-        return self._take_lock(reason, token=token, kind=kind, minutes=minutes)[0]
+        return self._take_lock(reason, token=token, kind=kind, minutes=minutes).taken
 
     def _take_lock(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None,
-                   ) -> tuple[list[str], dict[str, ServerReport], dict[str, tuple[str, ...]]]:
+                   ) -> "LockSession":
         info = new_lock(self.actor, reason, self.clock.now(), minutes=minutes, token=token, kind=kind)
         lock_and_read = lambda name: self.hosts[name].run(
             remote.lock_argv(self.root(name), info.to_json(), prepare_for=prepare_for))
@@ -596,8 +593,8 @@ class Fleet:
             name, error = sorted(errors.items())[0]
             raise HostUnreachable(name, f"cannot take the lock: {error}",
                                   hint="nothing was changed; check the server, then run the command again")
-        return (taken, {name: report for name, (_, _, report, _) in answers.items()},
-                {name: early for name, (_, _, _, early) in answers.items() if early is not None})
+        return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
+                           {name: early for name, (_, _, _, early) in answers.items() if early is not None})
 
     def unlock(self, *, reason: str) -> list[str]:
         """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
@@ -627,8 +624,10 @@ class Fleet:
         """Remove old releases on every server, keeping `keep` besides those a slot points to."""
         keep = self.environment.keep_releases if keep is None else keep
         self.require_all_reachable("prune")
-        with self.locked("prune") as reports:
-            plans = {report.server: plan_prune(report.state, keep, report.oldest_first) for report in _readable(reports.values(), "prune")}
+        with self.locked("prune") as session:
+            plans = {report.server: plan_prune(report.state, keep, report.oldest_first)
+                     for report in _readable(session.reports.values(), "prune")}
+            self.each(lambda name: self.hosts[name].run(remote.clean_leftovers_argv(self.root(name))))
             if all(plan.is_noop() for plan in plans.values()):
                 return {name: () for name in plans}
             _ask(approve, "prune", plans)
@@ -651,12 +650,10 @@ class Fleet:
 
     def _journal(self, action: str, outcome: str, **fields) -> None:
         """Append one event to every reachable server's journal and to the local one; never raises for a server."""
-        fields["extra"] = {**getattr(self, "_context", {}), **(fields.get("extra") or {})}
-        event = make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
-                           now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
+        event = self._event(action, outcome, **fields)
         line = event_line(event)
-        if self._journal_lines is not None:
-            self._journal_lines.append(line)  # a lock is held: the line reaches the servers with the unlock
+        if self._session is not None:
+            self._session.lines.append(line)  # a lock is held: the line reaches the servers with the unlock
         else:
             reachable = [name for name in self.hosts if name not in self.unreachable]
             self.each(lambda name: self.hosts[name].run(remote.append_journal_argv(self.root(name), line)), reachable)
@@ -664,6 +661,18 @@ class Fleet:
             append_local(self.journal_path, event)
         if self.notifier is not None:
             self.notifier.send(event)  # in the background: a channel that is down never delays a switch
+
+    def _event(self, action: str, outcome: str, **fields) -> dict:
+        fields["extra"] = {**self._context, **(fields.get("extra") or {})}
+        return make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
+                          now=self.clock.now(), outcome=outcome, servers=sorted(self.hosts), **fields)
+
+    def _event_line(self, action: str, outcome: str, **fields) -> str:
+        """One journal line, for a step that writes it itself (with the unlock); also kept in the local journal."""
+        event = self._event(action, outcome, **fields)
+        if self.journal_path is not None:
+            append_local(self.journal_path, event)
+        return event_line(event)
 
     def finish_notifications(self) -> None:
         """Wait briefly for this command's notifications and journal every channel that failed."""
@@ -721,60 +730,12 @@ class Fleet:
         cleanup that follows could not know what they did.
         """
         self._stop.set()
-        print("\nreleaser: Ctrl-C noted; stopping every server after its current step", file=sys.stderr, flush=True)
-        while True:
-            try:
-                wait(futures)
-                return
-            except KeyboardInterrupt:  # pressed again: the servers still have to finish that step
-                continue
-
-
-class _RehearsalView(Fleet):
-    """The same servers and connections, with every app root moved to .releaser/rehearsal and no side effects."""
-
-    def __init__(self, fleet: Fleet) -> None:  # shares the fleet's hosts and pool; opens nothing
-        self.__dict__.update(fleet.__dict__)
-        self.journal_path = None
-
-    def root(self, name: str) -> PurePosixPath:
-        """The throwaway root of the rehearsal on the named server."""
-        return super().root(name) / ".releaser" / "rehearsal"
-
-    def _probe_live(self, name: str) -> Probe:
-        server = self.environment.server(name)
-        health = self.environment.health
-        access = self.environment.staging_access
-        headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
-        return probe(server.staging_url + health.path, status=health.status, contains=health.contains,
-                     timeout=health.timeout, attempts=health.attempts, headers=headers)
-
-    def _run_hook(self, name: str, hook: str, release: str | None, slot: str) -> str | None:
-        return None  # a rehearsal must not reload the real web server
-
-    def _journal(self, action: str, outcome: str, **fields) -> None:
-        return None  # the fleet journals the rehearsal as one event
-
-
-@contextmanager
-def _interrupts_deferred() -> Iterator[Callable[[], bool]]:
-    """While a switch commits, Ctrl-C is noted instead of raised, so the fleet finishes or reverts, never half."""
-    pressed = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed.is_set
-        return
-
-    def note(signum, frame) -> None:
-        if not pressed.is_set():  # say it once: the switch keeps going, so the user must not think it hung
-            print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops",
-                  file=sys.stderr, flush=True)
-        pressed.set()
-
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield pressed.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        print("\nreleaser: Ctrl-C noted; stopping every server after its current step (press Ctrl-C again to stop "
+              "waiting for a server that does not answer)", file=sys.stderr, flush=True)
+        try:
+            wait(futures)  # every step has a deadline (Host.run's timeout), so this ends
+        except KeyboardInterrupt:  # pressed again: a server is silent; go on to the cleanup, which is bounded too
+            print("\nreleaser: no longer waiting for servers still busy", file=sys.stderr, flush=True)
 
 
 def _ask(approve: Approve | None, action: str, plans: Mapping[str, Plan]) -> None:
@@ -824,8 +785,8 @@ def _lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, Serv
         return "error", None, ServerReport(name, None, error=outcome.reason()), None
     holder = parse_lock(first[len("held"):].strip()) if said == "held" else None
     early = [line.split()[1:] for line in rest.splitlines() if line.startswith("prepared ")]
-    return (said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr)),
-            tuple(early[-1]) if early else None)
+    prepared = EarlyPrepare(tuple(early[-1]), remote.parse_fingerprints(rest)) if early else None
+    return (said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr)), prepared)
 
 
 def _readable(reports, doing: str) -> list[ServerReport]:

@@ -18,7 +18,7 @@ from releaser.checks import check_names
 from releaser.clock import Clock
 from releaser.config import Environment
 from releaser.errors import Cancelled, ChecksFailed, PlanRefused
-from releaser.fleet import Approve, Fleet, FleetResult, PreparedSwitch
+from releaser.fleet import Approve, Fleet, FleetResult
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
 RunChecks = Callable[[str], Sequence]  # ("all" | "fast") -> check results with .status, .check, .server, .detail
@@ -107,7 +107,7 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
 
     journal_extra = {key: planned}
 
-    def wait_for_the_second(prepared: PreparedSwitch) -> None:
+    def wait_for_the_second() -> None:
         try:
             _wait_until(clock, timeline.switch_at, "switch", tick)
         except KeyboardInterrupt:

@@ -225,6 +225,17 @@ mv -f "$2.releaser-tmp" "$2"
 """
 
 
+# What a command that died mid-way can leave in .releaser/: part-written uploads and unpack directories, removals
+# cut short, and temporary links of a switch. Only run under the lock, so nothing in flight is removed.
+_CLEAN_LEFTOVERS = r"""
+cd "$1/.releaser" 2>/dev/null || exit 0
+for left in upload-*.tar.gz unpack-* removing-* next-* back-*; do
+  if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left" && printf 'removed %s\n' "$left"; fi
+done
+exit 0
+"""
+
+
 def _script(name: str, body: str, *args: str) -> list[str]:
     return ["sh", "-c", body, f"releaser-{name}", *args]
 
@@ -268,6 +279,11 @@ def parse_fingerprints(stdout: str) -> dict[str, str]:
 def restore_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:
     """Put every slot the changes touch back to its old release, each by an atomic rename."""
     return _script("restore", _RESTORE, str(root), *_pairs(reversed(list(changes)), "old"))
+
+
+def clean_leftovers_argv(root: PurePosixPath) -> list[str]:
+    """Remove what an interrupted command left in .releaser/ (partial uploads, temporary links); prints each."""
+    return _script("clean", _CLEAN_LEFTOVERS, str(root))
 
 
 def rehearsal_argv(root: PurePosixPath, *, setup: bool) -> list[str]:

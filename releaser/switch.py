@@ -33,6 +33,9 @@ from typing import Protocol
 from releaser.errors import Cancelled
 
 
+INTERRUPTED = "ctrl-c"  # the cause's key when Ctrl-C, not a participant, made the switch revert
+
+
 class StepFailed(Exception):
     """A participant's step failed and it knows how: it says why, and whether it moved anyway (`moved`).
 
@@ -239,8 +242,8 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
                 else:
                     outcomes[name] = replace(outcomes[name], state=State.UNHEALTHY, phase="verify", detail=step.detail)
                     cause[name] = step.detail
-        if presses.count and not cause:
-            cause = {"ctrl-c": "interrupted (Ctrl-C)"}
+        if presses.count and not cause and not keep_unhealthy:  # a rollback interrupted still ends on the backup
+            cause = {INTERRUPTED: "interrupted (Ctrl-C)"}
         if cause and not (keep_unhealthy and all(o.state in (State.VERIFIED, State.UNHEALTHY) for o in outcomes.values())):
             moment = time.perf_counter()
             on_phase("revert")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
-from releaser.errors import Cancelled, ConfigError, HostUnreachable
+from releaser.errors import Cancelled, ConfigError, HostKeyChanged, HostUnreachable
 
 if TYPE_CHECKING:
     from releaser.config import Environment
@@ -65,6 +65,14 @@ class Host(Protocol):
         """Return the content of `remote` on the server."""
         ...
 
+    def open(self) -> None:
+        """Connect (or wait for the connection started in the background); HostUnreachable if it cannot."""
+        ...
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one: a broken connection is not always a lost server."""
+        ...
+
     def close(self) -> None:
         """Release the connection, if any."""
         ...
@@ -73,17 +81,21 @@ class Host(Protocol):
 class LocalHost:
     """A 'server' that is a directory on this machine: the embedded sandbox and the tests' pure shell runs."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, step_timeout: float | None = None) -> None:
         self.name = name
+        self.step_timeout = step_timeout
 
     def open(self) -> None:
         """Nothing to connect to; present so every Host opens the same way."""
+
+    def reconnect(self) -> None:
+        """Nothing to reconnect."""
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv as a local process, with `env` added to this process's environment."""
         try:
             done = subprocess.run(
-                list(argv), capture_output=True, text=True, timeout=timeout,
+                list(argv), capture_output=True, text=True, timeout=timeout or self.step_timeout,
                 env={**os.environ, **env} if env else None, stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -115,7 +127,7 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
     does before its first step (imports, rendering) overlaps the handshakes.
     """
     if environment.transport == "local":
-        return {server.name: LocalHost(server.name) for server in environment.servers}
+        return {server.name: LocalHost(server.name, step_timeout=environment.deadlines.step) for server in environment.servers}
     ssh = environment.ssh
     _require_key_files(environment)
     hosts = {
@@ -124,6 +136,8 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
             key_file=_resolve(server.key_file or ssh.key_file, environment),
             known_hosts=_resolve(ssh.known_hosts, environment),
             check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
+            step_timeout=environment.deadlines.step, upload_stall=environment.deadlines.upload_stall,
+            keepalive=environment.deadlines.keepalive,
         )
         for server in environment.servers
     }
@@ -159,8 +173,12 @@ class SshHost:
     def __init__(
         self, name: str, host: str, *, port: int = 22, user: str | None = None, key_file: str | None = None,
         known_hosts: str | None = None, check_host_keys: bool = True, connect_timeout: float = 10.0,
+        step_timeout: float = 20.0, upload_stall: float = 30.0, keepalive: float = 5.0,
     ) -> None:
         self.name = name
+        self.step_timeout = step_timeout  # every run() without a timeout of its own gets this one
+        self.upload_stall = upload_stall
+        self.keepalive = keepalive
         self.address = f"{user + '@' if user else ''}{host}:{port}"
         self._settings = dict(host=host, port=port, user=user, key_file=key_file, known_hosts=known_hosts,
                               check_host_keys=check_host_keys, connect_timeout=connect_timeout)
@@ -202,9 +220,11 @@ class SshHost:
         s = self._settings
         config = fabric.Config(overrides={"load_ssh_configs": False})
         kwargs = {"key_filename": os.path.expanduser(s["key_file"])} if s["key_file"] else {}
+        limits = {"banner_timeout": s["connect_timeout"], "auth_timeout": s["connect_timeout"],
+                  "channel_timeout": s["connect_timeout"]}  # a silent server must not hold the handshake for paramiko's defaults
         connection = fabric.Connection(
             s["host"], user=s["user"], port=s["port"], config=config, connect_timeout=s["connect_timeout"],
-            connect_kwargs={**kwargs, "allow_agent": not kwargs, "look_for_keys": not kwargs},
+            connect_kwargs={**kwargs, **limits, "allow_agent": not kwargs, "look_for_keys": not kwargs},
         )
         if s["check_host_keys"]:
             connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -216,19 +236,28 @@ class SshHost:
                                       hint="add the server's key (ssh-keyscan) or name the file in [ssh] known_hosts") from error
         sock = None
         try:
-            sock = _PromptSocket.connect(s["host"], s["port"], s["connect_timeout"])
+            sock = _PromptSocket.connect(s["host"], s["port"], s["connect_timeout"], give_up_after=self.step_timeout)
             connection.connect_kwargs = {**connection.connect_kwargs, "sock": sock}
             connection.open()
+        except paramiko.BadHostKeyException as error:
+            _close_quietly(sock)
+            raise HostKeyChanged(
+                self.name, f"ssh to {self.address} refused: the server's host key has changed since it was put in known_hosts "
+                f"(it now offers a {error.key.get_name()} key, fingerprint {_fingerprint(error.key)}); someone may be "
+                f"intercepting the connection, or the server was rebuilt",
+                hint="verify the new key with the server's administrators out of band, then replace its line in known_hosts "
+                     "(ssh-keygen -R HOST, then ssh-keyscan); nothing was changed") from error
         except paramiko.SSHException as error:
             _close_quietly(sock)
             hint = ("its host key is not in known_hosts; verify it, then add it (ssh-keyscan -p PORT HOST)"
                     if "not found in known_hosts" in str(error) else "check the server is up and your key is authorised")
-            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {error}", hint=hint) from error
+            raise HostUnreachable(self.name, f"ssh to {self.address} failed: {_why(error)}", hint=hint) from error
         except (OSError, EOFError) as error:
             _close_quietly(sock)
             raise HostUnreachable(self.name, f"ssh to {self.address} failed: {_why(error)}",
                                   hint="check the server is up; see: invoke runbook server-failure") from error
         self._connection = connection
+        connection.client.get_transport().set_keepalive(max(1, int(self.keepalive)))
         try:  # the shell starts with the connection, so it too overlaps whatever the command does meanwhile
             self._shell = _Shell(connection.client.get_transport())
         except (OSError, EOFError, paramiko.SSHException):
@@ -237,6 +266,7 @@ class SshHost:
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""
         self.open()
+        timeout = timeout or self.step_timeout
         command = _command_line(argv, env)
         if not self._shell_free.acquire(blocking=False):
             return self._run_on_channel(command, argv, timeout)
@@ -281,6 +311,7 @@ class SshHost:
         try:
             if self._sftp is None:
                 self._sftp = self._connection.client.open_sftp()
+            self._sftp.get_channel().settimeout(self.upload_stall)  # an upload that stops moving ends here
             self._sftp.put(str(local), str(remote), callback=after_chunk)
         except (OSError, EOFError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
@@ -292,6 +323,7 @@ class SshHost:
         try:
             if self._sftp is None:
                 self._sftp = self._connection.client.open_sftp()
+            self._sftp.get_channel().settimeout(self.step_timeout)
             with self._sftp.open(str(remote), "rb") as handle:
                 return handle.read()
         except (OSError, EOFError, _ssh_exception()) as error:
@@ -331,10 +363,20 @@ class _PromptSocket:
         self._sock = sock
 
     @classmethod
-    def connect(cls, host: str, port: int, timeout: float) -> "_PromptSocket":
-        """Open the TCP connection to host:port with both delays turned off."""
+    def connect(cls, host: str, port: int, timeout: float, *, give_up_after: float = 20.0) -> "_PromptSocket":
+        """Open the TCP connection to host:port with both delays turned off, and a silent peer detected.
+
+        TCP keepalives notice a peer that went quiet while we wait, and TCP_USER_TIMEOUT makes the kernel
+        drop the connection when what we sent is not acknowledged within `give_up_after` seconds (a silent
+        network drop otherwise retransmits for ~15 minutes). Linux only; elsewhere the step deadlines remain.
+        """
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3),
+                              ("TCP_USER_TIMEOUT", int(give_up_after * 1000))):
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
         return cls(sock)
 
     def recv(self, size: int) -> bytes:
@@ -453,6 +495,14 @@ def _shell_step(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     if not env and len(argv) > 3 and list(argv[:2]) == ["sh", "-c"] and argv[3].startswith("releaser-"):
         return f"set -- {shlex.join(argv[4:])}\n{argv[2]}"
     return _command_line(argv, env)
+
+
+def _fingerprint(key) -> str:
+    """A host key's SHA256 fingerprint as OpenSSH prints it (ssh-keygen -lf)."""
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 def _close_quietly(closable) -> None:

@@ -27,6 +27,9 @@ from releaser.transport import Completed
 from releaser.web import Probe, probe
 
 
+_REFUSED_CHANGED = 4  # the commit script's exit status when the release changed since prepare
+
+
 @dataclass(frozen=True)
 class EarlyPrepare:
     """Links the lock's round trip already prepared on a server, and the fingerprints it printed."""
@@ -70,8 +73,8 @@ class ServerLinks:
         """Rename the prepared links over the slots, unless the release changed since prepare."""
         expect = (self.going_live, self.fingerprint) if self.going_live and self.fingerprint else None
         done = self.host.run(remote.commit_argv(self.root, self.changes, expect=expect), timeout=timeout)
-        if not done.ok:
-            raise StepFailed(f"commit failed: {done.reason()}")
+        if not done.ok:  # exit 4: the release changed since prepare, refused before any rename; else maybe half done
+            raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED_CHANGED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
         failed = self._hook("after_switch", self.context.target, timeout)
         if failed is not None:

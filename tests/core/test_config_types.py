@@ -132,7 +132,7 @@ def test_shipped_environment_and_readme_examples_load(tmp_path):
 def test_an_ssh_server_root_must_be_absolute(tmp_path):
     """Over SSH a relative root would resolve wherever the login lands; the file and field are named."""
     path = tmp_path / "prod.toml"
-    path.write_text('transport = "ssh"\n[[servers]]\nname = "web-1"\nroot = "app"\n'
+    path.write_text('transport = "ssh"\n[[servers]]\nname = "web-1"\nhost = "web-1.example.org"\nroot = "app"\n'
                     'live_url = "http://127.0.0.1:8080"\nstaging_url = "http://127.0.0.1:8081"\n')
     with pytest.raises(ConfigError, match=r"prod\.toml: servers\[0\]\.root: must be an absolute path on the server, got 'app'"):
         load_environment(str(path), tmp_path)

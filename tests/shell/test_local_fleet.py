@@ -254,9 +254,9 @@ def test_lock_with_status_reports_the_slots_it_locked(local_env, open_fleet):
     """Taking the lock answers with the slots and releases oldest first, read after the lock was taken."""
     with open_fleet(local_env) as fleet:
         stage_and_go_live(fleet, "r1", "r2")
-        with fleet.locked("inspect") as reports:
-            assert set(reports) == {"web-1", "web-2", "web-3"}
-            for report in reports.values():
+        with fleet.locked("inspect") as session:
+            assert set(session.reports) == {"web-1", "web-2", "web-3"}
+            for report in session.reports.values():
                 assert report.state == SlotState("r2", "r1", None, frozenset({"r1", "r2"}))
                 assert report.oldest_first == ("r1", "r2")
                 assert report.locked and report.lock.reason == "inspect"

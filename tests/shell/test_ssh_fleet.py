@@ -314,7 +314,7 @@ def test_host_key_checking_refuses_servers_it_cannot_verify_and_changes_nothing(
 
     message = str(refusal.value)
     assert message.startswith("web-1, web-2, web-3: cannot be reached safely")
-    expected = {"empty": "not found in known_hosts", "wrong-key": "does not match",
+    expected = {"empty": "not found in known_hosts", "wrong-key": "host key has changed since it was put in known_hosts",
                 "missing": f"cannot read known_hosts {path}"}[known_hosts]
     assert expected in message and "nothing was changed" in message
     assert read_slots(env) == everywhere(None, None, None)
