@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from releaser.errors import BundleInvalid
 
@@ -45,6 +47,31 @@ class DataSet(BaseModel):
     qa_signed_off_at: datetime | None = None
 
 
+class DataFile(BaseModel):
+    """One file of the release's data, loaded into the staging schema in manifest order (issue 14).
+
+    A `csv` file (with a header line) is copied into `table` with COPY and must load exactly `rows` rows;
+    a `sql` file runs as a script inside the staging schema (create the tables there, or small inserts),
+    and when it names a `table` and `rows`, that table must hold that many rows afterwards. The file's
+    sha256 is the one in `files`, so it is checked with every other file of the bundle.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    format: Literal["csv", "sql"]
+    table: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    rows: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _table_and_rows_go_together(self) -> "DataFile":
+        if self.format == "csv" and (self.table is None or self.rows is None):
+            raise ValueError(f"{self.file}: a csv data file needs the table it loads and the rows it must load")
+        if (self.table is None) != (self.rows is None):
+            raise ValueError(f"{self.file}: table and rows go together")
+        return self
+
+
 class Manifest(BaseModel):
     """The manifest.json at the top of every bundle."""
 
@@ -54,12 +81,20 @@ class Manifest(BaseModel):
     created_at: datetime | None = None
     publications: list[str] = []
     datasets: list[DataSet] = []
+    data_files: list[DataFile] = []  # the data loaded into the database's staging schema, in order
     files: dict[str, str]
 
     @field_validator("release_id")
     @classmethod
     def _release_id_is_safe(cls, value: str) -> str:
         return validate_release_id(value)
+
+    @model_validator(mode="after")
+    def _data_files_are_checksummed(self) -> "Manifest":
+        for data in self.data_files:
+            if data.file not in self.files:
+                raise ValueError(f"data file {data.file!r} is not in files, so nothing checks its sha256")
+        return self
 
 
 @dataclass(frozen=True)
@@ -139,6 +174,7 @@ def build_bundle(source: Path, release_id: str, out: Path, *, publications: list
         created_at=now,
         publications=list(publications) or previous.get("publications", []),
         datasets=previous.get("datasets", []),
+        data_files=previous.get("data_files", []),
         files=files,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,12 +186,12 @@ def build_bundle(source: Path, release_id: str, out: Path, *, publications: list
 
 
 def seal_directory(source: Path, release_id: str, *, publications: list[str] = (), datasets: list[dict] = (),
-                   now: datetime | None = None) -> Bundle:
+                   data_files: list[dict] = (), now: datetime | None = None) -> Bundle:
     """Write manifest.json into a directory so the directory itself is a bundle, and return it verified."""
     validate_release_id(release_id)
     files = {name: sha256_file(source / name) for name in _files_in(source)}
     manifest = Manifest(release_id=release_id, created_at=now, publications=list(publications),
-                        datasets=list(datasets), files=files)
+                        datasets=list(datasets), data_files=list(data_files), files=files)
     (source / MANIFEST).write_bytes(manifest_bytes(manifest))
     return read_bundle(source)
 
