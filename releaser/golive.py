@@ -17,7 +17,7 @@ from releaser.calendar import ScheduledRelease, next_release
 from releaser.checks import check_names
 from releaser.clock import Clock
 from releaser.config import Environment
-from releaser.errors import Cancelled, ChecksFailed, PlanRefused
+from releaser.errors import Cancelled, ChecksFailed, HostUnreachable, PlanRefused
 from releaser.fleet import Approve, Fleet, FleetResult
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
@@ -120,7 +120,13 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
 
 
 def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime, key: str = "planned_at") -> None:
+    """Stop the go-live on any FAIL: servers that did not answer are exit 5 (no override can help), the rest exit 4."""
     failed = failing(results)
+    lost = {r.server: r.detail for r in failed if r.check == "reachable"}
+    if lost:
+        fleet.record("go-live", "refused", detail=f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer",
+                     extra={key: _utc(at), "unreachable": sorted(lost)})
+        raise _servers_down(lost, f"go-live stopped at {which} before {at:%H:%M}")
     if failed:
         names = ", ".join(sorted({f"{r.check} on {r.server}" for r in failed}))
         first = failed[0]
@@ -130,6 +136,14 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
             f"go-live stopped: {names} failed ({first.detail}); nothing was switched",
             hint="fix it, or override with --override CHECK --reason TEXT; see: invoke runbook go-live",
         )
+
+
+def _servers_down(lost: dict[str, str], doing: str) -> HostUnreachable:
+    """One error for servers that did not answer, one line per server, pointing at the server-failure runbook."""
+    lines = "".join(f"\n  {server}: {detail}" for server, detail in sorted(lost.items()))
+    count = f"{len(lost)} servers" if len(lost) > 1 else "1 server"
+    return HostUnreachable(", ".join(sorted(lost)), f"{doing}: {count} did not answer, so nothing was switched and "
+                           f"no check override can help{lines}", hint="see: invoke runbook server-failure")
 
 
 def _wait_until(clock: Clock, moment: datetime, phase: str, tick: Tick) -> None:
@@ -154,7 +168,11 @@ def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = N
     The plan is approved before the wait, never at T-1 min when nobody may be looking.
     """
     settings = fleet.environment.go_live
-    plans = fleet.plan_go_live()
+    try:
+        plans = fleet.plan_go_live()
+    except HostUnreachable as error:  # journaled, so the breach report can say the servers were down
+        fleet.record("go-live", "refused", detail=error.what, extra={"unreachable": sorted(fleet.unreachable)})
+        raise
     off_calendar = at is not None
     if at is None:
         manifest = fleet.read_manifest(next(iter(plans.values())).before.staging)
