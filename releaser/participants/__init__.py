@@ -41,9 +41,9 @@ class SwitchContext:
 
 
 def _kinds() -> list[Callable[[SwitchContext], list[Participant]]]:
-    from releaser.participants import links
+    from releaser.participants import database, links
 
-    return [links.participants]
+    return [links.participants, database.participants]  # database: [] without [database] (issue 14)
 
 
 def participants_for(context: SwitchContext) -> list[Participant]:

@@ -1,0 +1,362 @@
+"""The database's data slots as a switch participant: schema renames prepared before T, committed at T.
+
+prepare  reads the data slots from the catalog and refuses unless they match the servers' (staging holds the
+         release going live, live the release leaving); then, in one transaction, renames the schemas
+         (live -> backup, staging -> live; a rollback: live -> retired, backup -> live) and PREPAREs it
+         (two-phase commit). The renames are invisible until COMMIT PREPARED; the transaction survives a
+         dropped session and a database restart, and holds only the slot schemas' catalog rows, so queries
+         on the live data run on as before. A second connection is opened for the fence.
+commit   fences, then COMMIT PREPARED. The fence is a LOCK of every live table in ACCESS EXCLUSIVE mode,
+         taken just before the commit and released just after it: a query already reading the old data
+         finishes first (at most `fence_timeout`), and a query arriving meanwhile waits and then resolves all
+         its table names against the new schemas. Without it, a statement that resolved `phof.a` just
+         before the commit and `phof.b` just after could join old and new tables.
+verify   reads the catalog back (live holds the target) and runs the smoke queries against live
+revert   rolls the prepared transaction back if it never committed; after a commit, renames everything back
+         in one transaction behind the same fence; on a new connection when the old one broke
+abort    rolls the prepared (or still open) transaction back
+"""
+
+from __future__ import annotations
+
+import select
+import time
+import uuid
+
+import psycopg
+from psycopg import sql
+
+from releaser import datastore
+from releaser.config import Database
+from releaser.dataslots import DataPlan, DataSlots, is_moved, plan_data_switch, schema_names
+from releaser.errors import HostUnreachable, PlanRefused
+from releaser.participants import SwitchContext
+from releaser.switch import StepFailed
+
+NAME = "database"
+
+
+class CommitUnknown(Exception):
+    """COMMIT PREPARED was sent and no answer came back: the renames may or may not have committed."""
+
+
+def participants(context: SwitchContext) -> list["DataSlotSwitch"]:
+    """The database participant, when the environment declares [database] and the switch moves live."""
+    database = context.environment.database
+    if database is None or context.rehearsal or context.action not in ("go-live", "rollback"):
+        return []  # staging data is loaded by datastore.load_staging at stage time, not switched
+    return [DataSlotSwitch(database, context.action, context.target, context.previous)]
+
+
+class DataSlotSwitch:
+    """The data slots of one database, moved by one switch together with the servers' links."""
+
+    def __init__(self, database: Database, action: str, target: str | None, previous: str | None, *,
+                 environ=None) -> None:
+        self.name = NAME
+        self.database = database
+        self.action = action
+        self.target = target
+        self.previous = previous
+        self.environ = environ
+        self.names = schema_names(database.schema_name)
+        self.gid = f"{datastore.gid_prefix(database.schema_name)}{action}:{uuid.uuid4().hex[:12]}"
+        self.plan: DataPlan | None = None
+        self.fenced: list[str] = []  # the live tables the fence locks
+        self.connection: psycopg.Connection | None = None
+        self.fence: psycopg.Connection | None = None
+        self.prepared = False  # PREPARE TRANSACTION succeeded and nobody committed or rolled it back yet
+        self.moved_at: float | None = None
+        self.fence_note = ""  # why a commit went ahead without the fence, if it did
+        self.seconds: dict[str, float] = {}
+
+    # ---- the five steps ----
+
+    def prepare(self, timeout: float) -> None:
+        """Check the data slots agree with the servers, then rename the schemas in a prepared transaction."""
+        started = time.perf_counter()
+        try:
+            connection = self._open(timeout, autocommit=True)
+        except HostUnreachable as error:
+            raise StepFailed(f"cannot reach the database: {error.what.removeprefix('database: ')}") from error
+        self.connection = connection
+        try:
+            datastore.roll_back_pending(connection, self.database.schema_name)
+            connection.autocommit = False
+            connection.tpc_begin(self.gid)
+            _set_timeouts(connection, lock_ms=timeout * 1000, statement_ms=timeout * 1000)
+            slots = datastore.read_slots_on(connection, self.database.schema_name)
+            self.plan = plan_data_switch(self.action, slots, self.target, self.previous)
+            if self.plan.before.live is not None:
+                self.fenced = datastore.live_tables(connection, self.names.live)
+            for rename in self.plan.renames:
+                connection.execute(datastore.rename_sql(rename))
+            connection.tpc_prepare()
+            self.prepared = True
+            if self.fenced:
+                self.fence = self._open(timeout, autocommit=False)
+        except PlanRefused as refused:
+            self._rollback_quietly()
+            raise StepFailed(str(refused)) from refused
+        except psycopg.Error as error:
+            self._rollback_quietly()
+            raise StepFailed(f"preparing the schema renames failed: {_first_line(error)}") from error
+        except HostUnreachable:
+            pass  # no fence connection: commit goes ahead without it, or opens one then
+        self.seconds["prepare"] = time.perf_counter() - started
+
+    def commit(self, timeout: float) -> float | None:
+        """Fence the live tables and COMMIT PREPARED the renames; return the epoch second they committed."""
+        started = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        fenced = self._take_fence(min(self.database.fence_timeout, timeout / 2))
+        try:
+            if not _is_alive(self.connection):
+                # The session is gone (the database restarted, the network dropped): COMMIT PREPARED was
+                # never sent, so nothing moved. A new session can still commit the prepared transaction.
+                self._commit_on_a_new_connection(deadline)
+            else:
+                try:
+                    self.connection.tpc_commit()
+                except psycopg.OperationalError as error:
+                    self._resolve_unknown_commit(deadline, error)
+                except psycopg.Error as error:  # the server answered no: COMMIT PREPARED did not happen
+                    raise StepFailed(f"COMMIT PREPARED failed: {_first_line(error)}") from error
+            self.prepared = False
+            self.moved_at = time.time()
+        finally:
+            if fenced:
+                self._release_fence()
+        self.seconds["commit"] = time.perf_counter() - started
+        return self.moved_at
+
+    def verify(self, timeout: float) -> None:
+        """Read the catalog back and run the smoke queries against the live data."""
+        try:
+            connection = self._usable_connection(timeout)
+            connection.autocommit = False
+            with connection.transaction():
+                connection.execute("SET TRANSACTION READ ONLY")
+                _set_timeouts(connection, lock_ms=timeout * 1000, statement_ms=timeout * 1000)
+                slots = datastore.read_slots_on(connection, self.database.schema_name)
+                if slots.live != self.plan.after.live:
+                    raise StepFailed(f"the database's live data is {slots.live or 'nothing'}'s, "
+                                     f"expected {self.plan.after.live}'s", moved=True)
+                connection.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(self.names.live)))
+                failed = [r for r in datastore.run_smoke(connection, self.database.smoke) if not r.ok]
+                if failed:
+                    raise StepFailed(f"smoke query {failed[0].label!r} on the live data: {failed[0].detail}")
+        except psycopg.Error as error:
+            raise StepFailed(f"verifying the live data failed: {_first_line(error)}") from error
+        except HostUnreachable as error:
+            raise StepFailed(f"cannot reach the database to verify: {error.what.removeprefix('database: ')}") from error
+
+    def revert(self, timeout: float) -> None:
+        """Put every data slot back: roll back the prepared renames, or rename back after a commit."""
+        try:
+            connection = self._usable_connection(timeout)
+            connection.autocommit = True
+            if self._still_prepared(connection):
+                _finish_prepared(connection, "ROLLBACK", self.gid)
+                self.prepared = False
+                return
+            slots = datastore.read_slots_on(connection, self.database.schema_name)
+            if self.plan is None or not is_moved(slots, self.plan):
+                return  # never moved, or already put back
+            self._rename_back(connection, timeout)
+        except psycopg.Error as error:
+            raise StepFailed(f"putting the data slots back failed: {_first_line(error)}", moved=True) from error
+        except HostUnreachable as error:
+            raise StepFailed(f"cannot reach the database to put the data back: "
+                             f"{error.what.removeprefix('database: ')}", moved=True) from error
+        finally:
+            self.close()
+
+    def abort(self, timeout: float) -> None:
+        """Roll back the prepared renames (nothing moved); also on a new connection if the old one broke."""
+        try:
+            if self.connection is not None and _is_alive(self.connection) and not self.prepared:
+                self.connection.rollback()
+                return
+            if not self.prepared:
+                return
+            connection = self._usable_connection(timeout)
+            connection.autocommit = True
+            if self._still_prepared(connection):
+                _finish_prepared(connection, "ROLLBACK", self.gid)
+            self.prepared = False
+        except psycopg.Error as error:
+            raise StepFailed(f"rolling back the prepared renames failed: {_first_line(error)}") from error
+        except HostUnreachable as error:
+            raise StepFailed(f"cannot reach the database to roll back the prepared renames ({self.gid}; the next "
+                             f"switch, stage or prune rolls it back): {error.what.removeprefix('database: ')}") from error
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close both connections (idempotent)."""
+        for connection in (self.connection, self.fence):
+            if connection is not None:
+                try:
+                    connection.close()
+                except Exception:
+                    pass
+        self.connection = self.fence = None
+
+    # ---- the fence ----
+
+    def _take_fence(self, seconds: float) -> bool:
+        """Lock every live table, waiting at most `seconds`; False (and a note) when it could not."""
+        if not self.fenced or seconds <= 0:
+            return False
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if self.fence is None or not _is_alive(self.fence):
+                    self.fence = self._open(seconds, autocommit=False)
+                left = max(1, int((deadline - time.monotonic()) * 1000))
+                _set_timeouts(self.fence, lock_ms=left, statement_ms=left + 1000)
+                self.fence.execute(datastore.fence_sql(self.names.live, self.fenced))
+                return True
+            except (psycopg.Error, HostUnreachable) as error:
+                self._rollback_fence()
+                # A deadlock with a reader is broken by PostgreSQL within deadlock_timeout: try again.
+                if isinstance(error, psycopg.errors.DeadlockDetected) and time.monotonic() < deadline:
+                    continue
+                self.fence_note = f"went ahead without the fence: {_first_line(error)}"
+                return False
+
+    def _release_fence(self) -> None:
+        try:
+            self.fence.commit()
+        except psycopg.Error:
+            pass  # the locks go with the session either way
+
+    def _rollback_fence(self) -> None:
+        try:
+            if self.fence is not None:
+                self.fence.rollback()
+        except psycopg.Error:
+            self.fence = None
+
+    # ---- commit's edge cases ----
+
+    def _commit_on_a_new_connection(self, deadline: float) -> None:
+        try:
+            connection = self._open(max(0.5, deadline - time.monotonic()), autocommit=True)
+        except HostUnreachable as error:
+            raise StepFailed(f"the database is unreachable at T, so its renames were not committed: "
+                             f"{error.what.removeprefix('database: ')}") from error
+        try:
+            if not self._still_prepared(connection):
+                raise StepFailed(f"the prepared renames ({self.gid}) are gone: rolled back by someone else")
+            _finish_prepared(connection, "COMMIT", self.gid)
+        except psycopg.OperationalError as error:
+            raise CommitUnknown(f"the database stopped answering during COMMIT PREPARED: {_first_line(error)}") from error
+        except psycopg.Error as error:
+            raise StepFailed(f"COMMIT PREPARED failed: {_first_line(error)}") from error
+        finally:
+            self.connection, old = connection, self.connection
+            if old is not None:
+                old.close()
+
+    def _resolve_unknown_commit(self, deadline: float, error: Exception) -> None:
+        """COMMIT PREPARED was sent and the session broke: ask a new session whether it happened."""
+        try:
+            connection = self._open(max(0.5, deadline - time.monotonic()), autocommit=True)
+        except HostUnreachable:
+            raise CommitUnknown(f"the database stopped answering during COMMIT PREPARED ({_first_line(error)}); "
+                                "whether the data switched is not known") from error
+        self.connection = connection
+        if self._still_prepared(connection):
+            _finish_prepared(connection, "COMMIT", self.gid)
+            return
+        slots = datastore.read_slots_on(connection, self.database.schema_name)
+        if not is_moved(slots, self.plan):
+            raise StepFailed(f"COMMIT PREPARED failed and the data did not switch: {_first_line(error)}")
+
+    def _rename_back(self, connection: psycopg.Connection, timeout: float) -> None:
+        """Rename every schema back in one transaction, behind a fence on the (new) live tables."""
+        tables = datastore.live_tables(connection, self.names.live)
+        connection.autocommit = False
+        for fenced in (True, False):
+            try:
+                with connection.transaction():
+                    _set_timeouts(connection, lock_ms=self.database.fence_timeout * 1000 if fenced else timeout * 1000,
+                                  statement_ms=timeout * 1000)
+                    if fenced and tables and self.database.fence_timeout > 0:
+                        connection.execute(datastore.fence_sql(self.names.live, tables))
+                    for rename in self.plan.reversed():
+                        connection.execute(datastore.rename_sql(rename))
+                return
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+                if not fenced:
+                    raise
+
+    # ---- connections ----
+
+    def _open(self, timeout: float, *, autocommit: bool) -> psycopg.Connection:
+        return datastore.open_connection(self.database, environ=self.environ, timeout=timeout, autocommit=autocommit)
+
+    def _usable_connection(self, timeout: float) -> psycopg.Connection:
+        """The switch's connection when it still works outside a transaction, else a new one."""
+        connection = self.connection
+        # a session holding the prepared transaction cannot run anything else until it commits or rolls back
+        if connection is not None and not self.prepared and _is_alive(connection):
+            if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                return connection
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                pass
+        self.connection = self._open(timeout, autocommit=True)
+        return self.connection
+
+    def _still_prepared(self, connection: psycopg.Connection) -> bool:
+        return connection.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (self.gid,)).fetchone() is not None
+
+    def _rollback_quietly(self) -> None:
+        try:
+            if self.connection is not None:
+                if self.prepared:
+                    self.connection.tpc_rollback()
+                else:
+                    self.connection.rollback()
+        except psycopg.Error:
+            pass
+        self.prepared = False
+        self.close()
+
+
+def _finish_prepared(connection: psycopg.Connection, verb: str, gid: str) -> None:
+    """COMMIT PREPARED or ROLLBACK PREPARED a transaction by its id, from any session (autocommit)."""
+    connection.execute(sql.SQL(verb + " PREPARED {}").format(sql.Literal(gid)))
+
+
+def _set_timeouts(connection: psycopg.Connection, *, lock_ms: float, statement_ms: float) -> None:
+    connection.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{max(1, int(lock_ms))}ms")))
+    connection.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(f"{max(1, int(statement_ms))}ms")))
+
+
+def _is_alive(connection: psycopg.Connection | None) -> bool:
+    """True when the session has not been closed or cut, checked without a round trip."""
+    if connection is None or connection.closed or connection.broken:
+        return False
+    pgconn = connection.pgconn
+    try:
+        # An idle session hears from the server only when something happened to it (a termination notice,
+        # then the end of the stream): read all of that, without blocking, before trusting the session.
+        for _ in range(16):
+            readable, _, _ = select.select([pgconn.socket], [], [], 0)
+            if not readable:
+                break
+            pgconn.consume_input()
+    except (psycopg.OperationalError, OSError, ValueError):
+        return False
+    return pgconn.status == psycopg.pq.ConnStatus.OK
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,325 @@
+"""Data slots against a real PostgreSQL cluster: staging loads, switches with the coordinator, faults, readers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgcluster import PgCluster, pg_bindir
+from releaser import datastore
+from releaser.bundle import seal_directory
+from releaser.config import Environment
+from releaser.errors import PlanRefused
+from releaser.participants import SwitchContext
+from releaser.participants.database import DataSlotSwitch, participants
+from releaser.switch import Deadlines, Decision, State, StepFailed, run_switch
+
+pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL server binaries not installed")
+DSN_ENV = "RELEASER_TEST_DATABASE_URL"
+DEADLINES = Deadlines(prepare=10, commit=5, verify=5, revert=10)
+SCHEMA_SQL = """
+CREATE TABLE areas (code text PRIMARY KEY, release text NOT NULL);
+CREATE TABLE indicators (id integer PRIMARY KEY, area text NOT NULL, release text NOT NULL, value double precision);
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One private cluster per module (about a second to start); every test gets its own database in it."""
+    with PgCluster() as running:
+        yield running
+
+
+@pytest.fixture
+def environment(cluster, monkeypatch) -> Environment:
+    """An environment with [database] aimed at a fresh database of the cluster, the DSN in a variable."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    monkeypatch.setenv(DSN_ENV, cluster.dsn.rsplit("/", 1)[0] + f"/{name}")
+    return Environment.model_validate({
+        "transport": "local",
+        "servers": [{"name": "web-1", "root": "servers/web-1", "live_url": "http://127.0.0.1:1",
+                     "staging_url": "http://127.0.0.1:2"}],
+        "database": {"dsn_env": DSN_ENV, "schema": "phof", "connect_timeout": 2, "fence_timeout": 2,
+                     "smoke": [{"name": "every indicator has an area",
+                                "sql": "SELECT count(*) FROM indicators i LEFT JOIN areas a ON a.code = i.area "
+                                       "WHERE a.code IS NULL", "expect": 0}]},
+    })
+
+
+def make_bundle(base: Path, release_id: str, *, rows: int = 50, claimed_rows: int | None = None,
+                orphan: bool = False):
+    """A bundle directory with a schema script and two CSV tables, every row marked with the release id."""
+    source = base / release_id
+    (source / "data").mkdir(parents=True)
+    (source / "index.html").write_text(f"<h1>{release_id}</h1>\n")
+    (source / "data" / "schema.sql").write_text(SCHEMA_SQL)
+    (source / "data" / "areas.csv").write_text("code,release\n" + "".join(f"E{i},{release_id}\n" for i in range(5)))
+    lines = [f"{i},E{i % 5},{release_id},{i * 0.5}\n" for i in range(rows)]
+    if orphan:
+        lines.append(f"{rows},NOWHERE,{release_id},1.0\n")
+    (source / "data" / "indicators.csv").write_text("id,area,release,value\n" + "".join(lines))
+    loaded = rows + (1 if orphan else 0)
+    return seal_directory(source, release_id, data_files=[
+        {"file": "data/schema.sql", "format": "sql"},
+        {"file": "data/areas.csv", "format": "csv", "table": "areas", "rows": 5},
+        {"file": "data/indicators.csv", "format": "csv", "table": "indicators",
+         "rows": loaded if claimed_rows is None else claimed_rows},
+    ])
+
+
+def live_releases(environment: Environment) -> set[str]:
+    """The release ids found in the rows the application reads (schema phof), both tables."""
+    with datastore.connect(environment.database, autocommit=True) as connection:
+        rows = connection.execute("SELECT release FROM phof.areas UNION SELECT release FROM phof.indicators").fetchall()
+    return {release for (release,) in rows}
+
+
+class Recorder:
+    """A stand-in for a server's links: moves a value, can fail at one step, and says where it ended."""
+
+    def __init__(self, name: str = "web-1", *, fail_at: str | None = None) -> None:
+        self.name = name
+        self.fail_at = fail_at
+        self.state = "old"
+
+    def prepare(self, timeout: float) -> None:
+        self._maybe_fail("prepare")
+
+    def commit(self, timeout: float) -> float:
+        self._maybe_fail("commit")
+        self.state = "new"
+        return time.time()
+
+    def verify(self, timeout: float) -> None:
+        self._maybe_fail("verify")
+
+    def revert(self, timeout: float) -> None:
+        self.state = "old"
+
+    def abort(self, timeout: float) -> None:
+        pass
+
+    def _maybe_fail(self, step: str) -> None:
+        if self.fail_at == step:
+            raise StepFailed(f"{step} failed: test says so")
+
+
+def switch(environment: Environment, action: str, target: str | None, previous: str | None, *others,
+           before_commit=None):
+    """Run one coordinator switch over the database participant and `others`; return the report."""
+    database = DataSlotSwitch(environment.database, action, target, previous)
+    try:
+        return run_switch([database, *others], deadlines=DEADLINES, before_commit=before_commit,
+                          keep_unhealthy=action == "rollback")
+    finally:
+        database.close()
+
+
+def staged_and_live(environment: Environment, base: Path, *releases: str) -> None:
+    """Stage and go live with each release in turn, so the last is live and the one before it backup."""
+    previous = None
+    for release in releases:
+        datastore.load_staging(environment, make_bundle(base, release))
+        report = switch(environment, "go-live", release, previous)
+        assert report.decision is Decision.COMMITTED, report
+        previous = release
+
+
+# ---- stage ----
+
+def test_stage_loads_every_table_with_copy_and_checks_counts_and_smoke(environment, tmp_path):
+    """A staging load fills phof__staging, marks it with the release id and leaves live alone."""
+    load = datastore.load_staging(environment, make_bundle(tmp_path, "r1", rows=1000))
+    assert [(t.table, t.loaded) for t in load.tables] == [(None, None), ("areas", 5), ("indicators", 1000)]
+    assert [(s.label, s.ok) for s in load.smoke] == [("every indicator has an area", True)]
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, slots.staging) == (None, None, "r1")
+    with datastore.connect(environment.database, autocommit=True) as connection:
+        assert connection.execute("SELECT count(*) FROM phof__staging.indicators").fetchone() == (1000,)
+
+
+def test_stage_with_a_wrong_row_count_keeps_what_staging_held(environment, tmp_path):
+    """The manifest says 60 rows, the file has 50: refused, and staging still holds r1."""
+    datastore.load_staging(environment, make_bundle(tmp_path, "r1"))
+    with pytest.raises(PlanRefused, match=r"loaded 50 rows into indicators, the manifest says 60"):
+        datastore.load_staging(environment, make_bundle(tmp_path, "r2", claimed_rows=60))
+    assert datastore.read_data_slots(environment).staging == "r1"
+
+
+def test_stage_with_a_failing_smoke_query_is_refused(environment, tmp_path):
+    """An indicator pointing at no area fails the smoke query, and nothing is staged."""
+    with pytest.raises(PlanRefused, match=r"smoke query 'every indicator has an area' failed .*returned 1, expected 0"):
+        datastore.load_staging(environment, make_bundle(tmp_path, "r1", orphan=True))
+    slots = datastore.read_data_slots(environment)
+    assert slots.staging is None and not slots.retired
+
+
+def test_stage_never_touches_the_live_release_data(environment, tmp_path):
+    """Staging the id that is live is refused before anything is loaded."""
+    staged_and_live(environment, tmp_path / "a", "r1")
+    with pytest.raises(PlanRefused, match="r1's data is the live data"):
+        datastore.load_staging(environment, make_bundle(tmp_path / "b", "r1"))
+    assert live_releases(environment) == {"r1"}
+
+
+# ---- go-live and rollback ----
+
+def test_go_live_makes_staging_live_and_live_the_backup(environment, tmp_path):
+    """Two go-lives: r2 is what phof holds, r1 is the backup, nothing is staged."""
+    staged_and_live(environment, tmp_path, "r1", "r2")
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, slots.staging, slots.pending) == ("r2", "r1", None, ())
+    assert live_releases(environment) == {"r2"}
+
+
+def test_a_third_go_live_retires_the_oldest_data_and_prune_drops_it(environment, tmp_path):
+    """r1's data moves to phof__old_1 (kept); prune drops it, never a slot's schema."""
+    staged_and_live(environment, tmp_path, "r1", "r2", "r3")
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, dict(slots.retired)) == ("r3", "r2", {"phof__old_1": "r1"})
+    assert datastore.prune_data(environment, keep_ids=["r1"]) == ()
+    assert datastore.prune_data(environment) == ("phof__old_1",)
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, dict(slots.retired)) == ("r3", "r2", {})
+
+
+def test_rollback_puts_the_backup_data_back_live(environment, tmp_path):
+    """After rollback phof holds r1 again, there is no backup, and r2's data is kept retired."""
+    staged_and_live(environment, tmp_path, "r1", "r2")
+    report = switch(environment, "rollback", "r1", "r2")
+    assert report.decision is Decision.COMMITTED, report
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, dict(slots.retired)) == ("r1", None, {"phof__old_1": "r2"})
+    assert live_releases(environment) == {"r1"}
+
+
+def test_go_live_refuses_when_the_database_staged_another_release(environment, tmp_path):
+    """Files going live with r3 while the data staged is r2: refused at prepare, nothing moves."""
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    servers = Recorder()
+    report = switch(environment, "go-live", "r3", "r1", servers)
+    assert report.decision is Decision.REFUSED
+    assert "staging holds r2's data, not r3's" in report.cause["database"]
+    assert servers.state == "old" and live_releases(environment) == {"r1"}
+    assert datastore.read_data_slots(environment).pending == ()
+
+
+# ---- faults ----
+
+def test_a_server_failing_at_commit_puts_the_data_back(environment, tmp_path):
+    """web-1's commit fails: the database's committed renames are reversed, phof holds r1 again."""
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    report = switch(environment, "go-live", "r2", "r1", Recorder(fail_at="commit"))
+    assert report.decision is Decision.REVERTED
+    assert report.outcome("database").state in (State.REVERTED, State.ABORTED)
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, slots.staging, slots.pending) == ("r1", None, "r2", ())
+    assert live_releases(environment) == {"r1"}
+
+
+def test_the_database_failing_at_commit_puts_the_servers_back(environment, tmp_path):
+    """The prepared renames vanish before T (rolled back by someone): the database reports it, web-1 is reverted."""
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    servers = Recorder()
+
+    def someone_rolls_it_back() -> None:
+        with datastore.connect(environment.database, autocommit=True) as connection:
+            assert datastore.roll_back_pending(connection, "phof")
+
+    report = switch(environment, "go-live", "r2", "r1", servers, before_commit=someone_rolls_it_back)
+    assert report.decision is Decision.REVERTED
+    assert report.outcome("database").state is State.FAILED
+    assert "COMMIT PREPARED failed" in report.cause["database"]
+    assert report.outcome("web-1").state is State.REVERTED and servers.state == "old"
+    assert live_releases(environment) == {"r1"}
+
+
+def test_the_database_unreachable_at_t_puts_the_servers_back_and_the_data_never_moves(environment, cluster, tmp_path):
+    """The cluster is down at the second: web-1 is reverted; once it is back, phof holds r1 and the leftover
+    prepared transaction is rolled back by the next prune."""
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    servers = Recorder()
+    try:
+        report = switch(environment, "go-live", "r2", "r1", servers, before_commit=cluster.stop)
+    finally:
+        cluster.start()
+    assert report.decision is Decision.REVERTED, report.outcomes
+    assert "unreachable at T" in report.cause["database"]
+    assert servers.state == "old"
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.staging) == ("r1", "r2") and len(slots.pending) == 1  # it survived the restart
+    datastore.prune_data(environment)
+    assert datastore.read_data_slots(environment).pending == ()
+    assert live_releases(environment) == {"r1"}
+
+
+# ---- readers through the switch ----
+
+QUERIES = [
+    # one statement reading both tables: both answers must come from one release
+    "SELECT (SELECT min(release) FROM phof.areas), (SELECT max(release) FROM phof.indicators)",
+    "SELECT min(a.release), max(i.release) FROM phof.areas a JOIN phof.indicators i ON i.area = a.code",
+]
+
+
+def test_queries_running_through_switches_see_old_or_new_data_never_a_mix(environment, tmp_path):
+    """Four readers query both tables without pause while the data goes live, rolls back and goes live again."""
+    staged_and_live(environment, tmp_path / "a", "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path / "b", "r2", rows=2000))
+    stop = threading.Event()
+    seen: list[tuple] = []
+    errors: list[str] = []
+
+    def read(query: str) -> None:
+        with datastore.connect(environment.database, autocommit=True) as connection:
+            while not stop.is_set():
+                try:
+                    seen.append(connection.execute(query).fetchone())
+                except psycopg.errors.DeadlockDetected as error:  # PostgreSQL broke a wait; the query saw nothing
+                    errors.append(str(error))
+
+    readers = [threading.Thread(target=read, args=(QUERIES[i % 2],), daemon=True) for i in range(4)]
+    for reader in readers:
+        reader.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(seen) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for action, target, previous in [("go-live", "r2", "r1"), ("rollback", "r1", "r2")] * 3:
+            if action == "go-live" and target == "r2" and datastore.read_data_slots(environment).staging != "r2":
+                datastore.prune_data(environment)
+                datastore.load_staging(environment, make_bundle(tmp_path / uuid.uuid4().hex, "r2", rows=2000))
+            assert switch(environment, action, target, previous).decision is Decision.COMMITTED
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(10)
+    mixed = [row for row in seen if row[0] != row[1]]
+    assert not mixed, f"{len(mixed)} of {len(seen)} queries saw a mix, e.g. {mixed[:3]}"
+    assert {row[0] for row in seen} == {"r1", "r2"}
+    assert len(errors) < len(seen) / 10
+
+
+# ---- which switches the database takes part in ----
+
+def test_the_database_takes_part_only_in_go_live_and_rollback(environment):
+    """No participant for a stage or a rehearsal, or without [database]; one for go-live and rollback."""
+    def context(env, action, rehearsal=False):
+        return SwitchContext(env, {}, {}, action, "live", {}, "r2", "r1", rehearsal=rehearsal)
+
+    assert [p.name for p in participants(context(environment, "go-live"))] == ["database"]
+    assert [p.name for p in participants(context(environment, "rollback"))] == ["database"]
+    assert participants(context(environment, "stage")) == []
+    assert participants(context(environment, "rehearsal", rehearsal=True)) == []
+    assert participants(context(environment.model_copy(update={"database": None}), "go-live")) == []
