@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit, Task
+from invoke import task as invoke_task
 
 from releaser.errors import ReleaserError
 from releaser.project import find_project
+from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
 
 PROJECT = find_project()  # environments/, runbooks/, the local journal; see releaser/project.py
 ENV_HELP = "Environment in environments/ (default: local), or a path to a .toml file."
 YES_HELP = "Go ahead without asking (needed when there is no terminal)."
+
+
+class ReleaserTask(Task):
+    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts)."""
+
+    def arg_opts(self, name, default, taken_names):
+        return super().arg_opts(name, default, taken_names | {"h"})
+
+
+task = partial(invoke_task, klass=ReleaserTask)
 DRY_HELP = "Show what would change on every server, and change nothing (Invoke's --dry does the same)."
 
 
@@ -34,12 +47,13 @@ def exit_on_user_error():
 
 
 @contextmanager
-def open_fleet(env: str, verb: str):
-    """Load the environment and connect to every server, showing a progress line per server."""
+def open_fleet(env: str, verb: str, hosts: str | None = None):
+    """Load the environment and connect to every server (or those --hosts names), showing a progress line per server."""
     from releaser.config import load_environment
+    from releaser.selection import select_servers
     from releaser.transport import make_hosts
 
-    environment = load_environment(env, PROJECT)
+    environment = select_servers(load_environment(env, PROJECT), hosts)
     hosts = make_hosts(environment, start=True)  # the handshakes run while the rest is imported
     from releaser import ui
     from releaser.clock import SystemClock
@@ -121,13 +135,15 @@ def approver(assume_yes: bool):
     "env": ENV_HELP,
     "reason": "Why, for the journal.",
     "dry_run": DRY_HELP,
+    "hosts": REFUSED_HELP,
 })
-def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False):
+def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False, hosts=None):
     """Stage a release on every server, verified, without touching live."""
     from releaser import ui
     from releaser.bundle import read_bundle
 
     with exit_on_user_error():
+        refuse_hosts("deploy", hosts)
         require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
         if not stage:
             raise Exit("releaser: deploy only stages; pass --stage (then go live with: invoke go-live)", code=2)
@@ -151,13 +167,16 @@ def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False
     "yes": YES_HELP,
     "env": ENV_HELP,
     "dry_run": DRY_HELP,
+    "hosts": REFUSED_HELP,
 })
-def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local", dry_run=False):
+def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=False, env="local", dry_run=False,
+            hosts=None):
     """Switch the staged release live at its scheduled time, all or none."""
     from releaser import golive, ui
     from releaser.clock import SystemClock
 
     with exit_on_user_error():
+        refuse_hosts("go-live", hosts)
         if is_dry(c, dry_run):
             from releaser.preview import preview_go_live
 
@@ -172,13 +191,14 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
     ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
 
 
-@task(help={"yes": YES_HELP, "env": ENV_HELP})
-def rehearse(c, yes=False, env="local"):
+@task(help={"yes": YES_HELP, "env": ENV_HELP, "hosts": REFUSED_HELP})
+def rehearse(c, yes=False, env="local", hosts=None):
     """Rehearse go-live on the real servers without touching live."""
     from releaser import ui
 
     refuse_dry(c, "rehearse")
     with exit_on_user_error():
+        refuse_hosts("rehearse", hosts)
         with open_fleet(env, "rehearsal") as fleet:
             result = fleet.rehearse()
     ui.show_result(result)
@@ -229,10 +249,12 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local"):
     "reason": "Why, for the journal.",
     "env": ENV_HELP,
     "dry_run": DRY_HELP,
+    "hosts": REFUSED_HELP,
 })
-def rollback(c, yes=False, reason=None, env="local", dry_run=False):
+def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
     """Put the previous live release back on every server."""
     with exit_on_user_error():
+        refuse_hosts("rollback", hosts)
         with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
             if is_dry(c, dry_run):
                 from releaser import ui
@@ -249,11 +271,11 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False):
         raise Exit(f"releaser: rolled back to {result.release} but its health check fails; see: invoke runbook rollback", code=1)
 
 
-@task(help={"env": ENV_HELP, "json": "Print JSON instead of a table."})
-def status(c, env="local", json=False):
+@task(help={"env": ENV_HELP, "json": "Print JSON instead of a table.", "hosts": HOSTS_HELP})
+def status(c, env="local", json=False, hosts=None):
     """Show each server's live, backup and staging release; exit 5 if a server did not answer, 7 if MIXED."""
     with exit_on_user_error():
-        with open_fleet(env, "status") as fleet:  # first: its connections open while the rest is imported
+        with open_fleet(env, "status", hosts) as fleet:  # first: its connections open while the rest is imported
             reports = fleet.read_status()
             environment = fleet.environment
     from releaser import ui
@@ -362,14 +384,18 @@ def build(c, source=None, release_id=None, out=None, publication=None):
     ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
 
 
-@task(help={"release": "Only events about this release id.", "json": "Print JSON instead of a table.", "env": ENV_HELP})
-def history(c, release=None, json=False, env="local"):
+@task(help={"release": "Only events about this release id.", "json": "Print JSON instead of a table.", "env": ENV_HELP,
+            "hosts": HOSTS_HELP})
+def history(c, release=None, json=False, env="local", hosts=None):
     """Show who did what, when, on every server."""
     from releaser import ui
 
     with exit_on_user_error():
-        with open_fleet(env, "history") as fleet:
+        with open_fleet(env, "history", hosts) as fleet:
             events = fleet.read_history()
+        from releaser.selection import events_on
+
+        events = events_on(events, hosts)
     if release:
         events = [e for e in events if release in (e.get("releases") or {}).values()]
     ui.show_history(events, as_json=json)
@@ -467,8 +493,9 @@ def calendar(c, publication=None, months=None, ics=None, json_=False, env="local
     "at": 'Planned go-live time, e.g. "2026-12-01 09:30" (default: the next scheduled release).',
     "json_": "Print the results as JSON instead of a table.",
     "env": ENV_HELP,
+    "hosts": HOSTS_HELP,
 })
-def check(c, release=None, only=None, at=None, json_=False, env="local"):
+def check(c, release=None, only=None, at=None, json_=False, env="local", hosts=None):
     """Run every pre-release check on every server."""
     from releaser import ui
 
@@ -480,7 +507,7 @@ def check(c, release=None, only=None, at=None, json_=False, env="local"):
         select_checks(only)  # an unknown name fails before any server is asked
         if release:
             validate_release_id(release)
-        with open_fleet(env, "check") as fleet:
+        with open_fleet(env, "check", hosts) as fleet:
             environment = fleet.environment
             zone = environment.publications[0].timezone if environment.publications else "Europe/London"
             limits = Limits(environment, release=release, at=parse_moment(at, zone) if at else None, actor=actor())
