@@ -7,6 +7,7 @@ FAIL, NO BACKUP, ...) with colour only as a second signal, so pipes and NO_COLOR
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -39,10 +40,22 @@ def word(text: str) -> Text:
 
 
 def plain(value, style: str = "") -> Text:
-    """Data as Text, printed as it is: rich would read a str's brackets ([people], [/oops]) as markup."""
+    """Data as Text, printed as it is: rich would read a str's brackets ([people], [/oops]) as markup.
+
+    Terminal control characters (ESC, BEL, C1 codes...) in the data are shown escaped (\\x1b), so a lock
+    reason or a journal line cannot clear the screen or rewrite what is on it.
+    """
     if isinstance(value, Text):
         return value
-    return Text("" if value is None else str(value), style=style)
+    return Text(visible("" if value is None else str(value)), style=style)
+
+
+def visible(text: str) -> str:
+    """The text with every control character but newline and tab written as an escape (\\x1b, \\x07)."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _add_row(table: Table, *cells) -> None:
@@ -60,12 +73,49 @@ def say(message: str | Text) -> None:
 
 def warn(message: str) -> None:
     """Print a warning line."""
-    err.print(Text("WARNING: ", style="bold yellow") + Text(message))
+    err.print(Text("WARNING: ", style="bold yellow") + plain(message))
 
 
 def print_json(data) -> None:
     """Print data as JSON on stdout and nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def print_table(table: Table, *, console: Console | None = None) -> None:
+    """Print a table whole; where it cannot fit the width (80 columns, or a pipe), print it as a list instead.
+
+    No value is ever cut: a release id, URL or path shortened to `2026-12-p…` would say something untrue.
+    """
+    console = console or out
+    for column in table.columns:
+        column.overflow = "fold"  # in the table layout a long value wraps onto more lines, never an ellipsis
+        column.no_wrap = False
+    if _natural_width(table, console) <= console.width:
+        console.print(table)
+        return
+    _print_as_list(table, console)
+
+
+def _natural_width(table: Table, console: Console) -> int:
+    """How wide the table is with every cell on one line."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update(width=10_000), table).maximum
+
+
+def _print_as_list(table: Table, console: Console) -> None:
+    """One block per row: the first cell as a heading, then 'column: value' for each other cell that is set."""
+    if table.title:
+        console.print(plain(table.title, style="bold"))
+    headers = [str(column.header) for column in table.columns]
+    cells = [list(column.cells) for column in table.columns]
+    for row in range(table.row_count):
+        values = [cells[i][row] if row < len(cells[i]) else "" for i in range(len(headers))]
+        if str(values[0]).strip():  # a row continuing the one above (a plan's second slot) has no heading
+            console.print(Text(f"{headers[0]}: ") + plain(values[0]), soft_wrap=True)
+        for header, value in zip(headers[1:], values[1:]):
+            if str(value).strip():
+                console.print(Text(f"  {header}: ") + plain(value), soft_wrap=True)
 
 
 def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
@@ -87,16 +137,17 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
             continue
         state = report.state
         backup = Text(state.backup) if state.backup else word("NO BACKUP") if state.live else Text("-")
-        lock = word("LOCKED") + Text(f" {report.lock.owner}" if report.lock else "") if report.locked else Text("free")
+        lock = (word("LOCKED") + plain(f" {report.lock.owner}" if report.lock else " (unknown owner)")) if report.locked \
+            else Text("free")
         if report.health is None:
             health = Text("-")
         else:
             health = word("PASS" if report.health.ok else "FAIL")
             if not report.health.ok:
-                health += Text(f" {report.health.detail}")
+                health += plain(f" {report.health.detail}")
         _add_row(table, report.server, state.live or "-", backup, state.staging or "-", len(state.on_disk),
                  _bytes(report.free_bytes), lock, health)
-    out.print(table)
+    print_table(table)
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
         warn(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; see: invoke runbook rollback")
@@ -126,7 +177,7 @@ def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
         label = f"all {len(servers)} servers" if len(servers) == len(plans) > 1 else ", ".join(servers)
         for i, row in enumerate(rows):
             _add_row(table, label if i == 0 else "", *row)
-    err.print(table)
+    print_table(table, console=err)
     for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
         warn(note)
 
@@ -149,7 +200,7 @@ def show_preview_lines(preview) -> None:
     table.add_column("would", overflow="fold")
     for server, line in preview.lines.items():
         _add_row(table, server, line)
-    err.print(table)
+    print_table(table, console=err)
 
 
 def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
@@ -169,7 +220,7 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
         table.add_column(column)
     for host in result.results:
         _add_row(table, host.server, word("OK" if host.ok else "FAIL"), host.detail)
-    out.print(table)
+    print_table(table)
     figures = ", ".join(f"{k} {v:.2f}s" for k, v in (result.seconds or {}).items())
     skew = f", rename skew {result.skew * 1000:.0f} ms" if result.skew is not None else ""
     if figures:
@@ -194,7 +245,7 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
         _add_row(table, event["at"][5:19].replace("T", " "), event.get("action", ""),
                  word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),
                  releases, event.get("actor", ""), detail)
-    out.print(table)
+    print_table(table)
 
 
 def confirm(question: str, *, assume_yes: bool) -> bool:
@@ -337,7 +388,7 @@ def show_checks_brief(which: str, results) -> None:
     say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
         + (f", {len(failed)} not PASS" if failed else ""))
     for result in failed:
-        err.print(word(result.status) + Text(f" {result.check} on {result.server}: {result.detail}"))
+        err.print(word(result.status) + plain(f" {result.check} on {result.server}: {result.detail}"))
 
 
 def write_text(text: str, path: str | None) -> None:
@@ -365,7 +416,7 @@ def show_runbooks(runbooks: list) -> None:
         table.add_column(column, no_wrap=column != "what it covers")
     for runbook in runbooks:
         _add_row(table, runbook.name, runbook.title, f"invoke runbook {runbook.name}")
-    out.print(table)
+    print_table(table)
     out.print("show one with: invoke runbook NAME (they are Markdown files in runbooks/)")
 
 
@@ -385,9 +436,9 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
     table.add_column("detail", overflow="fold")
     for result in results:
         _add_row(table, result.check, result.server, word(result.status), result.detail)
-    out.print(table)
+    print_table(table)
     verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
-    err.print(word(verdict) + Text(f" {summarise(results)}"))
+    err.print(word(verdict) + plain(f" {summarise(results)}"))
 
 
 def show_calendar(releases, *, now: datetime, titles: Mapping[str, str] | None = None, as_json: bool = False) -> None:
@@ -408,7 +459,7 @@ def show_calendar(releases, *, now: datetime, titles: Mapping[str, str] | None =
         note = word("REFUSED") + Text(f" {release.note}") if release.refused else Text(release.note)
         _add_row(table, name, when, format_until(now, release.at), _moment(release.upload_deadline),
                  format_until(now, release.upload_deadline), note)
-    out.print(table)
+    print_table(table)
     if not releases:
         say("no releases in that period")
 
@@ -439,10 +490,10 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
         _add_row(table, state.publication, state.name, uploaded, signed, (state.sha256 or "-")[:12],
                  _short_moment(row.deadline) if row.deadline else "-",
                  format_until(now, row.deadline) if row.deadline else "-", word(row.verdict.status))
-    out.print(table)
+    print_table(table)
     for row in status.rows:
         if row.verdict.status != "PASS":
-            err.print(word(row.verdict.status) + Text(f" {row.verdict.detail}"))
+            err.print(word(row.verdict.status) + plain(f" {row.verdict.detail}"))
 
 
 def show_data_change(change) -> None:

@@ -176,3 +176,26 @@ def test_build_refuses_a_source_without_files(tmp_path, make, said):
     assert done.returncode == 2
     assert f"releaser: --source {source}: {said}" in done.stderr
     assert not out.exists()
+
+
+# ---- 10. no value is ever cut ----
+
+LONG_ID = "2026-12-phof-indicators-final-revised"
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_status_and_history_at_narrow_widths_keep_every_value_whole(tmp_path, columns):
+    """At 80 columns or less a long release id and a long URL are printed whole (a list layout), never 'p…'."""
+    env = environment_file(tmp_path, "uat")
+    bundle = tmp_path / f"{LONG_ID}.tar.gz"
+    assert invoke("build", "--source", str(EXAMPLES / "r1"), "--release-id", LONG_ID, "--out", str(bundle)).returncode == 0
+    reason = "see https://example.org/releases/2026/12/phof-indicators-final-revised/notes.html for why"
+    assert invoke("deploy", "--stage", "--release", str(bundle), "--reason", reason, "--env", str(env)).returncode == 0
+
+    status = invoke("status", "--env", str(env), columns=columns)
+    history = invoke("history", "--env", str(env), columns=columns)
+    for done in (status, history):
+        assert "…" not in done.stdout
+        assert LONG_ID in done.stdout
+    assert "https://example.org/releases/2026/12/phof-indicators-final-revised/notes.html" in history.stdout
+    assert "server: web-2" in status.stdout  # the list layout, one block per server
