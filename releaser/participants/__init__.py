@@ -41,9 +41,10 @@ class SwitchContext:
 
 
 def _kinds() -> list[Callable[[SwitchContext], list[Participant]]]:
-    from releaser.participants import database, links
+    from releaser.participants import database, front, links
 
-    return [links.participants, database.participants]  # database: [] without [database] (issue 14)
+    return [links.participants, front.participants,  # front: [] without [application.front] (issue 13)
+            database.participants]  # database: [] without [database] (issue 14)
 
 
 def participants_for(context: SwitchContext) -> list[Participant]:

@@ -1,0 +1,226 @@
+"""The nginx front on one server as a switch participant: the include naming the live upstream, replaced by rename.
+
+The site's `upstream` block includes [application.front] include, a file holding one `server ADDRESS:PORT;`
+line: the port of the instance the public reaches. Moving traffic is replacing that file and a graceful
+reload, so requests in flight finish on the instance they started on, and no process starts or stops.
+
+prepare  finds the instance of the release going live (staging's for a go-live, the warm backup's for a
+         rollback) and checks it answers its health path on the server; runs `nginx -t` on today's
+         configuration; copies today's include aside (.releaser-prev) and writes the new one as .releaser-next
+commit   renames .releaser-next over the include, runs `nginx -t` (a refusal puts the old file back: nothing
+         moved) and `nginx -s reload`; one round trip at the second
+verify   GETs the server's live URL until the front answers with the release going live (the release header)
+revert   puts .releaser-prev back by the same kind of rename, `nginx -t`, reload; safe to run twice
+abort    removes .releaser-next
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import PurePosixPath
+
+from releaser.config import Application
+from releaser.errors import HostUnreachable
+from releaser.participants import SwitchContext
+from releaser.switch import StepFailed
+from releaser.transport import Completed
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_SETTLED = 3  # answers in a row from the new release before verify believes the reload took
+
+# Shared by commit and revert: put today's include back from the copy prepare made.
+_PUT_BACK = r"""
+put_back() {
+  if [ -f "$include.releaser-prev" ]; then
+    cp -p "$include.releaser-prev" "$include.releaser-back" && mv -f "$include.releaser-back" "$include"
+  elif [ -f "$include.releaser-absent" ]; then
+    rm -f "$include"
+  fi
+}
+first_error() { printf '%s\n' "$1" | grep -v 'test failed' | tail -n 1; }
+"""
+
+_PREPARE = r"""
+cd "$1" || exit 3
+include=$2 release=$3 address=$4 health=$5; shift 5
+port=
+for f in .releaser/instances/*.env; do
+  [ -f "$f" ] || continue
+  if [ "$(sed -n 's/^RELEASER_RELEASE_ID=//p' "$f")" = "$release" ]; then port=${f##*/}; port=${port%.env}; fi
+done
+[ -n "$port" ] || { echo "no instance of $release runs on this server; stage it again to start one" >&2; exit 3; }
+code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
+case $code in
+  2??) ;;
+  *) echo "the instance of $release on port $port does not answer GET $health (status ${code:-none})" >&2; exit 4 ;;
+esac
+out=$("$@" -q -t 2>&1) || { echo "nginx -t fails before the switch: $(printf '%s\n' "$out" | grep -v 'test failed' | tail -n 1)" >&2; exit 4; }
+dir=$(dirname "$include")
+[ -d "$dir" ] || mkdir -p "$dir" || exit 3
+rm -f "$include.releaser-prev" "$include.releaser-absent" "$include.releaser-next"
+if [ -f "$include" ]; then
+  cp -p "$include" "$include.releaser-prev.tmp" && mv -f "$include.releaser-prev.tmp" "$include.releaser-prev" || exit 3
+else
+  : > "$include.releaser-absent" || exit 3
+fi
+printf '# written by releaser: the live instance, release %s\nserver %s:%s;\n' "$release" "$address" "$port" \
+  > "$include.releaser-next" || { echo "cannot write $include.releaser-next" >&2; exit 3; }
+echo "port $port"
+"""
+
+_COMMIT = _PUT_BACK + r"""
+cd "$1" || exit 3
+include=$2; shift 2
+[ -f "$include.releaser-next" ] || { echo "the front was not prepared (no $include.releaser-next)" >&2; exit 3; }
+mv -f "$include.releaser-next" "$include" || exit 3
+if ! out=$("$@" -q -t 2>&1); then
+  put_back
+  echo "nginx -t refuses the new include, so nothing was switched here: $(first_error "$out")" >&2; exit 4
+fi
+date +%s.%N
+out=$("$@" -s reload 2>&1) || { echo "nginx -s reload failed: $(first_error "$out")" >&2; exit 5; }
+exit 0
+"""
+
+_RESTORE = _PUT_BACK + r"""
+cd "$1" || exit 3
+include=$2; shift 2
+rm -f "$include.releaser-next"
+put_back || { echo "cannot put $include back" >&2; exit 5; }
+out=$("$@" -q -t 2>&1) || { echo "nginx -t fails on the restored include: $(first_error "$out")" >&2; exit 5; }
+out=$("$@" -s reload 2>&1) || { echo "nginx -s reload failed: $(first_error "$out")" >&2; exit 5; }
+exit 0
+"""
+
+_ABORT = r"""cd "$1" 2>/dev/null && rm -f "$2.releaser-next"; exit 0"""
+
+
+def _script(name: str, body: str, *args: str) -> list[str]:
+    return ["sh", "-c", body, f"releaser-front-{name}", *args]
+
+
+def prepare_argv(application: Application, root: PurePosixPath, release: str) -> list[str]:
+    """Check `release`'s instance and nginx, keep today's include aside and write the new one under a temporary name."""
+    front = application.front
+    return _script("prepare", _PREPARE, str(root), front.include, release, application.address,
+                   application.health_path, *front.nginx)
+
+
+def commit_argv(application: Application, root: PurePosixPath) -> list[str]:
+    """Rename the prepared include over the live one, `nginx -t`, graceful reload; prints the second of the move."""
+    front = application.front
+    return _script("commit", _COMMIT, str(root), front.include, *front.nginx)
+
+
+def restore_argv(application: Application, root: PurePosixPath) -> list[str]:
+    """Put back the include prepare kept aside, `nginx -t`, graceful reload."""
+    front = application.front
+    return _script("restore", _RESTORE, str(root), front.include, *front.nginx)
+
+
+def abort_argv(application: Application, root: PurePosixPath) -> list[str]:
+    """Remove the prepared include."""
+    return _script("abort", _ABORT, str(root), application.front.include)
+
+
+def participants(context: SwitchContext) -> list["ServerFront"]:
+    """One front participant per server whose live slot moves, when [application.front] is declared.
+
+    None for a rehearsal (it must not reload the real web server) or a switch that leaves live alone (a stage).
+    """
+    application = context.environment.application
+    if application is None or application.front is None or context.rehearsal:
+        return []
+    fronts = []
+    for server, plan in context.plans.items():
+        change = next((c for c in plan.links if c.slot == "live" and c.new), None)
+        if change is not None:
+            fronts.append(ServerFront(context, server, change.new, change.old))
+    return fronts
+
+
+class ServerFront:
+    """The nginx front of one server, moved from the instance of one release to another's."""
+
+    def __init__(self, context: SwitchContext, server: str, release: str, previous: str | None) -> None:
+        self.name = f"{server}:front"
+        self.server = server
+        self.context = context
+        self.application: Application = context.environment.application
+        self.host = context.hosts[server]
+        self.root = context.roots[server]
+        self.release = release
+        self.previous = previous
+        self.port: int | None = None
+        self.moved_at: float | None = None
+
+    def prepare(self, timeout: float) -> None:
+        """Check the instance going live answers, and nginx's configuration; write the new include aside."""
+        done = self.host.run(prepare_argv(self.application, self.root, self.release), timeout=timeout)
+        if not done.ok:
+            raise StepFailed(f"front: {done.reason()}")
+        words = done.stdout.split()
+        self.port = int(words[1]) if len(words) >= 2 and words[0] == "port" and words[1].isdigit() else None
+
+    def commit(self, timeout: float) -> float | None:
+        """Rename the prepared include over the live one and reload nginx gracefully."""
+        done = self.host.run(commit_argv(self.application, self.root), timeout=timeout)
+        moment = done.stdout.split()[0] if done.stdout.strip() else ""
+        self.moved_at = float(moment) if moment.replace(".", "", 1).isdigit() else None
+        if not done.ok:
+            raise StepFailed(f"front: {done.reason()}", moved=done.exit_code not in (3, 4))
+        return self.moved_at
+
+    def verify(self, timeout: float) -> None:
+        """GET the server's live URL until the front answers from the release going live, a few times in a row."""
+        url = self.context.environment.server(self.server).live_url + self.application.health_path
+        deadline = time.monotonic() + min(timeout, self.context.environment.health.timeout * 2)
+        in_a_row, last = 0, ""
+        while True:
+            status, reports = _get(url, self.application.release_header, timeout=max(0.5, deadline - time.monotonic()))
+            good = status is not None and 200 <= status < 300 and (
+                self.application.release_header is None or reports == self.release)
+            in_a_row = in_a_row + 1 if good else 0
+            if in_a_row >= _SETTLED:
+                return
+            last = f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
+            if time.monotonic() >= deadline:
+                raise StepFailed(f"front: expected release {self.release} from the front; {last}")
+            if not good:
+                time.sleep(0.02)
+
+    def revert(self, timeout: float) -> None:
+        """Put the include back on the previous instance and reload; once more on a new connection if it broke."""
+        done = self._on_a_working_connection(
+            lambda: self.host.run(restore_argv(self.application, self.root), timeout=timeout))
+        if not done.ok:
+            raise StepFailed(f"front: {done.reason()}", moved=True)
+
+    def abort(self, timeout: float) -> None:
+        """Remove the prepared include; nginx was not touched."""
+        done = self._on_a_working_connection(
+            lambda: self.host.run(abort_argv(self.application, self.root), timeout=timeout))
+        if not done.ok:
+            raise StepFailed(f"front: {done.reason()}")
+
+    def _on_a_working_connection(self, step: Callable[[], Completed]) -> Completed:
+        try:
+            return step()
+        except HostUnreachable:
+            self.context.reconnect(self.server)
+            return step()
+
+
+def _get(url: str, header: str | None, *, timeout: float) -> tuple[int | None, str | None]:
+    """GET url: its status and the release header's value (None, None when nothing answers)."""
+    try:
+        with _OPENER.open(urllib.request.Request(url, headers={"User-Agent": "releaser"}), timeout=timeout) as response:
+            response.read(4096)
+            return response.status, response.headers.get(header) if header else None
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get(header) if header else None
+    except (urllib.error.URLError, OSError):
+        return None, None
