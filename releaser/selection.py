@@ -7,8 +7,12 @@ serving two releases at once is the very failure releaser exists to prevent.
 
 from __future__ import annotations
 
-from releaser.config import Environment
+from typing import TYPE_CHECKING
+
 from releaser.errors import ConfigError, PlanRefused
+
+if TYPE_CHECKING:  # the tasks import this module at once; pydantic must wait until a task runs
+    from releaser.config import Environment
 
 HOSTS_HELP = "Only these servers, comma-separated, e.g. web-1,web-2 (default: every server)."
 REFUSED_HELP = "Not accepted here: a switch moves every server or none (--hosts is for status, check, history)."
