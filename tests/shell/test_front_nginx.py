@@ -1,0 +1,181 @@
+"""Slots that run application instances (gunicorn) behind real nginx fronts, on the sshd farm, under wrk load.
+
+The coordinator runs the links and the front participants together, as the fleet does. Each load test keeps
+wrk sending requests to web-1's public nginx port through the switch and asserts that none failed (socket
+errors or non-2xx) out of at least 10,000, and what the fronts serve afterwards, on new connections.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from apps.appfarm import AppFarm, Load, missing_tools
+from releaser import instances
+from releaser.participants import front as front_participant
+from releaser.switch import Decision
+
+pytestmark = pytest.mark.ssh
+
+SERVERS = ("web-1", "web-2", "web-3")
+LOAD_REQUESTS = 10_000
+
+
+@pytest.fixture
+def app_farm(sshd_farm, tmp_path):
+    """r1 live and r2 staged on three servers, every slot's instance running, nginx fronts serving r1."""
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"missing: {', '.join(missing)}")
+        pytest.skip(f"missing: {', '.join(missing)}")
+    farm = AppFarm(sshd_farm, tmp_path)
+    try:
+        farm.stage("r1")
+        report = farm.switch("go-live")
+        assert report.decision is Decision.COMMITTED, report
+        farm.stage("r2")
+        yield farm
+    finally:
+        farm.close()
+
+
+def under_load(farm: AppFarm, switch):
+    """Run `switch` while wrk loads web-1's front: LOAD_REQUESTS/2 before it, as many after; return (result, tally)."""
+    load = Load(farm.fronts["web-1"])
+    try:
+        load.wait_for(LOAD_REQUESTS // 2)
+        result = switch()
+        after = load.served()
+        load.wait_for(max(LOAD_REQUESTS, after + LOAD_REQUESTS // 2))
+        return result, load.stop()
+    finally:
+        load.kill()
+
+
+def slots_of(view: instances.ServerInstances) -> dict[str, tuple[str, int | None]]:
+    """slot -> (release, pid) of its instance."""
+    return {i.slot: (i.release, i.pid) for i in view.instances if i.slot}
+
+
+def test_stage_starts_a_healthy_staging_instance_beside_live_and_status_shows_both(app_farm):
+    """After the fixture's stage of r2, each server runs r1 (live) and r2 (staging) on ports of its own."""
+    for name, view in app_farm.read().items():
+        by_slot = {i.slot: i for i in view.instances}
+        assert set(by_slot) == {"live", "staging"}, view
+        assert (by_slot["live"].release, by_slot["live"].reports, by_slot["live"].health) == ("r1", "r1", 200)
+        assert (by_slot["staging"].release, by_slot["staging"].reports, by_slot["staging"].health) == ("r2", "r2", 200)
+        assert by_slot["live"].port != by_slot["staging"].port
+        assert by_slot["live"].pid and by_slot["staging"].pid
+        assert app_farm.served(name) == {(200, "r1")}  # staging is private: the front still serves r1
+
+
+def test_staging_the_same_release_again_starts_nothing(app_farm):
+    before = {name: slots_of(view)["staging"] for name, view in app_farm.read().items()}
+
+    app_farm.start_staging("r2")
+
+    assert {name: slots_of(view)["staging"] for name, view in app_farm.read().items()} == before
+
+
+def test_go_live_under_load_fails_no_request_and_the_front_serves_the_new_release(app_farm):
+    before = {name: slots_of(view) for name, view in app_farm.read().items()}
+
+    report, tally = under_load(app_farm, lambda: app_farm.switch("go-live"))
+
+    assert report.decision is Decision.COMMITTED, report
+    assert tally["requests"] >= LOAD_REQUESTS and tally["failed"] == 0, tally
+    assert set(tally["releases"]) == {"r1", "r2"} and tally["last"] == ["r2"], tally
+    for name, view in app_farm.read().items():
+        assert app_farm.served(name) == {(200, "r2")}
+        # nothing restarted: the staging instance became live, the live one is the warm backup
+        assert slots_of(view) == {"live": before[name]["staging"], "backup": before[name]["live"]}
+    assert sorted(o.name for o in report.outcomes) == sorted([*SERVERS, *(f"{s}:front" for s in SERVERS)])
+
+
+def test_go_live_that_fails_on_one_server_is_reverted_under_load_with_no_failed_request(app_farm):
+    """web-3's nginx configuration breaks after prepare, so its front refuses the commit; every server goes back."""
+    site = app_farm.fronts["web-3"].conf
+    good = site.read_text()
+
+    def break_web_3() -> None:
+        site.write_text(good.replace("worker_processes 1;", "worker_processes 1;\nno_such_directive on;"))
+
+    try:
+        report, tally = under_load(app_farm, lambda: app_farm.switch("go-live", before_commit=break_web_3))
+    finally:
+        site.write_text(good)
+
+    assert report.decision is Decision.REVERTED, report
+    assert "nginx -t refuses the new include" in report.cause["web-3:front"]
+    assert tally["requests"] >= LOAD_REQUESTS and tally["failed"] == 0, tally
+    assert tally["last"] == ["r1"], tally
+    for name, view in app_farm.read().items():
+        assert app_farm.served(name) == {(200, "r1")}
+        assert {i.slot: i.release for i in view.instances if i.slot} == {"live": "r1", "staging": "r2"}
+        include = Path(str(app_farm.environment.app_root(app_farm.environment.server(name)))).parent / "nginx" / "live.upstream"
+        assert f"server 127.0.0.1:{view.of_slot('live').port};" in include.read_text()  # the include is back on r1
+
+
+def test_rollback_under_load_moves_the_front_to_the_warm_backup_and_starts_nothing(app_farm):
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    backup = {name: slots_of(view)["backup"] for name, view in app_farm.read().items()}
+
+    report, tally = under_load(app_farm, lambda: app_farm.switch("rollback"))
+
+    assert report.decision is Decision.COMMITTED, report
+    assert tally["requests"] >= LOAD_REQUESTS and tally["failed"] == 0, tally
+    assert tally["last"] == ["r1"], tally
+    for name, view in app_farm.read().items():
+        assert app_farm.served(name) == {(200, "r1")}
+        assert slots_of(view)["live"] == backup[name]  # same release, same pid: the backup was running all along
+        assert view.of_release("r2").slot is None  # r2 is retired, still running until prune
+
+
+def test_rollback_to_a_backup_instance_that_died_is_refused_before_anything_moves(app_farm):
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    dead = app_farm.read()["web-2"].of_slot("backup")
+    os.killpg(dead.pid, signal.SIGKILL)  # master and workers: supervise starts each instance in a session of its own
+    gone = app_farm.hosts["web-2"].run(["sh", "-c", 'i=0; while kill -0 -"$1" 2>/dev/null && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done; ! kill -0 -"$1" 2>/dev/null',
+                                        "wait", str(dead.pid)], timeout=15)
+    assert gone.ok
+
+    report = app_farm.switch("rollback")
+
+    assert report.decision is Decision.REFUSED, report
+    assert "does not answer GET /healthz" in report.cause["web-2:front"]
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r2")}
+
+
+def test_prune_stops_retired_instances_and_never_one_a_slot_names(app_farm):
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    assert app_farm.switch("rollback").decision is Decision.COMMITTED  # live r1, no backup, r2 retired
+    server = app_farm.environment.servers[0]
+    host, root = app_farm.hosts[server.name], app_farm.environment.app_root(server)
+    live = app_farm.read()[server.name].of_slot("live")
+
+    refused = host.run(instances.stop_argv(app_farm.environment.application, root, live.port), timeout=30)
+    stopped = instances.stop_retired_instances(host, app_farm.environment, root)
+
+    assert refused.exit_code == 3 and "live points at it" in refused.stderr
+    assert [i.release for i in stopped] == ["r2"]
+    after = app_farm.read()[server.name]
+    assert [(i.release, i.slot, i.pid) for i in after.instances] == [("r1", "live", live.pid)]
+    assert app_farm.served(server.name) == {(200, "r1")}
+
+
+def test_a_rehearsal_or_a_stage_has_no_front_participant(app_farm):
+    """Only a switch that moves live moves the front; a rehearsal must never reload the real nginx."""
+    from releaser.participants import SwitchContext
+    from releaser.slots import plan_go_live
+    from conftest import read_slots
+
+    plans = {name: plan_go_live(state) for name, state in read_slots(app_farm.environment).items()}
+    context = SwitchContext(environment=app_farm.environment, hosts=app_farm.hosts, roots=app_farm.roots(),
+                            action="rehearsal", slot="live", plans=plans, target="r2", previous="r1", rehearsal=True)
+
+    assert front_participant.participants(context) == []
