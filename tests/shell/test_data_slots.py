@@ -311,6 +311,33 @@ def test_queries_running_through_switches_see_old_or_new_data_never_a_mix(enviro
     assert len(errors) < len(seen) / 10
 
 
+def test_a_transaction_reading_the_old_data_at_t_finishes_on_the_old_data(environment, tmp_path):
+    """A transaction has read phof.areas when T comes: the switch waits for it (the fence), so its next
+    statement still reads r1's indicators, and the next transaction reads r2's. Without the fence the
+    second statement would resolve phof.indicators to the new schema: half old, half new."""
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    with datastore.connect(environment.database) as reader, \
+            datastore.connect(environment.database, autocommit=True) as watcher:
+        first = reader.execute("SELECT min(release) FROM phof.areas").fetchone()[0]
+        result = {}
+        switching = threading.Thread(target=lambda: result.setdefault(
+            "report", switch(environment, "go-live", "r2", "r1")), daemon=True)
+        switching.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not watcher.execute(
+                "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'").fetchone():
+            time.sleep(0.01)  # poll until the fence is waiting for this transaction
+        second = reader.execute("SELECT min(release) FROM phof.indicators").fetchone()[0]
+        reader.commit()
+        switching.join(10)
+        after = reader.execute("SELECT (SELECT min(release) FROM phof.areas), "
+                               "(SELECT min(release) FROM phof.indicators)").fetchone()
+        reader.commit()
+    assert (first, second) == ("r1", "r1")
+    assert result["report"].decision is Decision.COMMITTED and after == ("r2", "r2")
+
+
 # ---- which switches the database takes part in ----
 
 def test_the_database_takes_part_only_in_go_live_and_rollback(environment):
