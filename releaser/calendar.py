@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import FR, MO, MONTHLY, SA, SU, TH, TU, WE, WEEKLY, rrule
 
+from releaser.errors import UsageError
+
 
 class CalendarError(ValueError):
     """A rule text that cannot be understood; str() says what was expected."""
@@ -440,3 +442,21 @@ def _ics_fold(line: str) -> str:
         size += width
     pieces.append(current)
     return "\r\n ".join(pieces)
+
+
+def parse_time_flag(text: str, *, zone: ZoneInfo, now: datetime, flag: str = "--at") -> datetime:
+    """Read a time given on the command line: every --at (and --scheduled) goes through here.
+
+    'HH:MM' or 'HH:MM:SS' is that time today in `zone`; a date and time ('2026-12-01 09:30' or
+    '2026-12-01T09:30') without an offset is wall time in `zone`. Anything else is a UsageError (exit 2).
+    """
+    cleaned = text.strip()
+    try:
+        if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", cleaned):
+            hour, rest = cleaned.split(":", 1)
+            return datetime.combine(now.astimezone(zone).date(), time.fromisoformat(f"{int(hour):02d}:{rest}"), tzinfo=zone)
+        moment = datetime.fromisoformat(cleaned.replace(" ", "T", 1))
+    except ValueError as error:
+        raise UsageError(f"{flag} {text!r}: cannot read the time",
+                         hint='write HH:MM (today), or a date and time like "2026-12-01 09:30"') from error
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)

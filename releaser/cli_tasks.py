@@ -510,7 +510,8 @@ def check(c, release=None, only=None, at=None, json_=False, env="local", hosts=N
         with open_fleet(env, "check", hosts) as fleet:
             environment = fleet.environment
             zone = environment.publications[0].timezone if environment.publications else "Europe/London"
-            limits = Limits(environment, release=release, at=parse_moment(at, zone) if at else None, actor=actor())
+            limits = Limits(environment, release=release, at=parse_moment(at, zone, now=fleet.clock.now()) if at else None,
+                            actor=actor())
             run = check_release(fleet, limits, now=fleet.clock.now(), only=only)
             fleet.record("check", "failed" if run.failed else "done", releases={"staging": run.release},
                          detail=summarise(run.results),
@@ -586,7 +587,7 @@ def data_status(c, at=None, json_=False, env="local"):
             environment = fleet.environment
             zone = environment.publications[0].timezone if environment.publications else "Europe/London"
             now = fleet.clock.now()
-            status = read_data_status(fleet, Limits(environment, at=parse_moment(at, zone) if at else None), now)
+            status = read_data_status(fleet, Limits(environment, at=parse_moment(at, zone, now=now) if at else None), now)
     ui.show_datasets(status, now=now, as_json=json_)
 
 

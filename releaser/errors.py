@@ -2,6 +2,7 @@
 
 ReleaserError                                                 exit 1
 +-- ConfigError      bad or unknown environment file           exit 2
++-- UsageError       a flag is missing or its value unreadable exit 2
 +-- PlanRefused      the request would break a slot invariant  exit 3
 |   +-- LockHeld     another deploy holds the lock             exit 3
 |   +-- BundleInvalid  a release bundle is malformed or corrupt exit 3
@@ -34,6 +35,12 @@ class ReleaserError(Exception):
 
 class ConfigError(ReleaserError):
     """An environment file is missing, unparsable or has a bad field."""
+
+    exit_code = 2
+
+
+class UsageError(ReleaserError):
+    """A flag is missing, or its value cannot be read (a time, a number): nothing was asked of any server."""
 
     exit_code = 2
 

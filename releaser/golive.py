@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from releaser.calendar import ScheduledRelease, next_release
 from releaser.checks import check_names
 from releaser.clock import Clock
 from releaser.config import Environment
-from releaser.errors import Cancelled, ChecksFailed, HostUnreachable, PlanRefused
+from releaser.errors import Cancelled, ChecksFailed, HostUnreachable, PlanRefused, UsageError
 from releaser.fleet import Approve, Fleet, FleetResult
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
@@ -195,15 +195,10 @@ NOW_CHECKS = tuple(name for name in check_names() if name != "window")
 
 
 def parse_at(text: str, *, zone: ZoneInfo, now: datetime, flag: str = "--at") -> datetime:
-    """Read --at (or `flag`): 'HH:MM[:SS]' today in the environment's zone, or an ISO date-time (local to that zone if naive)."""
-    try:
-        if len(text) <= 8 and ":" in text:
-            clock_time = time.fromisoformat(text)
-            return datetime.combine(now.astimezone(zone).date(), clock_time, tzinfo=zone)
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise PlanRefused(f"{flag} {text!r} is not a time", hint="use HH:MM, or a date and time like 2026-12-01T09:30") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    """Read --at (or `flag`) with the one parser every --at uses: see calendar.parse_time_flag."""
+    from releaser.calendar import parse_time_flag
+
+    return parse_time_flag(text, zone=zone, now=now, flag=flag)
 
 
 def environment_zone(environment: Environment) -> ZoneInfo:
@@ -223,12 +218,12 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
 
     environment = fleet.environment
     if overrides and not reason:
-        raise PlanRefused("--override needs --reason TEXT", hint="say why the failing check is acceptable; it is journaled")
+        raise UsageError("--override needs --reason TEXT", hint="say why the failing check is acceptable; it is journaled")
     if (now or at) and not environment.allow_go_live_now and not (force and reason):
         raise PlanRefused(f"{environment.name} does not allow --now or --at: it would publish off the calendar",
                           hint="add --force --reason TEXT to publish early or late on purpose (it is journaled)")
     if now and at:
-        raise PlanRefused("--now and --at do not go together", hint="pick one")
+        raise UsageError("--now and --at do not go together", hint="pick one")
     zone = environment_zone(environment)
     moment = parse_at(at, zone=zone, now=clock.now()) if at else None
     accepted = {name: reason or "" for name in overrides}

@@ -151,13 +151,12 @@ def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Se
     return CheckRun(view.release, view.due, tuple(result for batch in batches for result in batch))
 
 
-def parse_moment(text: str, timezone_name: str) -> datetime:
-    """Read --at: an ISO date and time ("2026-12-01 09:30"); without an offset it is wall time in `timezone_name`."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("T", " "))
-    except ValueError as error:
-        raise ReleaserError(f"cannot read the time {text!r}", hint='write it as "2026-12-01 09:30" (local) or with an offset') from error
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(timezone_name))
+def parse_moment(text: str, timezone_name: str, *, now: datetime | None = None, flag: str = "--at") -> datetime:
+    """Read --at with the one parser every --at uses (calendar.parse_time_flag); 'HH:MM' needs `now`."""
+    from releaser.calendar import parse_time_flag
+
+    zone = ZoneInfo(timezone_name)
+    return parse_time_flag(text, zone=zone, now=now or datetime(2000, 1, 1, tzinfo=zone), flag=flag)
 
 
 def has_failures(results: Sequence[CheckResult]) -> bool:

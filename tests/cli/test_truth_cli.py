@@ -199,3 +199,50 @@ def test_status_and_history_at_narrow_widths_keep_every_value_whole(tmp_path, co
         assert LONG_ID in done.stdout
     assert "https://example.org/releases/2026/12/phof-indicators-final-revised/notes.html" in history.stdout
     assert "server: web-2" in status.stdout  # the list layout, one block per server
+
+
+# ---- 11. one --at parser; every usage error exits 2 ----
+
+@pytest.fixture
+def complete_env(tmp_path):
+    """A local sandbox with publications, people and checks (what check and go-live read)."""
+    from checkenv import write_environment as complete_environment
+
+    return complete_environment(tmp_path, servers=2)
+
+
+def test_check_takes_the_same_at_as_go_live(complete_env):
+    """`check --at 09:30` is read like `go-live --at 09:30`: today at 09:30 in the publication's zone."""
+    done = invoke("check", "--only", "window", "--at", "09:30", "--json", "--env", str(complete_env))
+    assert done.returncode in (0, 4), done.stderr
+    assert json.loads(done.stdout)["results"][0]["check"] == "window"
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["check", "--at", "tomorrow"], id="check-at"),
+    pytest.param(["go-live", "--at", "tomorrow", "--yes"], id="go-live-at"),
+    pytest.param(["data-status", "--at", "tomorrow"], id="data-status-at"),
+    pytest.param(["breach-report", "--release", "r1", "--scheduled", "tomorrow"], id="breach-scheduled"),
+])
+def test_an_unreadable_time_is_a_usage_error_worded_the_same_everywhere(complete_env, args):
+    """Every --at (and --scheduled) goes through one parser: exit 2 and one message shape."""
+    done = invoke(*args, "--env", str(complete_env))
+    assert done.returncode == 2, done.stderr
+    flag = "--scheduled" if "--scheduled" in args else "--at"
+    assert f"releaser: {flag} 'tomorrow': cannot read the time; write HH:MM (today)" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    pytest.param(["data-upload", "--file", "x.csv"], "data-upload needs --dataset NAME and --file PATH", id="no-dataset"),
+    pytest.param(["data-sign-off"], "data-sign-off needs --dataset NAME", id="sign-off-no-dataset"),
+    pytest.param(["go-live", "--now", "--override", "deadline", "--yes"], "--override needs --reason TEXT", id="override-no-reason"),
+    pytest.param(["go-live", "--now", "--at", "09:30", "--yes", "--force", "--reason", "x"], "--now and --at do not go together",
+                 id="now-and-at"),
+])
+def test_a_missing_or_clashing_flag_exits_2(complete_env, args, said):
+    """What the README lists as a usage error is exit 2, and nothing on the servers moves."""
+    before = server_files(complete_env)
+    done = invoke(*args, "--env", str(complete_env))
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert server_files(complete_env) == before
