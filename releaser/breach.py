@@ -54,8 +54,8 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
     else:
         minutes = facts.minutes_late
         actual = facts.actual.astimezone(zone).strftime("%H:%M %Z on %d %B %Y")
-        how = (f"a delay of {minutes} minutes" if minutes > 0 else
-               f"{-minutes} minutes early" if minutes < 0 else "on time to the minute")
+        how = (f"a delay of {_minutes(minutes)}" if minutes > 0 else
+               f"{_minutes(-minutes)} early" if minutes < 0 else "on time to the minute")
         nature = f"The release {facts.release_id} was due on {scheduled}. It was published at {actual}, {how}."
     field = lambda key, default="(to complete)": metadata.get(key) or default
     lines = [
@@ -70,6 +70,8 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
         f"| Head of Profession or Lead Official | {field('lead_official')} {field('lead_official_contact', '')} |",
         f"| Date of report | {today:%d %B %Y} |",
         "",
+        *([f"> **To complete:** the environment's [breach] section leaves {', '.join(blank_fields(metadata))} blank.", ""]
+          if blank_fields(metadata) else []),
         "## 2. Circumstances of breach",
         "",
         f"**Relevant principle and practice:** {field('practice', 'Principle T3 (Orderly release), practice T3.2: release at the pre-announced time')}",
@@ -103,6 +105,15 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
         "",
     ]
     return "\n".join(lines)
+
+
+def blank_fields(metadata: dict) -> list[str]:
+    """The [breach] fields the report needs that the environment leaves blank, so the report can say so."""
+    return [key for key in ("producer", "lead_official", "lead_official_contact", "output_url") if not metadata.get(key)]
+
+
+def _minutes(count: int) -> str:
+    return f"{count} minute" if count == 1 else f"{count} minutes"
 
 
 def _mentions(event: dict, release_id: str) -> bool:
