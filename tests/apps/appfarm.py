@@ -167,8 +167,11 @@ nginx = [{nginx_argv}]
     def roots(self):
         return {server.name: self.environment.app_root(server) for server in self.environment.servers}
 
-    def switch(self, action: str, *, before_commit=None, deadlines: Deadlines = Deadlines(), release: str | None = None) -> SwitchReport:
-        """Run a stage (of `release`), go-live or rollback through the coordinator with every kind of participant."""
+    def switch(self, action: str, *, before_commit=None, deadlines: Deadlines = Deadlines(), release: str | None = None,
+               links_only: bool = False) -> SwitchReport:
+        """Run a stage (of `release`), go-live or rollback through the coordinator with every kind of participant.
+
+        `links_only` leaves the fronts out (the bench's comparison: what the front adds at the second)."""
         states = read_slots(self.environment)
         planner = {"go-live": plan_go_live, "rollback": plan_rollback}.get(action)
         plans = {name: plan_stage(state, release) if action == "stage" else planner(state) for name, state in states.items()}
@@ -178,7 +181,8 @@ nginx = [{nginx_argv}]
                                 slot=slot, plans=plans, target=first.after.slot(slot), previous=first.before.slot(slot),
                                 reconnect=lambda name: self.hosts[name].reconnect())
         # a stage's links are checked by the staging instance's health wait, not through the public front
-        return run_switch(participants_for(context), deadlines=deadlines, before_commit=before_commit,
+        chosen = [p for p in participants_for(context) if not (links_only and p.name.endswith(":front"))]
+        return run_switch(chosen, deadlines=deadlines, before_commit=before_commit,
                           verify=action != "stage", keep_unhealthy=action == "rollback")
 
     def start_staging(self, release: str) -> dict[str, instances.Instance]:

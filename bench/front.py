@@ -1,0 +1,126 @@
+"""Instances behind nginx fronts: load through go-live and rollback at N = 3, the switch at T at N = 20.
+
+    .venv/bin/python bench/front.py [--load-servers 3] [--switch-servers 20] [--repeat 3] [--requests 20000]
+
+Part 1 starts N sshd servers (tests/sshfarm.py), one nginx and two gunicorn instances each (tests/apps), and keeps
+wrk on web-1's public port while the coordinator switches every server's links and front: requests/s and failed
+requests (socket errors + non-2xx), once with a new connection per request and once with keep-alive. Part 2
+times the commit (what happens at T) at N servers, with and without the front participants, and splits one
+front commit into its server-side steps. Everything started is stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
+
+from apps.appfarm import AppFarm, Load, missing_tools  # noqa: E402
+from sshfarm import SshdFarm  # noqa: E402
+
+
+def load_rows(servers: int, requests: int) -> list[tuple]:
+    """Rate and failures on web-1's front through go-live and rollback, per connection mode."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
+        app = AppFarm(farm, Path(base))
+        try:
+            app.stage("r1")
+            app.switch("go-live")
+            for keepalive in (False, True):
+                for action in ("go-live", "rollback"):
+                    if action == "go-live":
+                        app.stage("r2")
+                    load = Load(app.fronts["web-1"], keepalive=keepalive)
+                    try:
+                        load.wait_for(requests // 2)
+                        report = app.switch(action)
+                        load.wait_for(load.served() + requests // 2)
+                        tally = load.stop()
+                    finally:
+                        load.kill()
+                    rows.append((action, "keep-alive" if keepalive else "new per request", tally["requests"],
+                                 tally["rate"], tally["failed"], report.decision.value, report.timings["commit"] * 1000))
+        finally:
+            app.close()
+    return rows
+
+
+def switch_rows(servers: int, repeat: int) -> tuple[list[tuple], dict[str, float]]:
+    """Commit (at T) and whole-switch seconds with and without fronts, and one front commit's steps."""
+    timings: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    steps: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
+        app = AppFarm(farm, Path(base), workers=1)
+        try:
+            app.stage("r1")
+            app.switch("go-live")
+            for _ in range(repeat):
+                for links_only in (False, True):
+                    label = "links" if links_only else "links + front"
+                    for action in ("go-live", "rollback"):
+                        if action == "go-live":
+                            app.stage("r2")
+                        report = app.switch(action, links_only=links_only)
+                        assert report.decision.value == "committed", report
+                        timings.setdefault((action, label), []).append(
+                            (report.timings["prepare"], report.timings["commit"], report.timings["switch"]))
+            steps = front_steps(app, repeat * 3)
+        finally:
+            app.close()
+    rows = [(action, label, *(statistics.median(t[i] for t in values) * 1000 for i in range(3)))
+            for (action, label), values in timings.items()]
+    return rows, steps
+
+
+def front_steps(app: AppFarm, repeat: int) -> dict[str, float]:
+    """Median ms of one round trip, and of each server-side step of a front commit, on web-1."""
+    host = app.hosts["web-1"]
+    root = str(app.environment.app_root(app.environment.server("web-1")))
+    nginx = app.environment.application.front.nginx
+    measured: dict[str, list[float]] = {}
+    for name, argv in (("round trip (true)", ["true"]),
+                       ("mv of the include", ["sh", "-c", 'cd "$1" && cp ../nginx/live.upstream ../nginx/x && mv -f ../nginx/x ../nginx/y', "-", root]),
+                       ("nginx -t", ["sh", "-c", 'cd "$1" && shift && "$@" -q -t', "-", root, *nginx]),
+                       ("nginx -s reload", ["sh", "-c", 'cd "$1" && shift && "$@" -s reload', "-", root, *nginx])):
+        for _ in range(repeat):
+            started = time.perf_counter()
+            done = host.run(argv, timeout=30)
+            assert done.ok, done
+            measured.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--load-servers", type=int, default=3)
+    parser.add_argument("--switch-servers", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=20_000, help="at least this many per run, half before the switch")
+    args = parser.parse_args()
+    if missing_tools():
+        sys.exit(f"missing: {', '.join(missing_tools())}")
+
+    print(f"## load on web-1's front through each switch, N = {args.load_servers} (wrk -t1 -c6)\n")
+    print("| switch | connections | requests | requests/s | failed | decision | commit ms |\n| --- | --- | ---: | ---: | ---: | --- | ---: |")
+    for action, mode, count, rate, failed, decision, commit in load_rows(args.load_servers, args.requests):
+        print(f"| {action} | {mode} | {count} | {rate:.0f} | {failed} | {decision} | {commit:.0f} |")
+
+    rows, steps = switch_rows(args.switch_servers, args.repeat)
+    print(f"\n## switch time, N = {args.switch_servers}, median of {args.repeat} (no load)\n")
+    print("| switch | participants | prepare ms | commit (at T) ms | whole switch ms |\n| --- | --- | ---: | ---: | ---: |")
+    for action, label, prepare, commit, whole in rows:
+        print(f"| {action} | {label} | {prepare:.0f} | {commit:.0f} | {whole:.0f} |")
+    print("\n## one front commit on web-1, step by step (each one round trip through the open connection)\n")
+    print("| step | ms |\n| --- | ---: |")
+    for name, ms in steps.items():
+        print(f"| {name} | {ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
