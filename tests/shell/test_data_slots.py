@@ -10,11 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from conftest import EXAMPLES, read_slots
 from pgcluster import PgCluster, pg_bindir
 from releaser import datastore
-from releaser.bundle import seal_directory
+from releaser.bundle import read_bundle, seal_directory
 from releaser.config import Environment
-from releaser.errors import PlanRefused
+from releaser.dataslots import judge_data_agreement
+from releaser.errors import FleetReverted, PlanRefused
 from releaser.participants import SwitchContext
 from releaser.participants.database import DataSlotSwitch, participants
 from releaser.switch import Deadlines, Decision, State, StepFailed, run_switch
@@ -336,6 +338,57 @@ def test_a_transaction_reading_the_old_data_at_t_finishes_on_the_old_data(enviro
         reader.commit()
     assert (first, second) == ("r1", "r1")
     assert result["report"].decision is Decision.COMMITTED and after == ("r2", "r2")
+
+
+# ---- through the fleet: the sandbox servers' links and the database in one switch ----
+
+@pytest.fixture
+def fleet_env(local_env, environment) -> Environment:
+    """Three sandbox servers (conftest's local_env) plus the [database] of `environment`."""
+    return local_env.model_copy(update={"database": environment.database})
+
+
+def stage_both(fleet, environment: Environment, base: Path, release: str) -> None:
+    """Stage the example release's files on every server and a data bundle of the same id in the database."""
+    fleet.stage(read_bundle(EXAMPLES / release))
+    datastore.load_staging(environment, make_bundle(base, release))  # fleet.stage does not load data yet
+
+
+def test_fleet_go_live_switches_files_and_data_together(fleet_env, open_fleet, tmp_path):
+    """After two go-lives every server and the database hold r2 live and r1 as backup."""
+    with open_fleet(fleet_env) as fleet:
+        for release in ("r1", "r2"):
+            stage_both(fleet, fleet_env, tmp_path, release)
+            fleet.go_live()
+    assert {(s.live, s.backup) for s in read_slots(fleet_env).values()} == {("r2", "r1")}
+    data = datastore.read_data_slots(fleet_env)
+    assert (data.live, data.backup) == ("r2", "r1") and live_releases(fleet_env) == {"r2"}
+    assert judge_data_agreement({"live": "r2", "backup": "r1", "staging": None}, data) == []
+
+
+def test_fleet_go_live_failing_verification_puts_files_and_data_back(fleet_env, open_fleet, tmp_path):
+    """r3's health check fails on the servers: the data committed with them and is renamed back to r2."""
+    with open_fleet(fleet_env) as fleet:
+        for release in ("r1", "r2"):
+            stage_both(fleet, fleet_env, tmp_path, release)
+            fleet.go_live()
+        stage_both(fleet, fleet_env, tmp_path, "r3")
+        with pytest.raises(FleetReverted, match="every server is back on r2"):
+            fleet.go_live()
+    assert {(s.live, s.backup, s.staging) for s in read_slots(fleet_env).values()} == {("r2", "r1", "r3")}
+    data = datastore.read_data_slots(fleet_env)
+    assert (data.live, data.backup, data.staging, data.pending) == ("r2", "r1", "r3", ())
+
+
+def test_fleet_rollback_puts_the_backup_files_and_data_back(fleet_env, open_fleet, tmp_path):
+    """Rollback through the fleet: r1 live on every server and in the database."""
+    with open_fleet(fleet_env) as fleet:
+        for release in ("r1", "r2"):
+            stage_both(fleet, fleet_env, tmp_path, release)
+            fleet.go_live()
+        fleet.rollback(reason="bad figures")
+    assert {s.live for s in read_slots(fleet_env).values()} == {"r1"}
+    assert datastore.read_data_slots(fleet_env).live == "r1" and live_releases(fleet_env) == {"r1"}
 
 
 # ---- which switches the database takes part in ----
