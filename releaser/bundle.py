@@ -252,8 +252,10 @@ def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int]:
         with tarfile.open(path, "r:gz") as archive:
             for member in archive:
                 name = member.name.removeprefix("./")
-                if member.isdir():
+                if member.isdir() and name.rstrip("/") in ("", "."):
                     continue
+                if member.isdir() and _is_safe_member(name.rstrip("/")):
+                    continue  # a directory is made by the files in it; one escaping the root is refused below
                 if not member.isfile() or not _is_safe_member(name):
                     raise BundleInvalid(f"{path}: refusing archive member {member.name!r} (only plain relative files are allowed)")
                 data = archive.extractfile(member).read()

@@ -20,7 +20,8 @@ cd "$1" 2>/dev/null || { echo "noroot"; exit 0; }
 found=$(find . -mindepth 1 -maxdepth 2 \( -type l \( -path ./live -o -path ./backup -o -path ./staging \) -printf 'slot %f %l\n' \) \
   -o \( -type d -path './releases/*' -printf 'release %T@ %f\n' \))
 printf '%s\n' "$found"
-if [ -f .releaser/lock/info.json ]; then IFS= read -r held < .releaser/lock/info.json; printf 'lock %s\n' "$held"; fi
+# a lock directory without (readable) info.json is still a lock: held by an unknown owner, never free
+if [ -d .releaser/lock ]; then held=; IFS= read -r held 2>/dev/null < .releaser/lock/info.json; printf 'lock %s\n' "$held"; fi
 if [ -f .releaser/notice.txt ]; then echo notice; fi
 """
 

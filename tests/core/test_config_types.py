@@ -136,3 +136,24 @@ def test_an_ssh_server_root_must_be_absolute(tmp_path):
                     'live_url = "http://127.0.0.1:8080"\nstaging_url = "http://127.0.0.1:8081"\n')
     with pytest.raises(ConfigError, match=r"prod\.toml: servers\[0\]\.root: must be an absolute path on the server, got 'app'"):
         load_environment(str(path), tmp_path)
+
+
+@pytest.mark.parametrize("host_line", ["", 'host = ""\n'], ids=["missing", "empty"])
+def test_an_ssh_server_needs_a_host(tmp_path, host_line):
+    """Without host, paramiko would quietly connect to this machine; the field is named instead."""
+    path = tmp_path / "prod.toml"
+    path.write_text(f'transport = "ssh"\n[[servers]]\nname = "web-1"\n{host_line}root = "/srv/app"\n'
+                    'live_url = "http://127.0.0.1:8080"\nstaging_url = "http://127.0.0.1:8081"\n')
+    with pytest.raises(ConfigError, match=r"prod\.toml: servers\[0\]\.host: "):
+        load_environment(str(path), tmp_path)
+
+
+def test_a_webhook_token_is_refused_over_plain_http_to_another_host(tmp_path):
+    path = tmp_path / "prod.toml"
+    base = ('transport = "local"\n[[servers]]\nname = "web-1"\nroot = "s"\nlive_url = "http://127.0.0.1:1"\n'
+            'staging_url = "http://127.0.0.1:2"\n[[notifications]]\nkind = "webhook"\nname = "ops"\nevents = ["go-live-done"]\ntoken_env = "HOOK_TOKEN"\n')
+    path.write_text(base + 'url = "http://hooks.example.org/x"\n')
+    with pytest.raises(ConfigError, match=r"notifications.*plain http to another host"):
+        load_environment(str(path), tmp_path)
+    path.write_text(base + 'url = "http://127.0.0.1:9/x"\n')
+    assert load_environment(str(path), tmp_path).notifications[0].url == "http://127.0.0.1:9/x"

@@ -1,0 +1,129 @@
+"""The switch coordinator over in-memory participants: phases, deadlines, outcomes and the one decision."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from releaser.switch import Deadlines, Decision, Outcome, State, StepFailed, decide, run_switch
+
+FAST = Deadlines(prepare=0.5, commit=0.5, verify=0.5, revert=0.5)
+
+
+class Thing:
+    """A participant that records what was done to it; `fail` names a step that fails, `hang` one that never ends."""
+
+    def __init__(self, name: str, *, fail: str | None = None, hang: tuple[str, ...] = (), moved: bool = False) -> None:
+        self.name, self.fail, self.hang, self.moved = name, fail, hang, moved
+        self.done: list[str] = []
+        self.position = "old"
+
+    def _step(self, step: str) -> None:
+        if step in self.hang:
+            threading.Event().wait(60)
+        if step == self.fail:
+            if step == "commit" and self.moved:
+                self.position = "new"
+            raise StepFailed(f"{step} broke on {self.name}", moved=self.moved)
+        self.done.append(step)
+
+    def prepare(self, timeout):
+        self._step("prepare")
+
+    def commit(self, timeout):
+        self._step("commit")
+        self.position = "new"
+        return time.time()
+
+    def verify(self, timeout):
+        self._step("verify")
+
+    def revert(self, timeout):
+        self._step("revert")
+        self.position = "old"
+
+    def abort(self, timeout):
+        self._step("abort")
+
+
+def test_every_participant_commits_and_verifies():
+    """All prepare, all commit, all verify: COMMITTED, and nothing is reverted."""
+    things = [Thing("a"), Thing("b"), Thing("c")]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.COMMITTED
+    assert [t.done for t in things] == [["prepare", "commit", "verify"]] * 3
+    assert {t.position for t in things} == {"new"}
+
+
+def test_a_failed_prepare_aborts_everyone_and_nothing_moves():
+    things = [Thing("a"), Thing("b", fail="prepare")]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.REFUSED
+    assert report.cause == {"b": "prepare broke on b"}
+    assert things[0].done == ["prepare", "abort"] and {t.position for t in things} == {"old"}
+
+
+def test_a_failed_commit_reverts_whoever_moved():
+    """b fails its commit cleanly (did not move): a and c are reverted, b is aborted; REVERTED."""
+    things = [Thing("a"), Thing("b", fail="commit"), Thing("c")]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.REVERTED
+    assert {t.position for t in things} == {"old"}
+    assert "revert" in things[0].done and "abort" in things[1].done
+
+
+def test_a_commit_that_moved_and_then_failed_is_reverted_too():
+    things = [Thing("a"), Thing("b", fail="commit", moved=True)]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.REVERTED and "revert" in things[1].done
+
+
+def test_a_participant_silent_at_commit_is_lost_within_its_deadline_and_the_fleet_is_mixed():
+    things = [Thing("a"), Thing("b", hang=("commit", "revert"))]
+    started = time.monotonic()
+    report = run_switch(things, deadlines=FAST)
+    assert time.monotonic() - started < 5
+    assert report.decision is Decision.MIXED
+    assert report.lost == ["b"] and report.outcome("a").state is State.REVERTED
+    assert "no answer within 0.5 s" in report.outcome("b").detail
+
+
+def test_a_participant_silent_at_commit_that_answers_the_revert_is_back():
+    """Lost at commit but reached again for the revert: known to be back, so REVERTED, not MIXED."""
+    things = [Thing("a"), Thing("b", hang=("commit",))]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.REVERTED and report.outcome("b").state is State.REVERTED
+
+
+def test_a_failed_verify_is_kept_when_asked_to_keep_it():
+    """A rollback keeps the backup live even when its health check fails: there is nothing better."""
+    things = [Thing("a", fail="verify"), Thing("b")]
+    report = run_switch(things, deadlines=FAST, keep_unhealthy=True)
+    assert report.decision is Decision.UNHEALTHY and {t.position for t in things} == {"new"}
+
+
+def test_an_exception_in_the_wait_before_commit_aborts_everything():
+    things = [Thing("a"), Thing("b")]
+
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_switch(things, deadlines=FAST, before_commit=stop)
+    assert [t.done for t in things] == [["prepare", "abort"]] * 2
+
+
+@pytest.mark.parametrize("outcomes, decision", [
+    pytest.param([Outcome("a", State.VERIFIED, "verify")], Decision.COMMITTED, id="all-verified"),
+    pytest.param([Outcome("a", State.REVERTED, "revert"), Outcome("b", State.ABORTED, "commit")], Decision.REVERTED,
+                 id="all-back"),
+    pytest.param([Outcome("a", State.REVERTED, "revert"), Outcome("b", State.LOST, "revert", may_have_moved=True)],
+                 Decision.MIXED, id="one-lost"),
+    pytest.param([Outcome("a", State.ABORTED, "prepare"), Outcome("b", State.FAILED, "prepare")], Decision.REFUSED,
+                 id="prepare-failed"),
+    pytest.param([Outcome("a", State.ABORTED, "cancel")], Decision.CANCELLED, id="cancelled"),
+])
+def test_decide(outcomes, decision):
+    assert decide(outcomes) is decision

@@ -1,0 +1,289 @@
+"""Deadlines and Ctrl-C on a real sshd farm reached through TCP relays the tests control.
+
+A silent drop (packets vanish, nothing is closed) is the fault that once hung every command: here each one
+must end within its deadline, name the silent server, and leave every server that answers unlocked, without
+temporary links, all on one release. Ctrl-C while the lock is being taken must free it everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, free_ports, read_slots, write_environment
+from releaser.config import load_environment
+from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable
+from releaser.slots import SlotState
+from tcpproxy import TcpProxy
+from test_ssh_faults import NEW, OLD, Tripwire, bundle, script_of
+
+pytestmark = pytest.mark.ssh
+
+DEADLINES = """
+[deadlines]
+step = 3.0
+prepare = 4.0
+commit = 2.0
+verify = 5.0
+revert = 3.0
+keepalive = 1.0
+"""
+# the longest a command may take with one silent server: a step's deadline, then one reconnect attempt
+# (connect_timeout 2 s: the relay accepts, but no banner ever comes), then the cleanup's own step
+BOUND_SECONDS = 3.0 + 2.0 + 3.0 + 6.0
+
+
+@pytest.fixture
+def relays(sshd_farm):
+    """One TCP relay per farm server, closed after the test."""
+    proxies = {server.name: TcpProxy(server.port) for server in sshd_farm.servers}
+    yield proxies
+    for proxy in proxies.values():
+        proxy.close()
+
+
+def relayed_environment(farm, proxies: dict[str, TcpProxy], path: Path):
+    """An SSH environment whose servers are reached through the relays, host keys checked, short deadlines."""
+    known = path.parent / "relay_known_hosts"
+    lines = []
+    for line in farm.known_hosts.read_text().splitlines():
+        address, key = line.split(" ", 1)
+        server = next(s for s in farm.servers if address == f"[{s.host}]:{s.port}")
+        lines.append(f"[127.0.0.1]:{proxies[server.name].port} {key}")
+    known.write_text("\n".join(lines) + "\n")
+    ports = free_ports(2 * len(farm.servers))
+    servers = [{"name": s.name, "host": "127.0.0.1", "port": proxies[s.name].port, "root": str(s.root),
+                "live_url": f"http://127.0.0.1:{ports[2 * i]}", "staging_url": f"http://127.0.0.1:{ports[2 * i + 1]}"}
+               for i, s in enumerate(farm.servers)]
+    ssh = f'user = "{farm.user}"\nkey_file = "{farm.key_file}"\nknown_hosts = "{known}"\nconnect_timeout = 2.0\n'
+    write_environment(path, servers=servers, transport="ssh", ssh=ssh, extra=DEADLINES)
+    return load_environment(str(path), PROJECT)
+
+
+def morning(open_fleet, env) -> None:
+    """r1 live and r2 staged on every server."""
+    with open_fleet(env) as fleet:
+        fleet.stage(bundle("r1"))
+        fleet.go_live()
+        fleet.stage(bundle("r2"))
+    assert set(read_slots(env).values()) == {OLD}
+
+
+def with_tripwire(env, name: str, **fault):
+    from releaser.transport import make_hosts
+
+    hosts = make_hosts(env)
+    hosts[name] = Tripwire(hosts[name], **fault)
+    return hosts
+
+
+def leftovers(env) -> dict[str, list[str]]:
+    """Per server, the lock and temporary links a command left in .releaser/."""
+    found = {}
+    for server in env.servers:
+        meta = Path(str(env.app_root(server))) / ".releaser"
+        found[server.name] = sorted(p.name for p in meta.iterdir()
+                                    if p.name == "lock" or p.name.startswith(("next-", "back-", "upload-", "unpack-")))
+    return found
+
+
+def journal_events(tmp_path) -> list[tuple[str, str]]:
+    path = tmp_path / "journal.jsonl"
+    return [(e["action"], e["outcome"]) for e in map(json.loads, path.read_text().splitlines())] if path.exists() else []
+
+
+def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_nothing(sshd_farm, relays, tmp_path, open_fleet):
+    """web-2 goes silent just as go-live takes the lock (which also prepares): the command ends within its
+    deadline, names web-2, frees the lock on the others and switches nothing."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=relays["web-2"].drop)
+
+    started = time.monotonic()
+    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable) as failure:
+        fleet.go_live()
+    seconds = time.monotonic() - started
+
+    assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
+    message = str(failure.value)
+    assert message.startswith("web-2: cannot take the lock") and "no answer within 3 s" in message
+    assert "nothing was changed" in message
+    relays["web-2"].heal()
+    assert set(read_slots(env).values()) == {OLD}
+    left = leftovers(env)
+    assert left["web-1"] == [] and left["web-3"] == []
+
+
+def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd_farm, relays, tmp_path, open_fleet):
+    """web-2 goes silent just before its rename: nobody can know whether it renamed, so the fleet is MIXED
+    (exit 7) naming web-2, every other server is back on r1 and unlocked, within the commit deadline."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].drop)
+
+    started = time.monotonic()
+    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetMixed) as failure:
+        fleet.go_live()
+    seconds = time.monotonic() - started
+
+    assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
+    message = str(failure.value)
+    assert "web-1, web-3 are back on r1" in message and "web-2 did not answer, so it may still serve r2" in message
+    assert "the fleet is MIXED" in message and "keep web-2 away from the public" in message
+    assert failure.value.exit_code == 7
+    slots = read_slots(env)
+    assert slots["web-1"] == slots["web-3"] == OLD
+    left = leftovers(env)
+    assert left["web-1"] == [] and left["web-3"] == []
+    assert ("go-live", "mixed") in journal_events(tmp_path)
+
+
+def test_a_silent_drop_after_the_commit_names_the_server_that_kept_the_lock(sshd_farm, relays, tmp_path, open_fleet):
+    """web-2 renames, then goes silent before the unlock: r2 is live everywhere (verified over HTTP), and the
+    result says loudly that web-2 still holds the lock and lacks the journal line, never a plain 'done'."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", after=relays["web-2"].drop)
+
+    started = time.monotonic()
+    with open_fleet(env, hosts=hosts) as fleet:
+        result = fleet.go_live()
+    seconds = time.monotonic() - started
+
+    assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
+    assert result.release == "r2" and all(r.ok for r in result.results)
+    warning = " ".join(result.notes)
+    assert "WARNING: web-2 still holds this command's lock" in warning and "invoke unlock --reason TEXT" in warning
+    assert "the journal on web-2 lacks this command's events" in warning
+    assert set(read_slots(env).values()) == {NEW}
+    left = leftovers(env)
+    assert left["web-1"] == [] and left["web-3"] == [] and left["web-2"] == ["lock"]
+
+
+def test_a_connection_reset_at_commit_is_reconnected_and_every_server_put_back(sshd_farm, relays, tmp_path, open_fleet):
+    """The relay resets web-2's connection as its commit is sent: the revert reconnects and puts it back."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].reset)
+
+    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.go_live()
+
+    assert "go-live failed on web-2" in str(failure.value) and "every server is back on r1" in str(failure.value)
+    assert set(read_slots(env).values()) == {OLD}
+    assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+
+
+def test_a_byte_changed_between_prepare_and_commit_is_refused_and_every_server_stays_old(sshd_farm, ssh_env, open_fleet):
+    """Someone edits one file of r2 on web-2 after prepare verified it: the commit there refuses before renaming,
+    and every server stays on r1."""
+    morning(open_fleet, ssh_env)
+    page = Path(str(ssh_env.app_root(ssh_env.server("web-2")))) / "releases" / "r2" / "public" / "index.html"
+
+    def flip_a_byte() -> None:
+        data = bytearray(page.read_bytes())
+        data[0] ^= 0x01
+        page.write_bytes(bytes(data))
+
+    hosts = with_tripwire(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=flip_a_byte)
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.go_live()
+
+    message = str(failure.value)
+    assert "web-2 (commit failed: release r2 changed on this server after it was prepared" in message
+    assert "every server is back on r1" in message
+    assert set(read_slots(ssh_env).values()) == {OLD}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+
+
+def ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_while_the_lock_is_taken_frees_it_everywhere_and_is_journaled(sshd_farm, ssh_env, open_fleet, tmp_path):
+    """Ctrl-C lands while web-2 is taking go-live's lock: no lock and no prepared link stays on any server, the
+    message says so truthfully, and the journal keeps the cancellation."""
+    morning(open_fleet, ssh_env)
+    hosts = with_tripwire(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
+
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(Cancelled) as cancelled:
+        fleet.go_live()
+
+    assert str(cancelled.value).startswith("go-live cancelled while the lock was being taken (Ctrl-C); the lock was "
+                                           "freed, and nothing was switched")
+    assert set(read_slots(ssh_env).values()) == {OLD}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    assert journal_events(tmp_path)[-1] == ("go-live", "cancelled")
+    with open_fleet(ssh_env) as fleet:  # the next command is not blocked for 30 minutes
+        assert fleet.go_live().release == "r2"
+    assert set(read_slots(ssh_env).values()) == {NEW}
+
+
+@pytest.fixture
+def farm20(tmp_path):
+    from sshfarm import SshdFarm, sshd_path
+
+    if sshd_path() is None:
+        pytest.skip("openssh-server is not installed")
+    with SshdFarm(tmp_path / "farm20", 20, skip_shell_rc=True) as farm:
+        yield farm
+
+
+def test_at_twenty_servers_ctrl_c_at_the_lock_and_a_silent_drop_leave_nothing_behind(farm20, tmp_path, open_fleet):
+    """The same two faults on 20 servers: Ctrl-C while the lock is taken, then web-7 silent at the lock."""
+    proxies = {server.name: TcpProxy(server.port) for server in farm20.servers}
+    try:
+        env = relayed_environment(farm20, proxies, tmp_path / "env20.toml")
+        with open_fleet(env) as fleet:
+            fleet.stage(bundle("r1"))
+            fleet.go_live()
+            fleet.stage(bundle("r2"))
+        names = [server.name for server in env.servers]
+        twenty_old = {name: OLD for name in names}
+        assert read_slots(env) == twenty_old
+
+        hosts = with_tripwire(env, "web-13", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
+        with open_fleet(env, hosts=hosts) as fleet, pytest.raises(Cancelled):
+            fleet.go_live()
+        assert read_slots(env) == twenty_old
+        assert leftovers(env) == {name: [] for name in names}
+
+        hosts = with_tripwire(env, "web-7", when=lambda argv, e: script_of(argv) == "lock", before=proxies["web-7"].drop)
+        started = time.monotonic()
+        with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable, match=r"^web-7: cannot take the lock"):
+            fleet.go_live()
+        assert time.monotonic() - started < BOUND_SECONDS
+        proxies["web-7"].heal()
+        assert read_slots(env) == twenty_old
+        left = leftovers(env)
+        assert all(left[name] == [] for name in names if name != "web-7")
+    finally:
+        for proxy in proxies.values():
+            proxy.close()
+
+
+def test_a_lock_directory_without_its_info_file_is_shown_locked_by_an_unknown_owner(ssh_env, open_fleet):
+    """A lock whose info.json was never written still holds: status says LOCKED, deploy refuses it."""
+    morning(open_fleet, ssh_env)
+    (Path(str(ssh_env.app_root(ssh_env.server("web-3")))) / ".releaser" / "lock").mkdir()
+    with open_fleet(ssh_env) as fleet:
+        reports = {report.server: report for report in fleet.read_status(with_health=False)}
+    assert reports["web-3"].locked and reports["web-3"].lock is None
+    assert not reports["web-1"].locked
+
+
+def test_the_next_stage_removes_what_an_interrupted_command_left(ssh_env, open_fleet):
+    """A part-written upload and a temporary link from a command that died are gone after the next stage."""
+    morning(open_fleet, ssh_env)
+    meta = Path(str(ssh_env.app_root(ssh_env.server("web-1")))) / ".releaser"
+    (meta / "upload-r9-deadbeef.tar.gz").write_bytes(b"x" * 1000)
+    (meta / "next-live").symlink_to("releases/r1")
+    with open_fleet(ssh_env) as fleet:
+        fleet.stage(bundle("r3"))
+    assert leftovers(ssh_env)["web-1"] == []
+    assert read_slots(ssh_env)["web-1"].staging == "r3"
