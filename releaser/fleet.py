@@ -1,10 +1,11 @@
-"""Every server at once: read state, stage a bundle, switch slots all-or-nothing, lock, prune, journal.
+"""Every server of one environment at once: connections, status, staging, the switch's shell, lock, prune, journal.
 
-The switch is two-phase. Prepare creates the new links under temporary names on every server; only when
-every server prepared does commit rename them over the slots. If a commit or the HTTP verification fails
-anywhere, every server is put back on the release it had, and only then is FleetReverted raised (FleetMixed
-when a server could not be put back or did not answer, as it may have switched). Each server's outcome
-is kept as a value (HostResult) until the fleet has decided.
+The switch itself is decided by releaser.switch (the coordinator) over the participants releaser.participants
+builds (the slot links on every server, and a front and a database when the environment declares them).
+This module gives it the servers, turns its one decision into the one error a user sees (FleetReverted,
+FleetMixed, HostUnreachable), and journals it. The deploy lock is a held value (LockSession) that every
+changing command takes inside its protected region and frees whatever happens, with the command's journal
+lines in the same round trip.
 """
 
 from __future__ import annotations
@@ -283,12 +284,26 @@ class Fleet:
                 raise FleetReverted(f"staging {release_id} failed on {_summary(failed)}; no server's staging changed",
                                     hint=_stage_hint(release_id, failed))
             upload_seconds = time.perf_counter() - started
+            self._stage_data(bundle, plans)  # issue 14: data slots; nothing when there is no [database]
             self._switch(plans, action="stage", verify=False)
             self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                           timings={"upload": upload_seconds, "total": time.perf_counter() - started})
         return _with_leftovers(FleetResult("stage", release_id, previous,
                                            tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
                                            seconds={"upload": upload_seconds, "total": time.perf_counter() - started}), session)
+
+    def _stage_data(self, bundle: Bundle, plans: Mapping[str, Plan]) -> None:
+        """Load the release's data into the database's staging slot (issue 14); on failure undo the unpacking."""
+        if self.environment.database is None:
+            return
+        from releaser import datastore  # psycopg only for environments with a database
+
+        try:
+            datastore.load_staging(self.environment, bundle)
+        except ReleaserError as error:
+            self._remove_release(bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
+            self._journal("stage", "failed", releases={"staging": bundle.release_id}, detail=f"database: {error.what}")
+            raise
 
     def _remove_release(self, release_id: str, names: list[str]) -> None:
         """Remove a release this stage unpacked on the named servers (never one a slot points to)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -56,9 +57,12 @@ def environment(cluster, monkeypatch) -> Environment:
 
 
 def make_bundle(base: Path, release_id: str, *, rows: int = 50, claimed_rows: int | None = None,
-                orphan: bool = False):
+                orphan: bool = False, files_from: Path | None = None):
     """A bundle directory with a schema script and two CSV tables, every row marked with the release id."""
     source = base / release_id
+    if files_from is not None:
+        shutil.copytree(files_from, source)
+        (source / "manifest.json").unlink()
     (source / "data").mkdir(parents=True)
     (source / "index.html").write_text(f"<h1>{release_id}</h1>\n")
     (source / "data" / "schema.sql").write_text(SCHEMA_SQL)
@@ -349,9 +353,9 @@ def fleet_env(local_env, environment) -> Environment:
 
 
 def stage_both(fleet, environment: Environment, base: Path, release: str) -> None:
-    """Stage the example release's files on every server and a data bundle of the same id in the database."""
-    fleet.stage(read_bundle(EXAMPLES / release))
-    datastore.load_staging(environment, make_bundle(base, release))  # fleet.stage does not load data yet
+    """Stage the example release's files, with data added to its bundle: fleet.stage loads both."""
+    fleet.stage(make_bundle(base / "bundles", release, files_from=EXAMPLES / release))
+    assert datastore.read_data_slots(environment).staging == release
 
 
 def test_fleet_go_live_switches_files_and_data_together(fleet_env, open_fleet, tmp_path):
@@ -364,6 +368,16 @@ def test_fleet_go_live_switches_files_and_data_together(fleet_env, open_fleet, t
     data = datastore.read_data_slots(fleet_env)
     assert (data.live, data.backup) == ("r2", "r1") and live_releases(fleet_env) == {"r2"}
     assert judge_data_agreement({"live": "r2", "backup": "r1", "staging": None}, data) == []
+
+
+def test_fleet_stage_with_bad_data_moves_no_staging_and_removes_the_unpacked_release(fleet_env, open_fleet, tmp_path):
+    """r2's data loads 50 rows where the manifest says 60: no server's staging moves, r2 leaves the disks."""
+    with open_fleet(fleet_env) as fleet:
+        stage_both(fleet, fleet_env, tmp_path, "r1")
+        with pytest.raises(PlanRefused, match="the manifest says 60"):
+            fleet.stage(make_bundle(tmp_path / "bundles", "r2", claimed_rows=60, files_from=EXAMPLES / "r2"))
+    assert {(s.staging, "r2" in s.on_disk) for s in read_slots(fleet_env).values()} == {("r1", False)}
+    assert datastore.read_data_slots(fleet_env).staging == "r1"
 
 
 def test_fleet_go_live_failing_verification_puts_files_and_data_back(fleet_env, open_fleet, tmp_path):
