@@ -229,18 +229,22 @@ def notice(c, message=None, clear=False, env="local", dry_run=False):
 
 @task(help={
     "release": "The release id the report is about.",
-    "out": "Write the Markdown here instead of printing it.",
+    "out": "Write the report here instead of printing it (a .html file gets the printable page, .svg the picture).",
     "scheduled": "The pre-announced time, e.g. 2026-12-01T09:30 (default: from the journal or the calendar).",
     "env": ENV_HELP,
+    "format_": "markdown, html (printable, with the timeline picture) or svg (default: from --out's suffix).",
 })
-def breach_report(c, release=None, out=None, scheduled=None, env="local"):
+def breach_report(c, release=None, out=None, scheduled=None, env="local", format_=None):
     """Draft the breach report for a late or early release."""
     from releaser import golive, ui
 
     with exit_on_user_error():
         require(release, "breach-report needs --release ID")
+        from releaser.breach_html import choose_report_form
+
+        form = choose_report_form(format_, out)
         with open_fleet(env, "breach-report") as fleet:
-            text = golive.breach_report_for(fleet, release, scheduled_text=scheduled)
+            text = golive.breach_report_for(fleet, release, scheduled_text=scheduled, form=form)
     ui.write_text(text, out)
 
 

@@ -246,8 +246,12 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
     return fleet.go_live(reason=reason, approve=approve, journal_extra={**extra, "switched_at": _utc(clock.now())})
 
 
-def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | None = None, today=None) -> str:
-    """Draft the breach report of a release from every server's journal and the environment's metadata."""
+def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | None = None, today=None,
+                      form: str = "markdown") -> str:
+    """Draft the breach report of a release from every server's journal and the environment's metadata.
+
+    `form` is "markdown", "html" (a printable page with the timeline picture) or "svg" (the picture alone).
+    """
     from releaser.breach import gather_breach_facts, render_breach_report
 
     environment = fleet.environment
@@ -257,11 +261,16 @@ def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | No
     scheduled = _scheduled_time(environment, release_id, history, scheduled_text, zone, clock_now, fleet)
     facts = gather_breach_facts(release_id, scheduled.astimezone(zone), history)
     publication = next((p for p in environment.publications), None)
-    return render_breach_report(
+    text = render_breach_report(
         facts, metadata=environment.breach.model_dump(),
         publication=(publication.title or publication.name) if publication else environment.name,
         today=today or clock_now.astimezone(zone).date(),
     )
+    if form == "markdown":
+        return text
+    from releaser.breach_html import render_breach_html, render_timeline_svg
+
+    return render_breach_html(text, facts) if form == "html" else render_timeline_svg(facts)
 
 
 def _scheduled_time(environment, release_id, history, scheduled_text, zone, clock_now, fleet) -> datetime:
