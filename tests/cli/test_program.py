@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,65 @@ def test_find_project_picks_configured_then_current_then_checkout(tmp_path, layo
     environ = {key: str(tmp_path / value) for key, value in environ.items()}
     found = find_project(tmp_path / "cwd", environ)
     assert found == {"cwd": tmp_path / "cwd", "checkout": PROJECT, "configured": tmp_path / "configured"}[expected].resolve()
+
+
+def test_a_copy_installed_without_the_checkout_serves_status_and_the_dashboard(tmp_path, elsewhere):
+    """pip install (not -e) into a bare directory: `releaser` runs there with its page's files from the package."""
+    import shutil
+    import urllib.request
+
+    from conftest import free_ports
+
+    source = tmp_path / "source"  # a copy, so the build's scratch files stay out of the shared checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT / name, source / name)
+    shutil.copytree(PROJECT / "releaser", source / "releaser", ignore=shutil.ignore_patterns("__pycache__"))
+    site = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    environ = {**os.environ, "PYTHONPATH": str(site), "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1"}
+    environ.pop("RELEASER_PROJECT", None)
+    where = subprocess.run([sys.executable, "-c", "import releaser.program as p; print(p.__file__)"], cwd=elsewhere,
+                           env=environ, capture_output=True, text=True)
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+
+    env_file = str(complete_environment(tmp_path, servers=2))
+    status = subprocess.run([str(site / "bin" / "releaser"), "status", "--json", "--env", env_file], cwd=elsewhere,
+                            env=environ, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert [s["server"] for s in json.loads(status.stdout)["servers"]] == ["web-1", "web-2"]
+
+    port = free_ports(1)[0]
+    dashboard = subprocess.Popen([str(site / "bin" / "releaser"), "dashboard", "--port", str(port), "--env", env_file],
+                                 cwd=elsewhere, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        page = _fetch_when_up(f"http://127.0.0.1:{port}/dashboard.js", dashboard)
+        assert b"EventSource" in page
+    finally:
+        dashboard.send_signal(signal.SIGINT)  # Ctrl-C, to its PID: it stops its servers and exits
+        try:
+            dashboard.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            dashboard.kill()
+            dashboard.wait(timeout=10)
+
+
+def _fetch_when_up(url: str, process: subprocess.Popen) -> bytes:
+    """GET url once the process answers, polling until a 30 s deadline."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"releaser dashboard exited {process.returncode}: {process.stderr.read().decode()}"
+        try:
+            with opener.open(url, timeout=2) as response:
+                return response.read()
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
