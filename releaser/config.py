@@ -597,79 +597,6 @@ class Database(Strict):
         return value
 
 
-class DataSmoke(Strict):
-    """A query run against a data slot: against staging after a load, against live after a switch.
-
-    It passes when it returns a row and, with `expect`, when the first value of that row equals it.
-    """
-
-    name: str = ""
-    sql: str = Field(min_length=1)
-    expect: str | int | float | bool | None = None
-
-    @property
-    def label(self) -> str:
-        """The name shown in tables: the given name, else the query."""
-        return self.name or self.sql
-
-
-# The schema the application reads. Lower case, so it never needs quoting in the application's SQL, and
-# without "__", which releaser uses to name the slots beside it (phof__backup, phof__staging, phof__old_1).
-_SCHEMA = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,39}\Z")
-
-
-class Database(Strict):
-    """The PostgreSQL database whose schemas hold each release's data, one schema per slot (DESIGN, Data slots).
-
-    The connection string comes from the environment variable named in `dsn_env`, never from the file,
-    since it usually carries a password.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True, hide_input_in_errors=True)
-
-    dsn_env: str = "RELEASER_DATABASE_URL"
-    schema_name: str = Field(alias="schema")
-    connect_timeout: float = Field(5.0, gt=0)
-    # At the second, the switch waits at most this long for queries still reading the old live data, so that
-    # no query sees half old and half new tables; past it, the switch goes ahead without waiting.
-    fence_timeout: float = Field(2.0, ge=0)
-    load_timeout: float = Field(3600.0, gt=0)  # one staging load, all its tables
-    smoke: list[DataSmoke] = []
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_dsn_in_the_file(cls, data: object) -> object:
-        if isinstance(data, dict):
-            for key in ("dsn", "url", "password", "conninfo"):
-                if key in data:
-                    raise ValueError(f"{key}: the connection string never goes in an environment file; put it in "
-                                     "an environment variable on this machine and name that variable in dsn_env")
-        return data
-
-    @field_validator("dsn_env")
-    @classmethod
-    def _dsn_env_is_a_name(cls, name: str) -> str:
-        if not re.match(_VARIABLE_NAME, name):
-            raise ValueError("expected the name of an environment variable (letters, digits, '_'), not its value")
-        return name
-
-    @field_validator("schema_name")
-    @classmethod
-    def _schema_is_plain(cls, name: str) -> str:
-        if not _SCHEMA.match(name) or "__" in name:
-            raise ValueError("expected a lower-case schema name (letters, digits, '_', at most 40, no '__', "
-                             f"not starting with 'pg_'), got {name!r}")
-        return name
-
-    def dsn(self, environ: Mapping[str, str]) -> str:
-        """Return the connection string from the named variable, or raise ConfigError saying which to set."""
-        value = environ.get(self.dsn_env)
-        if not value:
-            raise ConfigError(f"[database] reads its connection string from ${self.dsn_env}, which is not set",
-                              hint=f"export {self.dsn_env}=postgresql://USER@HOST/DB (the password in ~/.pgpass)")
-        return value
-
-
 class Environment(Strict):
     """A whole environment file, validated."""
 
@@ -694,7 +621,6 @@ class Environment(Strict):
     notifications: NotificationChannels = []  # issue 6: webhooks and e-mail, see notify.py
     go_live: GoLiveSettings = GoLiveSettings()
     breach: BreachMetadata = BreachMetadata()
-    database: Database | None = None  # issue 14: data slots in PostgreSQL, see dataslots.py
     database: Database | None = None  # issue 14: data slots in PostgreSQL, see dataslots.py
     application: Application | None = None  # issue 13: slots that run instances; see instances.py
     deadlines: Deadlines = Deadlines()

@@ -1,10 +1,11 @@
-"""Every server at once: read state, stage a bundle, switch slots all-or-nothing, lock, prune, journal.
+"""Every server of one environment at once: connections, status, staging, the switch's shell, lock, prune, journal.
 
-The switch is two-phase. Prepare creates the new links under temporary names on every server; only when
-every server prepared does commit rename them over the slots. If a commit or the HTTP verification fails
-anywhere, every server is put back on the release it had, and only then is FleetReverted raised (FleetMixed
-when a server could not be put back or did not answer, as it may have switched). Each server's outcome
-is kept as a value (HostResult) until the fleet has decided.
+The switch itself is decided by releaser.switch (the coordinator) over the participants releaser.participants
+builds (the slot links on every server, and a front and a database when the environment declares them).
+This module gives it the servers, turns its one decision into the one error a user sees (FleetReverted,
+FleetMixed, HostUnreachable), and journals it. The deploy lock is a held value (LockSession) that every
+changing command takes inside its protected region and frees whatever happens, with the command's journal
+lines in the same round trip.
 """
 
 from __future__ import annotations
