@@ -44,7 +44,7 @@ HEARTBEAT_SECONDS = 15.0  # an SSE comment line now and then, so a proxy or the 
 # ---- the board: data in, one JSON-ready dict out ----
 
 def board_state(environment: Environment, reports: list[ServerReport], *, notices: Mapping[str, str],
-                events: list[dict], now: datetime, read_at: float = 0.0) -> dict:
+                events: list[dict], now: datetime, read_seconds: float = 0.0) -> dict:
     """Return everything the page shows, as plain data: next release, servers, checks, lock, notices, today's journal.
 
     `notices` maps a server to the notice text its live site shows; `events` is the merged journal, and
@@ -60,7 +60,7 @@ def board_state(environment: Environment, reports: list[ServerReport], *, notice
         "description": environment.description,
         "zone": str(zone),
         "now": now.isoformat(),
-        "read_seconds": round(read_at, 3),
+        "read_seconds": round(read_seconds, 3),
         "next_release": next_release_json(environment, now),
         "servers": [_server_json(r, notices.get(r.server)) for r in reports],
         "mixed": len({r.state.live for r in reports if r.state}) > 1,
@@ -119,8 +119,10 @@ def read_board(fleet: Fleet) -> dict:
             except Exception as error:  # noqa: BLE001  (a page must keep showing the rest; the reason is shown)
                 notices[report.server] = f"(a notice is up, but it could not be read: {error})"
     events = fleet.read_history()
-    return board_state(fleet.environment, reports, notices=notices, events=events, now=fleet.clock.now(),
-                       read_at=time.perf_counter() - started)
+    state = board_state(fleet.environment, reports, notices=notices, events=events, now=fleet.clock.now(),
+                        read_seconds=time.perf_counter() - started)
+    _retry_silent_servers(fleet, [r.server for r in reports if r.state is None])
+    return state
 
 
 class Board:
@@ -160,8 +162,10 @@ def keep_reading(fleet: Fleet, board: Board, stop: threading.Event, every: float
         try:
             board.publish(read_board(fleet))
             board.error = None
-        except Exception as error:  # noqa: BLE001  (a failed read is shown on the page, and the next one may work)
+        except Exception as error:  # noqa: BLE001  (the page says the read failed; the next one may work)
             board.error = f"{type(error).__name__}: {error}"
+            _, last = board.newest()
+            board.publish({**(last or {}), "read_error": board.error})
         stop.wait(every)
 
 
@@ -274,6 +278,22 @@ def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700
 
 
 # ---- private helpers ----
+
+def _retry_silent_servers(fleet: Fleet, silent: list[str]) -> None:
+    """Open a new connection to each server that did not answer, so the page shows it again once it is back.
+
+    A one-shot command keeps a server that did not answer out for its whole run; a page left open all
+    morning must not. A server still gone stays marked, and is tried again at the next read.
+    """
+    from releaser.errors import HostUnreachable
+
+    for name in silent:
+        try:
+            fleet.hosts[name].reconnect()
+        except HostUnreachable:
+            continue
+        fleet.unreachable.pop(name, None)
+
 
 def _server_json(report: ServerReport, notice: str | None) -> dict:
     state = report.state
