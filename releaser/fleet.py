@@ -26,7 +26,8 @@ from releaser import remote
 from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, pack_bundle, sha256sums_text
 from releaser.clock import Clock
 from releaser.config import Environment, Server
-from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostKeyChanged, HostUnreachable, LockHeld, ReleaserError
+from releaser.errors import (Cancelled, FleetMixed, FleetReverted, HostKeyChanged, HostUnreachable, LockHeld, PlanRefused,
+                             ReleaserError)
 from releaser.hooks import run_hook
 from releaser.participants import SwitchContext, participants_for
 from releaser.participants.links import EarlyPrepare, ServerLinks
@@ -55,6 +56,7 @@ class ServerReport:
     notice: bool = False
     health: Probe | None = None
     error: str | None = None
+    instances: object | None = None  # releaser.instances.ServerInstances when the environment has [application]
 
 
 def status_exit_code(reports: list[ServerReport]) -> int:
@@ -237,6 +239,14 @@ class Fleet:
             report = _parse_status(name, self.hosts[name].run(remote.status_argv(self.root(name))))
             if with_health and report.state and report.state.live:
                 report = _with_health(report, self._probe_live(name))
+            if self.environment.application is not None and report.state is not None:
+                from releaser import instances  # issue 13: each slot's instance (port, pid, health, release)
+
+                try:
+                    report = replace(report, instances=instances.read_instances(self.hosts[name], self.environment,
+                                                                                self.root(name)))
+                except ReleaserError:
+                    pass  # the slots were read; an instance table that cannot be is shown as absent, not as DOWN
             return report
         outcomes = self.each(read)
         return [outcome if isinstance(outcome, ServerReport) else ServerReport(name, None, error=str(outcome))
@@ -286,11 +296,31 @@ class Fleet:
             upload_seconds = time.perf_counter() - started
             self._stage_data(bundle, plans)  # issue 14: data slots; nothing when there is no [database]
             self._switch(plans, action="stage", verify=False)
+            self._start_staging_instances(release_id)  # issue 13: nothing when there is no [application]
             self._journal("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                           timings={"upload": upload_seconds, "total": time.perf_counter() - started})
         return _with_leftovers(FleetResult("stage", release_id, previous,
                                            tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
                                            seconds={"upload": upload_seconds, "total": time.perf_counter() - started}), session)
+
+    def _start_staging_instances(self, release_id: str) -> None:
+        """Start the staged release's instance on every server and wait for its health (issue 13).
+
+        The staging links have moved by then; a server where the instance does not come up is named, and
+        the stage is journaled as failed: staging points at a release that is not running there.
+        """
+        if self.environment.application is None:
+            return
+        from releaser import instances
+
+        started = self.each(lambda name: instances.start_staging_instance(self.hosts[name], self.environment,
+                                                                          self.root(name), release_id))
+        failed = _failures(started)
+        if failed:
+            self._journal("stage", "failed", releases={"staging": release_id}, detail=f"instance: {_summary(failed)}")
+            raise PlanRefused(f"staging now points at {release_id}, but its instance did not start on {_summary(failed)}",
+                              hint="look at the instance's log on that server, fix it, then stage again; live and backup "
+                                   "were not touched")
 
     def _stage_data(self, bundle: Bundle, plans: Mapping[str, Plan]) -> None:
         """Load the release's data into the database's staging slot (issue 14); on failure undo the unpacking."""
@@ -643,7 +673,11 @@ class Fleet:
             plans = {report.server: plan_prune(report.state, keep, report.oldest_first)
                      for report in _readable(session.reports.values(), "prune")}
             self.each(lambda name: self.hosts[name].run(remote.clean_leftovers_argv(self.root(name))))
+            stopped = self._stop_retired_instances()  # issue 13: never one a slot names
             if all(plan.is_noop() for plan in plans.values()):
+                dropped = self._prune_data(session)
+                if stopped or dropped:
+                    self._journal("prune", "done", extra={"stopped": stopped, "dropped_schemas": list(dropped)})
                 return {name: () for name in plans}
             _ask(approve, "prune", plans)
 
@@ -655,11 +689,35 @@ class Fleet:
                 return plans[name].removals
             outcomes = self.each(remove)
             failures = {name: str(o) for name, o in outcomes.items() if isinstance(o, Exception)}
+            dropped = self._prune_data(session, removed=[r for o in outcomes.values() if isinstance(o, tuple) for r in o])
             self._journal("prune", "failed" if failures else "done", detail=_summary(failures) if failures else "",
-                          extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)}})
+                          extra={"removed": {n: list(r) for n, r in outcomes.items() if isinstance(r, tuple)},
+                                 "stopped": stopped, "dropped_schemas": list(dropped)})
         if failures:
             raise ReleaserError(f"prune failed on {_summary(failures)}", hint="check the server's disk and permissions")
         return outcomes
+
+    def _stop_retired_instances(self) -> dict[str, list[str]]:
+        """Stop every application instance no slot names, on every server (issue 13); per server, the releases stopped."""
+        if self.environment.application is None:
+            return {}
+        from releaser import instances
+
+        outcomes = self.each(lambda name: instances.stop_retired_instances(self.hosts[name], self.environment, self.root(name)))
+        failed = _failures(outcomes)
+        if failed:
+            raise ReleaserError(f"prune could not stop retired instances on {_summary(failed)}",
+                                hint="look at that server's instances (invoke status), then prune again")
+        return {name: [i.release for i in stopped] for name, stopped in outcomes.items() if stopped}
+
+    def _prune_data(self, session: "LockSession", removed: list[str] = ()) -> tuple[str, ...]:
+        """Drop retired data schemas (issue 14), keeping every release still on some server's disk."""
+        if self.environment.database is None:
+            return ()
+        from releaser import datastore
+
+        on_disk = {release for report in session.reports.values() if report.state for release in report.state.on_disk}
+        return datastore.prune_data(self.environment, keep_ids=sorted(on_disk - set(removed)))
 
     # ---- journal ----
 

@@ -148,6 +148,7 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
         _add_row(table, report.server, state.live or "-", backup, state.staging or "-", len(state.on_disk),
                  _bytes(report.free_bytes), lock, health)
     print_table(table)
+    _show_instances(reports)
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
         warn(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; see: invoke runbook rollback")
@@ -310,9 +311,32 @@ def narrate(step: str, text: str) -> None:
     err.print(plain(text))
 
 
+def _show_instances(reports: list[ServerReport]) -> None:
+    """One row per application instance (when the environment runs instances): slot, port, pid, health, release."""
+    rows = [(report.server, instance) for report in reports if report.instances is not None
+            for instance in report.instances.instances]
+    if not rows:
+        return
+    table = Table(title=plain("instances"), title_justify="left")
+    for column in ("server", "slot", "port", "pid", "health", "release", "it reports"):
+        table.add_column(column)
+    for server, instance in rows:
+        health = word("PASS") if instance.is_healthy else word("FAIL") + plain(f" {instance.health or 'no answer'}")
+        _add_row(table, server, instance.slot or "retired", instance.port, instance.pid or "not running", health,
+                 instance.release, instance.reports or "-")
+    print_table(table)
+
+
+def _instances_json(report: ServerReport) -> list[dict] | None:
+    if report.instances is None:
+        return None
+    return [asdict(instance) for instance in report.instances.instances]
+
+
 def _report_json(report: ServerReport) -> dict:
     state = report.state
     return {
+        "instances": _instances_json(report),
         "server": report.server,
         "live": state.live if state else None,
         "backup": state.backup if state else None,

@@ -153,7 +153,7 @@ def test_status_shows_a_stopped_server_as_down_and_reads_the_others(sshd_farm, s
 
     with open_fleet(ssh_env) as fleet:
         reports = {r.server: r for r in fleet.read_status()}
-    ui.out.width = 200  # one table row per server, whatever the terminal
+    ui.out.width = 400  # one table row per server, whatever the terminal
     try:
         ui.show_status(ssh_env.name, list(reports.values()))
     finally:
