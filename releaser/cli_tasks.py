@@ -41,9 +41,12 @@ def exit_on_user_error():
     try:
         yield
     except ReleaserError as error:
-        raise Exit(f"releaser: {error}", code=error.exit_code) from error
-    except KeyboardInterrupt:
-        raise Exit("releaser: interrupted (Ctrl-C); no slot was changed", code=130) from None
+        from releaser.ui import visible  # a reason or a server's answer must not drive the terminal
+
+        raise Exit(f"releaser: {visible(str(error))}", code=error.exit_code) from error
+    except KeyboardInterrupt:  # every switch holds Ctrl-C until it has committed or reverted, so none was under way
+        raise Exit("releaser: interrupted (Ctrl-C) outside any switch; to see where every server stands, run: "
+                   "invoke status", code=130) from None
 
 
 @contextmanager
