@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo
 from releaser.config import Environment
 
 if TYPE_CHECKING:
+    from releaser.dataslots import DataSlots
     from releaser.fleet import Fleet, ServerReport
+    from releaser.instances import ServerInstances
 
 ASSETS = {  # URL path -> (file in releaser/dashboard_assets, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -44,11 +46,14 @@ HEARTBEAT_SECONDS = 15.0  # an SSE comment line now and then, so a proxy or the 
 # ---- the board: data in, one JSON-ready dict out ----
 
 def board_state(environment: Environment, reports: list[ServerReport], *, notices: Mapping[str, str],
-                events: list[dict], now: datetime, read_seconds: float = 0.0) -> dict:
+                events: list[dict], now: datetime, read_seconds: float = 0.0,
+                instances: Mapping[str, ServerInstances | str] | None = None, data: DataSlots | str | None = None) -> dict:
     """Return everything the page shows, as plain data: next release, servers, checks, lock, notices, today's journal.
 
     `notices` maps a server to the notice text its live site shows; `events` is the merged journal, and
-    only the events of `now`'s day in the environment's zone are kept. Pure.
+    only the events of `now`'s day in the environment's zone are kept. `instances` (per server) and `data`
+    are given when the environment declares an application or a database; a string there is why it could
+    not be read. Pure.
     """
     zone = ZoneInfo(zone_name(environment))
     today = now.astimezone(zone).date()
@@ -62,7 +67,8 @@ def board_state(environment: Environment, reports: list[ServerReport], *, notice
         "now": now.isoformat(),
         "read_seconds": round(read_seconds, 3),
         "next_release": next_release_json(environment, now),
-        "servers": [_server_json(r, notices.get(r.server)) for r in reports],
+        "servers": [_server_json(r, notices.get(r.server), (instances or {}).get(r.server)) for r in reports],
+        "data": _data_json(data),
         "mixed": len({r.state.live for r in reports if r.state}) > 1,
         "checks": _check_json(checks[-1], zone) if checks else None,
         "lock": locks,
@@ -119,7 +125,9 @@ def read_board(fleet: Fleet) -> dict:
             except Exception as error:  # noqa: BLE001  (a page must keep showing the rest; the reason is shown)
                 notices[report.server] = f"(a notice is up, but it could not be read: {error})"
     events = fleet.read_history()
+    answering = [r.server for r in reports if r.state is not None]
     state = board_state(fleet.environment, reports, notices=notices, events=events, now=fleet.clock.now(),
+                        instances=_read_instances(fleet, answering), data=_read_data_slots(fleet.environment),
                         read_seconds=time.perf_counter() - started)
     _retry_silent_servers(fleet, [r.server for r in reports if r.state is None])
     return state
@@ -295,7 +303,50 @@ def _retry_silent_servers(fleet: Fleet, silent: list[str]) -> None:
         fleet.unreachable.pop(name, None)
 
 
-def _server_json(report: ServerReport, notice: str | None) -> dict:
+def _read_instances(fleet: Fleet, names: list[str]) -> dict[str, ServerInstances | str]:
+    """Each answering server's application instances (none without [application]); a string says why not."""
+    if fleet.environment.application is None:
+        return {}
+    from releaser.instances import read_instances
+
+    outcomes = fleet.each(lambda name: read_instances(fleet.hosts[name], fleet.environment, fleet.root(name)), names)
+    return {name: outcome if not isinstance(outcome, BaseException) else f"not read: {outcome}"
+            for name, outcome in outcomes.items()}
+
+
+def _read_data_slots(environment: Environment) -> DataSlots | str | None:
+    """The database's data slots (None without [database]); a string says why they could not be read."""
+    if environment.database is None:
+        return None
+    from releaser.datastore import read_data_slots
+
+    try:
+        return read_data_slots(environment)
+    except Exception as error:  # noqa: BLE001  (a database that does not answer must not blank the whole page)
+        return f"not read: {type(error).__name__}: {error}"
+
+
+SLOT_ORDER = {"live": 0, "backup": 1, "staging": 2}
+
+
+def _instances_json(view: ServerInstances | str | None) -> list[dict] | str | None:
+    if view is None or isinstance(view, str):
+        return view
+    ordered = sorted(view.instances, key=lambda i: (SLOT_ORDER.get(i.slot or "", 3), i.port))
+    return [{"slot": i.slot or "retired", "release": i.release, "port": i.port, "running": i.pid is not None,
+             "healthy": i.is_healthy} for i in ordered]
+
+
+def _data_json(data: DataSlots | str | None) -> dict | None:
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return {"error": data}
+    return {"schema": data.schema, "live": data.live, "backup": data.backup, "staging": data.staging,
+            "pending": list(data.pending), "error": None}
+
+
+def _server_json(report: ServerReport, notice: str | None, instances: ServerInstances | str | None = None) -> dict:
     state = report.state
     return {
         "server": report.server,
@@ -308,6 +359,7 @@ def _server_json(report: ServerReport, notice: str | None) -> dict:
         "locked": report.locked,
         "health": None if report.health is None else {"ok": report.health.ok, "detail": report.health.detail},
         "notice": notice,
+        "instances": _instances_json(instances),
         "error": report.error,
     }
 

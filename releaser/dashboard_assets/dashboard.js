@@ -39,6 +39,8 @@ function render(state) {
   text("next-release", next ? `${next.title}${next.title === next.publication ? "" : " (" + next.publication + ")"} at ${next.at_text}; upload deadline ${next.upload_deadline}` : "no release scheduled in the next 3 months");
   tick();
 
+  const withInstances = state.servers.some(s => s.instances !== null && s.instances !== undefined);
+  document.getElementById("instances-head").hidden = !withInstances;
   const servers = document.querySelector("#servers tbody");
   servers.replaceChildren();
   for (const s of state.servers) {
@@ -60,6 +62,18 @@ function render(state) {
     if (s.health) { cell(row, s.health.ok ? "PASS" : `FAIL ${s.health.detail}`, s.health.ok ? "PASS" : "FAIL"); }
     else { cell(row, "-"); }
     cell(row, s.notice);
+    if (withInstances) {
+      const list = s.instances;
+      const td = cell(row, typeof list === "string" || !list ? list : list.map(i =>
+        `${i.slot} ${i.release} :${i.port} ${!i.running ? "STOPPED" : i.healthy ? "PASS" : "FAIL"}`).join(", "));
+      td.dataset.slot = "instances";
+    }
+  }
+  const data = state.data;
+  document.getElementById("data-section").hidden = !data;
+  if (data) {
+    text("data", data.error ? data.error : `schema ${data.schema}: live ${data.live || "-"}, backup ${data.backup || "NO BACKUP"}, ` +
+      `staging ${data.staging || "-"}${data.pending.length ? "; PENDING two-phase transactions: " + data.pending.join(", ") : ""}`);
   }
   const warning = document.getElementById("fleet-warning");
   warning.hidden = !state.mixed;

@@ -73,3 +73,25 @@ def test_board_changed_ignores_the_read_time(change, changed):
     """A new read with nothing moved sends nothing to the pages."""
     before = board([ServerReport("web-1", LIVE_R1)])
     assert board_changed(before, before | change) is changed
+
+
+def test_instances_and_data_slots_show_only_when_declared():
+    """Without [application] or [database] the board has no instances and no data; with them, one entry per slot."""
+    from releaser.dataslots import DataSlots
+    from releaser.instances import Instance, ServerInstances
+
+    plain = board([ServerReport("web-1", LIVE_R1)])
+    assert plain["servers"][0]["instances"] is None and plain["data"] is None
+    view = ServerInstances({"live": "r1", "staging": "r2"}, (Instance(8302, "r2", 11, 200, "r2", "staging"),
+                                                             Instance(8301, "r1", 10, 200, "r1", "live"),
+                                                             Instance(8303, "r0", None, None, None, None)))
+    state = board_state(environment(), [ServerReport("web-1", LIVE_R1), ServerReport("web-2", LIVE_R1)], notices={},
+                        events=[], now=NOW, instances={"web-1": view, "web-2": "not read: timed out"},
+                        data=DataSlots("stats", live="r1", staging="r2", pending=("releaser_stats_1",)))
+    assert state["servers"][0]["instances"] == [
+        {"slot": "live", "release": "r1", "port": 8301, "running": True, "healthy": True},
+        {"slot": "staging", "release": "r2", "port": 8302, "running": True, "healthy": True},
+        {"slot": "retired", "release": "r0", "port": 8303, "running": False, "healthy": False}]
+    assert state["servers"][1]["instances"] == "not read: timed out"
+    assert state["data"] == {"schema": "stats", "live": "r1", "backup": None, "staging": "r2",
+                             "pending": ["releaser_stats_1"], "error": None}

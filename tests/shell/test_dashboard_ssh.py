@@ -35,3 +35,4 @@ def test_a_server_that_stops_answering_shows_down_then_back_without_a_restart(ss
             assert answered(url)["web-1"] and answered(url)["web-3"]
             sshd_farm.restart("web-2")
             wait_until(lambda: answered(url) == {"web-1": True, "web-2": True, "web-3": True}, 30, "web-2 to come back")
+
