@@ -40,6 +40,7 @@ ASSETS = {  # URL path -> (file in releaser/dashboard_assets, content type)
 }
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SLOT_ORDER = {"live": 0, "backup": 1, "staging": 2}  # how a server's instances are listed
 HEARTBEAT_SECONDS = 15.0  # an SSE comment line now and then, so a proxy or the browser keeps the stream open
 
 
@@ -70,7 +71,7 @@ def board_state(environment: Environment, reports: list[ServerReport], *, notice
         "servers": [_server_json(r, notices.get(r.server), (instances or {}).get(r.server)) for r in reports],
         "data": _data_json(data),
         "mixed": len({r.state.live for r in reports if r.state}) > 1,
-        "checks": _check_json(checks[-1], zone) if checks else None,
+        "checks": _check_json(checks[-1], zone, [s.name for s in environment.servers]) if checks else None,
         "lock": locks,
         "notices": [{"server": server, "text": text} for server, text in sorted(notices.items())],
         "timeline": [_event_json(e, zone) for e in todays],
@@ -326,9 +327,6 @@ def _read_data_slots(environment: Environment) -> DataSlots | str | None:
         return f"not read: {type(error).__name__}: {error}"
 
 
-SLOT_ORDER = {"live": 0, "backup": 1, "staging": 2}
-
-
 def _instances_json(view: ServerInstances | str | None) -> list[dict] | str | None:
     if view is None or isinstance(view, str):
         return view
@@ -372,10 +370,12 @@ def _lock_json(report: ServerReport, zone: ZoneInfo) -> dict:
             "expires": f"{lock.expires.astimezone(zone):%H:%M}" if lock.expires else None}
 
 
-def _check_json(event: dict, zone: ZoneInfo) -> dict:
+def _check_json(event: dict, zone: ZoneInfo, every_server: list[str]) -> dict:
+    checked = event.get("servers") or every_server
     return {"at": f"{_moment(event['at']).astimezone(zone):%a %d %b %H:%M:%S}", "outcome": event.get("outcome"),
             "summary": event.get("detail", ""), "actor": event.get("actor"),
-            "release": (event.get("releases") or {}).get("staging"), "not_passing": event.get("checks", [])}
+            "release": (event.get("releases") or {}).get("staging"), "not_passing": event.get("checks", []),
+            "only": sorted(checked) if set(checked) != set(every_server) else None}  # a check run with --hosts
 
 
 def _event_json(event: dict, zone: ZoneInfo) -> dict:

@@ -81,7 +81,8 @@ function render(state) {
 
   const checks = state.checks;
   text("checks", checks ? `${checks.outcome === "failed" ? "FAIL" : "PASS"} at ${checks.at} by ${checks.actor}` +
-    `${checks.release ? " on " + checks.release : ""}: ${checks.summary}` : "no check has run");
+    `${checks.release ? " on " + checks.release : ""}: ${checks.summary}` +
+    `${checks.only ? " (only " + checks.only.join(", ") + " checked, with --hosts)" : ""}` : "no check has run");
   document.getElementById("checks").className = checks ? "word " + (checks.outcome === "failed" ? "FAIL" : "PASS") : "";
   const notPassing = document.getElementById("checks-not-passing");
   notPassing.replaceChildren();

@@ -95,3 +95,11 @@ def test_instances_and_data_slots_show_only_when_declared():
     assert state["servers"][1]["instances"] == "not read: timed out"
     assert state["data"] == {"schema": "stats", "live": "r1", "backup": None, "staging": "r2",
                              "pending": ["releaser_stats_1"], "error": None}
+
+
+def test_a_check_run_on_some_servers_says_which():
+    """A check run with --hosts web-1 names web-1; one over every server names none."""
+    some = event("2026-12-01T08:00:00.000Z", "check", servers=["web-1"])
+    every = event("2026-12-01T08:05:00.000Z", "check", servers=["web-1", "web-2"])
+    assert board(events=[some])["checks"]["only"] == ["web-1"]
+    assert board(events=[some, every])["checks"]["only"] is None
