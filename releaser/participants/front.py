@@ -19,14 +19,11 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from releaser.config import Application
-from releaser.errors import HostUnreachable
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed
-from releaser.transport import Completed
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETTLED = 3  # answers in a row from the new release before verify believes the reload took
@@ -194,24 +191,18 @@ class ServerFront:
 
     def revert(self, timeout: float) -> None:
         """Put the include back on the previous instance and reload; once more on a new connection if it broke."""
-        done = self._on_a_working_connection(
+        done = self.context.on_a_working_connection(self.server, 
             lambda: self.host.run(restore_argv(self.application, self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}", moved=True)
 
     def abort(self, timeout: float) -> None:
         """Remove the prepared include; nginx was not touched."""
-        done = self._on_a_working_connection(
+        done = self.context.on_a_working_connection(self.server, 
             lambda: self.host.run(abort_argv(self.application, self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
 
-    def _on_a_working_connection(self, step: Callable[[], Completed]) -> Completed:
-        try:
-            return step()
-        except HostUnreachable:
-            self.context.reconnect(self.server)
-            return step()
 
 
 def _get(url: str, header: str | None, *, timeout: float) -> tuple[int | None, str | None]:

@@ -13,17 +13,14 @@ abort    removes the temporary links
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from releaser import remote
-from releaser.errors import HostUnreachable
 from releaser.hooks import run_hook
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed
-from releaser.transport import Completed
 from releaser.web import Probe, probe
 
 
@@ -103,7 +100,7 @@ class ServerLinks:
 
     def revert(self, timeout: float) -> None:
         """Put every slot this switch touched back on its old release; try once more on a new connection."""
-        done = self._on_a_working_connection(lambda: self.host.run(remote.restore_argv(self.root, self.changes),
+        done = self.context.on_a_working_connection(self.server, lambda: self.host.run(remote.restore_argv(self.root, self.changes),
                                                                    timeout=timeout))
         if not done.ok:
             raise StepFailed(done.reason(), moved=True)
@@ -111,17 +108,9 @@ class ServerLinks:
 
     def abort(self, timeout: float) -> None:
         """Remove the temporary links prepare made; no slot was touched."""
-        done = self._on_a_working_connection(lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
+        done = self.context.on_a_working_connection(self.server, lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(done.reason())
-
-    def _on_a_working_connection(self, step: Callable[[], Completed]) -> Completed:
-        """Run a step that must reach the server even after a network blip, reconnecting once if it broke."""
-        try:
-            return step()
-        except HostUnreachable:
-            self.context.reconnect(self.server)
-            return step()
 
     def _hook(self, hook: str, release: str | None, timeout: float) -> str | None:
         if self.context.rehearsal:

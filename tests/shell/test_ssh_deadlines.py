@@ -20,7 +20,7 @@ from releaser.config import load_environment
 from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable
 from releaser.slots import SlotState
 from tcpproxy import TcpProxy
-from test_ssh_faults import NEW, OLD, Tripwire, bundle, script_of
+from test_ssh_faults import NEW, OLD, bundle, hosts_with, script_of
 
 pytestmark = pytest.mark.ssh
 
@@ -74,14 +74,6 @@ def morning(open_fleet, env) -> None:
     assert set(read_slots(env).values()) == {OLD}
 
 
-def with_tripwire(env, name: str, **fault):
-    from releaser.transport import make_hosts
-
-    hosts = make_hosts(env)
-    hosts[name] = Tripwire(hosts[name], **fault)
-    return hosts
-
-
 def leftovers(env) -> dict[str, list[str]]:
     """Per server, the lock and temporary links a command left in .releaser/."""
     found = {}
@@ -102,7 +94,7 @@ def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_no
     deadline, names web-2, frees the lock on the others and switches nothing."""
     env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
     morning(open_fleet, env)
-    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=relays["web-2"].drop)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=relays["web-2"].drop)
 
     started = time.monotonic()
     with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable) as failure:
@@ -124,7 +116,7 @@ def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd
     (exit 7) naming web-2, every other server is back on r1 and unlocked, within the commit deadline."""
     env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
     morning(open_fleet, env)
-    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].drop)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].drop)
 
     started = time.monotonic()
     with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetMixed) as failure:
@@ -148,7 +140,7 @@ def test_a_silent_drop_after_the_commit_names_the_server_that_kept_the_lock(sshd
     result says loudly that web-2 still holds the lock and lacks the journal line, never a plain 'done'."""
     env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
     morning(open_fleet, env)
-    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", after=relays["web-2"].drop)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", after=relays["web-2"].drop)
 
     started = time.monotonic()
     with open_fleet(env, hosts=hosts) as fleet:
@@ -169,7 +161,7 @@ def test_a_connection_reset_at_commit_is_reconnected_and_every_server_put_back(s
     """The relay resets web-2's connection as its commit is sent: the revert reconnects and puts it back."""
     env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
     morning(open_fleet, env)
-    hosts = with_tripwire(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].reset)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].reset)
 
     with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.go_live()
@@ -190,7 +182,7 @@ def test_a_byte_changed_between_prepare_and_commit_is_refused_and_every_server_s
         data[0] ^= 0x01
         page.write_bytes(bytes(data))
 
-    hosts = with_tripwire(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=flip_a_byte)
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=flip_a_byte)
     with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.go_live()
 
@@ -209,7 +201,7 @@ def test_ctrl_c_while_the_lock_is_taken_frees_it_everywhere_and_is_journaled(ssh
     """Ctrl-C lands while web-2 is taking go-live's lock: no lock and no prepared link stays on any server, the
     message says so truthfully, and the journal keeps the cancellation."""
     morning(open_fleet, ssh_env)
-    hosts = with_tripwire(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
 
     with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(Cancelled) as cancelled:
         fleet.go_live()
@@ -247,13 +239,13 @@ def test_at_twenty_servers_ctrl_c_at_the_lock_and_a_silent_drop_leave_nothing_be
         twenty_old = {name: OLD for name in names}
         assert read_slots(env) == twenty_old
 
-        hosts = with_tripwire(env, "web-13", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
+        hosts = hosts_with(env, "web-13", when=lambda argv, e: script_of(argv) == "lock", before=ctrl_c)
         with open_fleet(env, hosts=hosts) as fleet, pytest.raises(Cancelled):
             fleet.go_live()
         assert read_slots(env) == twenty_old
         assert leftovers(env) == {name: [] for name in names}
 
-        hosts = with_tripwire(env, "web-7", when=lambda argv, e: script_of(argv) == "lock", before=proxies["web-7"].drop)
+        hosts = hosts_with(env, "web-7", when=lambda argv, e: script_of(argv) == "lock", before=proxies["web-7"].drop)
         started = time.monotonic()
         with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable, match=r"^web-7: cannot take the lock"):
             fleet.go_live()
