@@ -186,11 +186,14 @@ class DashboardHandler(BaseHTTPRequestHandler):
     server_version = "releaser-dashboard"
     board: Board
     stopping: threading.Event
+    allowed_hosts: frozenset[str]  # Host headers this server answers; see _is_for_us
 
     def do_GET(self) -> None:
         """Serve an asset, the board as JSON, or the stream of boards."""
         path = self.path.split("?", 1)[0]
-        if path in ASSETS:
+        if not self._is_for_us():
+            self._send(421, "text/plain; charset=utf-8", b"this is releaser's dashboard; open it by its own address\n")
+        elif path in ASSETS:
             name, kind = ASSETS[path]
             self._send(200, kind, resources.files("releaser").joinpath("dashboard_assets", name).read_bytes())
         elif path == "/board.json":
@@ -204,6 +207,14 @@ class DashboardHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         """Answer HEAD like GET for the page, without a body."""
         self._send(200 if self.path in ASSETS else 404, "text/plain", b"", head=True)
+
+    def _is_for_us(self) -> bool:
+        """True when the request names this server's own address (a page of another site never does).
+
+        Another site open in the same browser could point its own name at 127.0.0.1 (DNS rebinding) and
+        read the board through the browser; its requests carry that site's name in Host, so they are refused.
+        """
+        return self.headers.get("Host", "") in self.allowed_hosts
 
     def _refuse(self) -> None:
         self.send_response(405)
@@ -270,14 +281,15 @@ def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700
     board.publish(read_board(fleet))
     handler = type("Handler", (DashboardHandler,), {"board": board, "stopping": stop})
     httpd = ThreadingHTTPServer((bind, port), handler)
+    bound = httpd.server_address[1]
+    handler.allowed_hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]", bind))
     httpd.daemon_threads = True
     threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True),
                threading.Thread(target=keep_reading, args=(fleet, board, stop, every), daemon=True)]
     for thread in threads:
         thread.start()
     try:
-        host, bound = httpd.server_address[:2]
-        yield f"http://{host}:{bound}/"
+        yield f"http://{httpd.server_address[0]}:{bound}/"
     finally:
         stop.set()
         httpd.shutdown()

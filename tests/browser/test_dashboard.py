@@ -127,3 +127,15 @@ def test_dashboard_listens_on_loopback_only(dashboard):
     """Bound to 127.0.0.1 by default: the URL it prints and answers on is loopback."""
     assert dashboard.url.startswith("http://127.0.0.1:")
     assert dashboard.board()["environment"] == "release-day"
+
+
+def test_a_request_naming_another_site_is_refused(dashboard):
+    """A page of another site whose name points at 127.0.0.1 (DNS rebinding) gets 421, not the board."""
+    request = urllib.request.Request(dashboard.url + "board.json", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 421
+    port = dashboard.url.rsplit(":", 1)[1].rstrip("/")
+    by_name = urllib.request.Request(dashboard.url + "board.json", headers={"Host": f"localhost:{port}"})
+    with urllib.request.urlopen(by_name, timeout=5) as response:
+        assert json.load(response)["environment"] == "release-day"
