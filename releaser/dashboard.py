@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from releaser.config import Environment
+from releaser.errors import ReleaserError
 
 if TYPE_CHECKING:
     from releaser.dataslots import DataSlots
@@ -123,7 +124,7 @@ def read_board(fleet: Fleet) -> dict:
             try:
                 text = fleet.hosts[report.server].read(fleet.root(report.server) / fleet.environment.notice_file)
                 notices[report.server] = text.decode("utf-8", errors="replace").strip()
-            except Exception as error:  # noqa: BLE001  (a page must keep showing the rest; the reason is shown)
+            except ReleaserError as error:  # the server went away since its status: show the rest, and why
                 notices[report.server] = f"(a notice is up, but it could not be read: {error})"
     events = fleet.read_history()
     answering = [r.server for r in reports if r.state is not None]

@@ -105,10 +105,13 @@ function render(state) {
     cell(row, e.time); cell(row, e.action); cell(row, e.outcome, e.outcome); cell(row, e.release);
     cell(row, e.actor); cell(row, e.detail);
   }
+  const status = document.getElementById("connection");
   if (state.read_error) {
-    const status = document.getElementById("connection");
     status.dataset.state = "lost";
     status.textContent = `the last read of the servers failed (${state.read_error}); showing the one before`;
+  } else {
+    status.dataset.state = "live";
+    status.textContent = "live: updates as the servers change";
   }
   text("read-at", `servers read at ${new Date(Date.parse(state.now)).toLocaleTimeString("en-GB", {timeZone: state.zone})} ${state.zone} in ${state.read_seconds} s`);
   document.body.dataset.rendered = String((Number(document.body.dataset.rendered) || 0) + 1);
