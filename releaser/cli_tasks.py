@@ -623,7 +623,7 @@ def dashboard(c, env="local", port=None, bind="127.0.0.1", every=None):
         environment = load_environment(env, PROJECT)
         with connected(environment, actor=actor(), clock=SystemClock(),
                        journal_path=local_journal_path(environment.path)) as fleet:
-            with serving_dashboard(fleet, bind=bind, port=port, every=float(every)) as url:
+            with serving_dashboard(fleet, bind=bind, port=port, every=float(every), on_error=ui.warn) as url:
                 ui.say(f"dashboard of {environment.name} at {url} (read-only; Ctrl-C to stop)")
                 try:
                     threading.Event().wait()

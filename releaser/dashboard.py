@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,16 +167,24 @@ class Board:
             return self._version, self._state
 
 
-def keep_reading(fleet: Fleet, board: Board, stop: threading.Event, every: float) -> None:
-    """Read the board every `every` seconds until `stop` is set (runs in its own thread)."""
+def keep_reading(fleet: Fleet, board: Board, stop: threading.Event, every: float,
+                 on_error: Callable[[str], None] | None = None) -> None:
+    """Read the board every `every` seconds until `stop` is set (runs in its own thread).
+
+    A read that fails keeps the dashboard up: the page says so over the previous board, and `on_error` gets
+    the traceback (an unexpected one is a bug to report), once per new failure, not every few seconds.
+    """
     while not stop.is_set():
         try:
             board.publish(read_board(fleet))
             board.error = None
         except Exception as error:  # noqa: BLE001  (the page says the read failed; the next one may work)
-            board.error = f"{type(error).__name__}: {error}"
+            text = f"{type(error).__name__}: {error}"
+            if on_error is not None and text != board.error:
+                on_error(f"dashboard: reading the servers failed:\n{traceback.format_exc()}")
+            board.error = text
             _, last = board.newest()
-            board.publish({**(last or {}), "read_error": board.error})
+            board.publish({**(last or {}), "read_error": text})
         stop.wait(every)
 
 
@@ -273,10 +282,12 @@ class DashboardHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700, every: float = 2.0) -> Iterator[str]:
+def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700, every: float = 2.0,
+                      on_error: Callable[[str], None] | None = None) -> Iterator[str]:
     """Serve the dashboard of an open fleet while the block runs; yield its URL (port 0 picks a free one).
 
-    The first board is read before the URL is yielded, so the page never opens on nothing.
+    The first board is read before the URL is yielded, so the page never opens on nothing. `on_error`
+    hears of a later read that failed (see keep_reading).
     """
     board, stop = Board(), threading.Event()
     board.publish(read_board(fleet))
@@ -286,7 +297,7 @@ def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700
     handler.allowed_hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]", bind))
     httpd.daemon_threads = True
     threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True),
-               threading.Thread(target=keep_reading, args=(fleet, board, stop, every), daemon=True)]
+               threading.Thread(target=keep_reading, args=(fleet, board, stop, every, on_error), daemon=True)]
     for thread in threads:
         thread.start()
     try:
