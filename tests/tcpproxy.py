@@ -24,7 +24,8 @@ class TcpProxy:
         self.closed = threading.Event()
         self.pairs: list[tuple[socket.socket, socket.socket]] = []
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}").start()
+        self.accepting = threading.Thread(target=self._accept, daemon=True, name=f"proxy-{self.port}")
+        self.accepting.start()
 
     def drop(self) -> None:
         """From now on nothing passes either way, and nothing is closed."""
@@ -47,9 +48,14 @@ class TcpProxy:
                     pass
 
     def close(self) -> None:
-        """Stop relaying and close everything."""
+        """Stop relaying and close everything; the port stops listening before this returns."""
         self.closed.set()
+        try:  # close() alone leaves a thread blocked in accept() holding the port open; shutdown wakes it
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
+        self.accepting.join(timeout=5)
         self.reset()
 
     def _accept(self) -> None:
