@@ -708,11 +708,11 @@ def load_environment(name: str, project_dir: Path) -> Environment:
         environment = Environment.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_first_problem(error, _shown(path, project_dir)), hint="fix the field and run again") from error
-    _require_remote_roots_absolute(environment, _shown(path, project_dir))
+    _require_ssh_fields(environment, _shown(path, project_dir))
     return environment.model_copy(update={"name": path.stem, "path": path.resolve()})
 
 
-def _require_remote_roots_absolute(environment: Environment, where: str) -> None:
+def _require_ssh_fields(environment: Environment, where: str) -> None:
     """Over SSH a relative root would be taken from wherever the login lands: every server would look empty.
 
     And a server without `host` would quietly be this machine (paramiko's default is localhost).

@@ -21,22 +21,26 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, NoReturn
 
 from releaser import remote
 from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, pack_bundle, sha256sums_text
 from releaser.clock import Clock
-from releaser.config import Environment, Server
+from releaser.config import Environment
 from releaser.errors import (Cancelled, FleetMixed, FleetReverted, HostKeyChanged, HostUnreachable, LockHeld, PlanRefused,
                              ReleaserError)
 from releaser.hooks import run_hook
 from releaser.participants import SwitchContext, participants_for
-from releaser.participants.links import EarlyPrepare, ServerLinks
+from releaser.participants.links import EarlyPrepare, ServerLinks, check_health
 from releaser.switch import INTERRUPTED, Deadlines, Decision, State, SwitchReport, held_interrupts, run_switch
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
-from releaser.transport import Completed, Host, make_hosts
-from releaser.web import Probe, probe
+from releaser.transport import Completed, Host, make_hosts, once_more_on_a_new_connection
+from releaser.web import Probe
+
+if TYPE_CHECKING:
+    from releaser.instances import ServerInstances
 
 Progress = Callable[[str, str], None]
 Approve = Callable[[str, Mapping[str, Plan]], bool]
@@ -56,7 +60,7 @@ class ServerReport:
     notice: bool = False
     health: Probe | None = None
     error: str | None = None
-    instances: object | None = None  # releaser.instances.ServerInstances when the environment has [application]
+    instances: ServerInstances | None = None  # when the environment has [application]
 
 
 def status_exit_code(reports: list[ServerReport]) -> int:
@@ -192,7 +196,6 @@ class Fleet:
         self.notifier = None  # set by connected() when the environment has notification channels
         self.deliveries: list = []
         self._session: LockSession | None = None  # while a lock is held: its journal lines wait for the unlock
-        self._early: dict[str, EarlyPrepare] = {}  # links the lock's round trip prepared, for the next switch
         self._context: dict = {}  # fields every event of the current go-live carries (planned time etc.)
         self._pool = ThreadPoolExecutor(max_workers=min(environment.parallel, len(self.hosts)) or 1)
         self._stop = threading.Event()  # set by Ctrl-C: long work (uploads) ends at its next step or chunk
@@ -238,7 +241,7 @@ class Fleet:
                 return ServerReport(name, None, error=str(self.unreachable[name]))
             report = _parse_status(name, self.hosts[name].run(remote.status_argv(self.root(name))))
             if with_health and report.state and report.state.live:
-                report = _with_health(report, self._probe_live(name))
+                report = _with_health(report, check_health(self.environment, name))
             if self.environment.application is not None and report.state is not None:
                 from releaser import instances  # issue 13: each slot's instance (port, pid, health, release)
 
@@ -276,7 +279,6 @@ class Fleet:
             states = _states(session.reports, f"staging {release_id}")
             plans = plan_fleet_stage(states, release_id)
             previous = fleet_release(states, "staging")
-            self.each(lambda name: self.hosts[name].run(remote.clean_leftovers_argv(self.root(name))))
             try:
                 outcomes = self._upload_everywhere(bundle, plans)
             except KeyboardInterrupt:
@@ -436,10 +438,10 @@ class Fleet:
         target = next(iter(plans.values())).after.slot(slot)
         # what was switched from: a server already on the target (a MIXED fleet converging) does not say
         previous = next(iter(changing.values()), next(iter(plans.values()))).before.slot(slot)
-        early, self._early = self._early, {}
+        early = self._session.early if self._session else {}  # what the lock's round trip prepared
         roots = {name: self.root(name) / ".releaser" / "rehearsal" if rehearsal else self.root(name) for name in self.hosts}
         context = SwitchContext(self.environment, self.hosts, roots, action, slot, changing, target, previous,
-                                rehearsal=rehearsal, early=early, reconnect=self._reconnect)
+                                rehearsal=rehearsal, early=early)
         participants = participants_for(context)
         report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
                             keep_unhealthy=keep_unhealthy, before_commit=before_commit,
@@ -453,7 +455,7 @@ class Fleet:
         return Deadlines(prepare=d.prepare, commit=d.commit, verify=d.verify, revert=d.revert)
 
     def _raise_for(self, report: SwitchReport, *, action: str, target: str | None, previous: str | None, slot: str,
-                   rehearsal: bool) -> FleetResult:
+                   rehearsal: bool) -> NoReturn:
         """Journal a switch that did not commit and raise the one error that says where every server stands."""
         cause = _summary(report.cause)
         why = "interrupted (Ctrl-C)" if set(report.cause) == {INTERRUPTED} else f"failed on {cause}"
@@ -529,23 +531,7 @@ class Fleet:
         For steps that must reach every server even after a network blip (putting links back, freeing the
         lock), and that are safe to run twice.
         """
-        outcomes = self.each(work, names)
-        dropped = [name for name, outcome in outcomes.items() if isinstance(outcome, HostUnreachable)]
-        if dropped:
-            outcomes.update(self.each(lambda name: self._reconnect(name) or work(name), dropped))
-        return outcomes
-
-    def _reconnect(self, name: str) -> None:
-        """Open a new connection to a server whose connection broke (HostUnreachable if it is really gone)."""
-        reconnect = getattr(self.hosts[name], "reconnect", None)
-        if reconnect is not None:
-            reconnect()
-
-    def _probe_live(self, name: str) -> Probe:
-        server: Server = self.environment.server(name)
-        health = self.environment.health
-        return probe(server.live_url + health.path, status=health.status, contains=health.contains,
-                     timeout=health.timeout, attempts=health.attempts)
+        return self.each(lambda name: once_more_on_a_new_connection(self.hosts[name], lambda: work(name)), names)
 
     def _run_hook(self, name: str, hook: str, release: str | None, slot: str) -> str | None:
         """Run a configured hook on one server; return None on success, else why it failed."""
@@ -578,32 +564,27 @@ class Fleet:
                     "--reason TEXT") if session.stuck else ""
             raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
                             "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
-        self._early = session.early
         self._session = session
+        failure: ReleaserError | None = None
         try:
             yield session
         except ReleaserError as error:
-            with held_interrupts():
-                self._finish(session)
-            if session.stuck:
-                error.hint = (error.hint + "; " if error.hint else "") + session.leftover_warning()
+            failure = error
             raise
-        except BaseException:
+        finally:
             with held_interrupts():
                 self._finish(session)
-            raise
-        else:
-            with held_interrupts():
-                self._finish(session)
+            if failure is not None and session.stuck:
+                failure.hint = (failure.hint + "; " if failure.hint else "") + session.leftover_warning()
 
     def _finish(self, session: "LockSession") -> None:
         """Write the held journal lines and free this command's lock where it took it; note where that failed."""
-        self._session, self._early = None, {}
+        self._session = None
         lines = session.lines
         names = [name for name in self.hosts if name in session.taken or (lines and name not in self.unreachable)]
         outcomes = self._each_reconnecting(lambda name: self.hosts[name].run(
             remote.finish_argv(self.root(name), session.token if name in session.taken else "", lines)), names)
-        session.stuck = {name: why for name, why in _failures(outcomes).items()}
+        session.stuck = _failures(outcomes)
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.
@@ -672,7 +653,6 @@ class Fleet:
         with self.locked("prune") as session:
             plans = {report.server: plan_prune(report.state, keep, report.oldest_first)
                      for report in _readable(session.reports.values(), "prune")}
-            self.each(lambda name: self.hosts[name].run(remote.clean_leftovers_argv(self.root(name))))
             stopped = self._stop_retired_instances()  # issue 13: never one a slot names
             if all(plan.is_noop() for plan in plans.values()):
                 dropped = self._prune_data(session)

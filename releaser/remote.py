@@ -168,6 +168,18 @@ else
 fi
 """
 
+# Once the lock is ours, in the same round trip: remove what a command that died mid-way left in .releaser/
+# (part-written uploads and unpack directories, removals cut short, a switch's temporary links). Nothing is in
+# flight while we hold the lock, and the loop forks nothing unless there is something to remove.
+_CLEAN_LEFTOVERS = r"""
+if [ "$taken" = yes ]; then
+  for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
+      "$1"/.releaser/next-* "$1"/.releaser/back-*; do
+    if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
+  done
+fi
+"""
+
 # After the lock and the status, in the same round trip: the links a go-live ($3 = go-live) or a rollback
 # ($3 = rollback) of this server alone would make, prepared under their temporary names. The fleet uses
 # them only when they equal its own plan for the server; otherwise it prepares again, as always.
@@ -227,17 +239,6 @@ mv -f "$2.releaser-tmp" "$2"
 """
 
 
-# What a command that died mid-way can leave in .releaser/: part-written uploads and unpack directories, removals
-# cut short, and temporary links of a switch. Only run under the lock, so nothing in flight is removed.
-_CLEAN_LEFTOVERS = r"""
-cd "$1/.releaser" 2>/dev/null || exit 0
-for left in upload-*.tar.gz unpack-* removing-* next-* back-*; do
-  if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left" && printf 'removed %s\n' "$left"; fi
-done
-exit 0
-"""
-
-
 def _script(name: str, body: str, *args: str) -> list[str]:
     return ["sh", "-c", body, f"releaser-{name}", *args]
 
@@ -283,11 +284,6 @@ def restore_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str
     return _script("restore", _RESTORE, str(root), *_pairs(reversed(list(changes)), "old"))
 
 
-def clean_leftovers_argv(root: PurePosixPath) -> list[str]:
-    """Remove what an interrupted command left in .releaser/ (partial uploads, temporary links); prints each."""
-    return _script("clean", _CLEAN_LEFTOVERS, str(root))
-
-
 def rehearsal_argv(root: PurePosixPath, *, setup: bool) -> list[str]:
     """Copy the slot links into .releaser/rehearsal (a throwaway root sharing releases/), or remove it."""
     return _script("rehearsal", _REHEARSAL, str(root), "setup" if setup else "remove")
@@ -316,14 +312,16 @@ def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
 def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = None) -> list[str]:
     """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>', then the status report.
 
+    Once taken, the same round trip removes what an interrupted command left in .releaser/.
+
     The status (without free disk) is read after the lock was taken, in the same round trip, so a plan made
     from it cannot be overtaken by another command. With `prepare_for` ("go-live" or "rollback") the server
     also prepares that switch's links as its own slots suggest, and prints 'prepared <slot=release>...' when
     it did: one round trip fewer when the fleet's plan agrees.
     """
     if prepare_for:
-        return _script("lock", _LOCK + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for)
-    return _script("lock", _LOCK + _SLOTS, str(root), info_json)
+        return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for)
+    return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS, str(root), info_json)
 
 
 def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:

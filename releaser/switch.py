@@ -204,14 +204,14 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
     by_name = {p.name: p for p in participants}
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    with held_interrupts(enabled=False) as presses:
-        try:
-            on_phase("prepare")
-            prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
-        except KeyboardInterrupt:
-            _abort_all(participants, deadlines, presses)
-            raise Cancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
-                            hint="run the same command again when ready") from None
+    presses = Presses()  # before commit, Ctrl-C raises as usual: it cancels
+    try:
+        on_phase("prepare")
+        prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
+    except KeyboardInterrupt:
+        _abort_all(participants, deadlines, presses)
+        raise Cancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
+                        hint="run the same command again when ready") from None
     timings["prepare"] = time.perf_counter() - started
     failed = {name: step for name, step in prepared.items() if not step.ok}
     if failed:
@@ -268,14 +268,14 @@ class Presses:
 
 
 @contextmanager
-def held_interrupts(*, enabled: bool = True) -> Iterator[Presses]:
+def held_interrupts() -> Iterator[Presses]:
     """While the block runs, Ctrl-C is counted instead of raised (from the main thread only).
 
     The first press says that the switch finishes or is put back first; the second says that the command
-    stops waiting and will report what it knows. With enabled=False the presses raise as usual.
+    stops waiting and will report what it knows.
     """
     presses = Presses()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield presses
         return
 

@@ -21,12 +21,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from releaser.errors import Cancelled, ConfigError, HostKeyChanged, HostUnreachable
 
 if TYPE_CHECKING:
     from releaser.config import Environment
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,19 @@ class LocalHost:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+def once_more_on_a_new_connection(host: Host, step: Callable[[], T]) -> T:
+    """Run a step; if it found the connection broken, reconnect once and run it again: the server may still be up.
+
+    For steps that must reach a server even after a network blip and are safe to run twice (putting links
+    back, removing prepared files, freeing the lock). A server really gone raises HostUnreachable again.
+    """
+    try:
+        return step()
+    except HostUnreachable:
+        host.reconnect()
+        return step()
 
 
 def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Host]:

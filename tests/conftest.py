@@ -146,3 +146,25 @@ def ssh_environment_for(farm, path: Path, *, extra: str = "") -> Environment:
 def ssh_env(sshd_farm, tmp_path) -> Environment:
     """An SSH environment over the three-server farm."""
     return ssh_environment_for(sshd_farm, tmp_path / "ssh-env.toml")
+
+
+@pytest.fixture
+def app_farm(sshd_farm, tmp_path):
+    """r1 live and r2 staged on three servers, every slot's instance running (gunicorn), nginx fronts serving r1."""
+    from apps.appfarm import AppFarm, missing_tools
+    from releaser.switch import Decision
+
+    missing = missing_tools()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"missing: {', '.join(missing)}")
+        pytest.skip(f"missing: {', '.join(missing)}")
+    farm = AppFarm(sshd_farm, tmp_path)
+    try:
+        farm.stage("r1")
+        report = farm.switch("go-live")
+        assert report.decision is Decision.COMMITTED, report
+        farm.stage("r2")
+        yield farm
+    finally:
+        farm.close()

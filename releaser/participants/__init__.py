@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TypeVar
 
 from releaser.config import Environment
 from releaser.slots import Plan
 from releaser.switch import Participant
 from releaser.transport import Host
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,18 +37,6 @@ class SwitchContext:
     previous: str | None
     rehearsal: bool = False
     early: Mapping[str, object] = field(default_factory=dict)
-    reconnect: Callable[[str], None] = lambda name: None
-
-    def on_a_working_connection(self, server: str, step: Callable[[], T]) -> T:
-        """Run a step that must reach the server even after a network blip (revert, abort): once more on a new
-        connection if the first try found the connection broken."""
-        from releaser.errors import HostUnreachable
-
-        try:
-            return step()
-        except HostUnreachable:
-            self.reconnect(server)
-            return step()
 
 
 def _kinds() -> list[Callable[[SwitchContext], list[Participant]]]:

@@ -24,6 +24,7 @@ from pathlib import PurePosixPath
 from releaser.config import Application
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed
+from releaser.transport import once_more_on_a_new_connection
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETTLED = 3  # answers in a row from the new release before verify believes the reload took
@@ -191,14 +192,14 @@ class ServerFront:
 
     def revert(self, timeout: float) -> None:
         """Put the include back on the previous instance and reload; once more on a new connection if it broke."""
-        done = self.context.on_a_working_connection(self.server, 
+        done = once_more_on_a_new_connection(self.host, 
             lambda: self.host.run(restore_argv(self.application, self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}", moved=True)
 
     def abort(self, timeout: float) -> None:
         """Remove the prepared include; nginx was not touched."""
-        done = self.context.on_a_working_connection(self.server, 
+        done = once_more_on_a_new_connection(self.host, 
             lambda: self.host.run(abort_argv(self.application, self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")

@@ -16,10 +16,12 @@ import os
 from dataclasses import dataclass
 
 from releaser import remote
+from releaser.config import Environment
 from releaser.hooks import run_hook
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed
+from releaser.transport import once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
 
@@ -37,6 +39,21 @@ class EarlyPrepare:
 def participants(context: SwitchContext) -> list["ServerLinks"]:
     """One links participant per server whose plan changes a link."""
     return [ServerLinks(context, name, plan.links) for name, plan in context.plans.items() if plan.links]
+
+
+def check_health(environment: Environment, server_name: str, *, rehearsal: bool = False,
+                 timeout: float | None = None) -> Probe:
+    """GET a server's live URL (a rehearsal's: its staging URL) against [health]: verify's probe, and status's."""
+    server = environment.server(server_name)
+    health = environment.health
+    headers = {}
+    if rehearsal:
+        access = environment.staging_access
+        headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
+    url = (server.staging_url if rehearsal else server.live_url) + health.path
+    return probe(url, status=health.status, contains=health.contains,
+                 timeout=min(health.timeout, timeout) if timeout else health.timeout,
+                 attempts=health.attempts, headers=headers)
 
 
 class ServerLinks:
@@ -79,27 +96,14 @@ class ServerLinks:
 
     def verify(self, timeout: float) -> None:
         """GET the server's live URL (a rehearsal's staging URL) and judge it against [health]."""
-        self.probe = self.check_health(timeout)
+        self.probe = check_health(self.context.environment, self.server, rehearsal=self.context.rehearsal,
+                                  timeout=timeout)
         if not self.probe.ok:
             raise StepFailed(self.probe.detail)
 
-    def check_health(self, timeout: float | None = None) -> Probe:
-        """The health probe verify uses, also for status and for a rollback's report."""
-        environment = self.context.environment
-        server = environment.server(self.server)
-        health = environment.health
-        headers = {}
-        if self.context.rehearsal:
-            access = environment.staging_access
-            headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
-        url = (server.staging_url if self.context.rehearsal else server.live_url) + health.path
-        return probe(url, status=health.status, contains=health.contains,
-                     timeout=min(health.timeout, timeout) if timeout else health.timeout,
-                     attempts=health.attempts, headers=headers)
-
     def revert(self, timeout: float) -> None:
         """Put every slot this switch touched back on its old release; try once more on a new connection."""
-        done = self.context.on_a_working_connection(self.server, lambda: self.host.run(remote.restore_argv(self.root, self.changes),
+        done = once_more_on_a_new_connection(self.host, lambda: self.host.run(remote.restore_argv(self.root, self.changes),
                                                                    timeout=timeout))
         if not done.ok:
             raise StepFailed(done.reason(), moved=True)
@@ -107,7 +111,7 @@ class ServerLinks:
 
     def abort(self, timeout: float) -> None:
         """Remove the temporary links prepare made; no slot was touched."""
-        done = self.context.on_a_working_connection(self.server, lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
+        done = once_more_on_a_new_connection(self.host, lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(done.reason())
 

@@ -178,8 +178,7 @@ nginx = [{nginx_argv}]
         first = next(iter(plans.values()))
         slot = "staging" if action == "stage" else "live"
         context = SwitchContext(environment=self.environment, hosts=self.hosts, roots=self.roots(), action=action,
-                                slot=slot, plans=plans, target=first.after.slot(slot), previous=first.before.slot(slot),
-                                reconnect=lambda name: self.hosts[name].reconnect())
+                                slot=slot, plans=plans, target=first.after.slot(slot), previous=first.before.slot(slot))
         # a stage's links are checked by the staging instance's health wait, not through the public front
         chosen = [p for p in participants_for(context) if not (links_only and p.name.endswith(":front"))]
         return run_switch(chosen, deadlines=deadlines, before_commit=before_commit,

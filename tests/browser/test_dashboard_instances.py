@@ -1,36 +1,15 @@
 """The dashboard of an environment whose slots run application instances behind nginx, over real sshd, in chromium."""
 
-import os
 
 import pytest
 
-from apps.appfarm import AppFarm, missing_tools
 from browserfarm import browser, wait_for  # noqa: F401 (fixture)
 from conftest import ACTOR
 from releaser.clock import SystemClock
 from releaser.dashboard import serving_dashboard
 from releaser.fleet import Fleet
-from releaser.switch import Decision
 
 pytestmark = pytest.mark.ssh
-
-
-@pytest.fixture
-def app_farm(sshd_farm, tmp_path):
-    """r1 live and r2 staged on three servers, each slot's instance running (gunicorn), nginx fronts serving r1."""
-    missing = missing_tools()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"missing: {', '.join(missing)}")
-        pytest.skip(f"missing: {', '.join(missing)}")
-    farm = AppFarm(sshd_farm, tmp_path)
-    try:
-        farm.stage("r1")
-        assert farm.switch("go-live").decision is Decision.COMMITTED
-        farm.stage("r2")
-        yield farm
-    finally:
-        farm.close()
 
 
 def test_page_lists_each_servers_live_and_staging_instance(app_farm, browser, tmp_path):

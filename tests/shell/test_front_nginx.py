@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.appfarm import AppFarm, Load, missing_tools
+from apps.appfarm import AppFarm, Load
 from releaser import instances
 from releaser.participants import front as front_participant
 from releaser.switch import Decision
@@ -22,25 +22,6 @@ pytestmark = pytest.mark.ssh
 
 SERVERS = ("web-1", "web-2", "web-3")
 LOAD_REQUESTS = 10_000
-
-
-@pytest.fixture
-def app_farm(sshd_farm, tmp_path):
-    """r1 live and r2 staged on three servers, every slot's instance running, nginx fronts serving r1."""
-    missing = missing_tools()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"missing: {', '.join(missing)}")
-        pytest.skip(f"missing: {', '.join(missing)}")
-    farm = AppFarm(sshd_farm, tmp_path)
-    try:
-        farm.stage("r1")
-        report = farm.switch("go-live")
-        assert report.decision is Decision.COMMITTED, report
-        farm.stage("r2")
-        yield farm
-    finally:
-        farm.close()
 
 
 def under_load(farm: AppFarm, switch):

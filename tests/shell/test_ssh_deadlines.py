@@ -74,6 +74,14 @@ def morning(open_fleet, env) -> None:
     assert set(read_slots(env).values()) == {OLD}
 
 
+def timed_go_live(open_fleet, env, hosts, expected: type[Exception]) -> tuple[Exception, float]:
+    """Run a go-live that must raise `expected`; return the error and the seconds the command took."""
+    started = time.monotonic()
+    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(expected) as failure:
+        fleet.go_live()
+    return failure.value, time.monotonic() - started
+
+
 def leftovers(env) -> dict[str, list[str]]:
     """Per server, the lock and temporary links a command left in .releaser/."""
     found = {}
@@ -96,13 +104,10 @@ def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_no
     morning(open_fleet, env)
     hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=relays["web-2"].drop)
 
-    started = time.monotonic()
-    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable) as failure:
-        fleet.go_live()
-    seconds = time.monotonic() - started
+    error, seconds = timed_go_live(open_fleet, env, hosts, HostUnreachable)
 
     assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
-    message = str(failure.value)
+    message = str(error)
     assert message.startswith("web-2: cannot take the lock") and "no answer within 3 s" in message
     assert "nothing was changed" in message
     relays["web-2"].heal()
@@ -118,16 +123,13 @@ def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd
     morning(open_fleet, env)
     hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "commit", before=relays["web-2"].drop)
 
-    started = time.monotonic()
-    with open_fleet(env, hosts=hosts) as fleet, pytest.raises(FleetMixed) as failure:
-        fleet.go_live()
-    seconds = time.monotonic() - started
+    error, seconds = timed_go_live(open_fleet, env, hosts, FleetMixed)
 
     assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
-    message = str(failure.value)
+    message = str(error)
     assert "web-1, web-3 are back on r1" in message and "web-2 did not answer, so it may still serve r2" in message
     assert "the fleet is MIXED" in message and "keep web-2 away from the public" in message
-    assert failure.value.exit_code == 7
+    assert error.exit_code == 7
     slots = read_slots(env)
     assert slots["web-1"] == slots["web-3"] == OLD
     left = leftovers(env)
