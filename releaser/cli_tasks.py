@@ -330,7 +330,7 @@ def unlock(c, reason=None, yes=False, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
-        from releaser.errors import Cancelled
+        from releaser.errors import Cancelled, HostUnreachable
         from releaser.preview import preview_unlock
 
         dry = is_dry(c, dry_run)
@@ -340,14 +340,20 @@ def unlock(c, reason=None, yes=False, env="local", dry_run=False):
             preview = preview_unlock(fleet)
             if dry:
                 return ui.show_preview(preview)
+            answered = [s.name for s in fleet.environment.servers if s.name not in fleet.unreachable]
             if preview.changes_nothing():
-                return ui.say(f"nothing is locked on {', '.join(s.name for s in fleet.environment.servers)}: "
-                              "nothing was changed or journaled")
+                if answered:
+                    ui.say(f"nothing is locked on {', '.join(answered)}: nothing was changed or journaled")
+                fleet.require_all_reachable("unlock")  # a server that did not answer may still hold a lock: exit 5
+                return
             ui.show_preview_lines(preview)
             if not ui.confirm(f"remove the lock on {', '.join(preview.lines)} whoever holds it?", assume_yes=yes):
                 raise Cancelled("unlock cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
             fleet.unlock(reason=reason)
-    ui.say(f"removed the lock on {', '.join(preview.lines)}")
+            ui.say(f"removed the lock on {', '.join(preview.lines)}")
+            if fleet.unreachable:
+                raise HostUnreachable(", ".join(sorted(fleet.unreachable)), "did not answer, so any lock there is still "
+                                      "there", hint="once it answers, run: invoke unlock --reason TEXT again")
 
 
 @task(help={"keep": "Unpointed releases to keep on each server (default: keep_releases).", "yes": YES_HELP, "env": ENV_HELP,

@@ -8,6 +8,7 @@ translated here into HostUnreachable, raised from the original.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -264,6 +265,10 @@ class SshHost:
                      "(ssh-keygen -R HOST, then ssh-keyscan); nothing was changed") from error
         except paramiko.SSHException as error:
             _close_quietly(sock)
+            if _SILENT.search(str(error)):  # paramiko says this when no SSH greeting came before its deadline
+                raise HostUnreachable(self.name, f"ssh to {self.address} failed: the connection ended before login (no SSH "
+                                      f"greeting within {s['connect_timeout']:g} s: the server, or the network to it, "
+                                      "may be silent)", hint="see: invoke runbook server-failure") from error
             hint = ("its host key is not in known_hosts; verify it, then add it (ssh-keyscan -p PORT HOST)"
                     if "not found in known_hosts" in str(error) else "check the server is up and your key is authorised")
             raise HostUnreachable(self.name, f"ssh to {self.address} failed: {_why(error)}", hint=hint) from error
@@ -475,6 +480,10 @@ class _Framed:
         return self.body.decode(errors="replace")
 
 
+# paramiko logs every failure of its transport thread (with a traceback) to stderr when nothing else handles its
+# logger; releaser translates those failures into one line itself, so its own log stays out of the terminal.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
 _known_hosts_lock = threading.Lock()
 _known_hosts_parsed: dict[tuple, object] = {}
 
@@ -547,6 +556,7 @@ def _why(error: BaseException) -> str:
     return text
 
 
+_SILENT = re.compile(r"Error reading SSH protocol banner|No existing session|Authentication timeout", re.IGNORECASE)
 _CLOSED = re.compile(r"socket is closed|connection (was )?(dropped|reset|closed|aborted)|broken pipe", re.IGNORECASE)
 
 
