@@ -114,6 +114,7 @@ class LockSession:
     early: dict[str, EarlyPrepare] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     stuck: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long taking it took (with `early`, that round trip also prepared the links)
 
     def leftover_warning(self) -> str:
         """Say which servers kept this command's lock or lack its journal lines, and what to do."""
@@ -121,8 +122,9 @@ class LockSession:
         missing = sorted(self.stuck) if self.lines else []
         parts = []
         if kept:
+            why = self.stuck[kept[0]] if len(kept) == 1 else _summary({n: self.stuck[n] for n in kept})
             parts.append(f"{', '.join(kept)} still {'holds' if len(kept) == 1 else 'hold'} this command's lock "
-                         f"({_summary({n: self.stuck[n] for n in kept})}): once back, run: invoke unlock --reason TEXT")
+                         f"({why}): once back, run: invoke unlock --reason TEXT")
         if missing:
             parts.append(f"the journal on {', '.join(missing)} lacks this command's events (the local journal has them)")
         return "; ".join(parts)
@@ -446,6 +448,10 @@ class Fleet:
         report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
                             keep_unhealthy=keep_unhealthy, before_commit=before_commit,
                             on_phase=lambda phase: [self.progress(name, phase) for name in changing])
+        if early and self._session:  # the links were prepared in the lock's round trip: that trip is the prepare
+            for phase in ("prepare", "switch"):
+                if phase in report.timings:  # a refused prepare has no switch time
+                    report.timings[phase] += self._session.seconds
         if report.decision in (Decision.COMMITTED, Decision.UNHEALTHY):
             return _switch_result(action, target, previous, plans, participants, report)
         return self._raise_for(report, action=action, target=target, previous=previous, slot=slot, rehearsal=rehearsal)
@@ -553,8 +559,10 @@ class Fleet:
         """
         token = uuid.uuid4().hex
         doing = reason.split()[0]
+        started = time.perf_counter()
         try:
             session = self._take_lock(reason, token=token, kind="command", minutes=30, prepare_for=prepare_for)
+            session.seconds = time.perf_counter() - started
         except KeyboardInterrupt:
             with held_interrupts():
                 session = LockSession(token, reason, taken=[name for name in self.hosts if name not in self.unreachable])

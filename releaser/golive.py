@@ -115,6 +115,7 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
             raise Cancelled("go-live cancelled before the switch (Ctrl-C); nothing was switched",
                             hint="run: invoke go-live again before the scheduled time") from None
         journal_extra["switched_at"] = _utc(clock.now())  # read when the go-live event is written, after commit
+        tick("commit", clock.now(), timeline.switch_at)  # the countdown must stop saying "nothing is switched yet"
 
     return fleet.go_live(reason=reason, approve=approve, before_commit=wait_for_the_second, journal_extra=journal_extra)
 

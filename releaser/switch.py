@@ -14,7 +14,8 @@ one Decision, and the shell (fleet) journals it and raises once, after every par
 
 A participant silent past its phase's deadline is LOST: the coordinator stops waiting for it (its thread is a
 daemon and cannot keep the process alive), reverts the others, and says that the lost one may have moved
-when the phase was commit or revert. A second Ctrl-C stops waiting for any participant still busy and reports
+when the phase was commit or revert. A second Ctrl-C stops waiting for any participant still busy in that phase
+(the revert that follows still waits for those that answer; one more press ends that wait too) and reports
 what is known.
 """
 
@@ -266,6 +267,11 @@ class Presses:
         """True once Ctrl-C was pressed twice: stop waiting for participants still busy."""
         return self.count >= 2
 
+    def stop_waiting_at(self) -> int:
+        """The press count that ends the wait of a phase starting now: the second press, or, for a phase that
+        starts after it (the revert), one more press, so the servers that answer are still put back."""
+        return max(2, self.count + 1)
+
 
 @contextmanager
 def held_interrupts() -> Iterator[Presses]:
@@ -284,9 +290,10 @@ def held_interrupts() -> Iterator[Presses]:
         if presses.count == 1:
             print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops "
                   "(press Ctrl-C again to stop waiting for a server that does not answer)", file=sys.stderr, flush=True)
-        elif presses.count == 2:
-            print("\nreleaser: second Ctrl-C; no longer waiting for servers that have not answered: they are reported "
-                  "as not known", file=sys.stderr, flush=True)
+        else:
+            print("\nreleaser: Ctrl-C again; no longer waiting for servers that have not answered in this step: they "
+                  "are reported as not known (the others are still put back; Ctrl-C again stops that wait too)",
+                  file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, note)
     try:
@@ -309,7 +316,7 @@ class _Step:
 
 
 def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, presses: Presses) -> dict[str, _Step]:
-    """Run one phase on every participant at once; stop waiting at the deadline or on a second Ctrl-C."""
+    """Run one phase on every participant at once; stop waiting at the deadline or when Ctrl-C is pressed again."""
     results: dict[str, _Step] = {}
     threads = []
     for participant in participants:
@@ -318,12 +325,14 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
         thread.start()
         threads.append((participant.name, thread))
     deadline = time.monotonic() + timeout + 1.0  # a second's grace over the participant's own deadline
+    stop_at = presses.stop_waiting_at()
     for name, thread in threads:
-        while thread.is_alive() and time.monotonic() < deadline and not presses.stopped:
+        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at:
             thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
     for name, _ in threads:
         if name not in results:
-            why = "stopped waiting after a second Ctrl-C" if presses.stopped else f"no answer within {timeout:g} s"
+            why = "stopped waiting after Ctrl-C was pressed again" if presses.count >= stop_at else \
+                f"no answer within {timeout:g} s"
             results[name] = _Step(False, detail=why, lost=True)
     return {name: results[name] for name, _ in threads}
 

@@ -373,17 +373,22 @@ def _json_default(value):
 def countdown() -> Iterator:
     """Show a live countdown to the switch on stderr; yields the tick(phase, now, moment) golive calls each second."""
     phases = {"checks": "every check runs", "prepare": "servers are prepared", "switch": "the servers switch"}
+    switching = "switching every server now (Ctrl-C is held until every server has switched or been put back)"
     if not err.is_terminal:
         shown: set = set()
 
         def tick_plain(phase: str, now: datetime, moment: datetime) -> None:
             if phase not in shown:
                 shown.add(phase)
-                err.print(plain(f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}"))
+                err.print(plain(switching if phase == "commit" else
+                                f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}"))
         yield tick_plain
         return
     with _shown_live(Live(Text(""), console=err, transient=True, refresh_per_second=4)) as live:
         def tick(phase: str, now: datetime, moment: datetime) -> None:
+            if phase == "commit":
+                live.update(Text(switching))
+                return
             left = int((moment - now).total_seconds())
             live.update(Text(f"{phases.get(phase, phase)} at {moment:%H:%M:%S %Z}, in "
                              f"{left // 3600:02d}:{left % 3600 // 60:02d}:{left % 60:02d}  (Ctrl-C cancels; nothing is switched yet)"))

@@ -127,3 +127,21 @@ def test_an_exception_in_the_wait_before_commit_aborts_everything():
 ])
 def test_decide(outcomes, decision):
     assert decide(outcomes) is decision
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_silent_one_and_still_puts_the_others_back():
+    """Ctrl-C twice while b hangs in its commit: nobody waits out b's deadline, and a, which answered, is reverted."""
+    import os
+    import signal
+
+    things = [Thing("a"), Thing("b", hang=("commit",))]
+    presser = threading.Timer(0.3, lambda: [os.kill(os.getpid(), signal.SIGINT), time.sleep(0.1),
+                                            os.kill(os.getpid(), signal.SIGINT)])
+    presser.start()
+    started = time.monotonic()
+    report = run_switch(things, deadlines=Deadlines(prepare=5, commit=5, verify=5, revert=5))
+    presser.join()
+    assert time.monotonic() - started < 3
+    assert report.outcome("a").state is State.REVERTED and things[0].position == "old"
+    assert report.outcome("b").state is State.REVERTED  # it answered the revert
+    assert report.decision is Decision.REVERTED and report.interrupted
