@@ -846,7 +846,7 @@ def _lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, Serv
         return "error", None, ServerReport(name, None, error=outcome.reason()), None
     holder = parse_lock(first[len("held"):].strip()) if said == "held" else None
     early = [line.split()[1:] for line in rest.splitlines() if line.startswith("prepared ")]
-    prepared = EarlyPrepare(tuple(early[-1]), remote.parse_fingerprints(rest)) if early else None
+    prepared = EarlyPrepare(tuple(early[-1])) if early else None
     return (said, holder, _parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr)), prepared)
 
 

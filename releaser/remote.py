@@ -29,19 +29,8 @@ _STATUS = _SLOTS + r"""
 printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 """
 
-# What a release's files look like right now: every path with its size and inode change time (which no
-# user can set back, unlike the mtime), hashed. Taken at prepare and again at commit, just before the
-# rename: a release changed in between is refused there. Costs one `find` over the release's directory
-# entries (no file is read) and one sha256sum, so it fits in the commit at the second. Unsorted: a
-# directory lists its entries in the same order until one is added or removed, which is a change anyway.
-_FINGERPRINT = r"""
-fingerprint() {
-  fp=$(find "$1" -printf '%P %y %s %C@\n' | sha256sum); printf '%s' "${fp%% *}"
-}
-"""
-
 # Shared by prepare and by the lock's early prepare: run in the app root with $root set to it.
-_PREPARE_LINKS = _FINGERPRINT + r"""
+_PREPARE_LINKS = r"""
 prepare_links() {
   mode=$1; shift
   [ -w . ] || { echo "app root $PWD is not writable" >&2; return 3; }
@@ -57,9 +46,7 @@ prepare_links() {
       [ "$sums" = 0 ] || { echo "release $release fails its checksums on this server" >&2; return 4; }
     fi
     ln -sfn "releases/$release" ".releaser/next-$slot" || return 3
-    [ "$slot" = live ] && printf 'fingerprint %s %s\n' "$release" "$(fingerprint "releases/$release")"
   done
-  return 0
 }
 """
 
@@ -71,11 +58,16 @@ root=$PWD; verify=$2; shift 2
 prepare_links "$verify" "$@"
 """
 
-_COMMIT = _FINGERPRINT + r"""
+# Before any rename: was anything in the release going live changed after prepare verified it and made
+# .releaser/next-live? Every write, chmod, new, removed or renamed file updates an inode change time (of the
+# file, or of its directory), which no user can set back, unlike the mtime; one `find` over the directory
+# entries (no file is read) answers, and stops at the first. A clock stepped back between prepare and commit
+# could hide a change; prepare's sha256 check of every file still stands before it.
+_COMMIT = r"""
 set -e
-cd "$1"; expect_release=$2; expect=$3; shift 3
-if [ -n "$expect" ] && [ "$(fingerprint "releases/$expect_release")" != "$expect" ]; then
-  echo "release $expect_release changed on this server after it was prepared (its files differ); nothing was switched here" >&2
+cd "$1"; unchanged=$2; shift 2
+if [ -n "$unchanged" ] && [ -n "$(find "releases/$unchanged" -cnewer .releaser/next-live -print -quit 2>/dev/null)" ]; then
+  echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
   exit 4
 fi
 for pair in "$@"; do
@@ -200,7 +192,7 @@ case $3 in
   *) exit 0 ;;
 esac
 root=$PWD
-if printed=$(prepare_links verify "$@" 2>/dev/null); then echo "prepared $*"; printf '%s\n' "$printed"; fi
+prepare_links verify "$@" 2>/dev/null && echo "prepared $*"
 exit 0
 """
 
@@ -258,25 +250,14 @@ def prepared_pairs(changes: Sequence[LinkChange]) -> tuple[str, ...]:
     return tuple(_pairs(changes, "new"))
 
 
-def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, expect: tuple[str, str] | None = None) -> list[str]:
+def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, unchanged: str | None = None) -> list[str]:
     """Rename the prepared links over the slots; prints the time live was renamed.
 
-    With `expect` (release id, fingerprint from prepare) the server first checks that release is unchanged
-    since prepare and refuses (exit 4, nothing renamed) when it is not.
+    With `unchanged` (the release going live) the server first checks nothing in it changed since prepare
+    made .releaser/next-live, and refuses (exit 4, nothing renamed) when something did.
     """
-    release, fingerprint = expect or ("", "")
-    return _script("commit", _COMMIT, str(root), validate_release_id(release) if release else "", fingerprint,
+    return _script("commit", _COMMIT, str(root), validate_release_id(unchanged) if unchanged else "",
                    *_pairs(changes, "new"))
-
-
-def parse_fingerprints(stdout: str) -> dict[str, str]:
-    """Read the 'fingerprint <release> <sha>' lines prepare prints: release id -> fingerprint."""
-    found = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "fingerprint":
-            found[parts[1]] = parts[2]
-    return found
 
 
 def restore_argv(root: PurePosixPath, changes: Sequence[LinkChange]) -> list[str]:

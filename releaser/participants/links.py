@@ -1,8 +1,9 @@
 """The slot links on one server as a switch participant: prepared under temporary names, renamed at commit.
 
 prepare  checks the target release is there and intact (sha256sum of every file), makes each new link as
-         .releaser/next-<slot>, and notes the release's fingerprint (paths, sizes, change times)
-commit   re-checks that fingerprint and renames the links over the slots (`mv -T`, atomic), all in one
+         .releaser/next-<slot>
+commit   checks nothing in the release changed since (inode change times newer than next-live) and renames
+         the links over the slots (`mv -T`, atomic), all in one
          round trip; a release changed since prepare is refused there, before anything is renamed
 verify   GETs the server's live URL (a rehearsal: its staging URL) against [health]
 revert   puts every touched slot back on its old release by the same kind of rename, on a new connection
@@ -30,10 +31,9 @@ _REFUSED_CHANGED = 4  # the commit script's exit status when the release changed
 
 @dataclass(frozen=True)
 class EarlyPrepare:
-    """Links the lock's round trip already prepared on a server, and the fingerprints it printed."""
+    """Links the lock's round trip already prepared on a server (its slot=release words)."""
 
     pairs: tuple[str, ...]
-    fingerprints: dict[str, str]
 
 
 def participants(context: SwitchContext) -> list["ServerLinks"]:
@@ -67,7 +67,6 @@ class ServerLinks:
         self.host = context.hosts[server]
         self.root = context.roots[server]
         self.going_live = next((c.new for c in changes if c.slot == "live" and c.new), None)
-        self.fingerprint: str | None = None
         self.moved_at: float | None = None
         self.probe: Probe | None = None
 
@@ -75,17 +74,14 @@ class ServerLinks:
         """Check the release and make the new links under temporary names; nothing the public sees changes."""
         early = self.context.early.get(self.server)
         if isinstance(early, EarlyPrepare) and early.pairs == remote.prepared_pairs(self.changes):
-            self.fingerprint = early.fingerprints.get(self.going_live or "")
             return
         done = self.host.run(remote.prepare_argv(self.root, self.changes), timeout=timeout)
         if not done.ok:
             raise StepFailed(done.reason())
-        self.fingerprint = remote.parse_fingerprints(done.stdout).get(self.going_live or "")
 
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared links over the slots, unless the release changed since prepare."""
-        expect = (self.going_live, self.fingerprint) if self.going_live and self.fingerprint else None
-        done = self.host.run(remote.commit_argv(self.root, self.changes, expect=expect), timeout=timeout)
+        done = self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live), timeout=timeout)
         if not done.ok:  # exit 4: the release changed since prepare, refused before any rename; else maybe half done
             raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED_CHANGED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
