@@ -1,0 +1,171 @@
+"""The deploy lock across the fleet: taken on every server or none, held as a value, freed whatever happens.
+
+Every changing command takes the lock inside its protected region (`DeployLock.held`) and gets a
+`LockSession`: the servers where it took it, every server's slots read in the same round trip (so a plan
+made from them cannot be overtaken), links prepared early for a go-live or rollback, and the journal lines
+that travel to the servers with the unlock. Ctrl-C while it is being taken frees it everywhere by this
+command's token and is journaled; Ctrl-C while it is being freed waits until that has ended.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from releaser import remote
+from releaser.errors import Cancelled, HostUnreachable, LockHeld, ReleaserError
+from releaser.group import Group, failures, summary
+from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
+from releaser.participants.links import EarlyPrepare
+from releaser.recorder import Recorder
+from releaser.serverstate import ServerReport, parse_status
+from releaser.switch import held_interrupts
+from releaser.transport import Completed
+
+COMMAND_MINUTES = 30  # a command's lock expires after this, so a killed command never blocks the next for long
+
+
+@dataclass
+class LockSession:
+    """The deploy lock one command holds: its token, where it was taken, what was read under it.
+
+    `lines` are the journal events that travel to the servers with the unlock; once the lock is freed,
+    `stuck` names each server where freeing it or writing those lines failed, with why.
+    """
+
+    token: str
+    reason: str
+    taken: list[str]
+    reports: dict[str, ServerReport] = field(default_factory=dict)
+    early: dict[str, EarlyPrepare] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    stuck: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long taking it took (with `early`, that round trip also prepared the links)
+
+    def leftover_warning(self) -> str:
+        """Say which servers kept this command's lock or lack its journal lines, and what to do."""
+        kept = sorted(name for name in self.stuck if name in self.taken)
+        missing = sorted(self.stuck) if self.lines else []
+        parts = []
+        if kept:
+            why = self.stuck[kept[0]] if len(kept) == 1 else summary({n: self.stuck[n] for n in kept})
+            parts.append(f"{', '.join(kept)} still {'holds' if len(kept) == 1 else 'hold'} this command's lock "
+                         f"({why}): once back, run: invoke unlock --reason TEXT")
+        if missing:
+            parts.append(f"the journal on {', '.join(missing)} lacks this command's events (the local journal has them)")
+        return "; ".join(parts)
+
+
+class DeployLock:
+    """The lock on every server of a group, taken and freed for one command at a time."""
+
+    def __init__(self, group: Group, recorder: Recorder) -> None:
+        self.group = group
+        self.recorder = recorder
+        self.session: LockSession | None = None  # the one held now, if any
+
+    @contextmanager
+    def held(self, reason: str, *, prepare_for: str | None = None) -> Iterator[LockSession]:
+        """Hold the deploy lock on every server while the block runs, and free it afterwards, whatever happens.
+
+        Yields the held lock with every server's report, read in the same round trip just after the lock was
+        taken. With `prepare_for` ("go-live", "rollback") that round trip also prepares each server's links
+        for it; the links participant uses them only where they equal the plan. Journal events of the block
+        travel with the unlock, in one round trip. After the block, `session.stuck` names the servers that
+        kept the lock or missed the journal lines.
+        """
+        token = uuid.uuid4().hex
+        doing = reason.split()[0]
+        started = time.perf_counter()
+        try:
+            session = self._take(reason, token=token, kind="command", minutes=COMMAND_MINUTES, prepare_for=prepare_for)
+            session.seconds = time.perf_counter() - started
+        except KeyboardInterrupt:
+            with held_interrupts():
+                session = LockSession(token, reason, taken=self.group.reachable)
+                session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
+                self._free(session)
+            left = (f"; {', '.join(session.stuck)} did not answer and may still hold it: once back, run: invoke unlock "
+                    "--reason TEXT") if session.stuck else ""
+            raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
+                            "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
+        self.session, self.recorder.pending = session, session.lines
+        failure: ReleaserError | None = None
+        try:
+            yield session
+        except ReleaserError as error:
+            failure = error
+            raise
+        finally:
+            with held_interrupts():
+                self._free(session)
+            if failure is not None and session.stuck:
+                failure.hint = (failure.hint + "; " if failure.hint else "") + session.leftover_warning()
+
+    def take(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
+        """Take the lock on every server or on none; return the servers where this call took it.
+
+        An expired lock is taken over. A manual lock held by the same person lets their own commands through.
+        """
+        return self._take(reason, token=token, kind=kind, minutes=minutes).taken
+
+    def unlock(self, *, reason: str) -> list[str]:
+        """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
+        self.group.run(lambda name: remote.unlock_argv(self.group.root(name), None))
+        self.recorder.write("unlock", "done", reason=reason)
+        return self.group.reachable
+
+    def _free(self, session: LockSession) -> None:
+        """Write the held journal lines and free this command's lock where it took it; note where that failed."""
+        self.session, self.recorder.pending = None, None
+        lines, group = session.lines, self.group
+        names = [name for name in group.hosts if name in session.taken or (lines and name not in group.unreachable)]
+        outcomes = group.each_reconnecting(lambda name: group.hosts[name].run(
+            remote.finish_argv(group.root(name), session.token if name in session.taken else "", lines)), names)
+        session.stuck = failures(outcomes)
+
+    def _take(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None) -> LockSession:
+        group, actor, now = self.group, self.recorder.actor, self.recorder.clock.now()
+        info = new_lock(actor, reason, now, minutes=minutes, token=token, kind=kind)
+        lock_and_read = lambda name: group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(),
+                                                                            prepare_for=prepare_for))
+        answers = {name: lock_answer(name, o) for name, o in group.each(lock_and_read).items()}
+        expired = [name for name, (said, holder, _, _) in answers.items()
+                   if said == "held" and holder and is_expired(holder, now)]
+        if expired:
+            group.run(lambda name: remote.unlock_argv(group.root(name), answers[name][1].token), expired)
+            answers.update({name: lock_answer(name, o) for name, o in group.each(lock_and_read, expired).items()})
+        taken = [name for name, (said, _, _, _) in answers.items() if said == "taken"]
+        holders = {name: holder for name, (said, holder, _, _) in answers.items() if said == "held"}
+        for name, holder in list(holders.items()):
+            if holder and holder.owner == actor and holder.kind == "manual" and kind == "command":
+                del holders[name]
+        errors = {name: report.error for name, (said, _, report, _) in answers.items() if said == "error"}
+        if holders or errors:  # give back what was taken, with any links the lock's trip prepared early
+            group.run(lambda name: remote.finish_argv(group.root(name), token, []), taken)
+            if holders:
+                name, holder = sorted(holders.items())[0]
+                raise LockHeld(f"{describe_lock(holder)} on {', '.join(sorted(holders))}",
+                               hint="wait, or run: invoke unlock --reason TEXT")
+            name, error = sorted(errors.items())[0]
+            raise HostUnreachable(name, f"cannot take the lock: {error}",
+                                  hint="nothing was changed; check the server, then run the command again")
+        return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
+                           {name: early for name, (_, _, _, early) in answers.items() if early is not None})
+
+
+def lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, ServerReport, EarlyPrepare | None]:
+    """Split the lock script's answer: "taken" | "held" | "error", the holder when held, the report, links prepared early."""
+    if isinstance(outcome, Exception):
+        return "error", None, ServerReport(name, None, error=str(outcome).removeprefix(f"{name}: ")), None
+    first, _, rest = outcome.stdout.partition("\n")
+    said = first.split(" ", 1)[0]
+    if not outcome.ok or said not in ("taken", "held"):
+        return "error", None, ServerReport(name, None, error=outcome.reason()), None
+    holder = parse_lock(first[len("held"):].strip()) if said == "held" else None
+    early = [line.split()[1:] for line in rest.splitlines() if line.startswith("prepared ")]
+    prepared = EarlyPrepare(tuple(early[-1])) if early else None
+    return said, holder, parse_status(name, Completed(outcome.exit_code, rest, outcome.stderr)), prepared

@@ -1,0 +1,158 @@
+"""Staging a release: upload, verify and unpack it on every server, load its data, point every staging slot at it.
+
+Staging moves only when every server holds the verified release; otherwise the releases this run unpacked
+are removed again and no server's staging changes. Ctrl-C stops every upload at its next chunk and
+removes what was uploaded or unpacked. Leftovers of an earlier run (partial uploads, temporary links) are
+removed by the lock's own round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from releaser import remote
+from releaser.bundle import Bundle, pack_bundle, sha256sums_text
+from releaser.errors import Cancelled, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
+from releaser.group import remove_quietly, summary
+from releaser.results import FleetResult, HostResult, with_leftovers
+from releaser.serverstate import states
+from releaser.slots import Plan, fleet_release, plan_fleet_stage
+from releaser.switch import held_interrupts
+
+if TYPE_CHECKING:
+    from releaser.fleet import Fleet
+
+
+def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetResult:
+    """Upload, verify and unpack the bundle on every server, then point every staging slot at it."""
+    started = time.perf_counter()
+    release_id = bundle.release_id
+    fleet.group.require_all_reachable(f"staging {release_id}")
+    with fleet.locked(f"stage {release_id}") as session:
+        read = states(session.reports, f"staging {release_id}")
+        plans = plan_fleet_stage(read, release_id)
+        previous = fleet_release(read, "staging")
+        try:
+            outcomes = _upload_everywhere(fleet, bundle, plans)
+        except KeyboardInterrupt:
+            fleet.group.stop.clear()  # every server's step has ended: now undo them
+            with held_interrupts():
+                _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
+                fleet.record("stage", "interrupted", releases={"staging": release_id},
+                             detail="Ctrl-C while staging; anything it had unpacked was removed")
+            raise Cancelled(f"staging {release_id} stopped (Ctrl-C); what it had uploaded or unpacked was removed and "
+                            "no server's staging changed", hint="run the same command again when ready") from None
+        failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
+        if failed:
+            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
+            fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
+            raise FleetReverted(f"staging {release_id} failed on {summary(failed)}; no server's staging changed",
+                                hint=stage_hint(release_id, failed))
+        upload_seconds = time.perf_counter() - started
+        _stage_data(fleet, bundle, plans)  # issue 14: data slots; nothing when there is no [database]
+        fleet.switch(plans, action="stage", verify=False)
+        _start_staging_instances(fleet, release_id)  # issue 13: nothing when there is no [application]
+        fleet.record("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
+                     timings={"upload": upload_seconds, "total": time.perf_counter() - started})
+    return with_leftovers(FleetResult("stage", release_id, previous,
+                                      tuple(HostResult(name, True, detail) for name, (ok, detail) in outcomes.items()),
+                                      seconds={"upload": upload_seconds, "total": time.perf_counter() - started}), session)
+
+
+def stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
+    """What to do after a failed stage: running it again mends a full disk, not a damaged copy already there."""
+    damaged = sorted(name for name, detail in failed.items() if _DAMAGED.search(detail))
+    if damaged:
+        return (f"the {release_id} already on {', '.join(damaged)} is not this bundle's files, and a release id never "
+                f"changes its files: build the bundle as a new release id and stage that (invoke build --help)")
+    return "fix that server (disk, permissions) and run the same command again"
+
+
+_DAMAGED = re.compile(r"fails its checksums on this server|has different files from the bundle")
+
+
+def _start_staging_instances(fleet: Fleet, release_id: str) -> None:
+    """Start the staged release's instance on every server and wait for its health (issue 13).
+
+    The staging links have moved by then; a server where the instance does not come up is named, and
+    the stage is journaled as failed: staging points at a release that is not running there.
+    """
+    if fleet.environment.application is None:
+        return
+    from releaser import instances
+
+    group = fleet.group
+    started = group.each(lambda name: instances.start_staging_instance(group.hosts[name], fleet.environment,
+                                                                       group.root(name), release_id))
+    if started.failed:
+        fleet.record("stage", "failed", releases={"staging": release_id}, detail=f"instance: {started.summary()}")
+        raise PlanRefused(f"staging now points at {release_id}, but its instance did not start on {started.summary()}",
+                          hint="look at the instance's log on that server, fix it, then stage again; live and backup "
+                               "were not touched")
+
+
+def _stage_data(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> None:
+    """Load the release's data into the database's staging slot (issue 14); on failure undo the unpacking."""
+    if fleet.environment.database is None:
+        return
+    from releaser import datastore  # psycopg only for environments with a database
+
+    try:
+        datastore.load_staging(fleet.environment, bundle)
+    except ReleaserError as error:
+        _remove_release(fleet, bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
+        fleet.record("stage", "failed", releases={"staging": bundle.release_id}, detail=f"database: {error.what}")
+        raise
+
+
+def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
+    """Remove a release this stage unpacked on the named servers (never one a slot points to)."""
+    fleet.group.run(lambda name: remote.remove_release_argv(fleet.group.root(name), release_id), names)
+
+
+def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
+    """Put the verified release on every server that lacks it, and check it where it already is."""
+    group, release_id = fleet.group, bundle.release_id
+    sums_sha = hashlib.sha256(sha256sums_text(bundle.manifest.files).encode()).hexdigest()
+    group.stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
+    with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
+        needs_upload = any(plan.unpack for plan in plans.values())
+        for name in plans if needs_upload else ():
+            group.progress(name, f"packing {release_id} here, once for every server")
+        archive, archive_sha = pack_bundle(bundle, Path(workdir)) if needs_upload else (None, None)
+
+        def place(name: str) -> tuple[bool, str]:
+            host, root = group.hosts[name], group.root(name)
+            if not plans[name].unpack:
+                group.progress(name, f"checking {release_id} already on the server")
+                done = host.run(remote.check_release_argv(root, release_id, sums_sha))
+                return (done.ok, "already on the server, verified" if done.ok else done.reason())
+            group.progress(name, f"uploading {release_id}")
+            made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
+            if not made.ok:
+                return False, made.reason()
+            target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
+            try:
+                host.put(archive, target, stop=group.stop.is_set)
+            except (HostUnreachable, Cancelled):
+                remove_quietly(host, target)  # a part-written archive must not keep the disk full
+                raise
+            if group.stop.is_set():
+                remove_quietly(host, target)
+                return False, "stopped by Ctrl-C before unpacking"
+            group.progress(name, f"verifying and unpacking {release_id}")
+            done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
+            if not done.ok:
+                return False, done.reason()
+            hook = fleet.run_hook(name, "after_unpack", release_id, "staging")
+            return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
+
+        outcomes = group.each(place)
+    return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}
