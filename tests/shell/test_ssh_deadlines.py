@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -281,3 +282,53 @@ def test_the_next_stage_removes_what_an_interrupted_command_left(ssh_env, open_f
         fleet.stage(bundle("r3"))
     assert leftovers(ssh_env)["web-1"] == []
     assert read_slots(ssh_env)["web-1"].staging == "r3"
+
+
+def test_a_live_url_that_goes_silent_during_verify_costs_its_deadline_and_every_server_goes_back(
+        sshd_farm, ssh_env, open_fleet, tmp_path):
+    """web-2's public URL accepts connections and never answers (the kernel completes the handshake, nobody
+    reads): verify gives up at its deadline, names web-2, and every server is put back on r1 and unlocked."""
+    from releaser.sandbox import serving
+
+    morning(open_fleet, ssh_env)
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # never accepted: requests vanish into the backlog
+    try:
+        servers = [s.model_copy(update={"live_url": f"http://127.0.0.1:{hole.getsockname()[1]}"}) if s.name == "web-2"
+                   else s for s in ssh_env.servers]
+        silent = ssh_env.model_copy(update={"servers": servers, "sandbox": None})
+        started = time.monotonic()
+        with serving(ssh_env), open_fleet(silent) as fleet, pytest.raises(FleetReverted) as failure:
+            fleet.go_live()
+        seconds = time.monotonic() - started
+    finally:
+        hole.close()
+
+    assert seconds < ssh_env.deadlines.verify + ssh_env.deadlines.revert + 5, f"took {seconds:.1f} s"
+    message = str(failure.value)
+    assert "go-live failed on web-2" in message and "every server is back on r1" in message
+    assert set(read_slots(ssh_env).values()) == {OLD}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    assert ("go-live", "reverted") in journal_events(tmp_path)
+
+
+def test_ctrl_c_during_the_journal_and_unlock_step_of_a_committed_go_live_still_says_it_is_live(
+        sshd_farm, ssh_env, open_fleet, tmp_path):
+    """A real SIGINT lands while web-2 writes go-live's journal lines and frees its lock, after every server
+    committed: that step ends first, the go-live reports r2 live, and no lock or missing line is left."""
+    morning(open_fleet, ssh_env)
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "finish", before=ctrl_c)
+
+    with open_fleet(ssh_env, hosts=hosts) as fleet:
+        result = fleet.go_live()
+
+    assert hosts["web-2"].fired
+    assert result.release == "r2" and all(r.ok for r in result.results)
+    assert not any(note.startswith("WARNING") for note in result.notes)
+    assert set(read_slots(ssh_env).values()) == {NEW}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    for server in ssh_env.servers:
+        journal = Path(str(ssh_env.app_root(server))) / ".releaser" / "journal.jsonl"
+        events = [json.loads(line) for line in journal.read_text().splitlines()]
+        assert (events[-1]["action"], events[-1]["outcome"]) == ("go-live", "done"), server.name
