@@ -454,6 +454,16 @@ def demo(c):
         run_demo(PROJECT)
 
 
+@task(name="demo-app")
+def demo_app(c):
+    """Show application instances behind nginx and data slots switching."""
+    from releaser.demo_app import run_demo_app
+
+    refuse_dry(c, "demo-app")
+    with exit_on_user_error():
+        run_demo_app(PROJECT)
+
+
 @task(positional=["name"], help={"name": "The runbook to show, e.g. rollback; 'list' lists them all."})
 def runbook(c, name=None):
     """Show a runbook, or list them: invoke runbook rollback, invoke runbook list."""
