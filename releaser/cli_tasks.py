@@ -280,19 +280,27 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
 
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table.", "hosts": HOSTS_HELP})
 def status(c, env="local", json=False, hosts=None):
-    """Show each server's live, backup and staging release; exit 5 if a server did not answer, 7 if MIXED."""
+    """Show each server's live, backup and staging release; exit 5 if a server did not answer, 7 if MIXED.
+
+    With [database] the data slots show in one more row; data whose live release is not the servers' is
+    MIXED too (exit 7), and a database that does not answer exits 5.
+    """
     with exit_on_user_error():
         with open_fleet(env, "status", hosts) as fleet:  # first: its connections open while the rest is imported
             reports = fleet.read_status()
             environment = fleet.environment
+        from releaser.datastatus import read_data_status
+
+        data = read_data_status(environment, {report.server: report.state for report in reports})
     from releaser import ui
 
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
-                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024)
+                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024, data=data)
+    from releaser.dataslots import status_exit_code_with_data
     from releaser.fleet import status_exit_code
 
-    code = status_exit_code(reports)
+    code = status_exit_code_with_data(status_exit_code(reports), data)
     if code:
         raise Exit(code=code)  # the table and its warnings said why
 
@@ -444,6 +452,16 @@ def demo(c):
     refuse_dry(c, "demo")
     with exit_on_user_error():
         run_demo(PROJECT)
+
+
+@task(name="demo-app")
+def demo_app(c):
+    """Show application instances behind nginx and data slots switching."""
+    from releaser.demo_app import run_demo_app
+
+    refuse_dry(c, "demo-app")
+    with exit_on_user_error():
+        run_demo_app(PROJECT)
 
 
 @task(positional=["name"], help={"name": "The runbook to show, e.g. rollback; 'list' lists them all."})

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from releaser.errors import PlanRefused
+from releaser.errors import FleetMixed, HostUnreachable, PlanRefused
 
 MARKER = "releaser release "
 _RETIRED = re.compile(r"__old_([0-9]{1,9})\Z")
@@ -221,19 +221,105 @@ def judge_data_agreement(files: Mapping[str, str | None], data: DataSlots) -> li
     Live must agree always. Backup and staging must agree too, except that a data slot may be empty
     while the files' is not (data staged later than files is reported by the staged check, not here).
     """
-    problems = []
+    return [d.describe() for d in slot_disagreements(files, data)] + pending_problems(data)
+
+
+@dataclass(frozen=True)
+class SlotDisagreement:
+    """One slot where the servers' files and the database's data name different releases (None: nothing)."""
+
+    slot: str
+    files: str | None
+    data: str | None
+
+    @property
+    def blocks_go_live(self) -> bool:
+        """True when the next go-live would be refused or would leave files and data apart: live, or staged files
+        whose data is not staging's."""
+        return self.slot == "live" or (self.slot == "staging" and self.files is not None)
+
+    def describe(self) -> str:
+        """One line naming both sides, in the words status and check print."""
+        if self.slot != "live" and self.data is None and self.files is not None:
+            return f"{self.slot}: the servers have {self.files}, the database has no data staged for it"
+        return f"{self.slot}: the servers have {self.files or 'nothing'}, the database has {self.data or 'nothing'}"
+
+
+def slot_disagreements(files: Mapping[str, str | None] | object, data: DataSlots) -> tuple[SlotDisagreement, ...]:
+    """Every slot (live, backup, staging) where one server's slots and the data slots differ, in that order.
+
+    `files` is a mapping slot -> release id, or anything with live/backup/staging attributes (a SlotState).
+    """
+    disagreements = []
     for slot in ("live", "backup", "staging"):
-        want, have = files.get(slot), data.slot(slot)
-        if want == have:
-            continue
-        if slot == "live" or have is not None or want is None:
-            problems.append(f"{slot}: the servers have {want or 'nothing'}, the database has {have or 'nothing'}")
-        else:
-            problems.append(f"{slot}: the servers have {want}, the database has no data staged for it")
-    if data.pending:
-        problems.append(f"{len(data.pending)} switch transaction(s) left prepared in the database "
-                        f"({', '.join(data.pending)}); the next switch or prune rolls them back")
-    return problems
+        want = files.get(slot) if isinstance(files, Mapping) else getattr(files, slot)
+        have = data.slot(slot)
+        if want != have:
+            disagreements.append(SlotDisagreement(slot, want, have))
+    return tuple(disagreements)
+
+
+def pending_problems(data: DataSlots) -> list[str]:
+    """A line about switch transactions left prepared in the database (empty when there are none)."""
+    if not data.pending:
+        return []
+    return [f"{len(data.pending)} switch transaction(s) left prepared in the database "
+            f"({', '.join(data.pending)}); the next switch or prune rolls them back"]
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """The data slots beside the servers': what the catalog holds, or why it could not be read, and what disagrees.
+
+    `problems` are the lines status prints (servers named when they do not all see the same slots);
+    `live_differs` says the data's live release is not some answering server's live release.
+    """
+
+    schema: str
+    slots: DataSlots | None
+    error: str | None = None
+    problems: tuple[str, ...] = ()
+    live_differs: bool = False
+
+    @property
+    def agrees(self) -> bool:
+        """True when the catalog was read and every answering server's slots match the data slots."""
+        return self.error is None and not self.problems
+
+
+def judge_data_status(schema: str, data: DataSlots | None, servers: Mapping[str, object], *,
+                      error: str | None = None) -> DataStatus:
+    """Compare the data slots with each answering server's slots (name -> SlotState, None when it did not answer).
+
+    Servers that see the same slots share one set of lines; the server names lead each line only when
+    the servers themselves differ.
+    """
+    if data is None:
+        return DataStatus(schema, None, error or "the data slots were not read")
+    groups: dict[tuple, list[str]] = {}
+    for name, state in servers.items():
+        if state is not None:
+            groups.setdefault((state.live, state.backup, state.staging), []).append(name)
+    problems: list[str] = []
+    live_differs = False
+    for (live, backup, staging), names in groups.items():
+        found = slot_disagreements({"live": live, "backup": backup, "staging": staging}, data)
+        live_differs = live_differs or any(d.slot == "live" for d in found)
+        prefix = f"{', '.join(names)}: " if len(groups) > 1 else ""
+        problems.extend(prefix + d.describe() for d in found)
+    return DataStatus(schema, data, None, tuple(problems + pending_problems(data)), live_differs)
+
+
+def status_exit_code_with_data(servers_code: int, data: DataStatus | None) -> int:
+    """What status exits with once the data slots are counted: 7 (MIXED) when the data's live release differs
+    from the servers', 5 when the database did not answer, else the servers' own code (7 beats 5 beats 0)."""
+    if data is None:
+        return servers_code
+    if data.live_differs or servers_code == FleetMixed.exit_code:
+        return FleetMixed.exit_code
+    if data.error is not None:
+        return HostUnreachable.exit_code
+    return servers_code
 
 
 def judge_smoke_value(row: Sequence[object] | None, expect: object) -> str | None:

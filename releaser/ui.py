@@ -23,6 +23,7 @@ from rich.text import Text
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # ui renders what the fleet returns but never calls it
+    from releaser.dataslots import DataStatus
     from releaser.fleet import FleetResult, ServerReport
     from releaser.slots import Plan
 
@@ -119,14 +120,15 @@ def _print_as_list(table: Table, console: Console) -> None:
 
 
 def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
-                host_keys_checked: bool = True, min_free_bytes: int = 0) -> None:
+                host_keys_checked: bool = True, min_free_bytes: int = 0, data: DataStatus | None = None) -> None:
     """Show each server's live, backup and staging release, free disk, lock and live health.
 
     A server with less free disk than `min_free_bytes` (what the disk check asks for) is warned about.
+    With `data` (the environment has [database]) one more row shows the data slots and whether they agree.
     """
     if as_json:
         print_json({"environment": environment, "host_keys_checked": host_keys_checked,
-                    "servers": [_report_json(r) for r in reports]})
+                    "servers": [_report_json(r) for r in reports], "data": _data_json(data)})
         return
     table = Table(title=plain(f"releaser status: {environment}"), title_justify="left")
     for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
@@ -147,8 +149,13 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
                 health += plain(f" {report.health.detail}")
         _add_row(table, report.server, state.live or "-", backup, state.staging or "-", len(state.on_disk),
                  _bytes(report.free_bytes), lock, health)
+    if data is not None:
+        _add_data_row(table, data)
     print_table(table)
     _show_instances(reports)
+    if data is not None:
+        for problem in data.problems:
+            warn(f"files and data disagree: {problem}; see: invoke check --only data-slots")
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
         warn(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; see: invoke runbook rollback")
@@ -325,6 +332,31 @@ def _show_instances(reports: list[ServerReport]) -> None:
         _add_row(table, server, instance.slot or "retired", instance.port, instance.pid or "not running", health,
                  instance.release, instance.reports or "-")
     print_table(table)
+
+
+def _add_data_row(table: Table, data: DataStatus) -> None:
+    """The database's row under the servers': its data slots, the schemas holding a release, and agreement."""
+    label = f"database ({data.schema})"
+    if data.slots is None:
+        _add_row(table, label, word("DOWN"), "", "", "", "-", "-", plain(data.error, style="red"))
+        return
+    slots = data.slots
+    backup = Text(slots.backup) if slots.backup else word("NO BACKUP") if slots.live else Text("-")
+    agreement = word("PASS") + plain(" agrees with the servers") if data.agrees else \
+        word("FAIL" if data.live_differs else "WARN") + plain(f" {len(data.problems)} disagreement(s), below")
+    held = len({slots.live, slots.backup, slots.staging} - {None}) + len(slots.retired)  # schemas holding a release
+    _add_row(table, label, slots.live or "-", backup, slots.staging or "-", held, "-", "-", agreement)
+
+
+def _data_json(data: DataStatus | None) -> dict | None:
+    if data is None:
+        return None
+    slots = data.slots
+    return {"schema": data.schema, "answered": slots is not None,
+            "live": slots.live if slots else None, "backup": slots.backup if slots else None,
+            "staging": slots.staging if slots else None, "retired": dict(slots.retired) if slots else {},
+            "pending": list(slots.pending) if slots else [], "agrees": data.agrees, "live_differs": data.live_differs,
+            "problems": list(data.problems), "error": data.error}
 
 
 def _instances_json(report: ServerReport) -> list[dict] | None:

@@ -6,8 +6,8 @@ CheckResults, so most of a check is tested without a server. `run_checks` first 
 check from every server once (`ReleaseView`), then runs every check's gather in parallel and judges.
 
 CHECKS is the order the table shows: can we reach the servers, is there room, is the right release staged,
-is there something to roll back to, does staging work, does it match live, is it private, is the way clear,
-is the data in on time, is it the day, are the people there.
+is there something to roll back to, does the database hold the same releases, does staging work, does it
+match live, is it private, is the way clear, is the data in on time, is it the day, are the people there.
 """
 
 from __future__ import annotations
@@ -322,6 +322,7 @@ def _short(message: str, server: str) -> str:
 # The registry. Imported last: each check module imports the types above from this package.
 from releaser.checks import (  # noqa: E402
     config_parity,
+    data_slots,
     deadline,
     disk,
     embargo,
@@ -335,6 +336,6 @@ from releaser.checks import (  # noqa: E402
     window,
 )
 
-CHECKS = (reachable, disk, staged, rollback_target, smoke, config_parity, embargo, lock, deadline, window, people,
-          rehearsal)
+CHECKS = (reachable, disk, staged, rollback_target, data_slots, smoke, config_parity, embargo, lock, deadline, window,
+          people, rehearsal)
 

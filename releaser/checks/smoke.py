@@ -1,11 +1,17 @@
-"""smoke: the staged release passes the environment's acceptance checks on every server's staging URL.
+"""smoke: the staged release passes the environment's acceptance checks where it runs before go-live.
 
 Each [[smoke]] entry names a path, the status it must answer and, optionally, text the body must contain
-or a JSON field and the value it must have. Requests carry the staging credential when one is declared.
+or a JSON field and the value it must have. A static site is asked on every server's staging URL, with the
+staging credential when one is declared. With [application] the staged release is a running instance on a
+private address of each server, so the requests go from the server itself (curl over the server's
+connection) to the staging instance's port: the process that will go live, with the live configuration.
+The staging credential is not sent there: it guards the public staging URL, and the private port has none.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import time
@@ -15,8 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from pathlib import PurePosixPath
+
 from releaser.checks import ALL, CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
-from releaser.config import SmokeCheck
+from releaser.config import Environment, SmokeCheck
 
 NAME = "smoke"
 BODY_LIMIT = 256 * 1024
@@ -59,15 +67,18 @@ def fetch(url: str, *, headers: Mapping[str, str] | None = None, timeout: float 
 
 @dataclass(frozen=True)
 class SmokeFacts:
-    """Every smoke check's answer from one server's staging URL, and whether the credential was known."""
+    """Every smoke check's answer from one server's staging, whether the credential was known, and where it asked."""
 
     answers: tuple[tuple[SmokeCheck, Answer], ...]
     credential_missing: bool = False
+    where: str = "staging"  # "staging", or "the staging instance on port N" with [application]
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
-    """GET every smoke path on every server's staging URL, with the staging credential when declared."""
+    """GET every smoke path on every server's staging: its URL, or with [application] its staging instance."""
     environment = limits.environment
+    if environment.application is not None:
+        return gather_each(fleet, lambda name: ask_staging_instance(fleet.hosts[name], environment, fleet.root(name)))
     access = environment.staging_access
     headers = access.headers(os.environ) if access else {}
     missing = access is not None and not headers
@@ -104,7 +115,7 @@ def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[Ch
                                                             f"(slow above {environment.thresholds.slow_smoke_seconds:g} s)"))
             continue
         names = ", ".join(check.label for check, _ in fact.answers)
-        results.append(CheckResult(NAME, server, "PASS", f"{len(fact.answers)} passed on staging: {names}"))
+        results.append(CheckResult(NAME, server, "PASS", f"{len(fact.answers)} passed on {fact.where}: {names}"))
     return results
 
 
@@ -128,6 +139,79 @@ def judge_answer(check: SmokeCheck, answer: Answer) -> str | None:
         if check.json_equals is not None and not _same(value, check.json_equals):
             return f"{said} -> {check.json_field} is {value!r}, expected {check.json_equals!r}"
     return None
+
+
+# ---- with [application]: asked from the server, on the staging instance's private port ----
+
+_ASK = r"""
+cd "$1" 2>/dev/null || { echo noroot; exit 0; }
+address=$2 port=$3 limit=$4; shift 4
+body=$(mktemp) || exit 3
+trap 'rm -f "$body"' EXIT
+while [ $# -ge 2 ]; do
+  seconds=$1 path=$2; shift 2
+  : > "$body"
+  meta=$(curl -s -m "$seconds" -o "$body" -w '%{http_code} %{time_total}' "http://$address:$port$path" 2>/dev/null)
+  rc=$?
+  printf 'answer %s %s ' "$rc" "${meta:-000 0}"
+  head -c "$limit" "$body" | base64 | tr -d '\n'
+  echo
+done
+exit 0
+"""
+
+_CURL_ERRORS = {6: "could not resolve the address", 7: "connection refused", 28: "no answer in time",
+                52: "empty reply", 56: "connection reset"}
+
+
+def ask_argv(root: PurePosixPath, address: str, port: int, checks: tuple[SmokeCheck, ...]) -> list[str]:
+    """GET each smoke path from the server on address:port; prints one 'answer RC STATUS SECONDS BODY64' line each."""
+    pairs = [str(part) for check in checks for part in (f"{check.timeout:g}", check.path)]
+    return ["sh", "-c", _ASK, "releaser-smoke", str(root), address, str(port), str(BODY_LIMIT), *pairs]
+
+
+def parse_answers(stdout: str, base: str, checks: tuple[SmokeCheck, ...]) -> tuple[tuple[SmokeCheck, Answer], ...]:
+    """Read what `ask_argv` printed into one Answer per check (a missing line is no answer)."""
+    lines = [line.split(" ", 4) for line in stdout.splitlines() if line.startswith("answer ")]
+    answers = []
+    for i, check in enumerate(checks):
+        url = base + check.path
+        if i >= len(lines) or len(lines[i]) < 4:
+            answers.append((check, Answer(url, None, error="the server printed no answer")))
+            continue
+        _, rc, status, seconds, *rest = lines[i]
+        try:
+            body = base64.b64decode(rest[0] if rest else "", validate=True).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            body = ""
+        elapsed = float(seconds) if seconds.replace(".", "", 1).isdigit() else 0.0
+        if rc != "0" or not status.isdigit() or status == "000":
+            why = _CURL_ERRORS.get(int(rc) if rc.isdigit() else -1, f"curl exit {rc}")
+            answers.append((check, Answer(url, None, error=why, seconds=elapsed)))
+        else:
+            answers.append((check, Answer(url, int(status), body, seconds=elapsed)))
+    return tuple(answers)
+
+
+def ask_staging_instance(host, environment: Environment, root: PurePosixPath) -> SmokeFacts | Unreadable:
+    """Ask every smoke path of the staging slot's running instance, from its server (the port is private)."""
+    from releaser.instances import read_instances
+
+    application = environment.application
+    found = read_instances(host, environment, root)
+    staged = found.slots.get("staging")
+    if staged is None:
+        return Unreadable("nothing is staged, so there is no staging instance to ask")
+    instance = found.of_release(staged)
+    if instance is None or instance.pid is None:
+        return Unreadable(f"no instance of the staged release {staged} runs; stage it again: invoke deploy --stage")
+    checks = tuple(environment.smoke)
+    deadline = sum(check.timeout for check in checks) + 10.0
+    done = host.run(ask_argv(root, application.address, instance.port, checks), timeout=deadline)
+    if not done.ok:
+        return Unreadable(f"cannot ask the staging instance: {done.reason()}")
+    answers = parse_answers(done.stdout, f"http://{application.address}:{instance.port}", checks)
+    return SmokeFacts(answers, where=f"the staging instance of {staged} (port {instance.port})")
 
 
 def _field(data, dotted: str):

@@ -160,3 +160,58 @@ def test_a_rehearsal_or_a_stage_has_no_front_participant(app_farm):
                             action="rehearsal", slot="live", plans=plans, target="r2", previous="r1", rehearsal=True)
 
     assert front_participant.participants(context) == []
+
+
+# ---- the smoke checks ask the staging instance, from its server ----
+
+def smoke_results(farm: AppFarm, *smoke: dict) -> dict[str, tuple[str, str]]:
+    """Run the smoke check over the farm's servers with these [[smoke]] entries: server -> (status, detail)."""
+    from datetime import datetime, timezone
+
+    from releaser.checks import Limits, check_release
+    from releaser.clock import FakeClock
+    from releaser.config import SmokeCheck
+    from releaser.fleet import Fleet
+
+    environment = farm.environment.model_copy(update={"smoke": [SmokeCheck.model_validate(s) for s in smoke]})
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    with Fleet(environment, actor="tester", clock=FakeClock(now)) as fleet:
+        run = check_release(fleet, Limits(environment), now=now, only="smoke")
+    return {r.server: (r.status, r.detail) for r in run.results}
+
+
+def test_the_smoke_checks_ask_the_staging_instance_on_its_private_port(app_farm):
+    """r1 is live behind the fronts and r2 staged on its own instance; the staging URLs answer nothing. The smoke
+    check passes on r2's body and names the instance's port: it asked the staging instance, from each server."""
+    ports = {name: slots_of(view)["staging"] for name, view in app_farm.read().items()}
+    staged_port = {name: next(i.port for i in view.instances if i.slot == "staging")
+                   for name, view in app_farm.read().items()}
+    results = smoke_results(app_farm, {"path": "/", "contains": "release=r2"},
+                            {"path": "/healthz", "contains": "ok"})
+    assert {name: status for name, (status, _) in results.items()} == {name: "PASS" for name in SERVERS}, results
+    for name, (_, detail) in results.items():
+        assert detail == f"2 passed on the staging instance of r2 (port {staged_port[name]}): /, /healthz"
+    assert {name: slots_of(view)["staging"] for name, view in app_farm.read().items()} == ports  # nothing restarted
+
+
+def test_a_smoke_check_the_staging_instance_fails_names_its_url_and_what_came_back(app_farm):
+    """Expecting live's text from staging fails on every server, quoting the instance's URL and its body."""
+    results = smoke_results(app_farm, {"path": "/", "contains": "release=r1"})
+    for name, view in app_farm.read().items():
+        port = next(i.port for i in view.instances if i.slot == "staging")
+        status, detail = results[name]
+        assert status == "FAIL"
+        assert detail.startswith(f"GET http://127.0.0.1:{port}/ -> 200 but the body lacks 'release=r1': ok release=r2")
+
+
+def test_the_smoke_check_fails_where_the_staging_instance_is_not_running(app_farm):
+    """web-2's staging instance is stopped: its smoke check FAILs saying so, the others still PASS."""
+    view = app_farm.read()["web-2"]
+    staging = next(i for i in view.instances if i.slot == "staging")
+    stopped = app_farm.hosts["web-2"].run(instances.stop_argv(app_farm.environment.application,
+                                                              app_farm.roots()["web-2"], staging.port,
+                                                              retired_only=False), timeout=30)
+    assert stopped.ok, stopped.stderr
+    results = smoke_results(app_farm, {"path": "/healthz", "contains": "ok"})
+    assert results["web-2"][0] == "FAIL" and "no instance of the staged release r2 runs" in results["web-2"][1]
+    assert results["web-1"][0] == results["web-3"][0] == "PASS"
