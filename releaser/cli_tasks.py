@@ -375,14 +375,14 @@ def prune(c, keep=None, yes=False, env="local", dry_run=False):
 
 
 @task(help={
-    "source": "Directory holding the release's files; a manifest.json in it declares its data sets "
-              "(see README, 'Building a release').",
+    "source": "Directory holding the release's files. Only a manifest.json you put in it declares the "
+              "release's data sets (and publications, data_files); see README, 'Building a release'.",
     "release_id": "Release id (letters, digits, '.', '_', '-').",
     "out": "Where to write the .tar.gz (default: dist/<release-id>.tar.gz).",
-    "publication": "Publication this release carries (repeatable).",
+    "publication": "Publication this release carries (replaces the source manifest's publications).",
 })
 def build(c, source=None, release_id=None, out=None, publication=None):
-    """Build a release bundle (.tar.gz with a checksummed manifest)."""
+    """Build a release bundle (.tar.gz with a checksummed manifest); data sets come from --source's manifest.json."""
     from datetime import datetime, timezone
 
     from releaser import ui
