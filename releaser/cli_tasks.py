@@ -472,17 +472,18 @@ def runbook(c, name=None):
 
 @task(help={
     "publication": "Only this publication (default: every one the environment declares).",
-    "months": "How many months ahead to show (default 3).",
-    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file.",
+    "months": "How many months to show, from today or from --from (default 3).",
+    "from_": "Start on this day instead of now, e.g. 2026-09-01 (past months too).",
+    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file (refused dates left out).",
     "json_": "Print JSON instead of a table.",
     "env": ENV_HELP,
 })
-def calendar(c, publication=None, months=None, ics=None, json_=False, env="local"):
-    """Show upcoming releases and their upload deadlines."""
+def calendar(c, publication=None, months=None, from_=None, ics=None, json_=False, env="local"):
+    """Show the releases and their upload deadlines: upcoming, or from a day with --from."""
     from releaser import ui
 
     with exit_on_user_error():
-        from releaser.calendar import to_ics
+        from releaser.calendar import parse_day_flag, refused_count, to_ics
         from releaser.checks.window import upcoming_releases
         from releaser.clock import SystemClock
         from releaser.config import load_environment
@@ -492,12 +493,18 @@ def calendar(c, publication=None, months=None, ics=None, json_=False, env="local
         if not environment.publications:
             raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
         now = SystemClock().now()
-        releases = upcoming_releases(environment, now, months=whole_number(months, "--months", 3), publication=publication)
+        count = whole_number(months, "--months", 3)
+        zone = (environment.publication(publication) if publication else environment.publications[0]).timezone
+        start = parse_day_flag(from_, zone=zone, flag="--from") if from_ else now
+        releases = upcoming_releases(environment, start, months=count, publication=publication)
+        titles = {p.name: p.title for p in environment.publications}
         if ics:
-            Path(ics).write_text(to_ics(releases, now=now), encoding="utf-8", newline="")
-    ui.show_calendar(releases, now=now, titles={p.name: p.title for p in environment.publications}, as_json=json_)
+            Path(ics).write_text(to_ics(releases, now=now, titles=titles), encoding="utf-8", newline="")
+    ui.show_calendar(releases, now=now, start=start, titles=titles, as_json=json_)
     if ics:
-        ui.say(f"wrote {len(releases)} release(s) and their upload deadlines to {ics}")
+        refused = refused_count(releases)
+        left_out = f"; left out {refused} refused date(s), which have no release" if refused else ""
+        ui.say(f"wrote {len(releases) - refused} release(s) and their upload deadlines to {ics}{left_out}")
 
 
 @task(help={
