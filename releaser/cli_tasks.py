@@ -451,9 +451,9 @@ def runbook(c, name=None):
     """Show a runbook, or list them: invoke runbook rollback, invoke runbook list."""
     from releaser import ui
     from releaser.errors import ReleaserError
-    from releaser.runbooks import find_runbook, list_runbooks
+    from releaser.runbooks import RUNBOOK_DIR, find_runbook, list_runbooks
 
-    directory = PROJECT / "runbooks"
+    directory = RUNBOOK_DIR  # from the package, so an installed copy finds them from any directory
     with exit_on_user_error():
         # Invoke hands a positional argument whatever token follows, flags included, so --help arrives here.
         if name in ("--help", "-h"):
@@ -461,7 +461,7 @@ def runbook(c, name=None):
                    "       invoke runbook list   list them all")
         runbooks = list_runbooks(directory)
         if not runbooks:
-            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of runbooks/ in the project")
+            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of releaser/runbook_docs/ in the package; reinstall releaser")
         if name in (None, "", "list", "--list", "-l", "--help", "-h"):
             ui.show_runbooks(runbooks)
             return
