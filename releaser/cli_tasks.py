@@ -287,9 +287,14 @@ def status(c, env="local", json=False, hosts=None):
             environment = fleet.environment
     from releaser import ui
 
+    if hosts:  # the title must say it shows a subset: how many servers the file has
+        from releaser.config import load_environment
+
+        of_servers = len(load_environment(env, PROJECT).servers)
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
-                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024)
+                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024,
+                   of_servers=of_servers if hosts else None)
     from releaser.fleet import status_exit_code
 
     code = status_exit_code(reports)

@@ -119,16 +119,22 @@ def _print_as_list(table: Table, console: Console) -> None:
 
 
 def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
-                host_keys_checked: bool = True, min_free_bytes: int = 0) -> None:
+                host_keys_checked: bool = True, min_free_bytes: int = 0, of_servers: int | None = None) -> None:
     """Show each server's live, backup and staging release, free disk, lock and live health.
 
     A server with less free disk than `min_free_bytes` (what the disk check asks for) is warned about.
+    `of_servers`: how many servers the environment has, when --hosts shows fewer, so the title says so.
     """
+    subset = of_servers is not None and of_servers > len(reports)
     if as_json:
         print_json({"environment": environment, "host_keys_checked": host_keys_checked,
+                    **({"servers_in_environment": of_servers} if subset else {}),
                     "servers": [_report_json(r) for r in reports]})
         return
-    table = Table(title=plain(f"releaser status: {environment}"), title_justify="left")
+    title = f"releaser status: {environment}"
+    if subset:
+        title += f" (only {', '.join(r.server for r in reports)}: {len(reports)} of {of_servers} servers, --hosts)"
+    table = Table(title=plain(title), title_justify="left")
     for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
         table.add_column(column)
     for report in reports:
