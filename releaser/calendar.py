@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote
@@ -95,6 +96,7 @@ class ScheduledRelease:
     moved: bool  # moved off a weekend or bank holiday
     refused: bool  # on_holiday == "refuse" and rule_date is not a working day; listed so it can be shown
     note: str  # "moved from Mon 3 May (May Day)", "extra date", ""
+    deadline_note: str = ""  # "upload deadline moved from Wed 25 Dec (Christmas Day)", ""
 
 
 RELEASE_RULE_FORMS = (
@@ -162,16 +164,23 @@ def is_working_day(day: date) -> bool:
 
 
 def upload_deadline_for(schedule: Schedule, release_day: date) -> datetime:
-    """Return when data for the release on `release_day` (after any move) must be uploaded, in the schedule's zone."""
+    """Return when data for the release on `release_day` (after any move) must be uploaded, in the schedule's zone.
+
+    A "Wednesday before" that is a bank holiday moves to the working day before it: nobody uploads or signs off
+    on Christmas Day, so the deadline comes earlier, never later (`deadline_move` says why).
+    """
+    return _wall_time(_deadline_day(schedule.deadline, release_day), schedule.deadline.time_of_day, ZoneInfo(schedule.timezone))
+
+
+def deadline_move(schedule: Schedule, release_day: date) -> str:
+    """Say why the upload deadline of the release on `release_day` is not where its rule puts it, or ""."""
     rule = schedule.deadline
-    if rule.weekday is not None:
-        back = (release_day.weekday() - rule.weekday) % 7 or 7
-        day = release_day - timedelta(days=back)
-    else:
-        day = release_day
-        for _ in range(rule.working_days):
-            day = _previous_working_day(day)
-    return _wall_time(day, rule.time_of_day, ZoneInfo(schedule.timezone))
+    if rule.weekday is None:
+        return ""  # counted in working days: it never lands on a holiday
+    planned = _rule_deadline_day(rule, release_day)
+    if _deadline_day(rule, release_day) == planned:
+        return ""
+    return f"upload deadline moved from {_day_text(planned)} ({_closure_name(planned)})"
 
 
 def releases_between(schedule: Schedule, start: datetime, end: datetime) -> list[ScheduledRelease]:
@@ -244,12 +253,20 @@ def release_day_verdict(schedule: Schedule, day: date) -> str | None:
     return f"{shown} is not a release day of {schedule.publication}{reason} ({upcoming})"
 
 
-def to_ics(releases: list[ScheduledRelease], *, now: datetime) -> str:
+ICS_EVENT_MINUTES = 15  # a release and a deadline are moments; calendars need an end, so each event lasts this long
+
+
+def to_ics(releases: list[ScheduledRelease], *, now: datetime, titles: Mapping[str, str] | None = None) -> str:
     """Render releases and their upload deadlines as RFC 5545 iCalendar text, for people to subscribe to.
 
-    Each release gives two events whose UIDs depend only on publication and rule date, so a moved release
-    updates the same event in subscribers' calendars. A refused release is kept with STATUS:TENTATIVE.
+    Each release gives two events, titled with the publication's title, in the publication's time zone
+    (a VTIMEZONE for each zone, so 09:30 stays 09:30 in any calendar) and lasting ICS_EVENT_MINUTES. UIDs
+    depend only on publication and rule date, so a moved release updates the same event in subscribers'
+    calendars. A refused release does not happen, so it is left out (see `refused_count`).
     """
+    titles = titles or {}
+    kept = [release for release in releases if not release.refused]
+    moments = [_as_utc(m, "release time") for r in kept for m in (r.at, r.upload_deadline)]
     stamp = _ics_utc(_as_utc(now, "now"))
     lines = [
         "BEGIN:VCALENDAR",
@@ -257,23 +274,32 @@ def to_ics(releases: list[ScheduledRelease], *, now: datetime) -> str:
         "PRODID:-//releaser//release calendar//EN",
         "CALSCALE:GREGORIAN",
     ]
-    for release in releases:
+    for zone in sorted({_zone_name(m) for r in kept for m in (r.at, r.upload_deadline)} - {None}):
+        lines += _vtimezone(zone, min(moments), max(moments))
+    for release in kept:
         uid = f"{release.rule_date:%Y%m%d}-{quote(release.publication, safe='')}"
-        status = "TENTATIVE" if release.refused else "CONFIRMED"
-        for kind, moment in (("release", release.at), ("upload deadline", release.upload_deadline)):
+        title = titles.get(release.publication) or release.publication
+        for kind, moment, note in (("release", release.at, release.note),
+                                   ("upload deadline", release.upload_deadline, release.deadline_note)):
+            end = _as_utc(moment, "release time") + timedelta(minutes=ICS_EVENT_MINUTES)
             lines += [
                 "BEGIN:VEVENT",
                 f"UID:{uid}-{kind.replace(' ', '-')}@releaser",
                 f"DTSTAMP:{stamp}",
-                f"DTSTART:{_ics_utc(_as_utc(moment, 'release time'))}",
-                f"SUMMARY:{_ics_text(f'{release.publication} {kind}')}",
-                f"STATUS:{status}",
+                _ics_moment("DTSTART", moment),
+                _ics_moment("DTEND", end.astimezone(moment.tzinfo)),
+                f"SUMMARY:{_ics_text(f'{title}: {kind}')}",
+                "STATUS:CONFIRMED",
+                f"DESCRIPTION:{_ics_text('; '.join(part for part in (f'publication {release.publication}', note) if part))}",
+                "END:VEVENT",
             ]
-            if release.note:
-                lines.append(f"DESCRIPTION:{_ics_text(release.note)}")
-            lines.append("END:VEVENT")
     lines.append("END:VCALENDAR")
     return "".join(_ics_fold(line) + "\r\n" for line in lines)
+
+
+def refused_count(releases: list[ScheduledRelease]) -> int:
+    """How many of `releases` are refused dates, which the .ics export leaves out."""
+    return sum(1 for release in releases if release.refused)
 
 
 def format_until(now: datetime, moment: datetime) -> str:
@@ -373,6 +399,26 @@ def _rule_dates(rule: ReleaseRule, first: date, last: date) -> list[date]:
     )]
 
 
+def _rule_deadline_day(rule: DeadlineRule, release_day: date) -> date:
+    back = (release_day.weekday() - rule.weekday) % 7 or 7
+    return release_day - timedelta(days=back)
+
+
+def _deadline_day(rule: DeadlineRule, release_day: date) -> date:
+    """The day of the upload deadline: the rule's weekday before (a bank holiday moves earlier), or N working days."""
+    if rule.weekday is not None:
+        day = _rule_deadline_day(rule, release_day)
+        return _previous_working_day(day) if _is_bank_holiday(day) else day
+    day = release_day
+    for _ in range(rule.working_days):
+        day = _previous_working_day(day)
+    return day
+
+
+def _is_bank_holiday(day: date) -> bool:
+    return day.weekday() < 5 and day in _bank_holidays(day.year)
+
+
 def _release_for(schedule: Schedule, zone: ZoneInfo, rule_day: date, extra: bool) -> ScheduledRelease:
     day, moved, refused = rule_day, False, False
     notes = ["extra date"] if extra else []
@@ -392,6 +438,7 @@ def _release_for(schedule: Schedule, zone: ZoneInfo, rule_day: date, extra: bool
         moved=moved,
         refused=refused,
         note=", ".join(notes),
+        deadline_note=deadline_move(schedule, day),
     )
 
 
@@ -422,6 +469,74 @@ def _plural(count: int, unit: str) -> str:
 
 def _ics_utc(moment: datetime) -> str:
     return f"{moment:%Y%m%dT%H%M%SZ}"
+
+
+def _zone_name(moment: datetime) -> str | None:
+    """The IANA name of a moment's zone, or None for a zone without one (written in UTC instead)."""
+    return getattr(moment.tzinfo, "key", None)
+
+
+def _ics_moment(prop: str, moment: datetime) -> str:
+    """DTSTART/DTEND as wall time with its TZID, or in UTC when the zone has no IANA name."""
+    zone = _zone_name(moment)
+    if zone is None:
+        return f"{prop}:{_ics_utc(_as_utc(moment, prop))}"
+    return f"{prop};TZID={zone}:{moment.astimezone(ZoneInfo(zone)):%Y%m%dT%H%M%S}"
+
+
+def _vtimezone(name: str, first: datetime, last: datetime) -> list[str]:
+    """A VTIMEZONE for `name` with every offset change from a year before `first` to `last` (RFC 5545 3.6.5).
+
+    Each change is its own STANDARD or DAYLIGHT block whose DTSTART is the local time, in the offset before the
+    change, at which it happens. A zone without changes in that span gets one STANDARD block from 1970.
+    """
+    zone = ZoneInfo(name)
+    changes = _offset_changes(zone, first - timedelta(days=366), last + timedelta(days=1))
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{name}"]
+    if not changes:
+        offset = first.astimezone(zone).utcoffset()
+        lines += ["BEGIN:STANDARD", "DTSTART:19700101T000000", f"TZOFFSETFROM:{_ics_offset(offset)}",
+                  f"TZOFFSETTO:{_ics_offset(offset)}", f"TZNAME:{_ics_text(first.astimezone(zone).tzname() or name)}",
+                  "END:STANDARD"]
+    for instant, before, after in changes:
+        local = instant.astimezone(zone)
+        kind = "DAYLIGHT" if local.dst() else "STANDARD"
+        lines += [f"BEGIN:{kind}", f"DTSTART:{(instant + before).replace(tzinfo=None):%Y%m%dT%H%M%S}",
+                  f"TZOFFSETFROM:{_ics_offset(before)}", f"TZOFFSETTO:{_ics_offset(after)}",
+                  f"TZNAME:{_ics_text(local.tzname() or name)}", f"END:{kind}"]
+    lines.append("END:VTIMEZONE")
+    return lines
+
+
+def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, timedelta, timedelta]]:
+    """Every (UTC instant, offset before, offset after) at which `zone` changes its UTC offset in [start, end]."""
+    changes = []
+    day = _as_utc(start, "start").replace(hour=0, minute=0, second=0, microsecond=0)
+    end = _as_utc(end, "end")
+    offset = day.astimezone(zone).utcoffset()
+    while day < end:
+        following = day + timedelta(days=1)
+        after = following.astimezone(zone).utcoffset()
+        if after != offset:
+            low, high = day, following  # offset(low) is the old one, offset(high) the new: find the second
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == offset:
+                    low = middle
+                else:
+                    high = middle
+            changes.append((high.replace(microsecond=0), offset, after))
+            offset = after
+        day = following
+    return changes
+
+
+def _ics_offset(offset: timedelta) -> str:
+    seconds = int(offset.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}{minutes:02d}" + (f"{seconds:02d}" if seconds else "")
 
 
 def _ics_text(text: str) -> str:
@@ -460,3 +575,12 @@ def parse_time_flag(text: str, *, zone: ZoneInfo, now: datetime, flag: str = "--
         raise UsageError(f"{flag} {text!r}: cannot read the time",
                          hint='write HH:MM (today), or a date and time like "2026-12-01 09:30"') from error
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def parse_day_flag(text: str, *, zone: str, flag: str = "--from") -> datetime:
+    """Read a day given on the command line ('2026-09-01') as midnight of that day in `zone`; else UsageError (exit 2)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError as error:
+        raise UsageError(f"{flag} {text!r}: cannot read the day", hint="write it as YYYY-MM-DD, e.g. 2026-09-01") from error
+    return _wall_time(day, time(0), ZoneInfo(zone))

@@ -294,9 +294,14 @@ def status(c, env="local", json=False, hosts=None):
         data = read_data_status(environment, {report.server: report.state for report in reports})
     from releaser import ui
 
+    if hosts:  # the title must say it shows a subset: how many servers the file has
+        from releaser.config import load_environment
+
+        of_servers = len(load_environment(env, PROJECT).servers)
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
-                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024, data=data)
+                   min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024, data=data,
+                   of_servers=of_servers if hosts else None)
     from releaser.dataslots import status_exit_code_with_data
     from releaser.fleet import status_exit_code
 
@@ -383,14 +388,14 @@ def prune(c, keep=None, yes=False, env="local", dry_run=False):
 
 
 @task(help={
-    "source": "Directory holding the release's files; a manifest.json in it declares its data sets "
-              "(see README, 'Building a release').",
+    "source": "Directory holding the release's files. Only a manifest.json you put in it declares the "
+              "release's data sets (and publications, data_files); see README, 'Building a release'.",
     "release_id": "Release id (letters, digits, '.', '_', '-').",
     "out": "Where to write the .tar.gz (default: dist/<release-id>.tar.gz).",
-    "publication": "Publication this release carries (repeatable).",
+    "publication": "Publication this release carries (replaces the source manifest's publications).",
 })
 def build(c, source=None, release_id=None, out=None, publication=None):
-    """Build a release bundle (.tar.gz with a checksummed manifest)."""
+    """Build a release bundle (.tar.gz with a checksummed manifest); data sets come from --source's manifest.json."""
     from datetime import datetime, timezone
 
     from releaser import ui
@@ -469,9 +474,9 @@ def runbook(c, name=None):
     """Show a runbook, or list them: invoke runbook rollback, invoke runbook list."""
     from releaser import ui
     from releaser.errors import ReleaserError
-    from releaser.runbooks import find_runbook, list_runbooks
+    from releaser.runbooks import RUNBOOK_DIR, find_runbook, list_runbooks
 
-    directory = PROJECT / "runbooks"
+    directory = RUNBOOK_DIR  # from the package, so an installed copy finds them from any directory
     with exit_on_user_error():
         # Invoke hands a positional argument whatever token follows, flags included, so --help arrives here.
         if name in ("--help", "-h"):
@@ -479,7 +484,7 @@ def runbook(c, name=None):
                    "       invoke runbook list   list them all")
         runbooks = list_runbooks(directory)
         if not runbooks:
-            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of runbooks/ in the project")
+            raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of releaser/runbook_docs/ in the package; reinstall releaser")
         if name in (None, "", "list", "--list", "-l", "--help", "-h"):
             ui.show_runbooks(runbooks)
             return
@@ -490,17 +495,18 @@ def runbook(c, name=None):
 
 @task(help={
     "publication": "Only this publication (default: every one the environment declares).",
-    "months": "How many months ahead to show (default 3).",
-    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file.",
+    "months": "How many months to show, from today or from --from (default 3).",
+    "from_": "Start on this day instead of now, e.g. 2026-09-01 (past months too).",
+    "ics": "Also write the releases and upload deadlines to this iCalendar (.ics) file (refused dates left out).",
     "json_": "Print JSON instead of a table.",
     "env": ENV_HELP,
 })
-def calendar(c, publication=None, months=None, ics=None, json_=False, env="local"):
-    """Show upcoming releases and their upload deadlines."""
+def calendar(c, publication=None, months=None, from_=None, ics=None, json_=False, env="local"):
+    """Show the releases and their upload deadlines: upcoming, or from a day with --from."""
     from releaser import ui
 
     with exit_on_user_error():
-        from releaser.calendar import to_ics
+        from releaser.calendar import parse_day_flag, refused_count, to_ics
         from releaser.checks.window import upcoming_releases
         from releaser.clock import SystemClock
         from releaser.config import load_environment
@@ -510,12 +516,18 @@ def calendar(c, publication=None, months=None, ics=None, json_=False, env="local
         if not environment.publications:
             raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
         now = SystemClock().now()
-        releases = upcoming_releases(environment, now, months=whole_number(months, "--months", 3), publication=publication)
+        count = whole_number(months, "--months", 3)
+        zone = (environment.publication(publication) if publication else environment.publications[0]).timezone
+        start = parse_day_flag(from_, zone=zone, flag="--from") if from_ else now
+        releases = upcoming_releases(environment, start, months=count, publication=publication)
+        titles = {p.name: p.title for p in environment.publications}
         if ics:
-            Path(ics).write_text(to_ics(releases, now=now), encoding="utf-8", newline="")
-    ui.show_calendar(releases, now=now, titles={p.name: p.title for p in environment.publications}, as_json=json_)
+            Path(ics).write_text(to_ics(releases, now=now, titles=titles), encoding="utf-8", newline="")
+    ui.show_calendar(releases, now=now, start=start, titles=titles, as_json=json_)
     if ics:
-        ui.say(f"wrote {len(releases)} release(s) and their upload deadlines to {ics}")
+        refused = refused_count(releases)
+        left_out = f"; left out {refused} refused date(s), which have no release" if refused else ""
+        ui.say(f"wrote {len(releases) - refused} release(s) and their upload deadlines to {ics}{left_out}")
 
 
 @task(help={

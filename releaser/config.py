@@ -7,6 +7,7 @@ the field and what was expected, and unknown keys are refused so a typo is never
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -737,15 +738,40 @@ def _environment_path(name: str, project_dir: Path) -> Path:
     if name.endswith(".toml") or "/" in name:
         path = Path(name)
         if not path.is_file():
-            raise ConfigError(f"environment file {name} does not exist")
+            raise ConfigError(f"environment file {name} does not exist", hint=how_to_make_environment(project_dir, path))
         return path
     if not re.match(NAME_PATTERN, name):
         raise ConfigError(f"bad environment name {name!r}", hint="use letters, digits, '-', '_' or '.'")
     path = project_dir / "environments" / f"{name}.toml"
     if not path.is_file():
         known = ", ".join(available_environments(project_dir)) or "none"
-        raise ConfigError(f"unknown environment {name!r}", hint=f"environments/ has: {known}")
+        raise ConfigError(f"unknown environment {name!r}",
+                          hint=f"environments/ has: {known}; {how_to_make_environment(project_dir, path)}")
     return path
+
+
+EXAMPLE = "production.toml.example"
+
+
+def how_to_make_environment(project_dir: Path, target: Path) -> str:
+    """Say how to make a missing environment file: copy the commented example, when this project has it.
+
+    Paths are shown relative to the current directory when they are under it, so the command can be pasted.
+    """
+    example = project_dir / "environments" / EXAMPLE
+    if example.is_file():
+        return f"to make one: cp {_pasteable(example)} {_pasteable(target)} and change the values marked CHANGE"
+    return (f"to make one, copy {EXAMPLE} from the environments/ directory of releaser's source to "
+            f"{_pasteable(target)} and change the values marked CHANGE")
+
+
+def _pasteable(path: Path) -> str:
+    absolute = path.resolve()
+    try:
+        shown = str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(absolute)
+    return shlex.quote(shown)
 
 
 def _shown(path: Path, project_dir: Path) -> str:

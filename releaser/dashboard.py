@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from releaser.config import Environment
 from releaser.errors import ReleaserError
+from releaser.journal_tail import JournalTail
 
 if TYPE_CHECKING:
     from releaser.dataslots import DataSlots
@@ -115,8 +116,11 @@ def board_changed(before: dict | None, after: dict) -> bool:
 
 # ---- reading the servers ----
 
-def read_board(fleet: Fleet) -> dict:
-    """Read every server's status, notice and journal through the fleet and return the board."""
+def read_board(fleet: Fleet, journals: JournalTail | None = None) -> dict:
+    """Read every server's status, notice and journal through the fleet and return the board.
+
+    With `journals` (kept from one read to the next) only what each journal gained since is read.
+    """
     started = time.perf_counter()
     reports = fleet.read_status()
     notices = {}
@@ -127,7 +131,7 @@ def read_board(fleet: Fleet) -> dict:
                 notices[report.server] = text.decode("utf-8", errors="replace").strip()
             except ReleaserError as error:  # the server went away since its status: show the rest, and why
                 notices[report.server] = f"(a notice is up, but it could not be read: {error})"
-    events = fleet.read_history()
+    events = journals.read(fleet) if journals is not None else fleet.read_history()
     answering = [r.server for r in reports if r.state is not None]
     state = board_state(fleet.environment, reports, notices=notices, events=events, now=fleet.clock.now(),
                         instances=_read_instances(fleet, answering), data=_read_data_slots(fleet.environment),
@@ -168,15 +172,18 @@ class Board:
 
 
 def keep_reading(fleet: Fleet, board: Board, stop: threading.Event, every: float,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None, journals: JournalTail | None = None) -> None:
     """Read the board every `every` seconds until `stop` is set (runs in its own thread).
+
+    `journals` carries each journal's read position from one read to the next (a new one when not given).
 
     A read that fails keeps the dashboard up: the page says so over the previous board, and `on_error` gets
     the traceback (an unexpected one is a bug to report), once per new failure, not every few seconds.
     """
+    journals = journals if journals is not None else JournalTail()
     while not stop.is_set():
         try:
-            board.publish(read_board(fleet))
+            board.publish(read_board(fleet, journals))
             board.error = None
         except Exception as error:  # noqa: BLE001  (the page says the read failed; the next one may work)
             text = f"{type(error).__name__}: {error}"
@@ -289,15 +296,15 @@ def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700
     The first board is read before the URL is yielded, so the page never opens on nothing. `on_error`
     hears of a later read that failed (see keep_reading).
     """
-    board, stop = Board(), threading.Event()
-    board.publish(read_board(fleet))
+    board, stop, journals = Board(), threading.Event(), JournalTail()
+    board.publish(read_board(fleet, journals))
     handler = type("Handler", (DashboardHandler,), {"board": board, "stopping": stop})
     httpd = ThreadingHTTPServer((bind, port), handler)
     bound = httpd.server_address[1]
     handler.allowed_hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]", bind))
     httpd.daemon_threads = True
     threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True),
-               threading.Thread(target=keep_reading, args=(fleet, board, stop, every, on_error), daemon=True)]
+               threading.Thread(target=keep_reading, args=(fleet, board, stop, every, on_error, journals), daemon=True)]
     for thread in threads:
         thread.start()
     try:

@@ -1,4 +1,4 @@
-"""Which directory the command line works in: where environments/, runbooks/ and the local journal are.
+"""Which directory the command line works in: where environments/ and the local journal are (runbooks ship in the package).
 
 `invoke TASK` inside a checkout and the installed `releaser TASK` anywhere must find the same things, so
 the rule lives here, in one place, and not in the tasks module (which may sit inside site-packages).

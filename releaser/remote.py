@@ -222,6 +222,16 @@ for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releas
 _APPEND_JOURNAL = r"""mkdir -p "$1/.releaser" && printf '%s\n' "$2" >> "$1/.releaser/journal.jsonl" """
 
 _READ_JOURNAL = r"""cat "$1/.releaser/journal.jsonl" 2>/dev/null; exit 0"""
+# The journal from byte $2 on, after a first line "SIZE INODE" ("0 -" when there is none), so a reader that
+# keeps its place (the dashboard, every 2 s) reads only what was appended since. Exactly the bytes up to
+# SIZE are printed, even while another command appends.
+_READ_JOURNAL_FROM = r"""f="$1/.releaser/journal.jsonl"
+[ -f "$f" ] || { echo "0 -"; exit 0; }
+set -- "$f" "$2" $(ls -i "$f")
+size=$(wc -c < "$f")
+echo "$((size)) $3"
+if [ "$size" -gt "$2" ]; then tail -c +"$(($2 + 1))" "$f" | head -c "$((size - $2))"; fi
+exit 0"""
 
 _WRITE_FILE = r"""
 set -e
@@ -323,6 +333,11 @@ def append_journal_argv(root: PurePosixPath, line: str) -> list[str]:
 def read_journal_argv(root: PurePosixPath) -> list[str]:
     """Print the server's journal (nothing when there is none yet)."""
     return _script("journal-read", _READ_JOURNAL, str(root))
+
+
+def read_journal_from_argv(root: PurePosixPath, offset: int) -> list[str]:
+    """Print "SIZE INODE", then the server's journal from byte `offset` to SIZE: what was appended since."""
+    return _script("journal-follow", _READ_JOURNAL_FROM, str(root), str(int(offset)))
 
 
 def write_file_argv(path: PurePosixPath, content: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Runbooks: the Markdown procedures in runbooks/ that a person follows when a release goes wrong.
+"""Runbooks: the Markdown procedures in releaser/runbook_docs/ (runbooks/ in the checkout) that a person follows when a release goes wrong.
 
 Pure apart from reading the directory it is given: list the runbooks with their titles, find one by name
 (or say which exist), and pull every `invoke ...` command out of a runbook's text so a test can check each
@@ -14,6 +14,9 @@ from pathlib import Path
 from releaser.errors import ReleaserError
 
 INDEX = "README.md"
+# The runbooks ship inside the package, so an installed `releaser runbook rollback` finds them anywhere;
+# `runbooks/` at the top of the checkout is a symbolic link to this directory.
+RUNBOOK_DIR = Path(__file__).resolve().parent / "runbook_docs"
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")  # any indent: fences sit inside numbered steps

@@ -120,17 +120,24 @@ def _print_as_list(table: Table, console: Console) -> None:
 
 
 def show_status(environment: str, reports: list[ServerReport], *, as_json: bool = False,
-                host_keys_checked: bool = True, min_free_bytes: int = 0, data: DataStatus | None = None) -> None:
+                host_keys_checked: bool = True, min_free_bytes: int = 0, data: DataStatus | None = None,
+                of_servers: int | None = None) -> None:
     """Show each server's live, backup and staging release, free disk, lock and live health.
 
     A server with less free disk than `min_free_bytes` (what the disk check asks for) is warned about.
     With `data` (the environment has [database]) one more row shows the data slots and whether they agree.
+    `of_servers`: how many servers the environment has, when --hosts shows fewer, so the title says so.
     """
+    subset = of_servers is not None and of_servers > len(reports)
     if as_json:
         print_json({"environment": environment, "host_keys_checked": host_keys_checked,
+                    **({"servers_in_environment": of_servers} if subset else {}),
                     "servers": [_report_json(r) for r in reports], "data": _data_json(data)})
         return
-    table = Table(title=plain(f"releaser status: {environment}"), title_justify="left")
+    title = f"releaser status: {environment}"
+    if subset:
+        title += f" (only {', '.join(r.server for r in reports)}: {len(reports)} of {of_servers} servers, --hosts)"
+    table = Table(title=plain(title), title_justify="left")
     for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
         table.add_column(column)
     for report in reports:
@@ -502,22 +509,25 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
     err.print(word(verdict) + plain(f" {summarise(results)}"))
 
 
-def show_calendar(releases, *, now: datetime, titles: Mapping[str, str] | None = None, as_json: bool = False) -> None:
-    """Show upcoming releases: publication, release time with its zone, upload deadline, how far each is."""
+def show_calendar(releases, *, now: datetime, start: datetime | None = None, titles: Mapping[str, str] | None = None,
+                  as_json: bool = False) -> None:
+    """Show releases from `start` (default now): publication, release time with its zone, upload deadline, how far each is."""
     from releaser.calendar import format_until
 
     if as_json:
         print_json([{"publication": r.publication, "at": r.at, "upload_deadline": r.upload_deadline, "moved": r.moved,
-                     "refused": r.refused, "note": r.note} for r in releases])
+                     "refused": r.refused, "note": r.note, "deadline_note": r.deadline_note} for r in releases])
         return
-    start = _moment(now.astimezone(releases[0].at.tzinfo) if releases else now)
-    table = Table(title=plain(f"release calendar from {start}"), title_justify="left")
+    start = start or now
+    shown = _moment(start.astimezone(releases[0].at.tzinfo) if releases else start)
+    table = Table(title=plain(f"release calendar from {shown}"), title_justify="left")
     for column in ("publication", "release", "in", "upload deadline", "deadline in", "note"):
         table.add_column(column, overflow="fold")
     for release in releases:
         name = release.publication
         when = Text(_moment(release.at), style="strike dim" if release.refused else "")
-        note = word("REFUSED") + Text(f" {release.note}") if release.refused else Text(release.note)
+        notes = ", ".join(part for part in (release.note, release.deadline_note) if part)
+        note = word("REFUSED") + Text(f" {notes}") if release.refused else Text(notes)
         _add_row(table, name, when, format_until(now, release.at), _moment(release.upload_deadline),
                  format_until(now, release.upload_deadline), note)
     print_table(table)

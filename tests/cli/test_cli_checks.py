@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from checkenv import write_environment
+from conftest import PROJECT
+from releaser.config import load_environment
 
 PROJECT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT / "examples" / "releases"
@@ -59,8 +61,30 @@ def test_calendar_of_one_publication_writes_an_ics_file(env_file, tmp_path):
     assert rows and all(row.split("│")[1].strip() == "phof" for row in rows)
     text = ics.read_bytes().decode()
     assert text.startswith("BEGIN:VCALENDAR\r\n") and text.endswith("END:VCALENDAR\r\n")
-    assert text.count("SUMMARY:phof release\r\n") == len(rows) and text.count("SUMMARY:phof upload deadline\r\n") == len(rows)
+    title = load_environment(env_file, PROJECT).publication("phof").title or "phof"
+    assert text.count(f"SUMMARY:{title}: release\r\n") == len(rows)
+    assert text.count(f"SUMMARY:{title}: upload deadline\r\n") == len(rows)
+    assert "BEGIN:VTIMEZONE\r\nTZID:Europe/London\r\n" in text and "DTSTART;TZID=Europe/London:" in text
     assert f"wrote {len(rows)} release(s)" in done.stderr
+
+
+def test_calendar_from_a_past_day_lists_past_months(env_file):
+    """--from shows the months from that day, past ones too, and says where it starts."""
+    done = invoke("calendar", "--env", env_file, "--publication", "phof", "--from", "2024-12-01", "--months", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert [row["at"][:16] for row in found] == ["2024-12-03T09:30", "2025-01-07T09:30"]
+    assert found[1]["upload_deadline"][:16] == "2024-12-31T17:00"
+    assert found[1]["deadline_note"] == "upload deadline moved from Wed 1 Jan (New Year's Day)"
+    table = invoke("calendar", "--env", env_file, "--publication", "phof", "--from", "2024-12-01", "--months", "2")
+    assert "release calendar from Sun 1 Dec 2024 00:00 GMT" in table.stdout
+    assert "upload deadline moved from Wed 1 Jan (New Year's Day)" in " ".join(table.stdout.split())
+
+
+def test_calendar_refuses_an_unreadable_from_day(env_file):
+    done = invoke("calendar", "--env", env_file, "--from", "1 Dec 2024")
+    assert done.returncode == 2
+    assert "releaser: --from '1 Dec 2024': cannot read the day; write it as YYYY-MM-DD" in done.stderr
 
 
 def test_calendar_json_gives_times_with_offsets(env_file):

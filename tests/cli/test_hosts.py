@@ -32,6 +32,19 @@ def test_status_hosts_reads_only_the_named_servers(live_r1):
     assert [(s["server"], s["live"]) for s in json.loads(done.stdout)["servers"]] == [("web-1", "r1"), ("web-3", "r1")]
 
 
+def test_status_hosts_title_says_it_shows_a_subset(live_r1):
+    """The table is not the whole environment, and its title says so (and --json says how many there are)."""
+    env_file, elsewhere = live_r1
+    done = releaser("status", "--hosts", "web-1", "--env", env_file, cwd=elsewhere, env_extra={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "releaser status: env (only web-1: 1 of 3 servers, --hosts)" in done.stdout
+    whole = releaser("status", "--env", env_file, cwd=elsewhere, env_extra={"COLUMNS": "200"})
+    assert "releaser status: env\n" in whole.stdout or "releaser status: env " in whole.stdout
+    assert "of 3 servers" not in whole.stdout
+    listed = json.loads(releaser("status", "--json", "--hosts", "web-1,web-2", "--env", env_file, cwd=elsewhere).stdout)
+    assert listed["servers_in_environment"] == 3 and len(listed["servers"]) == 2
+
+
 def test_check_hosts_judges_only_the_named_servers(live_r1):
     """check --hosts web-2 gives per-server verdicts for web-2 alone."""
     env_file, elsewhere = live_r1

@@ -96,8 +96,8 @@ def test_find_project_picks_configured_then_current_then_checkout(tmp_path, layo
     assert found == {"cwd": tmp_path / "cwd", "checkout": PROJECT, "configured": tmp_path / "configured"}[expected].resolve()
 
 
-def test_a_copy_installed_without_the_checkout_serves_status_and_the_dashboard(tmp_path, elsewhere):
-    """pip install (not -e) into a bare directory: `releaser` runs there with its page's files from the package."""
+def test_a_copy_installed_without_the_checkout_serves_status_runbooks_and_the_dashboard(tmp_path, elsewhere):
+    """pip install (not -e) into a bare directory: `releaser` runs there with its page's files and runbooks from the package."""
     import shutil
     import urllib.request
 
@@ -123,6 +123,16 @@ def test_a_copy_installed_without_the_checkout_serves_status_and_the_dashboard(t
                             env=environ, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
     assert [s["server"] for s in json.loads(status.stdout)["servers"]] == ["web-1", "web-2"]
+
+    # The runbooks come with the package: no runbooks/ directory here, nor a checkout to find one in.
+    assert not (elsewhere / "runbooks").exists() and not (site / "runbooks").exists()
+    shown = subprocess.run([str(site / "bin" / "releaser"), "runbook", "rollback"], cwd=elsewhere, env=environ,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "Rollback: put the previous release back live on every server" in shown.stdout
+    listed = subprocess.run([str(site / "bin" / "releaser"), "runbook", "list"], cwd=elsewhere, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "late-release" in listed.stdout and "server-failure" in listed.stdout
 
     port = free_ports(1)[0]
     dashboard = subprocess.Popen([str(site / "bin" / "releaser"), "dashboard", "--port", str(port), "--env", env_file],

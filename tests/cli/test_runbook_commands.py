@@ -22,7 +22,7 @@ from conftest import PROJECT
 from releaser.runbooks import invoke_commands, list_runbooks
 
 RUNBOOKS = PROJECT / "runbooks"
-SIX = ["config-drift", "escalation", "go-live", "late-data", "rollback", "server-failure"]
+SIX = ["config-drift", "escalation", "go-live", "late-data", "late-release", "rollback", "server-failure"]
 SHELL_OPERATORS = {"|", "||", "&&", ";", ">", ">>", "<", "&"}
 
 
@@ -186,3 +186,43 @@ def test_a_runbook_name_never_runs_a_task():
     done = invoke("runbook", "go-live")
     assert done.returncode == 0 and "Go-live: publish a staged release" in done.stdout
     assert "go-live at" not in done.stderr and "plan" not in done.stderr
+
+
+# ---- the late-release runbook, and one answer to "who decides a delay notice" ----
+
+WHO_DECIDES = ("**Who decides a delay notice:** the release manager. If they cannot be reached within 5 minutes, the next\n"
+               "person on the escalation route decides (`invoke runbook escalation`); whoever publishes it tells the release\n"
+               "manager.")
+
+
+def test_late_release_runbook_goes_notice_fix_rehearse_publish_clear_report(contexts):
+    """Its commands come in the order a late morning needs, the fix under a new id, the publication forced."""
+    commands = invoke_commands((RUNBOOKS / "late-release.md").read_text(encoding="utf-8"), inline=False)
+    steps = [
+        lambda c: c.startswith("invoke notice") and "--message" in c,
+        lambda c: c.startswith("invoke build") and "--release-id 2026-12-phof-fix1" in c,
+        lambda c: c.startswith("invoke deploy --stage") and "2026-12-phof-fix1" in c,
+        lambda c: c.startswith("invoke rehearse"),
+        lambda c: c.startswith("invoke go-live") and "--now" in c and "--force" in c and "--reason" in c,
+        lambda c: c.startswith("invoke notice") and "--clear" in c,
+        lambda c: c.startswith("invoke breach-report") and "--scheduled" in c,
+    ]
+    positions = [next((i for i, c in enumerate(commands) if step(c)), None) for step in steps]
+    assert None not in positions, (positions, commands)
+    assert positions == sorted(positions), commands
+    force = [flag for _, flags in tasks_and_flags(split(commands[positions[4]]), contexts) for flag in flags]
+    assert {"--now", "--force", "--reason", "--env"} <= set(force)
+
+
+@pytest.mark.parametrize("name", ["go-live", "rollback", "escalation", "server-failure", "late-release"])
+def test_every_runbook_that_publishes_a_notice_says_the_same_who_decides(name):
+    """After a rollback, at T, with a server down: one rule for who decides the delay notice, word for word."""
+    text = (RUNBOOKS / f"{name}.md").read_text(encoding="utf-8")
+    assert WHO_DECIDES in text
+    assert "invoke runbook late-release" in text or name == "late-release"
+
+
+def test_the_escalation_table_agrees_on_the_notice():
+    text = (RUNBOOKS / "escalation.md").read_text(encoding="utf-8")
+    [row] = [line for line in text.splitlines() if line.startswith("| delay the publication")]
+    assert "also after a rollback" in row and "the release manager" in row and "next person on the route" in row

@@ -1,5 +1,6 @@
 """Release calendar: rules, bank holidays, upload deadlines, clock changes and the iCalendar feed."""
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -20,9 +21,14 @@ from releaser.calendar import (
     parse_release_rule,
     release_day_verdict,
     releases_between,
+    ICS_EVENT_MINUTES,
+    deadline_move,
+    parse_day_flag,
+    refused_count,
     to_ics,
     upload_deadline_for,
 )
+from releaser.errors import UsageError
 
 LONDON = ZoneInfo("Europe/London")
 UTC = timezone.utc
@@ -448,52 +454,196 @@ def events(text):
     return found
 
 
-def test_ics_has_release_and_deadline_events_in_utc():
-    """Each release gives a release and an upload-deadline event with DTSTART in UTC and a stable UID."""
-    releases = releases_between(schedule(), london(2027, 2, 1), london(2027, 7, 1))
-    text = to_ics(releases, now=london(2027, 1, 15, 12))
-    lines = unfold(text)
-    assert lines[0] == "BEGIN:VCALENDAR" and lines[-1] == "END:VCALENDAR"
-    assert "VERSION:2.0" in lines and any(line.startswith("PRODID:") for line in lines)
-    found = events(text)
-    assert len(found) == 2 * len(releases) == 10
-    by_summary = {(e["SUMMARY"], e["DTSTART"]) for e in found}
-    assert ("phof release", "20270202T093000Z") in by_summary  # GMT
-    assert ("phof release", "20270601T083000Z") in by_summary  # BST
-    assert ("phof upload deadline", "20270526T160000Z") in by_summary
-    assert {e["DTSTAMP"] for e in found} == {"20270115T120000Z"}
-    assert len({e["UID"] for e in found}) == 10
-    assert to_ics(releases, now=london(2027, 1, 15, 12)) == text
+ICS_LINE = re.compile(r"^(?P<name>[A-Z][A-Z0-9-]*)(?P<params>(?:;[A-Z0-9-]+=[^;:]*)*):(?P<value>.*)$")
+TITLES = {"phof": "Public Health Outcomes Framework"}
+
+
+def components(text):
+    """Parse iCalendar text into nested components: {"name", "props": [(name, params, value)], "children"}.
+
+    Checks the structure on the way: every line is NAME[;PARAM=VALUE]:VALUE, and BEGIN and END pair up.
+    """
+    root = {"name": None, "props": [], "children": []}
+    stack = [root]
+    for line in unfold(text):
+        match = ICS_LINE.match(line)
+        assert match, f"not a content line: {line!r}"
+        name, value = match["name"], match["value"]
+        params = dict(part.split("=", 1) for part in match["params"].split(";")[1:])
+        if name == "BEGIN":
+            component = {"name": value, "props": [], "children": []}
+            stack[-1]["children"].append(component)
+            stack.append(component)
+        elif name == "END":
+            assert stack[-1]["name"] == value, f"END:{value} closes {stack[-1]['name']}"
+            stack.pop()
+        else:
+            assert len(stack) > 1, f"{line!r} outside any component"
+            stack[-1]["props"].append((name, params, value))
+    assert len(stack) == 1, "a component is never closed"
+    [calendar] = root["children"]
+    assert calendar["name"] == "VCALENDAR"
+    return calendar
+
+
+def prop(component, name):
+    """The one (params, value) of `name` in a component: it must appear exactly once."""
+    found = [(params, value) for n, params, value in component["props"] if n == name]
+    assert len(found) == 1, f"{component['name']} has {len(found)} {name}"
+    return found[0]
+
+
+def offset(text):
+    sign = -1 if text[0] == "-" else 1
+    hours, minutes, seconds = int(text[1:3]), int(text[3:5]), int(text[5:7] or 0)
+    return sign * timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def resolve(moment, params, zones):
+    """The UTC instant of a DTSTART/DTEND, using only the VTIMEZONE in the file (never this machine's zoneinfo)."""
+    if "TZID" not in params:
+        assert moment.endswith("Z")
+        return datetime.strptime(moment, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    local = datetime.strptime(moment, "%Y%m%dT%H%M%S")
+    observances = zones[params["TZID"]]  # the VTIMEZONE must be there
+    in_effect = [(start_local - before + after, after) for start_local, before, after in observances
+                 if start_local - before + after <= local]
+    assert in_effect, f"{moment} is before every observance of {params['TZID']}"
+    return (local - max(in_effect)[1]).replace(tzinfo=UTC)
+
+
+def timezones(calendar):
+    """TZID -> [(DTSTART local, TZOFFSETFROM, TZOFFSETTO)] for every VTIMEZONE."""
+    zones = {}
+    for component in calendar["children"]:
+        if component["name"] != "VTIMEZONE":
+            continue
+        observances = []
+        for block in component["children"]:
+            assert block["name"] in ("STANDARD", "DAYLIGHT")
+            prop(block, "TZNAME")
+            observances.append((datetime.strptime(prop(block, "DTSTART")[1], "%Y%m%dT%H%M%S"),
+                                offset(prop(block, "TZOFFSETFROM")[1]), offset(prop(block, "TZOFFSETTO")[1])))
+        assert observances, "a VTIMEZONE needs at least one STANDARD or DAYLIGHT"
+        zones[prop(component, "TZID")[1]] = observances
+    return zones
+
+
+def vevents(text):
+    """Each VEVENT as a dict: its properties' values, and start/end as UTC instants resolved through VTIMEZONE."""
+    calendar = components(text)
+    assert prop(calendar, "VERSION")[1] == "2.0" and prop(calendar, "PRODID")[1]
+    zones = timezones(calendar)
+    found = []
+    for event in (c for c in calendar["children"] if c["name"] == "VEVENT"):
+        values = {name: prop(event, name)[1] for name in ("UID", "DTSTAMP", "DTSTART", "DTEND", "SUMMARY", "STATUS")}
+        values["start"] = resolve(*reversed(prop(event, "DTSTART")), zones)
+        values["end"] = resolve(*reversed(prop(event, "DTEND")), zones)
+        values["TZID"] = prop(event, "DTSTART")[0].get("TZID")
+        values["DESCRIPTION"] = dict((n, v) for n, _, v in event["props"]).get("DESCRIPTION", "")
+        assert values["end"] > values["start"]
+        found.append(values)
+    return found
+
+
+def test_ics_is_well_formed_and_each_event_is_at_its_moment_through_its_vtimezone():
+    """Two years of releases across clock changes: every event's wall time and TZID, read only through the
+    file's own VTIMEZONE, is the release or deadline instant; each lasts ICS_EVENT_MINUTES."""
+    releases = releases_between(schedule(), london(2026, 1, 1), london(2028, 1, 1))
+    text = to_ics(releases, now=london(2027, 1, 15, 12), titles=TITLES)
+    found = vevents(text)
+    assert len(found) == 2 * len(releases) == 48 and len({e["UID"] for e in found}) == 48
+    expected = sorted(moment.astimezone(UTC) for r in releases for moment in (r.at, r.upload_deadline))
+    assert sorted(e["start"] for e in found) == expected
+    assert all(e["end"] - e["start"] == timedelta(minutes=ICS_EVENT_MINUTES) for e in found)
+    assert {e["TZID"] for e in found} == {"Europe/London"} and {e["DTSTAMP"] for e in found} == {"20270115T120000Z"}
+    assert {e["STATUS"] for e in found} == {"CONFIRMED"}
+    summer = next(e for e in found if e["start"] == datetime(2027, 6, 1, 8, 30, tzinfo=UTC))
+    assert summer["DTSTART"] == "20270601T093000" and summer["SUMMARY"] == "Public Health Outcomes Framework: release"
+    assert to_ics(releases, now=london(2027, 1, 15, 12), titles=TITLES) == text
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"])
+def test_ics_vtimezone_is_right_for_other_zones(zone):
+    """A zone with other change dates, one with none (one STANDARD block) and one that moves half an hour."""
+    sched = Schedule("ny", parse_release_rule("every Monday at 09:30"), parse_deadline_rule("Friday before at 17:00"), zone)
+    tz = ZoneInfo(zone)
+    releases = releases_between(sched, datetime(2026, 1, 1, tzinfo=tz), datetime(2027, 1, 1, tzinfo=tz))
+    found = vevents(to_ics(releases, now=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert sorted(e["start"] for e in found) == sorted(m.astimezone(UTC) for r in releases for m in (r.at, r.upload_deadline))
+    assert all(e["DTSTART"].endswith("T093000") or e["DTSTART"].endswith("T170000") for e in found)
 
 
 def test_ics_uid_survives_a_move():
     """A moved release keeps the UID of its rule date, so subscribers see the event move, not a duplicate."""
     sched = schedule("first Monday of every month at 09:30")
     (release,) = releases_between(sched, london(2027, 5, 1), london(2027, 5, 10))
-    (event, _) = events(to_ics([release], now=london(2027, 1, 1)))
+    (event, _) = vevents(to_ics([release], now=london(2027, 1, 1)))
     assert event["UID"] == "20270503-phof-release@releaser"
-    assert event["DTSTART"] == "20270504T083000Z"
-    assert event["DESCRIPTION"] == "moved from Mon 3 May (May Day)"
+    assert event["DTSTART"] == "20270504T093000" and event["start"] == datetime(2027, 5, 4, 8, 30, tzinfo=UTC)
+    assert event["DESCRIPTION"] == "publication phof\\; moved from Mon 3 May (May Day)"
 
 
 def test_ics_escapes_text_and_folds_long_lines():
-    """Commas, semicolons, backslashes and newlines in names are escaped, and long lines fold at 75 octets."""
+    """Commas, semicolons, backslashes and newlines in titles are escaped, and long lines fold at 75 octets."""
     name = "crime, justice; and \\ policing\nstatistics für England " + "x" * 60
-    sched = Schedule(name, parse_release_rule("first Tuesday of every month at 09:30"),
-                     parse_deadline_rule("Wednesday before at 17:00"))
-    text = to_ics(releases_between(sched, london(2027, 6, 1), london(2027, 6, 2)), now=london(2027, 1, 1))
-    (release_event, _) = events(text)
+    text = to_ics(releases_between(schedule(), london(2027, 6, 1), london(2027, 6, 2)), now=london(2027, 1, 1),
+                  titles={"phof": name})
+    (release_event, _) = vevents(text)
     assert release_event["SUMMARY"] == (
-        "crime\\, justice\\; and \\\\ policing\\nstatistics für England " + "x" * 60 + " release"
+        "crime\\, justice\\; and \\\\ policing\\nstatistics für England " + "x" * 60 + ": release"
     )
 
 
-def test_ics_marks_refused_release_tentative():
-    """A refused release is still published, as TENTATIVE, with the reason in its description."""
+def test_ics_without_a_title_uses_the_publication_name():
+    (release_event, deadline_event) = vevents(to_ics(releases_between(schedule(), london(2027, 6, 1), london(2027, 6, 2)),
+                                                     now=london(2027, 1, 1)))
+    assert (release_event["SUMMARY"], deadline_event["SUMMARY"]) == ("phof: release", "phof: upload deadline")
+
+
+def test_ics_leaves_out_a_refused_release():
+    """A refused date has no release, so it is not in the feed at all: not even as TENTATIVE."""
     sched = schedule("first Monday of every month at 09:30", on_holiday="refuse")
-    found = events(to_ics(releases_between(sched, london(2027, 5, 1), london(2027, 5, 10)), now=london(2027, 1, 1)))
-    assert {e["STATUS"] for e in found} == {"TENTATIVE"}
-    assert "May Day" in found[0]["DESCRIPTION"]
+    releases = releases_between(sched, london(2027, 4, 1), london(2027, 6, 10))
+    assert [r.refused for r in releases] == [False, True, False]  # 5 Apr, 3 May (May Day), 7 Jun
+    assert refused_count(releases) == 1
+    text = to_ics(releases, now=london(2027, 1, 1))
+    found = vevents(text)
+    assert "TENTATIVE" not in text and "20270503" not in text
+    assert sorted(e["UID"] for e in found) == ["20270405-phof-release@releaser", "20270405-phof-upload-deadline@releaser",
+                                               "20270607-phof-release@releaser", "20270607-phof-upload-deadline@releaser"]
+
+
+# --- upload deadlines on bank holidays --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule, release_day, deadline_day, note", [
+    pytest.param("every Tuesday at 09:30", date(2024, 12, 31), date(2024, 12, 24), "upload deadline moved from Wed 25 Dec (Christmas Day)",
+                 id="christmas"),
+    pytest.param("first Tuesday of every month at 09:30", date(2025, 1, 7), date(2024, 12, 31),
+                 "upload deadline moved from Wed 1 Jan (New Year's Day)", id="new-year"),
+    pytest.param("first Tuesday of every month at 09:30", date(2027, 6, 1), date(2027, 5, 26), "", id="ordinary-wednesday"),
+])
+def test_a_deadline_on_a_bank_holiday_moves_to_the_working_day_before(rule, release_day, deadline_day, note):
+    """Nobody uploads on Christmas Day: the deadline comes a working day earlier, and the calendar says why."""
+    sched = schedule(rule)
+    assert upload_deadline_for(sched, release_day) == datetime.combine(deadline_day, time(17), tzinfo=LONDON)
+    assert deadline_move(sched, release_day) == note
+    [release] = [r for r in releases_between(sched, london(2024, 12, 1), london(2027, 7, 1)) if r.at.date() == release_day]
+    assert release.upload_deadline.date() == deadline_day and release.deadline_note == note
+
+
+def test_a_working_days_deadline_is_never_flagged():
+    """Counted in working days it skips holidays by itself: no note."""
+    sched = schedule(deadline="3 working days before at 17:00")
+    assert upload_deadline_for(sched, date(2025, 1, 7)) == london(2025, 1, 2, 17)  # 6, 3, 2 Jan; 1 Jan skipped
+    assert deadline_move(sched, date(2025, 1, 7)) == ""
+
+
+def test_a_day_flag_is_midnight_in_the_zone_and_refuses_anything_else():
+    assert parse_day_flag("2026-07-01", zone="Europe/London") == london(2026, 7, 1, 0, 0)
+    with pytest.raises(UsageError, match="cannot read the day"):
+        parse_day_flag("01/07/2026", zone="Europe/London")
 
 
 # --- format_until ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from releaser.errors import ReleaserError
 from releaser.runbooks import find_runbook, invoke_commands, list_runbooks, title_of
 
 RUNBOOKS = PROJECT / "runbooks"
-SIX = ["config-drift", "escalation", "go-live", "late-data", "rollback", "server-failure"]
+SIX = ["config-drift", "escalation", "go-live", "late-data", "late-release", "rollback", "server-failure"]
 
 
 @pytest.fixture

@@ -174,3 +174,38 @@ def test_sample_site_without_the_header_rule_fails_embargo(nginx_site):
     stage_on_live(environment)
     results = check(environment)
     assert results["embargo"][0] == "FAIL" and "-> 200: the public can see the release" in results["embargo"][1]
+
+
+def live_page(environment, path: str = "/") -> tuple[int, str]:
+    """GET a path on the live site nginx serves: (status, body)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(environment.servers[0].live_url + path, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_sample_site_shows_the_delay_notice_as_a_banner_until_it_is_cleared(nginx_site):
+    """`invoke notice` writes a file on the server; the sample's live site shows it, escaped, on the next request."""
+    environment = nginx_site(protect=True)
+    stage_on_live(environment)
+    status, before = live_page(environment)
+    assert status == 200 and "Release <strong>r1</strong>" in before
+    assert '<div class="releaser-notice" role="alert"' in before and 'role="alert" style' in before
+    assert 'role="alert" style="background:#ffdd00;color:#0b0c0c;padding:1em;font-weight:bold"></div>' in before  # empty: hidden
+
+    message = "Figures delayed until 11:00 <b>& tables 3-4</b>"
+    with connected(environment, actor="ana@stats", clock=FakeClock(NOW)) as fleet:
+        fleet.publish_notice(message)
+    status, shown = live_page(environment)
+    assert status == 200 and "Release <strong>r1</strong>" in shown
+    assert "Figures delayed until 11:00 &lt;b&gt;&amp; tables 3-4&lt;/b&gt;" in shown  # escaped, never markup
+    assert shown.index("Figures delayed") < shown.index("<h1>")  # at the top of the page
+    assert "Figures delayed" not in live_page(environment, "/healthz")[1]  # only HTML pages get the banner
+    assert live_page(environment, "/.releaser-notice")[0] == 404  # the file is not a public URL
+
+    with connected(environment, actor="ana@stats", clock=FakeClock(NOW)) as fleet:
+        fleet.publish_notice("", clear=True)
+    status, after = live_page(environment)
+    assert status == 200 and "Figures delayed" not in after and after == before

@@ -1,0 +1,64 @@
+"""The README, the runbooks and docs/ say what the code does, and point only at things inside the repository."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from checkenv import NOW, environment
+from conftest import PROJECT
+from releaser.checks import CHECKS, Limits
+from releaser.checks.rehearsal import RehearsalFacts, judge
+
+DOCS = sorted([PROJECT / "README.md", *(PROJECT / "runbooks").glob("*.md"), *(PROJECT / "docs").glob("*.md")])
+LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+
+
+def shown(path) -> str:
+    return str(path.relative_to(PROJECT))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=shown)
+def test_docs_name_no_path_outside_the_repository(doc):
+    """A user with only the repository can follow every pointer: no `../` path, and every relative link exists."""
+    text = doc.read_text(encoding="utf-8")
+    assert "../shared" not in text, f"{shown(doc)} points at ../shared, which is not in the repository"
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target):
+            continue  # a URL
+        resolved = (doc.parent / target).resolve()
+        assert resolved.is_relative_to(PROJECT), f"{shown(doc)} links to {target}, outside the repository"
+        assert resolved.exists(), f"{shown(doc)} links to {target}, which does not exist"
+
+
+def test_the_readme_points_at_the_breach_reports_summary():
+    """The two breach reports releaser grew out of are summarised in the repository, and README links there."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    why = (PROJECT / "docs" / "why.md").read_text(encoding="utf-8")
+    assert "(docs/why.md)" in readme
+    assert "135 minutes" in why and "08:15" in why and "no backup" in why.lower()
+
+
+def check_table_rows() -> dict[str, str]:
+    """README's check table: check name -> its 'FAIL when' text."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| check | FAIL when |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[1].strip(): cells[2].strip() for cells in rows}
+
+
+def test_every_check_is_in_the_readme_table():
+    """Each registered check has a row saying when it FAILs."""
+    rows = check_table_rows()
+    assert sorted(rows) == sorted(module.NAME for module in CHECKS)
+
+
+def test_the_rehearsal_check_fails_and_the_docs_say_so():
+    """No rehearsal on record is a FAIL in the code, so README and the go-live runbook may not call it a warning."""
+    [result] = judge(RehearsalFacts("r2", None), Limits(environment(go_live={"rehearsal_max_age_days": 7})), NOW)
+    assert result.status == "FAIL"
+    assert "rehearsal_max_age_days" in check_table_rows()["rehearsal"]
+    runbook = (PROJECT / "runbooks" / "go-live.md").read_text(encoding="utf-8")
+    assert "warns when there is no rehearsal" not in runbook
+    assert "the `rehearsal` check **FAILs**" in runbook
