@@ -96,7 +96,7 @@ def test_plan_shows_servers_releases_and_notes_as_typed(shown):
 def test_runbooks_calendar_and_data_changes_show_titles_notes_and_names_as_typed(shown, tmp_path):
     ui.show_runbooks([SimpleNamespace(name="smoke", title="add [[smoke]] entries [/oops]")])
     release = SimpleNamespace(publication="[people]", at=NOW + timedelta(days=2), upload_deadline=NOW + timedelta(days=1),
-                              moved=False, refused=False, note="[bold]x[/bold]")
+                              moved=False, refused=False, note="[bold]x[/bold]", deadline_note="")
     ui.show_calendar([release], now=NOW)
     ui.show_data_change(SimpleNamespace(action="upload", dataset="[[smoke]]", file="[people].csv", sha256="ab" * 32,
                                         release="r1", by="ann [/oops]", at=NOW, servers=["web-1"]))
