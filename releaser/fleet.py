@@ -563,6 +563,9 @@ class Fleet:
         try:
             session = self._take_lock(reason, token=token, kind="command", minutes=30, prepare_for=prepare_for)
             session.seconds = time.perf_counter() - started
+        except HostUnreachable as error:  # journaled: a breach report shows a go-live refused for a server down
+            self._journal(doing, "refused", detail=error.what)
+            raise
         except KeyboardInterrupt:
             with held_interrupts():
                 session = LockSession(token, reason, taken=[name for name in self.hosts if name not in self.unreachable])

@@ -54,6 +54,15 @@ def parse_lines(text: str) -> list[dict]:
     return events
 
 
+def event_detail(event: dict) -> str:
+    """What a person reads about an event: its detail or reason; an override names the checks it let through."""
+    text = event.get("detail") or event.get("reason") or ""
+    if event.get("action") == "override" and event.get("checks"):
+        named = f"overrode {', '.join(event['checks'])}"
+        return f"{named}: {event['reason']}" if event.get("reason") else named
+    return text
+
+
 def local_journal_path(environment_file: Path) -> Path:
     """Where this machine keeps an environment's journal: beside its file, environments/prod.journal.jsonl.
 
