@@ -3,6 +3,7 @@ follows the publication across release ids."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -49,7 +50,8 @@ def test_forced_late_publication_says_how_late_that_it_is_a_breach_and_what_to_r
 
 
 def test_breach_report_is_the_same_publication_with_the_failed_or_the_fixed_release_id(tmp_path):
-    """r3 fails and reverts, a notice goes up, r2 is published as the fix: both ids give one report of the slot."""
+    """r3 fails and reverts, a notice goes up, r2 is published as the fix: both ids give one report of the slot,
+    and `history --release r3` keeps the overrides (naming the checks), the stopped go-live and the notice."""
     env, due = production_like(tmp_path, minutes_ago=40)
     for release in ("r1",):
         assert invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env)).returncode == 0
@@ -82,3 +84,9 @@ def test_breach_report_is_the_same_publication_with_the_failed_or_the_fixed_rele
     assert "overrode deadline, people, rehearsal, rollback-target: late figures approved" in report
     assert 'notice published: "Figures delayed; next update 11:00"' in report and "notice cleared" in report
     assert "of r1 " not in report  # r1 published the slot before: it is another publication
+
+    history = invoke("history", "--release", "r3", "--json", "--env", str(env))
+    rows = [(e["action"], e["outcome"]) for e in json.loads(history.stdout)]
+    assert ("override", "done") in rows and ("go-live", "stopped") in rows and ("notice", "done") in rows, rows
+    table = invoke("history", "--release", "r3", "--env", str(env), columns=300).stdout
+    assert "overrode deadline, people, rehearsal, rollback-target: late figures approved" in table
