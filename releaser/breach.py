@@ -12,7 +12,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from releaser.journal import event_detail
-from releaser.publication import event_time, minutes_between, publication_events, publication_of, releases_about
+from releaser.publication import (event_time, is_publication, minutes_between, publication_events, publication_of,
+                                  releases_about)
 
 FAILED_OUTCOMES = {"failed", "reverted", "mixed", "stopped", "refused", "unhealthy", "cancelled"}
 
@@ -61,7 +62,8 @@ def gather_publication_facts(scheduled: datetime, events: list[dict], *, release
     return BreachFacts(
         release_id=(published.get("releases") or {}).get("live", release_id) if published else release_id,
         scheduled=scheduled, actual=actual, timeline=tuple(related), reasons=reasons, publication=publication,
-        attempts=tuple(e for e in related if e.get("action") in ("go-live", "rollback")),
+        attempts=tuple(e for e in related if e.get("action") == "rollback" or e is published
+                       or (e.get("action") == "go-live" and not is_publication(e))),
         overrides=tuple(e for e in related if e.get("action") == "override"),
         notices=tuple(e for e in related if e.get("action") == "notice"),
     )

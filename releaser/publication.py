@@ -128,7 +128,8 @@ def publication_events(slot: datetime, events: Sequence[dict], *, release_id: st
         about = releases_about(event)
         if involved & about:
             return True
-        if about and about <= elsewhere:  # about a release that went (or tried to go) live for another slot
+        # about another slot's release only; a rollback on the release day belongs whatever it took down
+        if about and about <= elsewhere and event.get("action") != "rollback":
             return False
         return moment >= start
 
@@ -136,12 +137,19 @@ def publication_events(slot: datetime, events: Sequence[dict], *, release_id: st
 
 
 def publication_of(slot: datetime, events: Sequence[dict], *, until: datetime | None = None) -> dict | None:
-    """The go-live that published the slot: the first done go-live for it, or one saying no slot between it and `until`."""
+    """The go-live that published the slot: the first done go-live for it, or one saying no slot between it and `until`.
+
+    A go-live saying no slot is not the publication when a go-live for the slot was tried after it.
+    """
+    tried = [event_time(e) for e in events if slot_of(e) == slot and e.get("action") == "go-live"]
     for event in events:
         if not is_publication(event):
             continue
         said, moment = slot_of(event), event_time(event, published=True)
-        if said == slot or (said is None and moment >= slot - GRACE and (until is None or moment < until)):
+        if said == slot:
+            return event
+        if said is None and moment >= slot - GRACE and (until is None or moment < until) and \
+                not any(later > event_time(event) for later in tried):
             return event
     return None
 

@@ -145,3 +145,14 @@ def test_off_calendar_warning_says_breach_and_the_command():
                                "09:30 GMT on Tuesday 01 December 2026")
     assert "breach of the Code of Practice" in lines[1]
     assert lines[2] == "draft the report with: invoke breach-report --release r4 --out breach.md"
+
+
+def test_a_go_live_before_the_slot_was_tried_is_not_its_publication():
+    """r1 went live (no slot) seconds before r3 was tried for the slot and reverted: the slot is not published."""
+    events = [event("2014-11-04T09:29:50.000Z", "go-live", "done", releases={"live": "r1"}),
+              event("2014-11-04T09:30:01.000Z", "go-live", "reverted", releases={"live": "r1", "attempted": "r3"},
+                    slot=SLOT_TEXT, planned_at=SLOT_TEXT)]
+    facts = gather_publication_facts(SLOT, events, release_id="r3")
+    assert facts.actual is None and facts.release_id == "r3"
+    text = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2014, 11, 5))
+    assert "has not been published (attempted as release r3)." in text
