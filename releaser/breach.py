@@ -11,52 +11,84 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from releaser.journal import event_detail
+from releaser.publication import (event_time, is_publication, minutes_between, publication_events, publication_of,
+                                  releases_about)
+
 FAILED_OUTCOMES = {"failed", "reverted", "mixed", "stopped", "refused", "unhealthy", "cancelled"}
 
 
 @dataclass(frozen=True)
 class BreachFacts:
-    """What the journal says happened to one release against its scheduled time."""
+    """What the journal says happened to one publication against its scheduled slot, whatever the release ids.
+
+    `release_id` is the release that went live for the slot (or, never published, the one asked about);
+    `timeline` every event of the publication; `attempts` its go-lives and rollbacks of every outcome.
+    """
 
     release_id: str
     scheduled: datetime
     actual: datetime | None
     timeline: tuple[dict, ...]
     reasons: tuple[str, ...]
+    publication: str = ""
+    attempts: tuple[dict, ...] = ()
+    overrides: tuple[dict, ...] = ()
+    notices: tuple[dict, ...] = ()
 
     @property
     def minutes_late(self) -> int | None:
         """Whole minutes after the scheduled time (negative when early); None if it never went live."""
         if self.actual is None:
             return None
-        return int((self.actual - self.scheduled).total_seconds() // 60)
+        return minutes_between(self.scheduled, self.actual)
+
+
+def gather_publication_facts(scheduled: datetime, events: list[dict], *, release_id: str, publication: str = "",
+                             until: datetime | None = None) -> BreachFacts:
+    """Gather the facts of the publication due at `scheduled` from a merged journal.
+
+    Every attempt counts whatever its release id (the failed release and the fix under a new id are one
+    publication), with every override, refusal and notice of the release day; `until` is the next slot,
+    so its events stay out. The actual time is the rename's second of the go-live that published the slot.
+    """
+    related = publication_events(scheduled, events, release_id=release_id, until=until)
+    published = publication_of(scheduled, related, until=until)
+    actual = event_time(published, published=True) if published else None
+    reasons = tuple(dict.fromkeys(
+        f"{e['action']} {_of(e)}{e['outcome']} at {_clock(event_time(e), scheduled.tzinfo)}: {event_detail(e) or 'no detail'}"
+        for e in related if e.get("outcome") in FAILED_OUTCOMES
+    ))
+    return BreachFacts(
+        release_id=(published.get("releases") or {}).get("live", release_id) if published else release_id,
+        scheduled=scheduled, actual=actual, timeline=tuple(related), reasons=reasons, publication=publication,
+        attempts=tuple(e for e in related if e.get("action") == "rollback" or e is published
+                       or (e.get("action") == "go-live" and not is_publication(e))),
+        overrides=tuple(e for e in related if e.get("action") == "override"),
+        notices=tuple(e for e in related if e.get("action") == "notice"),
+    )
 
 
 def gather_breach_facts(release_id: str, scheduled: datetime, events: list[dict]) -> BreachFacts:
-    """Pick from a merged journal the events about a release, when it really went live, and why it did not sooner."""
-    related = [e for e in events if _mentions(e, release_id)]
-    live = [e for e in related if e.get("action") == "go-live" and e.get("outcome") == "done"
-            and (e.get("releases") or {}).get("live") == release_id]
-    actual = _event_time(live[0], "switched_at") if live else None
-    reasons = tuple(dict.fromkeys(
-        f"{e['action']} {e['outcome']} at {_clock(_event_time(e), scheduled.tzinfo)}: {e.get('detail') or e.get('reason') or 'no detail'}"
-        for e in related if e.get("outcome") in FAILED_OUTCOMES
-    ))
-    return BreachFacts(release_id, scheduled, actual, tuple(related), reasons)
+    """The facts of the publication `release_id` was for, due at `scheduled` (see gather_publication_facts)."""
+    return gather_publication_facts(scheduled, events, release_id=release_id)
 
 
 def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str, today: date) -> str:
     """Render the report as Markdown, leaving impact and corrective actions for a person to complete."""
     zone = facts.scheduled.tzinfo
     scheduled = facts.scheduled.strftime("%A %d %B %Y at %H:%M %Z")
+    what = f"release of {publication}" if publication else "release"
     if facts.actual is None:
-        nature = f"The release {facts.release_id} due on {scheduled} has not been published."
+        tried = sorted({release for e in facts.attempts for release in releases_about(e)})
+        nature = (f"The {what} due on {scheduled} has not been published"
+                  + (f" (attempted as release {', '.join(tried)})." if tried else "."))
     else:
         minutes = facts.minutes_late
         actual = facts.actual.astimezone(zone).strftime("%H:%M %Z on %d %B %Y")
         how = (f"a delay of {_minutes(minutes)}" if minutes > 0 else
                f"{_minutes(-minutes)} early" if minutes < 0 else "on time to the minute")
-        nature = f"The release {facts.release_id} was due on {scheduled}. It was published at {actual}, {how}."
+        nature = f"The {what} was due on {scheduled}. It was published at {actual} as release {facts.release_id}, {how}."
     field = lambda key, default="(to complete)": metadata.get(key) or default
     lines = [
         "# Breach of the Code of Practice for Statistics",
@@ -84,12 +116,29 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
         "",
         *([f"- {reason}" for reason in facts.reasons] or ["- No failure was journaled; state the reason here."]),
         "",
+        "**Go-live attempts and rollbacks:**",
+        "",
+        *([f"- {_clock(event_time(e), zone)} {e['action']} {_of(e)}{e.get('outcome', '')}"
+           f"{f': {event_detail(e)}' if event_detail(e) else ''} (by {e.get('actor', 'unknown')})" for e in facts.attempts]
+          or ["- None journaled."]),
+        "",
+        "**Checks overridden:**",
+        "",
+        *([f"- {_clock(event_time(e), zone)} {e.get('actor', 'unknown')} {event_detail(e)}" for e in facts.overrides]
+          or ["- None."]),
+        "",
+        "**Notices to the public:**",
+        "",
+        *([f"- {_clock(event_time(e), zone)} {_notice(e)} (by {e.get('actor', 'unknown')})" for e in facts.notices]
+          or ["- None journaled."]),
+        "",
         "**Timeline of events:**",
         "",
-        "| time | action | outcome | by | detail |",
-        "| --- | --- | --- | --- | --- |",
-        *[f"| {_clock(_event_time(e), zone)} | {e.get('action', '')} | {e.get('outcome', '')} | {e.get('actor', '')} | "
-          f"{_cell(e.get('detail') or e.get('reason') or '')} |" for e in facts.timeline],
+        "| time | action | outcome | release | by | detail |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {_clock(event_time(e), zone)} | {e.get('action', '')} | {e.get('outcome', '')} | "
+          f"{', '.join(sorted(releases_about(e)))} | {e.get('actor', '')} | {_cell(event_detail(e))} |"
+          for e in facts.timeline],
         "",
         "## 3. Reactions and impact (both within the producer body and outside)",
         "",
@@ -107,6 +156,40 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
     return "\n".join(lines)
 
 
+def describe_offset(minutes: int) -> str:
+    """How early or late, in words: "1 minute late", "35 minutes early", "50400 minutes (35 days) early"."""
+    if minutes == 0:
+        return "on time to the minute"
+    count = abs(minutes)
+    larger = (f" ({count // 1440} day{'s' if count // 1440 != 1 else ''})" if count % 1440 == 0 and count >= 1440 else
+              f" ({_span(count)})" if count >= 60 else "")
+    return f"{_minutes(count)}{larger} {'late' if minutes > 0 else 'early'}"
+
+
+def off_calendar_lines(*, release_id: str, publication: str, slot: datetime, published_at: datetime,
+                       minutes: int, command: str) -> list[str]:
+    """What a forced off-calendar publication must be told: how far off its slot, that it is a breach, what to run."""
+    due = slot.strftime("%H:%M %Z on %A %d %B %Y")
+    if minutes == 0:
+        return [f"{release_id} went live on time for {publication}'s release at {due}"]
+    return [
+        f"{release_id} went live {describe_offset(minutes)} against {publication}'s scheduled release at {due} "
+        f"(live at {published_at.astimezone(slot.tzinfo):%H:%M:%S %Z on %d %B %Y})",
+        "publishing before or after the pre-announced time is a breach of the Code of Practice for Statistics "
+        "(orderly release, T3.2), to be reported to the regulator",
+        f"draft the report with: {command}",
+    ]
+
+
+def breach_report_command(release_id: str, env: str) -> str:
+    """The exact breach-report command for a release, quoted for a shell; --env only when it is not the default."""
+    import shlex
+
+    words = ["invoke", "breach-report", "--release", release_id, *(["--env", env] if env != "local" else []),
+             "--out", "breach.md"]
+    return shlex.join(words)
+
+
 def blank_fields(metadata: dict) -> list[str]:
     """The [breach] fields the report needs that the environment leaves blank, so the report can say so."""
     return [key for key in ("producer", "lead_official", "lead_official_contact", "output_url") if not metadata.get(key)]
@@ -116,13 +199,26 @@ def _minutes(count: int) -> str:
     return f"{count} minute" if count == 1 else f"{count} minutes"
 
 
-def _mentions(event: dict, release_id: str) -> bool:
-    return release_id in (event.get("releases") or {}).values()
+def _span(minutes: int) -> str:
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{mins} min"] if mins else []
+    return " ".join(parts)
 
 
-def _event_time(event: dict, preferred: str = "at") -> datetime:
-    text = event.get(preferred) or event["at"]
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _of(event: dict) -> str:
+    """'of r3 ' for an event about a release, '' for one about none (a refusal before the release was read)."""
+    about = sorted(releases_about(event))
+    return f"of {', '.join(about)} " if about else ""
+
+
+def _notice(event: dict) -> str:
+    if event.get("outcome") == "cleared":
+        return "notice cleared"
+    return f"notice published: \"{event.get('detail', '')}\"" if event.get("outcome") == "done" else \
+        f"notice {event.get('outcome', '')}: {event_detail(event)}"
 
 
 def _clock(moment: datetime, zone) -> str:

@@ -178,6 +178,7 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
     from releaser import golive, ui
     from releaser.clock import SystemClock
 
+    off_calendar = []  # a forced publication off its slot: said after the result, which it qualifies
     with exit_on_user_error():
         refuse_hosts("go-live", hosts)
         if is_dry(c, dry_run):
@@ -189,9 +190,14 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
             result = golive.go_live_command(
                 fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
                 approve=approver(yes), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
+                off_calendar=lambda off: off_calendar.append(off),
             )
     ui.show_result(result, notes=False)  # the plan showed them before asking
     ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
+    from releaser.breach import breach_report_command
+
+    for off in off_calendar:
+        ui.show_off_calendar(off, breach_report_command(off.release, env))
 
 
 @task(help={"yes": YES_HELP, "env": ENV_HELP, "hosts": REFUSED_HELP})
@@ -410,7 +416,7 @@ def build(c, source=None, release_id=None, out=None, publication=None):
     ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
 
 
-@task(help={"release": "Only events about this release id.", "json": "Print JSON instead of a table.", "env": ENV_HELP,
+@task(help={"release": "Only events about this release id, with the overrides, refusals and notices of its go-lives.", "json": "Print JSON instead of a table.", "env": ENV_HELP,
             "hosts": HOSTS_HELP})
 def history(c, release=None, json=False, env="local", hosts=None):
     """Show who did what, when, on every server."""
@@ -423,7 +429,9 @@ def history(c, release=None, json=False, env="local", hosts=None):
 
         events = events_on(events, hosts)
     if release:
-        events = [e for e in events if release in (e.get("releases") or {}).values()]
+        from releaser.publication import events_about_release
+
+        events = events_about_release(release, events)
     ui.show_history(events, as_json=json)
     if fleet.unreachable:
         ui.warn(f"{', '.join(sorted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "

@@ -19,6 +19,7 @@ from releaser.clock import Clock
 from releaser.config import Environment
 from releaser.errors import Cancelled, ChecksFailed, HostUnreachable, PlanRefused, UsageError
 from releaser.fleet import Approve, Fleet, FleetResult
+from releaser.publication import GRACE, Slot, choose_slot
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
 RunChecks = Callable[[str], Sequence]  # ("all" | "fast") -> check results with .status, .check, .server, .detail
@@ -82,36 +83,42 @@ def failing(results: Sequence) -> list:
 
 def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunChecks | None = None, tick: Tick | None = None,
                reason: str | None = None, approve: Approve | None = None, lead: timedelta = timedelta(minutes=10),
-               prepare_ahead: timedelta = timedelta(minutes=1), off_calendar: bool = False) -> FleetResult:
+               prepare_ahead: timedelta = timedelta(minutes=1), off_calendar: bool = False,
+               context: dict | None = None, release: str | None = None) -> FleetResult:
     """Wait for `at`, run the checks on the way, and switch every server at that second; return the fleet result.
 
-    Raises ChecksFailed when a check fails at the lead time (nothing switched), Cancelled on Ctrl-C before
-    the rename, and whatever the fleet raises if the switch fails (every server reverted).
+    `context` (the attempt id, the slot) goes on every event this go-live journals, and `release` (the
+    staged release id) on those the fleet does not write itself. Raises ChecksFailed when a check fails at
+    the lead time (nothing switched), Cancelled on Ctrl-C before the rename, and whatever the fleet raises
+    if the switch fails (every server reverted).
     """
     tick = tick or (lambda phase, now, moment: None)
     timeline = plan_timeline(at, lead=lead, prepare_ahead=prepare_ahead)
     refuse_if_passed(at, clock.now())
     planned = _utc(at)
     key = "requested_at" if off_calendar else "planned_at"  # a time typed with --at is not the pre-announced one
+    journal_extra = {key: planned, **(context or {})}
+    if not off_calendar:
+        journal_extra.setdefault("slot", planned)
+    record = _recorder(fleet, journal_extra, release)
+    refuse_if_down(fleet, record)
     try:
         _wait_until(clock, timeline.checks_at, "checks", tick)
         if run_checks is not None:
-            _stop_on_failures(fleet, run_checks("all"), "every check", at, key)
+            _stop_on_failures(fleet, run_checks("all"), "every check", at, record=record)
         _wait_until(clock, timeline.prepare_at, "prepare", tick)
         if run_checks is not None:
-            _stop_on_failures(fleet, run_checks("fast"), "the fast checks", at, key)
+            _stop_on_failures(fleet, run_checks("fast"), "the fast checks", at, record=record)
     except KeyboardInterrupt:
-        fleet.record("go-live", "cancelled", detail="Ctrl-C before the switch", extra={key: planned})
+        record("cancelled", "Ctrl-C before the switch")
         raise Cancelled("go-live cancelled before the switch (Ctrl-C); nothing was switched",
                         hint="run: invoke go-live again before the scheduled time") from None
-
-    journal_extra = {key: planned}
 
     def wait_for_the_second() -> None:
         try:
             _wait_until(clock, timeline.switch_at, "switch", tick)
         except KeyboardInterrupt:
-            fleet.record("go-live", "cancelled", detail="Ctrl-C after prepare, before the switch", extra={key: planned})
+            record("cancelled", "Ctrl-C after prepare, before the switch")
             raise Cancelled("go-live cancelled before the switch (Ctrl-C); nothing was switched",
                             hint="run: invoke go-live again before the scheduled time") from None
         journal_extra["switched_at"] = _utc(clock.now())  # read when the go-live event is written, after commit
@@ -120,19 +127,39 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
     return fleet.go_live(reason=reason, approve=approve, before_commit=wait_for_the_second, journal_extra=journal_extra)
 
 
-def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime, key: str = "planned_at") -> None:
+Record = Callable[..., None]  # (outcome, detail, **extra): journal one go-live event of this attempt
+
+
+def _recorder(fleet: Fleet, context: dict, release: str | None) -> Record:
+    """Journal events of one go-live attempt, each with its context and the staged release when known."""
+    def record(outcome: str, detail: str, **extra) -> None:
+        fleet.record("go-live", outcome, detail=detail, releases={"staging": release} if release else None,
+                     extra={**context, **extra})
+    return record
+
+
+def refuse_if_down(fleet: Fleet, record: Record) -> None:
+    """Refuse (exit 5) when a server did not answer, and journal the refusal so the breach report can show it."""
+    try:
+        fleet.require_all_reachable("go-live")
+    except HostUnreachable as error:
+        record("refused", error.what, unreachable=sorted(fleet.unreachable))
+        raise
+
+
+def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime, key: str = "planned_at",
+                      record: Record | None = None) -> None:
     """Stop the go-live on any FAIL: servers that did not answer are exit 5 (no override can help), the rest exit 4."""
+    record = record or _recorder(fleet, {key: _utc(at)}, None)
     failed = failing(results)
     lost = {r.server: r.detail for r in failed if r.check == "reachable"}
     if lost:
-        fleet.record("go-live", "refused", detail=f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer",
-                     extra={key: _utc(at), "unreachable": sorted(lost)})
+        record("refused", f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer", unreachable=sorted(lost))
         raise _servers_down(lost, f"go-live stopped at {which} before {at:%H:%M}")
     if failed:
         names = ", ".join(sorted({f"{r.check} on {r.server}" for r in failed}))
         first = failed[0]
-        fleet.record("go-live", "stopped", detail=f"{which} before {at:%H:%M}: {names}",
-                     extra={key: _utc(at), "failed_checks": [r.check for r in failed]})
+        record("stopped", f"{which} before {at:%H:%M}: {names}", failed_checks=[r.check for r in failed])
         raise ChecksFailed(
             f"go-live stopped: {names} failed ({first.detail}); nothing was switched",
             hint="fix it, or override with --override CHECK --reason TEXT; see: invoke runbook go-live",
@@ -163,30 +190,93 @@ def _utc(moment: datetime) -> str:
 
 def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = None, run_checks: RunChecks | None = None,
                           tick: Tick | None = None, reason: str | None = None, approve: Approve | None = None,
-                          announce: Callable[[datetime, dict | None, datetime], None] | None = None) -> FleetResult:
+                          announce: Callable[[datetime, dict | None, datetime], None] | None = None,
+                          attempt: "Attempt | None" = None) -> FleetResult:
     """Find when the staged release is due, show the plan once, then wait and switch at that second.
 
     The plan is approved before the wait, never at T-1 min when nobody may be looking.
     """
     settings = fleet.environment.go_live
-    try:
-        plans = fleet.plan_go_live()
-    except HostUnreachable as error:  # journaled, so the breach report can say the servers were down
-        fleet.record("go-live", "refused", detail=error.what, extra={"unreachable": sorted(fleet.unreachable)})
-        raise
+    attempt = attempt or start_attempt(fleet, clock)
     off_calendar = at is not None
+    context = dict(attempt.context)
     if at is None:
-        manifest = fleet.read_manifest(next(iter(plans.values())).before.staging)
-        at = next_publication_time(fleet.environment, manifest.publications, clock.now()).at
+        due = next_publication_time(fleet.environment, attempt.publications, clock.now())
+        at = due.at
+        context.update(slot=_utc(at), publication=due.publication)
     refuse_if_passed(at, clock.now())
-    if approve is not None and not approve("go-live", plans):
+    if approve is not None and not approve("go-live", attempt.plans):
         raise Cancelled("go-live cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
     if announce is not None:  # the last moment to say no is before the servers are prepared
         decide_by = at - timedelta(seconds=settings.prepare_seconds)
         announce(at, last_rehearsal(fleet.read_history()), decide_by if decide_by > clock.now() else None)
     return go_live_at(fleet, at=at, clock=clock, run_checks=run_checks, tick=tick, reason=reason,
                       lead=timedelta(minutes=settings.lead_minutes), prepare_ahead=timedelta(seconds=settings.prepare_seconds),
-                      off_calendar=off_calendar)
+                      off_calendar=off_calendar, context=context, release=attempt.release)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One go-live command: its plans, the staged release and its publications, and what its events carry."""
+
+    plans: dict
+    release: str | None
+    publications: tuple[str, ...]
+    context: dict  # the attempt id (and, once known, the slot and publication) on every event it journals
+
+
+def start_attempt(fleet: Fleet, clock: Clock) -> Attempt:
+    """Read every server's plan and the staged release's publications; a refusal because servers are down is journaled."""
+    import uuid
+
+    context = {"attempt": uuid.uuid4().hex}
+    refuse_if_down(fleet, _recorder(fleet, context, None))
+    try:
+        plans = fleet.plan_go_live()
+    except HostUnreachable as error:  # journaled, so the breach report can say the servers were down
+        fleet.record("go-live", "refused", detail=error.what, extra={**context, "unreachable": sorted(fleet.unreachable)})
+        raise
+    release = next(iter(plans.values())).before.staging
+    publications = tuple(fleet.read_manifest(release).publications) if release else ()
+    return Attempt(plans, release, publications, context)
+
+
+@dataclass(frozen=True)
+class OffCalendar:
+    """A forced publication outside its slot: which slot it was for and how far off (negative minutes: early)."""
+
+    release: str
+    publication: str
+    slot: datetime
+    published_at: datetime
+
+    @property
+    def minutes(self) -> int:
+        """Minutes from the slot to the publication, rounded towards zero; negative when early."""
+        return Slot(self.publication, self.slot).minutes_off(self.published_at)
+
+
+def slots_around(environment: Environment, publication: str, moment: datetime) -> tuple[datetime | None, datetime | None]:
+    """The publication's last slot at or before `moment` (within a year) and its next one after, from the calendar."""
+    from releaser.calendar import releases_between
+
+    schedule = next((p.schedule() for p in environment.publications if p.name == publication), None)
+    if schedule is None:
+        return None, None
+    earlier = [r.at for r in releases_between(schedule, moment - timedelta(days=366), moment + GRACE) if not r.refused]
+    following = next_release(schedule, moment + GRACE)
+    return (earlier[-1] if earlier else None), (following.at if following else None)
+
+
+def slot_for(environment: Environment, publications: Sequence[str], moment: datetime,
+             history: Sequence[dict]) -> Slot | None:
+    """The calendar slot an off-calendar go-live at `moment` is for: per publication, see publication.choose_slot."""
+    found = []
+    for name in publications:
+        chosen = choose_slot(*slots_around(environment, name, moment), moment, history)
+        if chosen is not None:
+            found.append(Slot(name, chosen))
+    return min(found, key=lambda slot: abs(slot.at - moment)) if found else None
 
 
 FAST_CHECKS = ("reachable", "staged", "lock")  # re-run one minute before the switch; the rest ran at T-10 min
@@ -209,11 +299,13 @@ def environment_zone(environment: Environment) -> ZoneInfo:
 
 def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | None = None, force: bool = False,
                     overrides: Sequence[str] = (), reason: str | None = None, approve: Approve | None = None,
-                    tick: Tick | None = None, announce=None, show_checks=None) -> FleetResult:
+                    tick: Tick | None = None, announce=None, show_checks=None,
+                    off_calendar: Callable[[OffCalendar], None] | None = None) -> FleetResult:
     """What `invoke go-live` does: the scheduled switch by default, or --now / --at within the environment's rules.
 
     Every check runs first and a FAIL stops the go-live unless it is overridden with a reason, which is
-    journaled. --now and --at publish off the calendar, so outside the sandbox they need --force --reason.
+    journaled. --now and --at publish off the calendar, so outside the sandbox they need --force --reason;
+    such a forced go-live journals the slot it was for, and `off_calendar` hears how early or late it went.
     """
     from releaser.checks import Limits, apply_overrides, run_checks
 
@@ -228,6 +320,11 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
     zone = environment_zone(environment)
     moment = parse_at(at, zone=zone, now=clock.now()) if at else None
     accepted = {name: reason or "" for name in overrides}
+    attempt = start_attempt(fleet, clock)
+    forced = (now or at) and not environment.allow_go_live_now
+    slot = slot_for(environment, attempt.publications, moment or clock.now(), fleet.read_history()) if forced else None
+    if slot is not None:
+        attempt.context.update(slot=_utc(slot.at), publication=slot.publication)
 
     def checks(which: str) -> list:
         wanted = FAST_CHECKS if which == "fast" else NOW_CHECKS if now else None
@@ -238,33 +335,45 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
         return results
 
     if accepted:
-        fleet.record("override", "done", reason=reason, extra={"checks": sorted(accepted)})
+        apply_overrides([], accepted)  # an unknown check name is refused before anything is journaled
+        fleet.record("override", "done", reason=reason, releases={"staging": attempt.release} if attempt.release else None,
+                     extra={**attempt.context, "checks": sorted(accepted)})
     if not now:
-        return run_scheduled_go_live(fleet, clock=clock, at=moment, run_checks=checks, tick=tick, reason=reason,
-                                     approve=approve, announce=announce)
-    _stop_on_failures(fleet, checks("all"), "every check", clock.now(), "requested_at")
-    extra = {"forced": True} if force else {}
-    return fleet.go_live(reason=reason, approve=approve, journal_extra={**extra, "switched_at": _utc(clock.now())})
+        result = run_scheduled_go_live(fleet, clock=clock, at=moment, run_checks=checks, tick=tick, reason=reason,
+                                       approve=approve, announce=announce, attempt=attempt)
+    else:
+        record = _recorder(fleet, {**attempt.context, "requested_at": _utc(clock.now())}, attempt.release)
+        _stop_on_failures(fleet, checks("all"), "every check", clock.now(), record=record)
+        extra = {"forced": True} if force else {}
+        result = fleet.go_live(reason=reason, approve=approve,
+                               journal_extra={**attempt.context, **extra, "switched_at": _utc(clock.now())})
+    if slot is not None and off_calendar is not None:
+        off_calendar(OffCalendar(result.release, slot.publication, slot.at.astimezone(zone), clock.now().astimezone(zone)))
+    return result
 
 
 def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | None = None, today=None,
                       form: str = "markdown") -> str:
-    """Draft the breach report of a release from every server's journal and the environment's metadata.
+    """Draft the breach report of the publication `release_id` was for, from every server's journal.
 
-    `form` is "markdown", "html" (a printable page with the timeline picture) or "svg" (the picture alone).
+    The report follows the publication's scheduled slot, so the failed release's id and the fix's id give
+    the same report. `form` is "markdown", "html" (a printable page with the timeline picture) or "svg".
     """
-    from releaser.breach import gather_breach_facts, render_breach_report
+    from releaser.breach import gather_publication_facts, render_breach_report
 
     environment = fleet.environment
     history = fleet.read_history()
     zone = environment_zone(environment)
     clock_now = fleet.clock.now()
-    scheduled = _scheduled_time(environment, release_id, history, scheduled_text, zone, clock_now, fleet)
-    facts = gather_breach_facts(release_id, scheduled.astimezone(zone), history)
-    publication = next((p for p in environment.publications), None)
+    slot = publication_slot(fleet, release_id, history, scheduled_text=scheduled_text, now=clock_now)
+    following = slots_around(environment, slot.publication, slot.at)[1] if slot.publication else None
+    known = {p.name: p for p in environment.publications}
+    publication = known.get(slot.publication)
+    facts = gather_publication_facts(slot.at.astimezone(zone), history, release_id=release_id,
+                                     publication=slot.publication, until=following)
     text = render_breach_report(
         facts, metadata=environment.breach.model_dump(),
-        publication=(publication.title or publication.name) if publication else environment.name,
+        publication=(publication.title or publication.name) if publication else slot.publication or environment.name,
         today=today or clock_now.astimezone(zone).date(),
     )
     if form == "markdown":
@@ -274,17 +383,45 @@ def breach_report_for(fleet: Fleet, release_id: str, *, scheduled_text: str | No
     return render_breach_html(text, facts) if form == "html" else render_timeline_svg(facts)
 
 
-def _scheduled_time(environment, release_id, history, scheduled_text, zone, clock_now, fleet) -> datetime:
+def publication_slot(fleet: Fleet, release_id: str, history: Sequence[dict], *, scheduled_text: str | None = None,
+                     now: datetime) -> Slot:
+    """The slot `release_id` was published (or meant to be published) for: --scheduled, else what the journal says.
+
+    A go-live journals its slot; for older journals the slot is found from the calendar around the
+    release's first go-live attempt. Refuses a release the journal has no go-live of.
+    """
+    from releaser.publication import find_slot, first_attempt
+
+    environment = fleet.environment
+    name = _publication_name(fleet, release_id, history)
     if scheduled_text:
-        return parse_at(scheduled_text, zone=zone, now=clock_now, flag="--scheduled")
-    planned = [e["planned_at"] for e in history
-               if e.get("planned_at") and release_id in (e.get("releases") or {}).values()]
-    if planned:
-        return datetime.fromisoformat(planned[0].replace("Z", "+00:00"))
-    attempts = [e for e in history if e.get("action") == "go-live" and release_id in (e.get("releases") or {}).values()]
-    if not attempts:
-        raise PlanRefused(f"the journal has no go-live of {release_id}", hint="check the release id with: invoke history")
-    first_attempt = datetime.fromisoformat(attempts[0]["at"].replace("Z", "+00:00"))
-    manifest = fleet.read_manifest(release_id)
-    release = next_publication_time(environment, manifest.publications, first_attempt - timedelta(hours=12))
-    return release.at
+        return Slot(name or "", parse_at(scheduled_text, zone=environment_zone(environment), now=now, flag="--scheduled"))
+    said = find_slot(release_id, history)
+    if said is not None:
+        return Slot(name or "", said)
+    attempt = first_attempt(release_id, history)
+    if attempt is None:
+        raise PlanRefused(f"the journal has no go-live of {release_id}",
+                          hint="check the release id with: invoke history, or pass --scheduled TIME")
+    moment = datetime.fromisoformat(attempt["at"].replace("Z", "+00:00"))
+    names = [name] if name else [p.name for p in environment.publications]
+    slot = slot_for(environment, names, moment, history)
+    if slot is None:
+        raise PlanRefused(f"cannot tell which scheduled release {release_id} was for",
+                          hint="pass the pre-announced time: --scheduled 2026-12-01T09:30")
+    return slot
+
+
+def _publication_name(fleet: Fleet, release_id: str, history: Sequence[dict]) -> str | None:
+    """The publication a release carries: as its go-live journaled it, else from its manifest on a server."""
+    from releaser.errors import ReleaserError
+    from releaser.publication import releases_about
+
+    said = [e["publication"] for e in history if e.get("publication") and release_id in releases_about(e)]
+    if said:
+        return said[0]
+    try:
+        publications = fleet.read_manifest(release_id).publications
+    except (ReleaserError, StopIteration, ValueError):  # pruned, or no server answered: the calendar decides
+        return None
+    return publications[0] if publications else None

@@ -12,8 +12,13 @@ and what must be true of today's servers (the rehearsal check) reads only what t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+# A journal (on a server or this machine) bigger than this, or begun longer ago, moves aside to a numbered
+# part before the next line is written; parts are never removed, and every reader reads them all.
+ROTATE_BYTES = 4 * 1024 * 1024
+ROTATE_DAYS = 92
 
 
 def make_event(action: str, *, event_id: str, environment: str, actor: str, now: datetime, outcome: str,
@@ -54,6 +59,15 @@ def parse_lines(text: str) -> list[dict]:
     return events
 
 
+def event_detail(event: dict) -> str:
+    """What a person reads about an event: its detail or reason; an override names the checks it let through."""
+    text = event.get("detail") or event.get("reason") or ""
+    if event.get("action") == "override" and event.get("checks"):
+        named = f"overrode {', '.join(event['checks'])}"
+        return f"{named}: {event['reason']}" if event.get("reason") else named
+    return text
+
+
 def local_journal_path(environment_file: Path) -> Path:
     """Where this machine keeps an environment's journal: beside its file, environments/prod.journal.jsonl.
 
@@ -86,16 +100,44 @@ def is_on_servers(event: dict) -> bool:
 
 
 def append_local(path: Path, event: dict) -> None:
-    """Append an event to this machine's journal file."""
+    """Append an event to this machine's journal file, first moving it aside when it is too big or too old."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if is_due_for_rotation(path, now=datetime.now(timezone.utc)):
+        path.rename(path.with_name(f"{path.name}.{len(journal_parts(path)) + 1}"))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(event_line(event) + "\n")
 
 
-def read_local(path: Path, *, environment: str | None = None) -> list[dict]:
-    """Read this machine's journal file (empty when there is none), only `environment`'s events when given."""
+def is_due_for_rotation(path: Path, *, now: datetime) -> bool:
+    """True when the journal holds more than ROTATE_BYTES, or its first event is older than ROTATE_DAYS."""
     try:
-        events = parse_lines(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > ROTATE_BYTES:
+            return True
+        with open(path, encoding="utf-8") as handle:
+            first = parse_lines(handle.readline())
     except FileNotFoundError:
-        return []
+        return False
+    if not first:
+        return False
+    begun = datetime.fromisoformat(first[0]["at"].replace("Z", "+00:00"))
+    return now - begun > timedelta(days=ROTATE_DAYS)
+
+
+def journal_parts(path: Path) -> list[Path]:
+    """The rotated parts of a journal, oldest first: name.1, name.2, ... (numbered without gaps)."""
+    parts, number = [], 1
+    while (part := path.with_name(f"{path.name}.{number}")).exists():
+        parts.append(part)
+        number += 1
+    return parts
+
+
+def read_local(path: Path, *, environment: str | None = None) -> list[dict]:
+    """Read this machine's journal, rotated parts first (empty when there is none), only `environment`'s when given."""
+    events = []
+    for part in [*journal_parts(path), path]:
+        try:
+            events += parse_lines(part.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
     return [e for e in events if environment is None or e.get("environment") == environment]

@@ -83,6 +83,9 @@ class DeployLock:
         try:
             session = self._take(reason, token=token, kind="command", minutes=COMMAND_MINUTES, prepare_for=prepare_for)
             session.seconds = time.perf_counter() - started
+        except HostUnreachable as error:  # journaled: a breach report shows a go-live refused for a server down
+            self.recorder.write(doing, "refused", detail=error.what)
+            raise
         except KeyboardInterrupt:
             with held_interrupts():
                 session = LockSession(token, reason, taken=self.group.reachable)

@@ -210,18 +210,54 @@ _UNLOCK = _FREE_LOCK + r"""
 free_lock "$1" "$2"
 """
 
+# Append journal lines ("$@") to $root/.releaser/journal.jsonl. A journal past $max_bytes, or begun more
+# than $max_days days ago, first moves to journal.jsonl.N (the next free N; parts are never renamed or
+# removed, and the history reads them all). The latest rehearsal line is also kept alone in rehearsal.json,
+# so the rehearsal check reads one line instead of every journal. Event lines are JSON with sorted keys
+# and no spaces, and quotes inside values are escaped, so '"action":"rehearse"' matches only the action.
+_WRITE_JOURNAL = r"""
+write_journal() {
+  dir="$root/.releaser"; j="$dir/journal.jsonl"
+  { [ -d "$dir" ] || mkdir -p "$dir"; } || return 1
+  [ -e "$dir/journal.started" ] || touch "$dir/journal.started"
+  if [ -s "$j" ] && { [ "$(wc -c < "$j")" -gt "$max_bytes" ] ||
+       [ -n "$(find "$dir/journal.started" -mtime +"$max_days" 2>/dev/null)" ]; }; then
+    n=1; while [ -e "$j.$n" ]; do n=$((n + 1)); done
+    mv "$j" "$j.$n" && touch "$dir/journal.started" || return 1
+  fi
+  printf '%s\n' "$@" >> "$j" || return 1
+  for line in "$@"; do
+    case $line in
+      *'"action":"rehearse"'*) printf '%s\n' "$line" > "$dir/rehearsal.json.tmp" && mv -f "$dir/rehearsal.json.tmp" "$dir/rehearsal.json" ;;
+    esac
+  done
+  return 0
+}
+"""
+
 # Journal lines first, then the lock: the record is on disk before anyone else may act. A journal that
 # cannot be written (full disk) never keeps the lock held.
-_FINISH = _FREE_LOCK + r"""
-root=$1; token=$2; shift 2
-if [ $# -gt 0 ]; then { [ -d "$root/.releaser" ] || mkdir -p "$root/.releaser"; } && printf '%s\n' "$@" >> "$root/.releaser/journal.jsonl"; fi
+_FINISH = _FREE_LOCK + _WRITE_JOURNAL + r"""
+root=$1; token=$2; max_bytes=$3; max_days=$4; shift 4
+if [ $# -gt 0 ]; then write_journal "$@"; fi
 for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
 [ -z "$token" ] || free_lock "$root" "$token"
 """
 
-_APPEND_JOURNAL = r"""mkdir -p "$1/.releaser" && printf '%s\n' "$2" >> "$1/.releaser/journal.jsonl" """
+_APPEND_JOURNAL = _WRITE_JOURNAL + r"""
+root=$1; max_bytes=$2; max_days=$3; shift 3
+write_journal "$@"
+"""
 
-_READ_JOURNAL = r"""cat "$1/.releaser/journal.jsonl" 2>/dev/null; exit 0"""
+# Every part, oldest first, then the current journal: rotation never loses a line from the history.
+_READ_JOURNAL = r"""
+j="$1/.releaser/journal.jsonl"; n=1
+while [ -e "$j.$n" ]; do cat "$j.$n"; n=$((n + 1)); done
+cat "$j" 2>/dev/null; exit 0
+"""
+
+_READ_REHEARSAL = r"""cat "$1/.releaser/rehearsal.json" 2>/dev/null; exit 0"""
+
 # The journal from byte $2 on, after a first line "SIZE INODE" ("0 -" when there is none), so a reader that
 # keeps its place (the dashboard, every 2 s) reads only what was appended since. Exactly the bytes up to
 # SIZE are printed, even while another command appends.
@@ -321,19 +357,30 @@ def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
 
 
 def finish_argv(root: PurePosixPath, token: str, lines: Sequence[str]) -> list[str]:
-    """Append journal lines, then free the lock if it is still the one `token` took ("" keeps it)."""
-    return _script("finish", _FINISH, str(root), token, *lines)
+    """Append journal lines (rotating the journal when due), then free the lock if `token` took it ("" keeps it)."""
+    return _script("finish", _FINISH, str(root), token, *_rotation(), *lines)
 
 
 def append_journal_argv(root: PurePosixPath, line: str) -> list[str]:
-    """Append one JSON line to the server's journal."""
-    return _script("journal", _APPEND_JOURNAL, str(root), line)
+    """Append one JSON line to the server's journal, rotating it first when it is too big or too old."""
+    return _script("journal", _APPEND_JOURNAL, str(root), *_rotation(), line)
 
 
 def read_journal_argv(root: PurePosixPath) -> list[str]:
-    """Print the server's journal (nothing when there is none yet)."""
+    """Print the server's whole journal, rotated parts first (nothing when there is none yet)."""
     return _script("journal-read", _READ_JOURNAL, str(root))
 
+
+def read_rehearsal_argv(root: PurePosixPath) -> list[str]:
+    """Print the server's latest rehearsal event, one JSON line (nothing when it has none)."""
+    return _script("rehearsal-read", _READ_REHEARSAL, str(root))
+
+
+def _rotation() -> tuple[str, str]:
+    """When a journal moves aside: its size in bytes and its age in days (read at call time, so tests can lower them)."""
+    from releaser import journal
+
+    return str(journal.ROTATE_BYTES), str(journal.ROTATE_DAYS)
 
 def read_journal_from_argv(root: PurePosixPath, offset: int) -> list[str]:
     """Print "SIZE INODE", then the server's journal from byte `offset` to SIZE: what was appended since."""

@@ -77,6 +77,15 @@ def warn(message: str) -> None:
     err.print(Text("WARNING: ", style="bold yellow") + plain(message))
 
 
+def show_off_calendar(off, command: str) -> None:
+    """Warn that a forced publication went live off its slot, that this is a breach, and which report to draft."""
+    from releaser.breach import off_calendar_lines
+
+    for line in off_calendar_lines(release_id=off.release, publication=off.publication, slot=off.slot,
+                                   published_at=off.published_at, minutes=off.minutes, command=command):
+        warn(line)
+
+
 def print_json(data) -> None:
     """Print data as JSON on stdout and nothing else."""
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
@@ -160,24 +169,38 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
         _add_data_row(table, data)
     print_table(table)
     _show_instances(reports)
+    for line in status_warnings(environment, reports, host_keys_checked=host_keys_checked, min_free_bytes=min_free_bytes):
+        warn(line)
     if data is not None:
         for problem in data.problems:
             warn(f"files and data disagree: {problem}; see: invoke check --only data-slots")
+
+
+def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_checked: bool = True,
+                    min_free_bytes: int = 0) -> list[str]:
+    """The warnings under the status table, each naming the runbook that says what to do about it."""
+    lines = []
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
-        warn(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; see: invoke runbook rollback")
-    if any(r.state and r.state.live and not r.state.backup for r in reports):
-        warn("there is NO BACKUP on some server: a rollback is impossible until the next go-live")
+        lines.append(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; "
+                     "see: invoke runbook rollback (section MIXED)")
+    bare = [r.server for r in reports if r.state and r.state.live and not r.state.backup]
+    if bare:
+        lines.append(f"there is NO BACKUP on {', '.join(bare)}: a rollback is impossible until the next go-live, which "
+                     "is still fine to run (it makes today's live the backup); see: invoke runbook rollback "
+                     "(section NO BACKUP)")
     if not host_keys_checked:
-        warn(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): "
-             "a server could be impersonated; turn it back on once known_hosts is filled")
+        lines.append(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): a server could be "
+                     "impersonated; turn it back on once known_hosts is filled; see: invoke runbook server-failure")
     short = [r.server for r in reports if r.free_bytes is not None and r.free_bytes < min_free_bytes]
     if short:
-        warn(f"{', '.join(short)} {'has' if len(short) == 1 else 'have'} less than {_bytes(min_free_bytes)} free: "
-             "a stage or go-live there may fail; see: invoke check --only disk")
+        lines.append(f"{', '.join(short)} {'has' if len(short) == 1 else 'have'} less than {_bytes(min_free_bytes)} "
+                     "free: a stage or go-live there may fail; check with: invoke check --only disk; see: invoke "
+                     "runbook server-failure")
     down = [r.server for r in reports if r.state is None]
     if down:
-        warn(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")
+        lines.append(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")
+    return lines
 
 
 def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
@@ -246,6 +269,8 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
 
 def show_history(events: list[dict], *, as_json: bool = False) -> None:
     """Show the journal as a timeline, one row per event."""
+    from releaser.journal import event_detail
+
     if as_json:
         print_json(events)
         return
@@ -255,7 +280,7 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
     table.add_column("detail", overflow="fold")
     for event in events:
         releases = " ".join(f"{k}={v}" for k, v in (event.get("releases") or {}).items() if v)
-        detail = event.get("detail") or event.get("reason") or ""
+        detail = event_detail(event)
         outcome = event.get("outcome", "")
         _add_row(table, event["at"][5:19].replace("T", " "), event.get("action", ""),
                  word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),

@@ -63,9 +63,25 @@ def judge(facts: PeopleFacts, limits: Limits, now: datetime) -> list[CheckResult
     if not people.escalation:
         results.append(CheckResult(NAME, ALL, "FAIL", "no escalation route: list who to call, in order, in [people] escalation"))
 
+    reached = ", ".join(_reach(p) for p in on_duty) or "nobody"
     if not results:
-        results.append(CheckResult(NAME, ALL, "PASS", f"release manager {people.release_manager}; able to roll back "
-                                                      f"{when}: {names}; escalation: {' -> '.join(people.escalation)}"))
+        manager = next((p for p in people.on_call if p.name == people.release_manager), None)
+        route = " -> ".join(_escalation_step(step, people.on_call, on_duty) for step in people.escalation)
+        results.append(CheckResult(NAME, ALL, "PASS", f"release manager {_reach(manager) if manager else people.release_manager}; "
+                                                      f"able to roll back {when}: {reached}; escalation: {route}"))
     elif all(r.status != "FAIL" for r in results) and len(on_duty) >= needed:
-        results.insert(0, CheckResult(NAME, ALL, "PASS", f"able to roll back {when}: {names}"))
+        results.insert(0, CheckResult(NAME, ALL, "PASS", f"able to roll back {when}: {reached}"))
     return results
+
+
+def _reach(person) -> str:
+    """A person with how to reach them, as the people file gives it: 'ben (07700 900001)'."""
+    return f"{person.name} ({person.contact})" if person.contact else f"{person.name} (no contact in [[people.on_call]])"
+
+
+def _escalation_step(step: str, rota, on_duty) -> str:
+    """One escalation step with the contacts the file holds: the on-call step names who is on duty, a name its contact."""
+    if "on-call" in step.lower() or "on call" in step.lower():
+        return f"{step}: {', '.join(p.name for p in on_duty) or 'nobody on duty'}"
+    named = [p for p in rota if p.contact and p.name.lower() in step.lower().replace(":", " ").split()]
+    return step + "".join(f" ({p.contact})" for p in named if p.contact not in step)

@@ -1,8 +1,9 @@
 """rehearsal: the staged release passed a dress rehearsal (`invoke rehearse`) within the last N days.
 
 The rehearsal times prepare, switch, verify and revert on the real servers without touching live, so on
-release day go-live does what was already done once. This check reads the servers' journals only: a
-rehearsal that only this machine's journal remembers (servers since rebuilt) did not happen on these servers.
+release day go-live does what was already done once. This check reads what the servers hold: each keeps its
+latest rehearsal in <root>/.releaser/rehearsal.json, written with the journal line (one line to read, not the
+whole journal). A rehearsal only this machine's journal remembers (servers since rebuilt) did not happen here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from releaser import remote
 from releaser.checks import ALL, CheckResult, Limits, ReleaseView
-from releaser.journal import is_on_servers
+from releaser.journal import is_on_servers, parse_lines
+from releaser.transport import Completed
 
 NAME = "rehearsal"
 
@@ -25,11 +28,19 @@ class RehearsalFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
-    """Read the servers' journals and keep the latest rehearsal of this environment."""
+    """Read each server's rehearsal summary (one line) and keep the latest rehearsal of this environment.
+
+    Servers written before the summary existed have none: only then are their whole journals read.
+    """
     if limits.environment.go_live.rehearsal_max_age_days == 0:
         return RehearsalFacts(view.release, None)
-    rehearsals = [event for event in fleet.read_history() if event.get("action") == "rehearse" and is_on_servers(event)
-                  and event.get("environment", limits.environment.name) == limits.environment.name]
+    name = limits.environment.name
+    answers = fleet.each(lambda server: fleet.hosts[server].run(remote.read_rehearsal_argv(fleet.root(server))),
+                         [server for server in fleet.hosts if server not in fleet.unreachable])
+    summaries = [event for answer in answers.values() if isinstance(answer, Completed) for event in parse_lines(answer.stdout)]
+    if not summaries:
+        summaries = [event for event in fleet.read_history() if event.get("action") == "rehearse" and is_on_servers(event)]
+    rehearsals = sorted((e for e in summaries if e.get("environment", name) == name), key=lambda e: e["at"])
     return RehearsalFacts(view.release, rehearsals[-1] if rehearsals else None)
 
 

@@ -172,7 +172,7 @@ def test_late_go_live_gives_a_breach_report_with_the_delay_and_timeline(local_en
         report = breach_report_for(fleet, "r2")
     assert {s.live for s in read_slots(local_env).values()} == {"r2"}
     assert "was due on Tuesday 01 December 2026 at 09:30 GMT" in report
-    assert "published at 11:45 GMT on 01 December 2026, a delay of 135 minutes" in report
+    assert "published at 11:45 GMT on 01 December 2026 as release r2, a delay of 135 minutes" in report
     assert "No space left on device" in report
     timeline = [line for line in report.splitlines() if line.startswith("| 01 Dec")]
     assert [line.split(" | ")[1:3] for line in timeline][-2:] == [["go-live", "reverted"], ["go-live", "done"]]

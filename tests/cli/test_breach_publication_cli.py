@@ -1,0 +1,92 @@
+"""Issue 12, items 7 and 9 through the CLI: a forced publication says it is a breach, and the breach report
+follows the publication across release ids."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from conftest import EXAMPLES, sandbox_servers, write_environment
+from test_truth_cli import invoke
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def production_like(tmp_path, *, minutes_ago: int):
+    """An environment without --now whose only publication was due `minutes_ago` minutes ago today (every week)."""
+    due = (datetime.now(LONDON) - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0)
+    extra = f"""
+    [[publications]]
+    name = "phof"
+    title = "Public Health Outcomes Framework"
+    rule = "every {due:%A} at {due:%H:%M}"
+    deadline = "1 working days before at 17:00"
+    timezone = "Europe/London"
+    """
+    return write_environment(tmp_path / "production.toml", servers=sandbox_servers(tmp_path / "servers", 2),
+                             extra=extra, allow_now=False), due
+
+
+def forced(env, *more):
+    """`go-live --now --force`, accepting the checks that depend on the day and on the first release."""
+    return invoke("go-live", "--now", "--force", "--yes", "--reason", "late figures approved",
+                  "--override", "rollback-target", "--override", "deadline", "--override", "people", "--override", "rehearsal", *more,
+                  "--env", str(env))
+
+
+def test_forced_late_publication_says_how_late_that_it_is_a_breach_and_what_to_run(tmp_path):
+    """40 minutes after the slot, `go-live --now --force` warns '40 minutes late', 'breach', and the exact command."""
+    env, due = production_like(tmp_path, minutes_ago=40)
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env)).returncode == 0
+    done = forced(env)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert re.search(r"r1 went live 4[01] minutes late against phof's scheduled release at "
+                     + due.strftime("%H:%M %Z on %A %d %B %Y"), said), said
+    assert "is a breach of the Code of Practice for Statistics" in said
+    assert f"draft the report with: invoke breach-report --release r1 --env {env} --out breach.md" in said
+
+
+def test_breach_report_is_the_same_publication_with_the_failed_or_the_fixed_release_id(tmp_path):
+    """r3 fails and reverts, a notice goes up, r2 is published as the fix: both ids give one report of the slot,
+    and `history --release r3` keeps the overrides (naming the checks), the stopped go-live and the notice."""
+    env, due = production_like(tmp_path, minutes_ago=40)
+    for release in ("r1",):
+        assert invoke("deploy", "--stage", "--release", str(EXAMPLES / release), "--env", str(env)).returncode == 0
+    assert forced(env).returncode == 0  # r1 publishes today's slot, 40 minutes late
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--env", str(env)).returncode == 0
+    stopped = forced(env)
+    assert stopped.returncode == 4, stopped.stderr  # r3's configuration differs from live's: stopped by the checks
+    failed = forced(env, "--override", "config-parity")
+    assert failed.returncode == 6, failed.stderr  # r3's /healthz is missing: verification fails, every server reverts
+    assert "early against phof's scheduled release" not in failed.stderr
+    assert invoke("notice", "--message", "Figures delayed; next update 11:00", "--env", str(env)).returncode == 0
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r2"), "--env", str(env)).returncode == 0
+    fixed = forced(env, "--override", "config-parity")
+    assert fixed.returncode == 0, fixed.stderr
+    assert invoke("notice", "--clear", "--env", str(env)).returncode == 0
+    assert "early against phof's scheduled release" in " ".join(fixed.stderr.split())
+
+    by_failed = invoke("breach-report", "--release", "r3", "--env", str(env))
+    by_fix = invoke("breach-report", "--release", "r2", "--env", str(env))
+    assert by_failed.returncode == 0 and by_fix.returncode == 0, by_failed.stderr + by_fix.stderr
+    dated = lambda text: re.sub(r"Date of report \| [^|]*", "", text)
+    assert dated(by_failed.stdout) == dated(by_fix.stdout)
+    report = by_fix.stdout
+    next_week = due + timedelta(days=7)
+    assert f"was due on {next_week:%A %d %B %Y at %H:%M %Z}" in report
+    assert re.search(r"It was published at .* as release r2, \d+ minutes \(\d+ days?[^)]*\) early\.|"
+                     r"It was published at .* as release r2, \d+ minutes early\.", report), report
+    assert "go-live of r3 stopped: every check before" in report and "go-live of r3 reverted" in report
+    assert "go-live of r2 done" in report
+    assert "overrode deadline, people, rehearsal, rollback-target: late figures approved" in report
+    assert 'notice published: "Figures delayed; next update 11:00"' in report and "notice cleared" in report
+    assert "of r1 " not in report  # r1 published the slot before: it is another publication
+
+    history = invoke("history", "--release", "r3", "--json", "--env", str(env))
+    rows = [(e["action"], e["outcome"]) for e in json.loads(history.stdout)]
+    assert ("override", "done") in rows and ("go-live", "stopped") in rows and ("notice", "done") in rows, rows
+    table = invoke("history", "--release", "r3", "--env", str(env), columns=300).stdout
+    assert "overrode deadline, people, rehearsal, rollback-target: late figures approved" in table

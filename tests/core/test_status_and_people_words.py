@@ -1,0 +1,55 @@
+"""Issue 12, item 12: every warning under status names its runbook, NO BACKUP says a go-live is still fine, and
+`check --only people` shows the contacts the people file holds. Pure: reports and a rota in, words out."""
+
+from datetime import datetime, timezone
+
+from checkenv import environment
+from releaser.checks import Limits, people
+from releaser.checks.people import PeopleFacts
+from releaser.fleet import ServerReport
+from releaser.slots import SlotState
+from releaser.ui import status_warnings
+
+DUE = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
+
+
+def state(live, backup):
+    return SlotState(live, backup, None, frozenset(r for r in (live, backup) if r))
+
+
+def test_every_status_warning_names_its_runbook():
+    """MIXED, NO BACKUP, host keys off, low disk and a server down: each line ends with a runbook to follow."""
+    reports = [ServerReport("web-1", state("r2", None), free_bytes=1), ServerReport("web-2", state("r1", "r0")),
+               ServerReport("web-3", None, error="timed out")]
+    lines = status_warnings("prod", reports, host_keys_checked=False, min_free_bytes=1024)
+    assert len(lines) == 5
+    assert all("see: invoke runbook " in line for line in lines), lines
+
+
+def test_no_backup_says_a_go_live_is_still_fine():
+    """NO BACKUP only means no rollback target yet: the warning says the next go-live is fine and where to read more."""
+    [line] = status_warnings("prod", [ServerReport("web-1", state("r1", None)), ServerReport("web-2", state("r1", None))])
+    assert line.startswith("there is NO BACKUP on web-1, web-2: a rollback is impossible until the next go-live")
+    assert "still fine to run" in line and line.endswith("see: invoke runbook rollback (section NO BACKUP)")
+
+
+def test_people_check_shows_the_contacts_the_file_holds():
+    """The PASS names how to reach the release manager, each person on duty and each person in the escalation route."""
+    rota = {"release_manager": "ana", "escalation": ["on-call engineer", "development lead: cleo", "ICT service desk"],
+            "on_call": [{"name": "ben", "contact": "07700 900001", "can_rollback": True},
+                        {"name": "cleo", "contact": "07700 900002", "can_rollback": True},
+                        {"name": "ana", "contact": "07700 900003", "can_rollback": False}]}
+    [result] = people.judge(PeopleFacts(DUE), Limits(environment(people=rota)), DUE)
+    assert result.status == "PASS"
+    assert "release manager ana (07700 900003)" in result.detail
+    assert "ben (07700 900001), cleo (07700 900002)" in result.detail
+    assert "escalation: on-call engineer: ben, cleo -> development lead: cleo (07700 900002) -> ICT service desk" \
+        in result.detail
+
+
+def test_the_sandbox_people_file_promises_nothing_it_does_not_show():
+    """environments/local.toml's escalation no longer says '(rota below)' with nothing below it."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "environments" / "local.toml").read_text()
+    assert "rota below" not in text
