@@ -25,6 +25,7 @@ from releaser.errors import BundleInvalid
 
 MANIFEST = "manifest.json"
 SUMS = ".releaser-sha256sums"
+RELEASE_MARKER = "public/.releaser/release.json"  # written on each server at stage (releaser.identity), never bundled
 # `\Z`, not `$`: in Python's `re`, `$` also matches before a trailing newline, so "r6\n" would pass.
 # fleet.py and uploads.py match with these too.
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -213,7 +214,7 @@ def pack_bundle(bundle: Bundle, workdir: Path) -> tuple[Path, str]:
         else:
             with tarfile.open(bundle.path, "r:gz") as source:
                 for member in source.getmembers():
-                    if member.isfile():
+                    if member.isfile() and member.name.removeprefix("./") != RELEASE_MARKER:
                         archive.addfile(member, source.extractfile(member))
     return out, sha256_file(out)
 
@@ -261,7 +262,7 @@ def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int]:
                 data = archive.extractfile(member).read()
                 if name == MANIFEST:
                     manifest_raw = data
-                elif name != SUMS:
+                elif name not in (SUMS, RELEASE_MARKER):
                     actual[name] = hashlib.sha256(data).hexdigest()
                     size += len(data)
     except (tarfile.TarError, EOFError, OSError) as error:
@@ -275,7 +276,7 @@ def _files_in(root: Path) -> list[str]:
     names = []
     for item in sorted(root.rglob("*")):
         name = item.relative_to(root).as_posix()
-        if name in (MANIFEST, SUMS):
+        if name in (MANIFEST, SUMS, RELEASE_MARKER):  # the marker names one release: it is never part of a bundle
             continue
         if item.is_symlink():
             raise BundleInvalid(f"{root}: {name} is a symbolic link; bundles hold plain files only")

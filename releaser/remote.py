@@ -29,8 +29,36 @@ _STATUS = _SLOTS + r"""
 printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 """
 
+# Shared by stage, prepare and the checks' facts (releaser.facts), run in the app root.
+# write_marker DIR ID: the release marker (releaser.identity) in DIR's public root, unless it is already right.
+# check_sums ID: sha256sum -c of every file of releases/ID; when it passes, .releaser/verified-ID says so. The
+#   stamp's time is taken before the files are read, so a change made while they were read is newer than it.
+# sums_fresh ID: a stamp of the last 15 minutes, and no inode in the release (its sums file too) changed after
+#   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
+#   back): the files are as they were checked, and prepare need not read them again in the same command.
+RELEASE_FILES = r"""
+write_marker() {
+  [ -f "$1/.releaser-sha256sums" ] || return 0
+  want="{\"release_id\": \"$2\", \"sums_sha256\": \"$(sha256sum < "$1/.releaser-sha256sums" | cut -d' ' -f1)\"}"
+  [ "$(cat "$1/public/.releaser/release.json" 2>/dev/null)" = "$want" ] && return 0
+  mkdir -p "$1/public/.releaser" && printf '%s\n' "$want" > "$1/public/.releaser/release.json.tmp" \
+    && mv -f "$1/public/.releaser/release.json.tmp" "$1/public/.releaser/release.json"
+}
+check_sums() {
+  stamp=.releaser/verified-$1
+  { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && : > "$stamp.tmp" 2>/dev/null || stamp=
+  sums_out=$(cd "releases/$1" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); sums_rc=$?
+  if [ -n "$stamp" ]; then if [ "$sums_rc" = 0 ]; then mv -f "$stamp.tmp" "$stamp"; else rm -f "$stamp.tmp" "$stamp"; fi; fi
+  return $sums_rc
+}
+sums_fresh() {
+  [ -f ".releaser/verified-$1" ] && [ -n "$(find ".releaser/verified-$1" -mmin -15 2>/dev/null)" ] || return 1
+  [ -z "$(find "releases/$1" -cnewer ".releaser/verified-$1" -print -quit 2>/dev/null)" ]
+}
+"""
+
 # Shared by prepare and by the lock's early prepare: run in the app root with $root set to it.
-_PREPARE_LINKS = r"""
+_PREPARE_LINKS = RELEASE_FILES + r"""
 prepare_links() {
   mode=$1; shift
   [ -w . ] || { echo "app root $PWD is not writable" >&2; return 3; }
@@ -40,10 +68,10 @@ prepare_links() {
     [ "$release" = "-" ] && continue
     [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; return 3; }
     if [ "$mode" = verify ]; then
-      cd "releases/$release" || return 3
-      sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1; sums=$?
-      cd "$root" || return 3
-      [ "$sums" = 0 ] || { echo "release $release fails its checksums on this server" >&2; return 4; }
+      sums_fresh "$release" || check_sums "$release" >/dev/null 2>&1 \
+        || { echo "release $release fails its checksums on this server" >&2; return 4; }
+      write_marker "releases/$release" "$release" \
+        || { echo "cannot write the release marker in releases/$release/public/.releaser on this server" >&2; return 3; }
     fi
     ln -sfn "releases/$release" ".releaser/next-$slot" || return 3
   done
@@ -107,7 +135,7 @@ fi
 
 _ABORT = r"""cd "$1" 2>/dev/null && rm -f .releaser/next-*; exit 0"""
 
-_UNPACK = r"""
+_UNPACK = RELEASE_FILES + r"""
 set -e
 cd "$1"; release=$2; archive=$3; expected=$4
 fail() { rm -rf "$work" "$archive"; echo "$1" >&2; exit "$2"; }
@@ -118,15 +146,17 @@ mkdir -p releases "$work"
 tar -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
 (cd "$work" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
   || fail "unpacked files of $release do not match their checksums" 4
+write_marker "$work" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
 rm -f "$archive"
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
 mv -T "$work" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
 """
 
-_CHECK_RELEASE = r"""
-cd "$1/releases/$2" 2>/dev/null || { echo "release $2 is not on this server" >&2; exit 3; }
-[ "$(sha256sum < .releaser-sha256sums | cut -d' ' -f1)" = "$3" ] || { echo "release $2 on this server has different files from the bundle" >&2; exit 6; }
-sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1 || { echo "release $2 fails its checksums on this server" >&2; exit 4; }
+_CHECK_RELEASE = RELEASE_FILES + r"""
+cd "$1" 2>/dev/null && [ -d "releases/$2" ] || { echo "release $2 is not on this server" >&2; exit 3; }
+[ "$(sha256sum < "releases/$2/.releaser-sha256sums" | cut -d' ' -f1)" = "$3" ] || { echo "release $2 on this server has different files from the bundle" >&2; exit 6; }
+check_sums "$2" >/dev/null 2>&1 || { echo "release $2 fails its checksums on this server" >&2; exit 4; }
+write_marker "releases/$2" "$2" || { echo "cannot write the release marker of $2 on this server (disk full?)" >&2; exit 5; }
 """
 
 _REMOVE_RELEASE = r"""
@@ -134,6 +164,7 @@ cd "$1" || exit 3
 for s in live backup staging; do
   if [ "$(readlink "$s" 2>/dev/null)" = "releases/$2" ]; then echo "refusing to remove $2: $s points at it" >&2; exit 3; fi
 done
+rm -f ".releaser/verified-$2"
 [ -d "releases/$2" ] || exit 0
 mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-$$"
 """

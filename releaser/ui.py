@@ -32,7 +32,8 @@ err = Console(stderr=True, highlight=False)
 _live_displays: list[Live] = []  # progress lines and countdowns on screen now; a question stops them first
 
 _WORD_STYLES = {"PASS": "bold green", "OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red",
-                "NO BACKUP": "bold red", "LOCKED": "bold yellow", "DOWN": "bold red", "SKIP": "dim"}
+                "NO BACKUP": "bold red", "LOCKED": "bold yellow", "DOWN": "bold red", "SKIP": "dim",
+                "STALE": "bold red", "UNKNOWN": "bold yellow"}
 
 
 def word(text: str) -> Text:
@@ -147,11 +148,11 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
     if subset:
         title += f" (only {', '.join(r.server for r in reports)}: {len(reports)} of {of_servers} servers, --hosts)"
     table = Table(title=plain(title), title_justify="left")
-    for column in ("server", "live", "backup", "staging", "on disk", "disk free", "lock", "health"):
+    for column in ("server", "live", "public sees", "backup", "staging", "on disk", "disk free", "lock", "health"):
         table.add_column(column)
     for report in reports:
         if report.state is None:
-            _add_row(table, report.server, word("DOWN"), "", "", "", "", "", plain(report.error, style="red"))
+            _add_row(table, report.server, word("DOWN"), "", "", "", "", "", "", plain(report.error, style="red"))
             continue
         state = report.state
         backup = Text(state.backup) if state.backup else word("NO BACKUP") if state.live else Text("-")
@@ -163,8 +164,8 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
             health = word("PASS" if report.health.ok else "FAIL")
             if not report.health.ok:
                 health += plain(f" {report.health.detail}")
-        _add_row(table, report.server, state.live or "-", backup, state.staging or "-", len(state.on_disk),
-                 _bytes(report.free_bytes), lock, health)
+        _add_row(table, report.server, state.live or "-", _public_sees(report), backup, state.staging or "-",
+                 len(state.on_disk), _bytes(report.free_bytes), lock, health)
     if data is not None:
         _add_data_row(table, data)
     print_table(table)
@@ -179,7 +180,9 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
 def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_checked: bool = True,
                     min_free_bytes: int = 0) -> list[str]:
     """The warnings under the status table, each naming the runbook that says what to do about it."""
-    lines = []
+    lines = [f"{report.server}'s public URL serves {report.health.served.release} while its live link points at "
+             f"{report.state.live}: the web server is serving a stale copy; reload it and purge any cache in front; "
+             "see: invoke runbook server-failure" for report in reports if _is_stale(report)]
     live = {r.state.live for r in reports if r.state}
     if len(live) > 1:
         lines.append(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; "
@@ -397,6 +400,31 @@ def _instances_json(report: ServerReport) -> list[dict] | None:
     return [asdict(instance) for instance in report.instances.instances]
 
 
+def _public_sees(report: ServerReport) -> Text:
+    """The release the live URL's marker names, STALE when it is not the one the live link points at."""
+    served = report.health.served if report.health else None
+    if served is None:
+        return Text("-")
+    if served.release is None:
+        return word("UNKNOWN") + plain(f" (GET {served.url} {served.problem})")
+    return word("STALE") + plain(f" {served.release}") if _is_stale(report) else Text(served.release)
+
+
+def _is_stale(report: ServerReport) -> bool:
+    """Whether the live URL names a release other than the one the live link points at."""
+    served = report.health.served if report.health else None
+    return bool(served and served.release and report.state and served.release != report.state.live)
+
+
+def _served_json(report: ServerReport) -> dict | None:
+    served = report.health.served if report.health else None
+    if served is None:
+        return None
+    return {"url": served.url, "release": served.release,
+            "sums_sha256": served.marker.sums_sha256 if served.marker else None,
+            "stale": _is_stale(report), "problem": served.problem or None}
+
+
 def _report_json(report: ServerReport) -> dict:
     state = report.state
     return {
@@ -409,6 +437,7 @@ def _report_json(report: ServerReport) -> dict:
         "free_bytes": report.free_bytes,
         "lock": asdict(report.lock) if report.lock else (True if report.locked else None),
         "health": {"ok": report.health.ok, "detail": report.health.detail} if report.health else None,
+        "public_sees": _served_json(report),
         "error": report.error,
     }
 

@@ -6,6 +6,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from releaser.identity import Served
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback and intranet: never a proxy
 
@@ -19,6 +23,7 @@ class Probe:
     status: int | None
     detail: str
     body_head: str = ""
+    served: Served | None = None  # the release marker the same site answered with (releaser.identity)
 
 
 def probe(url: str, *, status: int = 200, contains: str | None = None, timeout: float = 5.0,

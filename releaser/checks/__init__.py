@@ -1,9 +1,11 @@
 """Pre-release checks: each one reads facts from every server and judges them PASS, WARN or FAIL.
 
-A check is a module with a `NAME` (what `invoke check` shows), a `gather(fleet, view, limits)` that reads
-its facts through the fleet's hosts (or over HTTP), and a pure `judge(facts, limits, now)` that returns
-CheckResults, so most of a check is tested without a server. `run_checks` first reads the release under
-check from every server once (`ReleaseView`), then runs every check's gather in parallel and judges.
+A check is a module with a `NAME` (what `invoke check` shows), a `gather(fleet, view, limits)` that picks
+its facts from the view (or asks over HTTP), and a pure `judge(facts, limits, now)` that returns
+CheckResults, so most of a check is tested without a server. `run_checks` first reads every server's facts
+once, in one round trip each (releaser.facts: slots, disk, lock, clock, the release under check and, for the
+checks that need them, its checksums and configuration files), then runs every check's gather in parallel
+and judges. A check that needs sums verified says so in `VERIFY` ("staged", "live").
 
 CHECKS is the order the table shows: can we reach the servers, is there room, is the right release staged,
 is there something to roll back to, does the database hold the same releases, does staging work, does it
@@ -12,9 +14,8 @@ match live, is it private, is the way clear, is the data in on time, is it the d
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from releaser.calendar import next_release
 from releaser.config import Environment
 from releaser.datasets import DataRecord, parse_records
 from releaser.errors import ReleaserError
+from releaser.facts import ServerFacts, facts_argv, parse_facts
 
 if TYPE_CHECKING:  # checks read servers through the fleet they are handed; they never build one
     from releaser.fleet import Fleet
@@ -83,6 +85,10 @@ class ServerView:
     manifest: str = ""
     records: str = ""
     error: str | None = None
+    facts: ServerFacts | None = None  # everything else read in the same round trip (None: not read)
+    reason: str = ""  # why the server could not be read, as the checks other than staged say it
+    local_before: float = 0.0  # this machine's clock just before and just after the round trip
+    local_after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,13 +147,16 @@ def run_checks(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Seque
 def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Sequence[str] | None = None) -> CheckRun:
     """Run the checks like run_checks, and also say which release they looked at and when it is due."""
     modules = select_checks(only)
-    view = read_view(fleet, limits, now)
-
-    def run(module) -> list[CheckResult]:
-        return module.judge(module.gather(fleet, view, limits), limits, now)
-
+    verify = sorted({what for module in modules for what in getattr(module, "VERIFY", ())})
+    config = limits.environment.config_parity.files if any(getattr(m, "CONFIG", False) for m in modules) else ()
+    # checks that ask only over HTTP (USES_VIEW = False) start at once, while the servers' facts are read
     with ThreadPoolExecutor(max_workers=len(modules), thread_name_prefix="check") as pool:
-        batches = list(pool.map(run, modules))
+        early = {module: pool.submit(module.gather, fleet, None, limits)
+                 for module in modules if not getattr(module, "USES_VIEW", True)}
+        view = read_view(fleet, limits, now, verify=verify, config=config)
+        gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
+                    for module in modules}
+        batches = [module.judge(gathered[module].result(), limits, now) for module in modules]
     return CheckRun(view.release, view.due, tuple(result for batch in batches for result in batch))
 
 
@@ -199,43 +208,53 @@ def results_json(results: Sequence[CheckResult]) -> list[dict]:
 
 # ---- reading the release under check ----
 
-def read_view(fleet: Fleet, limits: Limits, now: datetime) -> ReleaseView:
-    """Read every server's slots and the release under check (its sums, manifest and data records) in one round trip."""
-    from releaser import remote
+def read_view(fleet: Fleet, limits: Limits, now: datetime, *, verify: Sequence[str] = (),
+              config: Sequence[str] = ()) -> ReleaseView:
+    """Read every server's facts and the release under check (its sums, manifest, data records) in one round trip.
 
+    `verify` ("staged", "live") adds `sha256sum -c` of those releases; `config` adds config-parity's files,
+    read from the release under check and from live.
+    """
     def read(name: str) -> ServerView:
-        done = fleet.hosts[name].run(remote.release_view_argv(fleet.root(name), limits.release))
+        release = limits.release
+        paths = [f"releases/{release}/{file}" for file in config] if release else [f"staging/{file}" for file in config]
+        paths += [f"live/{file}" for file in config]
+        before = time.time()
+        done = fleet.hosts[name].run(facts_argv(fleet.root(name), release, verify=verify, config=paths))
+        after = time.time()
         if not done.ok:
-            return ServerView(name, error=f"cannot read its slots: {done.reason()}")
-        return parse_server_view(name, done.stdout)
+            return ServerView(name, error=f"cannot read its slots: {done.reason()}", reason=done.reason())
+        return replace(server_view(name, parse_facts(done.stdout, paths)), local_before=before, local_after=after)
 
     outcomes = gather_each(fleet, read)
-    servers = {name: outcome if isinstance(outcome, ServerView) else ServerView(name, error=outcome.reason)
+    servers = {name: outcome if isinstance(outcome, ServerView) else ServerView(name, error=outcome.reason,
+                                                                                 reason=outcome.reason)
                for name, outcome in outcomes.items()}
     return view_from_servers(servers, limits, now)
 
 
+def server_view(server: str, facts: ServerFacts) -> ServerView:
+    """One server's view of the release under check, from its facts."""
+    if facts.noroot:
+        return ServerView(server, facts=facts)
+    return ServerView(server, facts.slots.get("live"), facts.slots.get("backup"), facts.slots.get("staging"),
+                      facts.release, facts.on_disk, facts.files.get(".releaser-sha256sums", ""),
+                      facts.files.get("manifest.json", ""), facts.files.get(".releaser-datasets.json", ""), facts=facts)
+
+
 def parse_server_view(server: str, text: str) -> ServerView:
-    """Parse the release-view script's output for one server."""
-    if text.strip() == "noroot":
-        return ServerView(server)
-    slots: dict[str, str] = {}
-    release, on_disk, files = None, True, {}
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "slot":
-            slot, _, target = rest.partition(" ")
-            slots[slot] = target.removeprefix("releases/").rstrip("/")
-        elif kind == "release":
-            release = rest.strip()
-        elif kind == "missing":
-            on_disk = False
-        elif kind == "file":
-            name, _, encoded = rest.partition(" ")
-            files[name] = _decode(encoded)
-    return ServerView(server, slots.get("live"), slots.get("backup"), slots.get("staging"), release,
-                      on_disk and release is not None, files.get(".releaser-sha256sums", ""),
-                      files.get("manifest.json", ""), files.get(".releaser-datasets.json", ""))
+    """Parse the facts script's output for one server into its view."""
+    return server_view(server, parse_facts(text))
+
+
+def server_facts(view: ReleaseView, server: str) -> ServerFacts | Unreadable:
+    """One server's facts from the view, or why they could not be read (what every check then says)."""
+    found = view.servers.get(server)
+    if found is None:
+        return Unreadable("not read")
+    if found.facts is None:
+        return Unreadable(found.reason or found.error or "not read")
+    return found.facts
 
 
 def view_from_servers(servers: Mapping[str, ServerView], limits: Limits, now: datetime) -> ReleaseView:
@@ -306,13 +325,6 @@ def not_checked(check: str, server: str, facts: Unreadable) -> CheckResult:
 def sums_digest(text: str) -> str:
     """The sha256 of a sums file, which names a release's exact content; '' when there is none."""
     return hashlib.sha256(text.encode()).hexdigest() if text else ""
-
-
-def _decode(encoded: str) -> str:
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        return ""
 
 
 def _short(message: str, server: str) -> str:

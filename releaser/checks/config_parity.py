@@ -6,8 +6,6 @@ live's before release day turns that surprise into a diff, shown in the detail.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import json
 import tomllib
@@ -16,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from releaser import remote
-from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
+from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked
 
 NAME = "config-parity"
+CONFIG = True  # the facts' round trip reads [config_parity] files from the staged release and from live
 SHOWN = 3
 
 
@@ -41,25 +39,21 @@ class ParityFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
-    """Read each configured file from the staged release and from live on every server."""
+    """Each configured file in the staged release and in live on every server, read with the server's facts."""
     files = limits.environment.config_parity.files
-
-    def read(name: str) -> object:
+    found: dict[str, object] = {}
+    for name in fleet.hosts:
         server = view.servers.get(name)
         if server is None or server.error:
-            return Unreadable(server.error if server else "not read")
-        if not server.release:
-            return Unreadable("nothing is staged")
-        paths = [f"releases/{server.release}/{file}" for file in files] + [f"live/{file}" for file in files]
-        done = fleet.hosts[name].run(remote.read_files_argv(fleet.root(name), paths))
-        if not done.ok:
-            return Unreadable(done.reason())
-        texts = [_decoded(line) for line in done.stdout.splitlines()]
-        if len(texts) != 2 * len(files):
-            return Unreadable("cannot read its configuration files")
-        staged, live = texts[:len(files)], texts[len(files):]
-        return ParityFacts(server.live, tuple(ConfigPair(f, s, l) for f, s, l in zip(files, staged, live)))
-    return gather_each(fleet, read)
+            found[name] = Unreadable(server.error if server else "not read")
+        elif not server.release:
+            found[name] = Unreadable("nothing is staged")
+        elif server.facts is None or len(server.facts.config) != 2 * len(files):
+            found[name] = Unreadable("cannot read its configuration files")
+        else:
+            staged, live = server.facts.config[:len(files)], server.facts.config[len(files):]
+            found[name] = ParityFacts(server.live, tuple(ConfigPair(f, s, l) for f, s, l in zip(files, staged, live)))
+    return found
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:
@@ -152,13 +146,3 @@ def _flat(data: dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[name] = value
     return flat
-
-
-def _decoded(line: str) -> str | None:
-    kind, _, encoded = line.partition(" ")
-    if kind != "file":
-        return None
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        return None

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from releaser import remote
-from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
+from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts
 
 NAME = "disk"
 MIB = 1024 * 1024
@@ -22,18 +21,18 @@ class DiskFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
-    """Read free space and the release's size on every server (`df`, `du`)."""
-    def read(name: str) -> object:
-        release = view.servers[name].release if name in view.servers else None
-        done = fleet.hosts[name].run(remote.disk_facts_argv(fleet.root(name), release or view.release))
-        if not done.ok:
-            return Unreadable(done.reason())
-        values = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
-        if not values.get("free", "").strip().isdigit():
-            return Unreadable("cannot read its free disk space (is the app root there?)")
-        size = values.get("release", "").strip()
-        return DiskFacts(int(values["free"]) * 1024, int(size) * 1024 if size.isdigit() else None)
-    return gather_each(fleet, read)
+    """Free space and the release's size on every server (`df`, `du`), from its facts."""
+    found: dict[str, object] = {}
+    for name in fleet.hosts:
+        facts = server_facts(view, name)
+        if isinstance(facts, Unreadable):
+            found[name] = facts
+        elif facts.free_kib is None:
+            found[name] = Unreadable("cannot read its free disk space (is the app root there?)")
+        else:
+            size = facts.release_kib * 1024 if facts.release_kib is not None else None
+            found[name] = DiskFacts(facts.free_kib * 1024, size)
+    return found
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

@@ -13,6 +13,7 @@ from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, gather
 from releaser.checks.smoke import Answer, fetch
 
 NAME = "embargo"
+USES_VIEW = False  # asks the staging URLs only: runs while the servers' facts are read
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:

@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from releaser import remote
 from releaser.calendar import releases_between
-from releaser.checks import ALL, CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
+from releaser.checks import ALL, CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts
 from releaser.datasets import moment_text
 from releaser.locks import LockInfo, describe_lock, is_expired, parse_lock
 
@@ -36,14 +35,15 @@ class LockFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> LockFacts:
-    """Read the lock on every server; the calendar part needs no server."""
-    def read(name: str) -> object:
-        done = fleet.hosts[name].run(remote.lock_info_argv(fleet.root(name)))
-        if not done.ok:
-            return Unreadable(done.reason())
-        first, _, rest = done.stdout.partition("\n")
-        return HeldLock(parse_lock(rest.strip())) if first.strip() == "held" else None
-    return LockFacts(gather_each(fleet, read), view.due, view.publications)
+    """Every server's lock, from its facts; the calendar part needs no server."""
+    locks: dict[str, object] = {}
+    for name in fleet.hosts:
+        facts = server_facts(view, name)
+        if isinstance(facts, Unreadable):
+            locks[name] = facts
+        else:
+            locks[name] = HeldLock(parse_lock(facts.lock)) if facts.locked else None
+    return LockFacts(locks, view.due, view.publications)
 
 
 def judge(facts: LockFacts, limits: Limits, now: datetime) -> list[CheckResult]:

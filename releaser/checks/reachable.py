@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from releaser import remote
-from releaser.checks import CheckResult, Limits, Unreadable, gather_each, not_checked
+from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts
 
 NAME = "reachable"
 
@@ -20,29 +18,32 @@ class ClockReading:
     remote: float
     local_before: float
     local_after: float
+    remote_spent: float = 0.0  # how long the server worked after reading its clock (the facts script's run)
 
     @property
     def skew(self) -> float:
         """How far the server's clock is ahead of this machine's (negative: behind)."""
-        return self.remote - (self.local_before + self.local_after) / 2
+        return self.remote - (self.local_before + self.local_after - self.remote_spent) / 2
 
     @property
     def round_trip(self) -> float:
-        """How long the question took, which bounds how exactly the skew is known."""
-        return self.local_after - self.local_before
+        """How long the question took on the network, which bounds how exactly the skew is known."""
+        return self.local_after - self.local_before - self.remote_spent
 
 
-def gather(fleet, view, limits: Limits, *, local_time: Callable[[], float] = time.time) -> dict[str, object]:
-    """Read every server's clock, bracketed by this machine's; a server that does not answer is Unreadable."""
-    def read(name: str) -> object:
-        before = local_time()
-        done = fleet.hosts[name].run(remote.clock_argv())
-        after = local_time()
-        try:
-            return ClockReading(float(done.stdout.strip()), before, after) if done.ok else Unreadable(done.reason())
-        except ValueError:
-            return Unreadable(f"its clock answered {done.stdout.strip()[:40]!r}")
-    return gather_each(fleet, read)
+def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
+    """Every server's clock, read at the start of its facts' round trip and bracketed by this machine's clock."""
+    readings: dict[str, object] = {}
+    for name in fleet.hosts:
+        facts = server_facts(view, name)
+        server = view.servers.get(name)
+        if isinstance(facts, Unreadable):
+            readings[name] = facts
+        elif facts.clock is None:
+            readings[name] = Unreadable("its clock did not answer with a time")
+        else:
+            readings[name] = ClockReading(facts.clock, server.local_before, server.local_after, facts.clock_spent)
+    return readings
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

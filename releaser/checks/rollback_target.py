@@ -9,19 +9,20 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 
-from releaser import remote
-from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
-from releaser.checks.staged import Verified, parse_verified
+from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts
+from releaser.facts import Verified
 
 NAME = "rollback-target"
+VERIFY = ("live",)  # the facts' round trip checks the live release's files against its sums
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
-    """Check every file of each server's live release against its sums (`sha256sum -c`)."""
-    def read(name: str) -> object:
-        done = fleet.hosts[name].run(remote.verify_release_argv(fleet.root(name), slot="live"))
-        return parse_verified(done.stdout) if done.ok else Unreadable(done.reason())
-    return gather_each(fleet, read)
+    """What `sha256sum -c` said of each server's live release (read with the server's facts)."""
+    found: dict[str, object] = {}
+    for name in fleet.hosts:
+        facts = server_facts(view, name)
+        found[name] = facts if isinstance(facts, Unreadable) else facts.live or Unreadable("live was not verified")
+    return found
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

@@ -7,20 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from releaser import remote
-from releaser.checks import CheckResult, Limits, ReleaseView, ServerView, Unreadable, gather_each, not_checked, sums_digest
+from releaser.checks import CheckResult, Limits, ReleaseView, ServerView, Unreadable, not_checked, sums_digest
+from releaser.facts import Verified, parse_verified  # noqa: F401  (they live with the facts script now)
 
 NAME = "staged"
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What `sha256sum -c` said of a release on one server: intact, corrupt (with the first lines), nosums, missing."""
-
-    release: str | None
-    outcome: str  # "intact", "corrupt", "nosums", "missing", "noslot", "noroot"
-    detail: str = ""
-    files: int | None = None
+VERIFY = ("staged",)  # the facts' round trip checks the staged release's files against its sums
 
 
 @dataclass(frozen=True)
@@ -31,31 +22,18 @@ class StagedFacts:
     verified: Verified | None
 
 
-def parse_verified(text: str) -> Verified:
-    """Read the verify script's output."""
-    release, outcome, detail, files = None, "missing", "", None
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "release":
-            release = rest.strip()
-        elif kind == "files" and rest.strip().isdigit():
-            files = int(rest)
-        elif kind in ("intact", "corrupt", "nosums", "missing", "noslot", "noroot"):
-            outcome, detail = kind, rest.strip()
-    return Verified(release, outcome, detail, files)
-
-
 def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
-    """Check every file of each server's staged release against its sums."""
-    def read(name: str) -> object:
+    """Each server's staged release, and what `sha256sum -c` of its files said (read with the server's facts)."""
+    found: dict[str, object] = {}
+    for name in fleet.hosts:
         server = view.servers.get(name)
         if server is None or server.error:
-            return Unreadable(server.error if server else "not read")
-        if not server.release or not server.on_disk:
-            return StagedFacts(server, None)
-        done = fleet.hosts[name].run(remote.verify_release_argv(fleet.root(name), release_id=server.release))
-        return StagedFacts(server, parse_verified(done.stdout)) if done.ok else Unreadable(done.reason())
-    return gather_each(fleet, read)
+            found[name] = Unreadable(server.error if server else "not read")
+        elif not server.release or not server.on_disk:
+            found[name] = StagedFacts(server, None)
+        else:
+            found[name] = StagedFacts(server, server.facts.staged if server.facts else None)
+    return found
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

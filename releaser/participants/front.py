@@ -9,7 +9,9 @@ prepare  finds the instance of the release going live (staging's for a go-live, 
          configuration; copies today's include aside (.releaser-prev) and writes the new one as .releaser-next
 commit   renames .releaser-next over the include, runs `nginx -t` (a refusal puts the old file back: nothing
          moved) and `nginx -s reload`; one round trip at the second
-verify   GETs the server's live URL until the front answers with the release going live (the release header)
+verify   GETs the server's live URL until the front answers with the release going live: the release header, or
+         without one ([application] release_header unset) the release marker (releaser.identity) through the front;
+         a front answering with the old release is a stale copy (a cache, a reload that did not take)
 revert   puts .releaser-prev back by the same kind of rename, `nginx -t`, reload; safe to run twice
 abort    removes .releaser-next
 """
@@ -22,6 +24,7 @@ import urllib.request
 from pathlib import PurePosixPath
 
 from releaser.config import Application
+from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed
 from releaser.transport import once_more_on_a_new_connection
@@ -174,19 +177,27 @@ class ServerFront:
 
     def verify(self, timeout: float) -> None:
         """GET the server's live URL until the front answers from the release going live, a few times in a row."""
-        url = self.context.environment.server(self.server).live_url + self.application.health_path
+        base = self.context.environment.server(self.server).live_url
+        url = base + self.application.health_path
         deadline = time.monotonic() + min(timeout, self.context.environment.health.timeout * 2)
         in_a_row, last = 0, ""
         while True:
-            status, reports = _get(url, self.application.release_header, timeout=max(0.5, deadline - time.monotonic()))
-            good = status is not None and 200 <= status < 300 and (
+            left = max(0.5, deadline - time.monotonic())
+            status, reports = _get(url, self.application.release_header, timeout=left)
+            stale = None
+            if self.application.release_header is None and status is not None and 200 <= status < 300:
+                stale = judge_served(read_served(base, timeout=left), self.release)  # the marker, through the front
+            good = status is not None and 200 <= status < 300 and stale is None and (
                 self.application.release_header is None or reports == self.release)
             in_a_row = in_a_row + 1 if good else 0
             if in_a_row >= _SETTLED:
                 return
-            last = f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
+            last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
             if time.monotonic() >= deadline:
-                raise StepFailed(f"front: expected release {self.release} from the front; {last}")
+                old = status is not None and 200 <= status < 300 and reports and reports != self.release
+                why = (": the front is serving a stale copy; reload nginx and purge any cache in front of it"
+                       if old else "")
+                raise StepFailed(f"front: expected release {self.release} from the front; {last}{why}")
             if not good:
                 time.sleep(0.02)
 

@@ -5,7 +5,9 @@ prepare  checks the target release is there and intact (sha256sum of every file)
 commit   checks nothing in the release changed since (inode change times newer than next-live) and renames
          the links over the slots (`mv -T`, atomic), all in one
          round trip; a release changed since prepare is refused there, before anything is renamed
-verify   GETs the server's live URL (a rehearsal: its staging URL) against [health]
+verify   GETs the server's live URL (a rehearsal: its staging URL) against [health], then its release marker
+         (releaser.identity), which must name the release just switched to: a web server still serving the
+         old directory, or a cache in front of it, fails verification like a 500 does
 revert   puts every touched slot back on its old release by the same kind of rename, on a new connection
          if the old one broke
 abort    removes the temporary links
@@ -14,11 +16,12 @@ abort    removes the temporary links
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from releaser import remote
 from releaser.config import Environment
 from releaser.hooks import run_hook
+from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed
@@ -42,18 +45,29 @@ def participants(context: SwitchContext) -> list["ServerLinks"]:
 
 
 def check_health(environment: Environment, server_name: str, *, rehearsal: bool = False,
-                 timeout: float | None = None) -> Probe:
-    """GET a server's live URL (a rehearsal's: its staging URL) against [health]: verify's probe, and status's."""
+                 timeout: float | None = None, expect: str | None = None) -> Probe:
+    """GET a server's live URL (a rehearsal's: its staging URL) against [health], and its release marker.
+
+    verify's probe, and status's. The marker says which release the public really sees there (`Probe.served`);
+    with `expect`, a healthy answer from any other release (or no marker) fails the probe, saying the web
+    server serves a stale copy. With [application] the instance names its release in a header instead, which
+    the front participant checks, so the marker is not read.
+    """
     server = environment.server(server_name)
     health = environment.health
     headers = {}
     if rehearsal:
         access = environment.staging_access
         headers = access.headers(os.environ) if access else {}  # staging is embargoed: it needs the credential
-    url = (server.staging_url if rehearsal else server.live_url) + health.path
-    return probe(url, status=health.status, contains=health.contains,
-                 timeout=min(health.timeout, timeout) if timeout else health.timeout,
-                 attempts=health.attempts, headers=headers)
+    base = server.staging_url if rehearsal else server.live_url
+    wait = min(health.timeout, timeout) if timeout else health.timeout
+    answer = probe(base + health.path, status=health.status, contains=health.contains, timeout=wait,
+                   attempts=health.attempts, headers=headers)
+    if environment.application is not None:
+        return answer
+    answer = replace(answer, served=read_served(base, timeout=wait, headers=headers))
+    problem = judge_served(answer.served, expect) if expect is not None and answer.ok else None
+    return replace(answer, ok=False, detail=problem) if problem else answer
 
 
 class ServerLinks:
@@ -91,9 +105,9 @@ class ServerLinks:
         return self.moved_at
 
     def verify(self, timeout: float) -> None:
-        """GET the server's live URL (a rehearsal's staging URL) and judge it against [health]."""
+        """GET the server's live URL (a rehearsal's staging URL), judge it against [health], check its marker."""
         self.probe = check_health(self.context.environment, self.server, rehearsal=self.context.rehearsal,
-                                  timeout=timeout)
+                                  timeout=timeout, expect=self.going_live or self.context.target)
         if not self.probe.ok:
             raise StepFailed(self.probe.detail)
 

@@ -1,0 +1,71 @@
+"""The pre-release checks read each real sshd server once: one facts round trip (plus the journal), and the
+checksums they verified are trusted by the prepare that follows only while nothing in the release changed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, read_slots
+from releaser.bundle import read_bundle
+from releaser.checks import Limits, check_release
+from releaser.errors import FleetReverted
+from releaser.fleet import make_hosts
+from releaser.golive import NOW_CHECKS
+
+pytestmark = pytest.mark.ssh
+
+
+class Counting:
+    """A server's real Host that counts the commands it runs."""
+
+    def __init__(self, host, counts: Counter) -> None:
+        self._host, self._counts = host, counts
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+    def run(self, argv, **kwargs):
+        self._counts[self._host.name] += 1
+        return self._host.run(argv, **kwargs)
+
+
+def staged_r2(open_fleet, env) -> None:
+    with open_fleet(env) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        fleet.go_live()
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+
+
+def test_go_live_checks_ask_each_server_twice_and_judge_as_before(ssh_env, open_fleet):
+    """Slots, disk, lock, clock, both releases' sums and the config files come in one trip; the journal in one more."""
+    staged_r2(open_fleet, ssh_env)
+    counts: Counter = Counter()
+    hosts = {name: Counting(host, counts) for name, host in make_hosts(ssh_env).items()}
+    with open_fleet(ssh_env, hosts=hosts) as fleet:
+        counts.clear()
+        run = check_release(fleet, Limits(ssh_env), now=fleet.clock.now(), only=NOW_CHECKS)
+    assert counts == Counter({"web-1": 2, "web-2": 2, "web-3": 2})  # was 8 each
+    by = {(r.check, r.server): r for r in run.results}
+    assert by[("staged", "web-2")].status == "PASS" and by[("staged", "web-2")].detail.startswith("r2: 4 files intact, sums ")
+    assert by[("rollback-target", "web-1")].detail == "after go-live the backup will be r1 (4 files intact)"
+    assert by[("lock", "web-3")].detail == "free"
+    assert by[("reachable", "web-1")].status == "PASS" and "clock" in by[("reachable", "web-1")].detail
+    assert "free (minimum" in by[("disk", "web-2")].detail
+
+
+def test_a_release_changed_after_the_checks_is_still_refused_at_prepare(ssh_env, open_fleet):
+    """The stamp the checks leave lets prepare skip reading the files only while no inode in the release changed."""
+    staged_r2(open_fleet, ssh_env)
+    with open_fleet(ssh_env) as fleet:
+        run = check_release(fleet, Limits(ssh_env), now=fleet.clock.now(), only="staged,rollback-target")
+        assert not run.failed
+        root = Path(str(ssh_env.app_root(ssh_env.server("web-2"))))
+        assert (root / ".releaser" / "verified-r2").is_file() and (root / ".releaser" / "verified-r1").is_file()
+        page = root / "releases" / "r2" / "public" / "index.html"
+        page.write_text(page.read_text() + "<!-- changed after the checks -->\n")
+        with pytest.raises(FleetReverted, match="release r2 fails its checksums on this server"):
+            fleet.go_live()
+    assert {name: state.live for name, state in read_slots(ssh_env).items()} == dict.fromkeys(("web-1", "web-2", "web-3"), "r1")
