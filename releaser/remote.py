@@ -287,7 +287,14 @@ while [ -e "$j.$n" ]; do cat "$j.$n"; n=$((n + 1)); done
 cat "$j" 2>/dev/null; exit 0
 """
 
-_READ_REHEARSAL = r"""cat "$1/.releaser/rehearsal.json" 2>/dev/null; exit 0"""
+# The latest rehearsal from its summary file; a server journaled before summaries existed has none, and then
+# its journal's rehearsal lines (every part) come in the same trip instead.
+_READ_REHEARSAL = r"""
+m="$1/.releaser"
+if [ -f "$m/rehearsal.json" ]; then cat "$m/rehearsal.json"; exit 0; fi
+n=1; while [ -e "$m/journal.jsonl.$n" ]; do grep -h '"rehearse"' "$m/journal.jsonl.$n"; n=$((n + 1)); done
+grep -h '"rehearse"' "$m/journal.jsonl" 2>/dev/null; exit 0
+"""
 
 # The journal from byte $2 on, after a first line "SIZE INODE" ("0 -" when there is none), so a reader that
 # keeps its place (the dashboard, every 2 s) reads only what was appended since. Exactly the bytes up to
@@ -403,7 +410,7 @@ def read_journal_argv(root: PurePosixPath) -> list[str]:
 
 
 def read_rehearsal_argv(root: PurePosixPath) -> list[str]:
-    """Print the server's latest rehearsal event, one JSON line (nothing when it has none)."""
+    """Print the server's latest rehearsal event, one JSON line; without a summary file, its journal's rehearsal lines."""
     return _script("rehearsal-read", _READ_REHEARSAL, str(root))
 
 

@@ -30,16 +30,16 @@ class RehearsalFacts:
 def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
     """Read each server's rehearsal summary (one line) and keep the latest rehearsal of this environment.
 
-    Servers written before the summary existed have none: only then are their whole journals read.
+    Servers written before the summary existed have none: their journal's rehearsal lines come instead, in
+    the same round trip.
     """
     if limits.environment.go_live.rehearsal_max_age_days == 0:
         return RehearsalFacts(view.release, None)
     name = limits.environment.name
     answers = fleet.each(lambda server: fleet.hosts[server].run(remote.read_rehearsal_argv(fleet.root(server))),
                          [server for server in fleet.hosts if server not in fleet.unreachable])
-    summaries = [event for answer in answers.values() if isinstance(answer, Completed) for event in parse_lines(answer.stdout)]
-    if not summaries:
-        summaries = [event for event in fleet.read_history() if event.get("action") == "rehearse" and is_on_servers(event)]
+    summaries = [event for answer in answers.values() if isinstance(answer, Completed) for event in parse_lines(answer.stdout)
+                 if event.get("action") == "rehearse" and is_on_servers(event)]
     rehearsals = sorted((e for e in summaries if e.get("environment", name) == name), key=lambda e: e["at"])
     return RehearsalFacts(view.release, rehearsals[-1] if rehearsals else None)
 
