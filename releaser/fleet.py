@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NoReturn
 
-from releaser import remote
-from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, pack_bundle, sha256sums_text
+from releaser import remote, shipping
+from releaser.bundle import MANIFEST, RELEASE_ID_PATTERN, Bundle, Manifest, sha256sums_text
 from releaser.clock import Clock
 from releaser.config import Environment
 from releaser.errors import (Cancelled, FleetMixed, FleetReverted, HostKeyChanged, HostUnreachable, LockHeld, PlanRefused,
@@ -349,9 +349,7 @@ class Fleet:
         self._stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
         with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
             needs_upload = any(plan.unpack for plan in plans.values())
-            for name in plans if needs_upload else ():
-                self.progress(name, f"packing {release_id} here, once for every server")
-            archive, archive_sha = pack_bundle(bundle, Path(workdir)) if needs_upload else (None, None)
+            upload = shipping.prepare_upload(bundle, Path(workdir)) if needs_upload else None  # a .tar.gz as it is
 
             def place(name: str) -> tuple[bool, str]:
                 host, root = self.hosts[name], self.root(name)
@@ -359,25 +357,12 @@ class Fleet:
                     self.progress(name, f"checking {release_id} already on the server")
                     done = host.run(remote.check_release_argv(root, release_id, sums_sha))
                     return (done.ok, "already on the server, verified" if done.ok else done.reason())
-                self.progress(name, f"uploading {release_id}")
-                made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
-                if not made.ok:
-                    return False, made.reason()
-                target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
-                try:
-                    host.put(archive, target, stop=self._stop.is_set)
-                except (HostUnreachable, Cancelled):
-                    _remove_quietly(host, target)  # a part-written archive must not keep the disk full
-                    raise
-                if self._stop.is_set():
-                    _remove_quietly(host, target)
-                    return False, "stopped by Ctrl-C before unpacking"
-                self.progress(name, f"verifying and unpacking {release_id}")
-                done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
-                if not done.ok:
-                    return False, done.reason()
+                ok, detail = shipping.send(host, root, upload, stop=self._stop.is_set,
+                                           progress=lambda message: self.progress(name, message))
+                if not ok:
+                    return False, detail
                 hook = self._run_hook(name, "after_unpack", release_id, "staging")
-                return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
+                return (True, detail) if hook is None else (False, hook)
 
             outcomes = self.each(place)
         return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}
@@ -900,14 +885,6 @@ def _stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
 
 
 _DAMAGED = re.compile(r"fails its checksums on this server|has different files from the bundle")
-
-
-def _remove_quietly(host: Host, path: PurePosixPath) -> None:
-    """Remove a file of ours if the server still answers; the error that made it worth removing is the one to report."""
-    try:
-        host.run(["rm", "-f", str(path)])
-    except HostUnreachable:
-        pass
 
 
 def _runbook(action: str) -> str:
