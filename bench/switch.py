@@ -44,6 +44,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 from sshfarm import SshdFarm, sshd_path  # noqa: E402  (tests/ is put on the path just above)
+from trips import counting  # noqa: E402  (bench/trips.py, beside this file)
 
 from releaser.bundle import read_bundle  # noqa: E402
 from releaser.clock import FakeClock  # noqa: E402
@@ -118,6 +119,14 @@ def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> d
                 result = fleet.rollback()
                 rollbacks.append(time.perf_counter() - started)
                 assert all(r.ok for r in result.results), result
+            fleet.stage(r2)  # once more, counted: the round trips per server of one go-live and one rollback
+            with counting() as trips:
+                assert all(r.ok for r in fleet.go_live().results)
+            row["trips_go_live"], row["trips_go_live_kinds"] = trips.per_server(), trips.kinds()
+            with counting() as trips:
+                assert all(r.ok for r in fleet.rollback().results)
+            row["trips_rollback"], row["trips_rollback_kinds"] = trips.per_server(), trips.kinds()
+            row["after_t"] = renames_after_t(fleet, r2, repeat)
         row["go_live"], row["rollback"] = statistics.median(go_lives), statistics.median(rollbacks)
         row["skew_ms"] = statistics.median(skews) * 1000
         row["switch"], row["at_t"] = statistics.median(switches), statistics.median(at_t)
@@ -139,6 +148,33 @@ def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> d
         row["cold_status"] = median(repeat, lambda: timed_process([invoke(), "-r", str(project), "status", "--env", str(env_path)], cli_env))
         row["list"] = median(repeat, lambda: timed_process([invoke(), "-r", str(project), "--list"], cli_env))
     return row
+
+
+def renames_after_t(fleet, release, repeat: int) -> dict:
+    """Scheduled go-lives (golive.go_live_at, the real clock, T two seconds ahead): each server's rename minus T.
+
+    renamed_at is the epoch second each server's rename happened, read by that server (one machine here); the
+    figures are over every server of every run: median and worst delay after T, the earliest (never negative
+    when no rename is early) and the median skew between a run's first and last rename.
+    """
+    from datetime import timedelta
+
+    from releaser.clock import SystemClock
+    from releaser.golive import go_live_at
+
+    delays, skews = [], []
+    for _ in range(repeat):
+        fleet.stage(release)
+        clock = SystemClock()
+        at = clock.now() + timedelta(seconds=2)
+        result = go_live_at(fleet, at=at, clock=clock, lead=timedelta(seconds=1.5), prepare_ahead=timedelta(seconds=1))
+        renamed = [r.renamed_at for r in result.results if r.renamed_at is not None]
+        assert len(renamed) == len(result.results), result
+        delays += [moment - at.timestamp() for moment in renamed]
+        skews.append(max(renamed) - min(renamed))
+        assert all(r.ok for r in fleet.rollback().results)
+    return {"median_ms": statistics.median(delays) * 1000, "worst_ms": max(delays) * 1000,
+            "earliest_ms": min(delays) * 1000, "skew_ms": statistics.median(skews) * 1000}
 
 
 @dataclass(frozen=True)
@@ -331,19 +367,28 @@ def show(mode: str, rtt_ms: float, rows: list[dict], repeat: int) -> None:
     far = f"{rtt_ms:g} ms round trip (bench/delay.py)" if rtt_ms else "plain loopback"
     print(f"\n{far}; shell rc {rc}; medians of {repeat}; {os.cpu_count()} CPUs")
     head = ("N", "switch s", "at-T s", "go-live cmd s", "rollback cmd s", "skew ms", "seq fabric s", "ratio", "ssh floor s",
-            "cmd ms", "connect s", "cold rollback s", "cold status s", "--list s")
+            "cmd ms", "connect s", "cold rollback s", "cold status s", "--list s", "trips go-live", "trips rollback",
+            "T->rename med ms", "worst ms", "earliest ms", "skew@T ms")
     print(" | ".join(head))
     print(" | ".join("-" * len(h) for h in head))
     for r in rows:
         cells = (r["n"], f"{r['switch']:.3f}", f"{r['at_t']:.3f}", f"{r['go_live']:.3f}", f"{r['rollback']:.3f}",
                  f"{r['skew_ms']:.1f}", f"{r['sequential']:.3f}", f"{r['sequential'] / r['switch']:.1f}x", f"{r['floor']:.3f}", f"{r['command'] * 1000:.1f}",
-                 f"{r['connect']:.3f}", f"{r['cold_rollback']:.3f}", f"{r['cold_status']:.3f}", f"{r['list']:.3f}")
+                 f"{r['connect']:.3f}", f"{r['cold_rollback']:.3f}", f"{r['cold_status']:.3f}", f"{r['list']:.3f}",
+                 f"{r['trips_go_live']:g}", f"{r['trips_rollback']:g}",
+                 f"{r['after_t']['median_ms']:.1f}", f"{r['after_t']['worst_ms']:.1f}", f"{r['after_t']['earliest_ms']:.1f}",
+                 f"{r['after_t']['skew_ms']:.1f}")
         print(" | ".join(str(c) for c in cells))
     print("switch: prepare + commit + HTTP verification of every live URL (FleetResult.seconds['switch']); at-T: commit +"
           " verification, what a scheduled go-live does after the second; go-live/rollback cmd: the whole Fleet call"
           " (status read, lock, switch, unlock, journal), connections open; seq fabric: one `ln -sfn && mv -T` per server"
           " in a loop, no lock, no verification; ratio = seq fabric / switch; cmd ms: one `true` over an open connection;"
-          " connect: paramiko, all N in parallel; cold: whole `invoke` processes, imports and connecting included")
+          " connect: paramiko, all N in parallel; cold: whole `invoke` processes, imports and connecting included;"
+          " trips: SSH round trips per server of one go-live / rollback, connections open (bench/trips.py);"
+          " T->rename: scheduled go-lives, each server's rename minus T (median, worst, earliest over all servers and"
+          " runs; negative would be early), skew@T: median first-to-last rename of those runs")
+    for r in rows[:1]:
+        print(f"round trips per server at N={r['n']}: go-live: {r['trips_go_live_kinds']}; rollback: {r['trips_rollback_kinds']}")
 
 
 if __name__ == "__main__":

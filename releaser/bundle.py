@@ -13,6 +13,7 @@ import json
 import re
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -105,6 +106,7 @@ class Bundle:
     path: Path
     manifest: Manifest
     size: int
+    archive_sha256: str | None = None  # a .tar.gz's own sha256, taken while it was read: it is uploaded as it is
 
     @property
     def release_id(self) -> str:
@@ -146,12 +148,13 @@ def sha256sums_text(files: dict[str, str]) -> str:
 def read_bundle(path: Path) -> Bundle:
     """Read and verify a bundle directory or .tar.gz; raise BundleInvalid saying what is wrong."""
     path = Path(path)
+    archive_sha256 = None
     if path.is_dir():
         manifest = _parse_manifest(_read_or_refuse(path / MANIFEST, path), path)
         actual = {name: sha256_file(path / name) for name in _files_in(path)}
         size = sum((path / name).stat().st_size for name in actual)
     elif path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        manifest, actual, size = _read_archive(path)
+        manifest, actual, size, archive_sha256 = _read_archive(path)
     elif path.exists():
         raise BundleInvalid(f"{path} is neither a directory nor a .tar.gz bundle")
     else:
@@ -160,7 +163,7 @@ def read_bundle(path: Path) -> Bundle:
     if problems:
         shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
         raise BundleInvalid(f"bundle {path} is corrupt: {shown}", hint="rebuild it with: invoke build")
-    return Bundle(path=path, manifest=manifest, size=size)
+    return Bundle(path=path, manifest=manifest, size=size, archive_sha256=archive_sha256)
 
 
 def build_bundle(source: Path, release_id: str, out: Path, *, publications: list[str] = (), now: datetime | None = None) -> Bundle:
@@ -202,21 +205,53 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return (manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode()
 
 
+def archive_to_upload(bundle: Bundle, workdir: Path) -> tuple[Path, str]:
+    """Return the .tar.gz to upload and its sha256: a .tar.gz bundle as it is, a directory packed once into workdir.
+
+    A .tar.gz is never repacked: read_bundle verified it and took its sha256 as it read it, and each server
+    checks the upload against that sha256, so a file changed since (or on the way) is refused there. The
+    sums file travels beside the archive (see remote.unpack_argv), so the archive needs none inside.
+    """
+    if bundle.archive_sha256 is not None:
+        return bundle.path, bundle.archive_sha256
+    return pack_bundle(bundle, workdir)
+
+
 def pack_bundle(bundle: Bundle, workdir: Path) -> tuple[Path, str]:
-    """Return a .tar.gz ready to upload (with a sha256sums file inside) and the archive's own sha256."""
+    """Pack a directory bundle into a .tar.gz (manifest and files) in workdir; return it and its sha256, hashed as written."""
     out = Path(tempfile.mkstemp(prefix=f"{bundle.release_id}-", suffix=".tar.gz", dir=workdir)[1])
-    with tarfile.open(out, "w:gz", compresslevel=1) as archive:
-        _add_bytes(archive, SUMS, sha256sums_text(bundle.manifest.files).encode())
-        if bundle.path.is_dir():
+    with open(out, "wb") as raw:
+        hashed = _Hashing(raw)
+        with tarfile.open(fileobj=hashed, mode="w:gz", compresslevel=1) as archive:
             _add_bytes(archive, MANIFEST, (bundle.path / MANIFEST).read_bytes())
             for name in sorted(bundle.manifest.files):
                 archive.add(bundle.path / name, arcname=name, recursive=False)
-        else:
-            with tarfile.open(bundle.path, "r:gz") as source:
-                for member in source.getmembers():
-                    if member.isfile() and member.name.removeprefix("./") != RELEASE_MARKER:
-                        archive.addfile(member, source.extractfile(member))
-    return out, sha256_file(out)
+    return out, hashed.digest.hexdigest()
+
+
+class _Hashing:
+    """A binary file wrapper that hashes every byte read from it or written to it, in passing."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def drain(self) -> None:
+        """Hash what is left unread (a tar reader stops at the end-of-archive blocks, before any padding)."""
+        for block in iter(lambda: self.read(1 << 20), b""):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
 
 
 def _parse_manifest(raw: bytes, where: Path) -> Manifest:
@@ -245,31 +280,38 @@ def _read_or_refuse(path: Path, bundle: Path) -> bytes:
         raise BundleInvalid(f"{bundle} has no {MANIFEST}", hint="build the bundle with: invoke build --source DIR --release-id ID") from error
 
 
-def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int]:
+def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int, str]:
+    """Read a .tar.gz once, in blocks: its manifest, each file's sha256, the files' size and the archive's own sha256."""
     actual: dict[str, str] = {}
     manifest_raw = None
     size = 0
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                name = member.name.removeprefix("./")
-                if member.isdir() and name.rstrip("/") in ("", "."):
-                    continue
-                if member.isdir() and _is_safe_member(name.rstrip("/")):
-                    continue  # a directory is made by the files in it; one escaping the root is refused below
-                if not member.isfile() or not _is_safe_member(name):
-                    raise BundleInvalid(f"{path}: refusing archive member {member.name!r} (only plain relative files are allowed)")
-                data = archive.extractfile(member).read()
-                if name == MANIFEST:
-                    manifest_raw = data
-                elif name not in (SUMS, RELEASE_MARKER):
-                    actual[name] = hashlib.sha256(data).hexdigest()
-                    size += len(data)
-    except (tarfile.TarError, EOFError, OSError) as error:
+        with open(path, "rb") as raw:
+            hashed = _Hashing(raw)
+            with tarfile.open(fileobj=hashed, mode="r|gz") as archive:  # a stream: read once, no seek
+                for member in archive:
+                    name = member.name.removeprefix("./")
+                    if member.isdir() and name.rstrip("/") in ("", "."):
+                        continue
+                    if member.isdir() and _is_safe_member(name.rstrip("/")):
+                        continue  # a directory is made by the files in it; one escaping the root is refused below
+                    if not member.isfile() or not _is_safe_member(name):
+                        raise BundleInvalid(f"{path}: refusing archive member {member.name!r} (only plain relative files are allowed)")
+                    source = archive.extractfile(member)
+                    if name == MANIFEST:
+                        manifest_raw = source.read()
+                    elif name not in (SUMS, RELEASE_MARKER):
+                        digest = hashlib.sha256()
+                        for block in iter(lambda: source.read(1 << 20), b""):  # a large file never sits whole in memory
+                            digest.update(block)
+                        actual[name] = digest.hexdigest()
+                        size += member.size
+            hashed.drain()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise BundleInvalid(f"{path} is not a readable .tar.gz: {error}", hint="rebuild or re-download it") from error
     if manifest_raw is None:
         raise BundleInvalid(f"{path} has no {MANIFEST}", hint="build the bundle with: invoke build --source DIR --release-id ID")
-    return _parse_manifest(manifest_raw, path), actual, size
+    return _parse_manifest(manifest_raw, path), actual, size, hashed.digest.hexdigest()
 
 
 def _files_in(root: Path) -> list[str]:

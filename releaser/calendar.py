@@ -20,8 +20,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import FR, MO, MONTHLY, SA, SU, TH, TU, WE, WEEKLY, rrule
-
 from releaser.errors import UsageError
 
 
@@ -329,7 +327,6 @@ _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 _WEEKDAYS = {name.lower(): index for index, name in enumerate(_WEEKDAY_NAMES)}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
 _ORDINAL_NAMES = {value: name for name, value in _ORDINALS.items()}
-_RRULE_WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 _SHORT_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _SHORT_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -389,7 +386,10 @@ def _previous_working_day(day: date) -> date:
 
 
 def _rule_dates(rule: ReleaseRule, first: date, last: date) -> list[date]:
-    weekday = _RRULE_WEEKDAYS[rule.weekday]
+    # dateutil here, not at the top: validating an environment file parses rules but never lists dates
+    from dateutil.rrule import FR, MO, MONTHLY, SA, SU, TH, TU, WE, WEEKLY, rrule
+
+    weekday = (MO, TU, WE, TH, FR, SA, SU)[rule.weekday]
     if rule.frequency == "weekly":
         recurrence = rrule(WEEKLY, byweekday=weekday, dtstart=datetime.combine(first, time(0)))
     else:

@@ -12,13 +12,15 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict as StrictType,
                       Tag, ValidationError, field_validator, model_validator)
 
-from releaser.calendar import CalendarError, Schedule, check_timezone, parse_deadline_rule, parse_release_rule
 from releaser.errors import ConfigError
+
+if TYPE_CHECKING:
+    from releaser.calendar import Schedule
 
 # Python `re` syntax, ending in `\Z` (the end of the text): with `$`, re.match(NAME_PATTERN, "web-1\n") would
 # match, as `$` also matches before a trailing newline. uploads.py matches names with it too. pydantic's default
@@ -122,6 +124,8 @@ class Publication(Strict):
     @field_validator("rule")
     @classmethod
     def _rule_is_readable(cls, text: str) -> str:
+        from releaser.calendar import CalendarError, parse_release_rule  # only for files that declare publications
+
         try:
             parse_release_rule(text)
         except CalendarError as error:
@@ -131,6 +135,8 @@ class Publication(Strict):
     @field_validator("deadline")
     @classmethod
     def _deadline_is_readable(cls, text: str) -> str:
+        from releaser.calendar import CalendarError, parse_deadline_rule
+
         try:
             parse_deadline_rule(text)
         except CalendarError as error:
@@ -140,6 +146,8 @@ class Publication(Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone_is_known(cls, name: str) -> str:
+        from releaser.calendar import CalendarError, check_timezone
+
         try:
             return check_timezone(name)
         except CalendarError as error:
@@ -147,6 +155,8 @@ class Publication(Strict):
 
     def schedule(self) -> Schedule:
         """Return the calendar's Schedule for this publication (already validated, so it never raises)."""
+        from releaser.calendar import Schedule, parse_deadline_rule, parse_release_rule
+
         return Schedule(self.name, parse_release_rule(self.rule), parse_deadline_rule(self.deadline),
                         timezone=self.timezone, on_holiday=self.on_holiday,
                         extra_dates=tuple(self.extra_dates), cancelled_dates=tuple(self.cancelled_dates))
@@ -803,7 +813,7 @@ def _dotted(location: tuple) -> str:
     return text
 
 
-def _calendar_message(error: CalendarError, text: str) -> str:
+def _calendar_message(error: Exception, text: str) -> str:
     """Reword a calendar error for "file: field: message", naming what was written once, at the end."""
     message = str(error)
     if "got" in message:

@@ -158,10 +158,3 @@ class Group:
         except KeyboardInterrupt:  # pressed again: a server is silent; go on to the cleanup, which is bounded too
             print("\nreleaser: no longer waiting for servers still busy", file=sys.stderr, flush=True)
 
-
-def remove_quietly(host: Host, path: PurePosixPath) -> None:
-    """Remove a file of ours if the server still answers; the error that made it worth removing is the one to report."""
-    try:
-        host.run(["rm", "-f", str(path)])
-    except HostUnreachable:
-        pass

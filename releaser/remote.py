@@ -135,15 +135,20 @@ fi
 
 _ABORT = r"""cd "$1" 2>/dev/null && rm -f .releaser/next-*; exit 0"""
 
+# The archive is the bundle's .tar.gz as it was built (or a directory packed once); the sums file, the manifest's
+# sha256 of every file in `sha256sum -c` format, travels beside it and replaces any the archive holds.
 _UNPACK = RELEASE_FILES + r"""
 set -e
-cd "$1"; release=$2; archive=$3; expected=$4
-fail() { rm -rf "$work" "$archive"; echo "$1" >&2; exit "$2"; }
+cd "$1"; release=$2; archive=$3; expected=$4; sums=$5; sums_expected=$6
+fail() { rm -rf "$work" "$archive" "$sums"; echo "$1" >&2; exit "$2"; }
 work=".releaser/unpack-$release-$$"
 actual=$(sha256sum "$archive" | cut -d' ' -f1)
 [ "$actual" = "$expected" ] || fail "upload of $release arrived corrupt (sha256 differs)" 4
+actual=$(sha256sum < "$sums" | cut -d' ' -f1)
+[ "$actual" = "$sums_expected" ] || fail "upload of $release's checksums arrived corrupt (sha256 differs)" 4
 mkdir -p releases "$work"
 tar -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
+mv -f "$sums" "$work/.releaser-sha256sums" || fail "cannot place $release's checksums (disk full?)" 5
 (cd "$work" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
   || fail "unpacked files of $release do not match their checksums" 4
 write_marker "$work" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
@@ -196,7 +201,7 @@ fi
 # flight while we hold the lock, and the loop forks nothing unless there is something to remove.
 _CLEAN_LEFTOVERS = r"""
 if [ "$taken" = yes ]; then
-  for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
+  for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
       "$1"/.releaser/next-* "$1"/.releaser/back-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
@@ -359,9 +364,11 @@ def abort_argv(root: PurePosixPath) -> list[str]:
     return _script("abort", _ABORT, str(root))
 
 
-def unpack_argv(root: PurePosixPath, release_id: str, archive: PurePosixPath, archive_sha256: str) -> list[str]:
-    """Check an uploaded archive, unpack it aside, verify every file, then rename it into releases/."""
-    return _script("unpack", _UNPACK, str(root), validate_release_id(release_id), str(archive), archive_sha256)
+def unpack_argv(root: PurePosixPath, release_id: str, archive: PurePosixPath, archive_sha256: str,
+                sums: PurePosixPath, sums_sha256: str) -> list[str]:
+    """Check an uploaded archive and sums file, unpack it aside, verify every file, then rename it into releases/."""
+    return _script("unpack", _UNPACK, str(root), validate_release_id(release_id), str(archive), archive_sha256,
+                   str(sums), sums_sha256)
 
 
 def check_release_argv(root: PurePosixPath, release_id: str, sums_sha256: str) -> list[str]:

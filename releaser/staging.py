@@ -12,15 +12,14 @@ import hashlib
 import re
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from releaser import remote
-from releaser.bundle import Bundle, pack_bundle, sha256sums_text
-from releaser.errors import Cancelled, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
-from releaser.group import remove_quietly, summary
+from releaser import remote, shipping
+from releaser.bundle import Bundle, sha256sums_text
+from releaser.errors import Cancelled, FleetReverted, PlanRefused, ReleaserError
+from releaser.group import summary
 from releaser.results import FleetResult, HostResult, with_leftovers
 from releaser.serverstate import states
 from releaser.slots import Plan, fleet_release, plan_fleet_stage
@@ -118,15 +117,13 @@ def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
 
 
 def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
-    """Put the verified release on every server that lacks it, and check it where it already is."""
+    """Put the verified release on every server that lacks it (releaser.shipping), and check it where it already is."""
     group, release_id = fleet.group, bundle.release_id
     sums_sha = hashlib.sha256(sha256sums_text(bundle.manifest.files).encode()).hexdigest()
     group.stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
     with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
         needs_upload = any(plan.unpack for plan in plans.values())
-        for name in plans if needs_upload else ():
-            group.progress(name, f"packing {release_id} here, once for every server")
-        archive, archive_sha = pack_bundle(bundle, Path(workdir)) if needs_upload else (None, None)
+        upload = shipping.prepare_upload(bundle, Path(workdir)) if needs_upload else None  # a .tar.gz as it is
 
         def place(name: str) -> tuple[bool, str]:
             host, root = group.hosts[name], group.root(name)
@@ -134,25 +131,12 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) 
                 group.progress(name, f"checking {release_id} already on the server")
                 done = host.run(remote.check_release_argv(root, release_id, sums_sha))
                 return (done.ok, "already on the server, verified" if done.ok else done.reason())
-            group.progress(name, f"uploading {release_id}")
-            made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
-            if not made.ok:
-                return False, made.reason()
-            target = root / ".releaser" / f"upload-{release_id}-{uuid.uuid4().hex[:8]}.tar.gz"
-            try:
-                host.put(archive, target, stop=group.stop.is_set)
-            except (HostUnreachable, Cancelled):
-                remove_quietly(host, target)  # a part-written archive must not keep the disk full
-                raise
-            if group.stop.is_set():
-                remove_quietly(host, target)
-                return False, "stopped by Ctrl-C before unpacking"
-            group.progress(name, f"verifying and unpacking {release_id}")
-            done = host.run(remote.unpack_argv(root, release_id, target, archive_sha))
-            if not done.ok:
-                return False, done.reason()
+            ok, detail = shipping.send(host, root, upload, stop=group.stop.is_set,
+                                       progress=lambda message: group.progress(name, message))
+            if not ok:
+                return False, detail
             hook = fleet.run_hook(name, "after_unpack", release_id, "staging")
-            return (True, "uploaded, verified, unpacked") if hook is None else (False, hook)
+            return (True, detail) if hook is None else (False, hook)
 
         outcomes = group.each(place)
     return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}

@@ -60,8 +60,11 @@ class Host(Protocol):
         """Run argv on the server; a non-zero exit is a Completed, an unreachable server raises HostUnreachable."""
         ...
 
-    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
-        """Copy a local file to `remote` on the server; a long copy ends early (Cancelled) once stop() is true."""
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
+            sent: Callable[[int, int], None] | None = None) -> None:
+        """Copy a local file to `remote` on the server; a long copy ends early (Cancelled) once stop() is true.
+
+        `sent(bytes so far, size)`, when given, is called as the copy moves (for a progress bar)."""
         ...
 
     def read(self, remote: PurePosixPath) -> bytes:
@@ -105,12 +108,16 @@ class LocalHost:
             raise HostUnreachable(self.name, f"cannot run {argv[0]}: {error}") from error
         return Completed(done.returncode, done.stdout, done.stderr)
 
-    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
+            sent: Callable[[int, int], None] | None = None) -> None:
         """Copy a file into the sandbox server's directory (a local copy is quick: `stop` is not needed)."""
         try:
             shutil.copyfile(local, remote)
         except OSError as error:
             raise HostUnreachable(self.name, f"cannot write {remote}: {error.strerror}") from error
+        if sent is not None:
+            size = Path(remote).stat().st_size
+            sent(size, size)
 
     def read(self, remote: PurePosixPath) -> bytes:
         """Read a file from the sandbox server's directory."""
@@ -320,13 +327,20 @@ class SshHost:
                                   hint="see: invoke runbook server-failure")
         return Completed(exit_code, stdout, stderr)
 
-    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None) -> None:
-        """Upload a file over SFTP on the open connection, checking stop() after every chunk."""
+    def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
+            sent: Callable[[int, int], None] | None = None) -> None:
+        """Stream a file over SFTP on the open connection, in chunks: stop() and sent() after every one.
+
+        The file is read and written a chunk at a time (paramiko pipelines the writes), so memory stays flat
+        whatever its size; the server checks what arrived by its sha256 (remote.unpack_argv).
+        """
         self.open()
 
-        def after_chunk(sent: int, size: int) -> None:
+        def after_chunk(done: int, size: int) -> None:
             if stop is not None and stop():
-                raise Cancelled(f"upload to {self.address}:{remote} stopped after {sent} of {size} bytes")
+                raise Cancelled(f"upload to {self.address}:{remote} stopped after {done} of {size} bytes")
+            if sent is not None:
+                sent(done, size)
 
         try:
             if self._sftp is None:

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -321,19 +322,40 @@ def progress(servers: list[str], verb: str) -> Iterator:
 
     def render() -> Table:
         table = Table.grid(padding=(0, 2))
+        now = time.monotonic()
         for server, message in lines.items():
-            table.add_row(Text(server, style="bold"), Text(message))
+            if getattr(message, "total", None):  # a shipping.Transfer: bytes so far, a bar, the time left
+                table.add_row(Text(server, style="bold"), _transfer_line(message, now))
+            else:
+                table.add_row(Text(server, style="bold"), Text(message))
         return table
 
     if not err.is_terminal:
         yield lambda server, message: None
         return
-    with _shown_live(Live(render(), console=err, transient=True, refresh_per_second=10)) as live:
+    class Lines:  # rendered by Live's own refresh (10 a second), not on every update: an upload updates per chunk
+        def __rich__(self) -> Table:
+            with lock:
+                return render()
+
+    with _shown_live(Live(Lines(), console=err, transient=True, refresh_per_second=10)):
         def update(server: str, message: str) -> None:
             with lock:
                 lines[server] = message
-                live.update(render())
         yield update
+
+
+def _transfer_line(transfer, now: float) -> Table:
+    """One upload's bar with its bytes, rate and time left, e.g. `━━━━━╸━━━ 120.0 MB of 300.0 MB, 85 MB/s, 2 s left`."""
+    from rich.progress_bar import ProgressBar
+
+    left = transfer.seconds_left(now)
+    elapsed = now - transfer.started
+    rate = f", {transfer.done / elapsed / 1_000_000:.0f} MB/s" if elapsed > 0 and transfer.done else ""
+    when = "done" if transfer.done >= transfer.total else (f"{left:.0f} s left" if left is not None else "starting")
+    line = Table.grid(padding=(0, 1))
+    line.add_row(ProgressBar(total=transfer.total, completed=transfer.done, width=30), Text(f"{transfer}{rate}, {when}"))
+    return line
 
 
 @contextmanager

@@ -39,13 +39,18 @@ class SwitchContext:
     early: Mapping[str, object] = field(default_factory=dict)
 
 
-def _kinds() -> list[Callable[[SwitchContext], list[Participant]]]:
-    from releaser.participants import database, front, links
+def _kinds(environment: Environment) -> list[Callable[[SwitchContext], list[Participant]]]:
+    """The participant kinds an environment can have; the database's (and psycopg) is imported only with [database]."""
+    from releaser.participants import front, links
 
-    return [links.participants, front.participants,  # front: [] without [application.front] (issue 13)
-            database.participants]  # database: [] without [database] (issue 14)
+    kinds = [links.participants, front.participants]  # front: [] without [application.front] (issue 13)
+    if environment.database is not None:  # issue 14; psycopg costs ~70 ms of start-up for every other command
+        from releaser.participants import database
+
+        kinds.append(database.participants)
+    return kinds
 
 
 def participants_for(context: SwitchContext) -> list[Participant]:
     """Every participant of one switch, kind by kind, in the order they are listed."""
-    return [participant for kind in _kinds() for participant in kind(context)]
+    return [participant for kind in _kinds(context.environment) for participant in kind(context)]

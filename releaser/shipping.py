@@ -1,0 +1,100 @@
+"""Sending a release bundle to one server: the archive as it is, streamed, then checked and unpacked there.
+
+A `.tar.gz` built by `invoke build` is uploaded as it is: never unpacked and packed again here. Its sha256
+was taken while read_bundle read it (bundle.archive_to_upload), and the server checks the upload against it,
+then every unpacked file against the sums file that travels beside the archive. A directory bundle is packed
+once into a scratch directory for every server. The fleet runs `send` for every server at once; each reports
+its bytes as a `Transfer` message, which ui.progress draws as a bar with the time left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from releaser import remote
+from releaser.bundle import Bundle, archive_to_upload, sha256sums_text
+from releaser.errors import Cancelled, HostUnreachable
+from releaser.transport import Host
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A bundle ready to send: its archive and the sums file, each with its sha256."""
+
+    release_id: str
+    archive: Path
+    archive_sha256: str
+    sums: Path
+    sums_sha256: str
+
+
+class Transfer(str):
+    """A progress message that is also a byte count: plain text for any progress callback, a bar for ui.progress."""
+
+    done: int
+    total: int
+    started: float
+
+    def __new__(cls, what: str, done: int, total: int, started: float) -> "Transfer":
+        message = super().__new__(cls, f"{what}: {_mb(done)} of {_mb(total)}")
+        message.done, message.total, message.started = done, total, started
+        return message
+
+    def seconds_left(self, now: float) -> float | None:
+        """Seconds until the last byte at the rate so far, or None before any byte has moved."""
+        elapsed = now - self.started
+        if self.done <= 0 or elapsed <= 0:
+            return None
+        return (self.total - self.done) / (self.done / elapsed)
+
+
+def prepare_upload(bundle: Bundle, workdir: Path) -> Upload:
+    """The archive to send (the bundle's own .tar.gz, or the directory packed once) and its sums file, in workdir."""
+    archive, archive_sha256 = archive_to_upload(bundle, workdir)
+    text = sha256sums_text(bundle.manifest.files).encode()
+    sums = workdir / f"{bundle.release_id}.sha256sums"
+    sums.write_bytes(text)
+    return Upload(bundle.release_id, archive, archive_sha256, sums, hashlib.sha256(text).hexdigest())
+
+
+def send(host: Host, root: PurePosixPath, upload: Upload, *, stop: Callable[[], bool],
+         progress: Callable[[str], None]) -> tuple[bool, str]:
+    """Upload the archive and sums file into root/.releaser, then have the server check and unpack them.
+
+    Returns (ok, detail). A part-written upload is removed before HostUnreachable or Cancelled goes on, and
+    a Ctrl-C (stop) between the upload and the unpacking removes it too.
+    """
+    made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
+    if not made.ok:
+        return False, made.reason()
+    stem = root / ".releaser" / f"upload-{upload.release_id}-{uuid.uuid4().hex[:8]}"
+    archive, sums = PurePosixPath(f"{stem}.tar.gz"), PurePosixPath(f"{stem}.sha256sums")
+    what, started = f"uploading {upload.release_id}", time.monotonic()
+    try:
+        host.put(upload.archive, archive, stop=stop, sent=lambda done, total: progress(Transfer(what, done, total, started)))
+        host.put(upload.sums, sums, stop=stop)
+    except (HostUnreachable, Cancelled):
+        _remove_quietly(host, archive, sums)  # a part-written archive must not keep the disk full
+        raise
+    if stop():
+        _remove_quietly(host, archive, sums)
+        return False, "stopped by Ctrl-C before unpacking"
+    progress(f"verifying and unpacking {upload.release_id}")
+    done = host.run(remote.unpack_argv(root, upload.release_id, archive, upload.archive_sha256, sums, upload.sums_sha256))
+    return (True, "uploaded, verified, unpacked") if done.ok else (False, done.reason())
+
+
+def _remove_quietly(host: Host, *paths: PurePosixPath) -> None:
+    try:
+        host.run(["rm", "-f", *map(str, paths)])
+    except HostUnreachable:
+        pass  # the server is gone; its leftover upload is cleaned in the next lock's round trip
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
