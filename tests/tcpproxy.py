@@ -88,7 +88,7 @@ class TcpProxy:
                     if self.dropping.is_set():
                         continue  # dropped on the way
                     peers[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: reset() closed a socket under select (its fd is -1)
             return
         finally:
             for sock in peers:
