@@ -535,7 +535,8 @@ def calendar(c, publication=None, months=None, from_=None, ics=None, json_=False
     if ics:
         refused = refused_count(releases)
         left_out = f"; left out {refused} refused date(s), which have no release" if refused else ""
-        ui.say(f"wrote {len(releases) - refused} release(s) and their upload deadlines to {ics}{left_out}")
+        kept = len(releases) - refused
+        ui.say(f"wrote {kept} {'release' if kept == 1 else 'releases'} and their upload deadlines to {ics}{left_out}")
 
 
 @task(help={

@@ -65,7 +65,7 @@ def test_calendar_of_one_publication_writes_an_ics_file(env_file, tmp_path):
     assert text.count(f"SUMMARY:{title}: release\r\n") == len(rows)
     assert text.count(f"SUMMARY:{title}: upload deadline\r\n") == len(rows)
     assert "BEGIN:VTIMEZONE\r\nTZID:Europe/London\r\n" in text and "DTSTART;TZID=Europe/London:" in text
-    assert f"wrote {len(rows)} release(s)" in done.stderr
+    assert f"wrote {len(rows)} {'release' if len(rows) == 1 else 'releases'} and their upload deadlines" in done.stderr
 
 
 def test_calendar_from_a_past_day_lists_past_months(env_file):
