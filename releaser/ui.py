@@ -395,14 +395,15 @@ def _add_data_row(table: Table, data: DataStatus) -> None:
     """The database's row under the servers': its data slots, the schemas holding a release, and agreement."""
     label = f"database ({data.schema})"
     if data.slots is None:
-        _add_row(table, label, word("DOWN"), "", "", "", "-", "-", plain(data.error, style="red"))
+        _add_row(table, label, word("DOWN"), "-", "", "", "", "-", "-", plain(data.error, style="red"))
         return
     slots = data.slots
     backup = Text(slots.backup) if slots.backup else word("NO BACKUP") if slots.live else Text("-")
     agreement = word("PASS") + plain(" agrees with the servers") if data.agrees else \
-        word("FAIL" if data.live_differs else "WARN") + plain(f" {len(data.problems)} disagreement(s), below")
+        word("FAIL" if data.live_differs else "WARN") + plain(
+            f" {len(data.problems)} {'disagreement' if len(data.problems) == 1 else 'disagreements'}, below")
     held = len({slots.live, slots.backup, slots.staging} - {None}) + len(slots.retired)  # schemas holding a release
-    _add_row(table, label, slots.live or "-", backup, slots.staging or "-", held, "-", "-", agreement)
+    _add_row(table, label, slots.live or "-", "-", backup, slots.staging or "-", held, "-", "-", agreement)
 
 
 def _data_json(data: DataStatus | None) -> dict | None:

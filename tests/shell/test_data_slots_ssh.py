@@ -220,7 +220,10 @@ def test_status_and_check_show_agreeing_data_then_fail_when_the_data_moved_alone
     done = invoke("status", "--env", env_file(tmp_path))
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if "database (phof)" in line)
-    assert "r2" in row and "r1" in row and "PASS agrees with the servers" in row
+    header = next(line for line in done.stdout.splitlines() if line.startswith("┃"))
+    cells = dict(zip([c.strip() for c in header.split("┃")[1:-1]], [c.strip() for c in row.split("│")[1:-1]]))
+    assert (cells["live"], cells["public sees"], cells["backup"], cells["staging"]) == ("r2", "-", "r1", "-"), cells
+    assert cells["health"] == "PASS agrees with the servers", cells
     checked = invoke("check", "--only", "data-slots", "--json", "--env", env_file(tmp_path))
     results = json.loads(checked.stdout)["results"]
     assert {(r["server"], r["status"]) for r in results} == {(name, "PASS") for name in SERVERS}
@@ -238,7 +241,7 @@ def test_status_and_check_show_agreeing_data_then_fail_when_the_data_moved_alone
     assert data["problems"] == ["live: the servers have r2, the database has r1",
                                 "backup: the servers have r1, the database has r2"]
     table = invoke("status", "--env", env_file(tmp_path))
-    assert table.returncode == 7 and "FAIL 2 disagreement(s), below" in table.stdout
+    assert table.returncode == 7 and "FAIL 2 disagreements, below" in table.stdout
     assert "files and data disagree: live: the servers have r2, the database has r1" in table.stderr
     checked = invoke("check", "--only", "data-slots", "--json", "--env", env_file(tmp_path))
     assert checked.returncode == 4
