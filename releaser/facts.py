@@ -3,10 +3,16 @@
 Like a pyinfra fact, the command and its `parse` live together. One `sh` run per server reports its clock (at
 the start and at the end, so the time the script itself took is not counted as network), its slots, the
 release under check (its sums, manifest and data records), free disk and the release's size, the lock, each
-configuration file config-parity compares, and, when asked, `sha256sum -c` of the staged and of the live
-release. The checks in releaser.checks judge these facts; none of them asks the server again. A passing sums
-check leaves a stamp (remote.RELEASE_FILES) that lets the prepare of the same command skip reading every
-file again when nothing in the release changed since.
+configuration file config-parity compares, the latest rehearsal, and, when asked, `sha256sum -c` of the staged
+and of the live release. The checks in releaser.checks judge these facts; none of them asks the server again.
+A passing sums check leaves a stamp (remote.RELEASE_FILES) that lets the prepare of the same command skip
+reading every file again when nothing in the release changed since.
+
+It runs on every server before every go-live, all of them at once on the day, so it starts few processes:
+`stat -f` (free space), one `tar | base64` that carries every file's text and the two clock files' times,
+one `sha256sum` per release to verify and one `mv` for their stamps. The slots are read with the shell's
+own `cd -P`, the lock and the release's recorded size with `read`; `date` and `du` run only where those
+cannot answer (a file system that is not local, a release measured for the first time).
 """
 
 from __future__ import annotations
@@ -21,57 +27,111 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from releaser.bundle import validate_release_id
+from releaser.journal import parse_lines
 from releaser.remote import RELEASE_FILES
 
 FILES = (".releaser-sha256sums", "manifest.json", ".releaser-datasets.json")
+REHEARSAL_FILE = ".releaser/rehearsal.json"
+CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 
-# Few processes: it runs on every server before every go-live, all of them at once on the day.
 _SCRIPT = RELEASE_FILES + r"""
-printf 'clock %s\n' "$(date +%s.%N)"
-cd "$1" 2>/dev/null || { echo noroot; printf 'clock-end %s\n' "$(date +%s.%N)"; exit 0; }
-release=$2; verify=$3; shift 3
-found=$(find . -mindepth 1 -maxdepth 1 -type l \( -name live -o -name backup -o -name staging \) -printf 'slot %f %l\n')
-printf '%s\n' "$found"
+cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
+root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4
+fs=$(stat -f -c '%a*%S %T' . 2>/dev/null)
+printf 'df %s\n' "${fs%% *}"
+# The clock: the modification times of two files written here, at the start and at the end, which the tar
+# below carries to the nanosecond, in place of two `date`s; only where the kernel here stamps them (a local
+# file system: NFS's times are its server's), else `date`.
+clock=date
+case ${fs#* } in
+  ext2/ext3|xfs|btrfs|tmpfs|overlayfs|zfs|f2fs|jfs|reiserfs)
+    { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && { printf '%s\n' "$$" > .releaser/clock-start; } 2>/dev/null \
+      && clock=files ;;
+esac
+[ "$clock" = files ] || printf 'clock %s\n' "$(date +%s.%N)"
+# The slots, with the shell's own `cd -P` (no process); a link that leads nowhere is read with `readlink`.
+releases_at=
+if cd -P ./releases 2>/dev/null; then releases_at=$PWD; cd "$root" || exit 3; fi
 live_release=
-while read -r kind name target; do
-  case $kind:$name in
-    slot:live) live_release=${target#releases/} ;; slot:staging) [ -n "$release" ] || release=${target#releases/} ;;
-  esac
-done <<FOUND
-$found
-FOUND
+for slot in live backup staging; do
+  [ -L "$slot" ] || continue
+  if cd -P "./$slot" 2>/dev/null; then
+    at=$PWD; cd "$root" || exit 3
+    if [ -n "$releases_at" ]; then case $at in "$releases_at"/*) at=releases/${at#"$releases_at"/} ;; esac; fi
+  else
+    at=$(readlink "$slot")
+  fi
+  printf 'slot %s %s\n' "$slot" "$at"
+  case $slot in live) live_release=${at#releases/} ;; staging) [ -n "$release" ] || release=${at#releases/} ;; esac
+done
 if [ -d .releaser/lock ]; then held=; IFS= read -r held 2>/dev/null < .releaser/lock/info.json; printf 'lock %s\n' "$held"; fi
-printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 if [ -n "$release" ]; then
   printf 'release %s\n' "$release"
   if [ -d "releases/$release" ]; then
     set -- "$@" "releases/$release/.releaser-sha256sums" "releases/$release/manifest.json" "releases/$release/.releaser-datasets.json"
-    printf 'size %s\n' "$(du -sk "releases/$release")"
+    # a release never changes once unpacked: its size is measured once (at unpack, or here the first time)
+    size=; { read -r size _ < ".releaser/size-$release"; } 2>/dev/null
+    case $size in
+      ''|*[!0-9]*) size=$(du -sk "releases/$release" 2>/dev/null) \
+        && { printf '%s\n' "$size" > ".releaser/size-$release"; } 2>/dev/null; size=${size%%[!0-9]*} ;;
+    esac
+    printf 'size %s\n' "$size"
   else
     echo missing
   fi
 fi
 case $verify in *live*) [ -z "$live_release" ] || [ "$live_release" = "$release" ] \
   || set -- "$@" "releases/$live_release/.releaser-sha256sums" ;; esac  # its file count, without a `wc`
-for f do shift; if [ -f "$f" ]; then set -- "$@" "$f"; fi; done
-[ $# -gt 0 ] && printf 'tar %s\n' "$(tar -chf - -- "$@" 2>/dev/null | base64 -w0)"
-verify_one() {  # $1: staged | live, $2: the release id; one line per fact, each prefixed with $1
-  printf '%s release %s\n' "$1" "$2"
-  [ -d "releases/$2" ] || { echo "$1 missing"; return; }
-  [ -f "releases/$2/.releaser-sha256sums" ] || { echo "$1 nosums"; return; }
-  if check_sums "$2"; then echo "$1 intact"
-  else printf '%s corrupt %s\n' "$1" "$(printf '%s\n' "$sums_out" | head -n 3 | tr '\n' ' ')"; fi
+journal_parts=
+if [ "$rehearsal" = yes ]; then
+  if [ -f .releaser/rehearsal.json ]; then
+    set -- "$@" .releaser/rehearsal.json
+  else  # written before rehearsal summaries existed: every journal part's rehearsal lines instead
+    n=1; while [ -e ".releaser/journal.jsonl.$n" ]; do journal_parts="$journal_parts .releaser/journal.jsonl.$n"; n=$((n + 1)); done
+    [ -e .releaser/journal.jsonl ] && journal_parts="$journal_parts .releaser/journal.jsonl"
+  fi
+fi
+passed=  # stamps of the releases whose files verified, put in place by one `mv` at the end
+verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fact's line after "$1 "
+  if [ ! -d "releases/$2" ]; then outcome=missing
+  elif [ ! -f "releases/$2/.releaser-sha256sums" ]; then outcome=nosums
+  else
+    stamp=.releaser/verifying/verified-$2
+    { [ -d .releaser/verifying ] || mkdir -p .releaser/verifying; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
+    if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); then
+      outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
+    else
+      rm -f "$stamp" ".releaser/verified-$2"
+      outcome="corrupt $(printf '%s\n' "$sums_out" | head -n 3 | tr '\n' ' ')"
+    fi
+  fi
+  printf '%s release %s\n%s %s\n' "$1" "$2" "$1" "$outcome"
 }
-staged_out=
+staged_outcome=
 if [ -n "$release" ] && [ -d "releases/$release" ]; then
-  case $verify in *staged*) staged_out=$(verify_one staged "$release"); printf '%s\n' "$staged_out" ;; esac
+  case $verify in *staged*) verify_one staged "$release"; staged_outcome=$outcome ;; esac
 fi
 case $verify in *live*)
   if [ -z "$live_release" ]; then echo 'live noslot'
-  elif [ -n "$staged_out" ] && [ "$live_release" = "$release" ]; then printf '%s\n' "$staged_out" | sed 's/^staged /live /'
+  elif [ -n "$staged_outcome" ] && [ "$live_release" = "$release" ]; then printf 'live release %s\nlive %s\n' "$release" "$staged_outcome"
   else verify_one live "$live_release"; fi ;;
 esac
-printf 'clock-end %s\n' "$(date +%s.%N)"
+[ -z "$passed" ] || mv -f $passed .releaser/ 2>/dev/null
+if [ "$clock" = files ] && { printf '%s\n' "$$" > .releaser/clock-end; } 2>/dev/null; then
+  set -- "$@" .releaser/clock-start .releaser/clock-end
+fi
+for f do shift; if [ -f "$f" ]; then set -- "$@" "$f"; fi; done
+if [ $# -gt 0 ]; then printf 'tar '; tar --format=posix -b 1 -chf - -- "$@" 2>/dev/null | base64 -w0; echo; fi
+if [ -n "$journal_parts" ]; then
+  echo rehearsals; grep -h '"rehearse"' $journal_parts 2>/dev/null; echo rehearsals-end
+fi
+if [ "$clock" = files ]; then  # another run on this server at the same moment rewrote them: `date` after all
+  a=; b=; { read -r a < .releaser/clock-start; read -r b < .releaser/clock-end; } 2>/dev/null
+  if [ "$a" = "$$" ] && [ "$b" = "$$" ]; then printf 'clock-files %s\n' "$$"
+  else now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; fi
+else
+  printf 'clock-end %s\n' "$(date +%s.%N)"
+fi
 exit 0
 """
 
@@ -92,7 +152,8 @@ class ServerFacts:
 
     `lock` is the lock's info.json line ('' when unreadable) and `locked` whether a lock directory exists;
     `clock` is the server's time when the script started and `clock_spent` how long the script ran there.
-    `config` holds each requested configuration file's text (None: not there), in the order asked.
+    `config` holds each requested configuration file's text (None: not there), in the order asked, and
+    `rehearsals` the rehearsal events the server holds (its summary's one line, or its journal's lines).
     """
 
     noroot: bool = False
@@ -109,19 +170,21 @@ class ServerFacts:
     config: tuple[str | None, ...] = ()
     staged: Verified | None = None
     live: Verified | None = None
+    rehearsals: tuple[dict, ...] = ()
 
 
 def facts_argv(root: PurePosixPath, release_id: str | None, *, verify: Sequence[str] = (),
-               config: Sequence[str] = ()) -> list[str]:
+               config: Sequence[str] = (), rehearsal: bool = False) -> list[str]:
     """One server's facts in one round trip; `verify` names the releases to sha256sum ("staged", "live").
 
-    `config` are file paths relative to the app root (config-parity's, in the staged and the live release).
+    `config` are file paths relative to the app root (config-parity's, in the staged and the live release);
+    `rehearsal` adds the server's latest rehearsal (its summary file, else its journal's rehearsal lines).
     """
     unknown = set(verify) - {"staged", "live"}
     if unknown:
         raise ValueError(f"cannot verify {sorted(unknown)}")
     return ["sh", "-c", _SCRIPT, "releaser-facts", str(root), validate_release_id(release_id) if release_id else "",
-            " ".join(verify), *config]
+            " ".join(verify), "yes" if rehearsal else "", *config]
 
 
 def parse_facts(text: str, config: Sequence[str] = ()) -> ServerFacts:
@@ -132,9 +195,18 @@ def parse_facts(text: str, config: Sequence[str] = ()) -> ServerFacts:
     values: dict[str, object] = {}
     clock = clock_end = None
     noroot = missing = False
+    journal_lines: list[str] | None = None
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
-        if kind == "clock":
+        if journal_lines is not None and line != "rehearsals-end":
+            journal_lines.append(line)  # a journal's rehearsal line, as the server holds it
+        elif kind == "rehearsals":
+            journal_lines = []
+        elif kind == "rehearsals-end":
+            values["journal"], journal_lines = journal_lines or [], None
+        elif kind == "clock-files":
+            values["clock_token"] = rest.strip()
+        elif kind == "clock":
             clock = _number(rest)
         elif kind == "clock-end":
             clock_end = _number(rest)
@@ -151,7 +223,7 @@ def parse_facts(text: str, config: Sequence[str] = ()) -> ServerFacts:
         elif kind == "size" and rest.split() and rest.split()[0].isdigit():
             values["release_kib"] = int(rest.split()[0])
         elif kind == "tar":
-            values["texts"] = _untar(rest)
+            values["texts"], values["times"] = _untar(rest)
         elif kind == "release":
             values["release"] = rest.strip()
         elif kind == "missing":
@@ -163,6 +235,8 @@ def parse_facts(text: str, config: Sequence[str] = ()) -> ServerFacts:
             verified[kind].append(rest)
     release = values.get("release")
     texts = values.get("texts", {})
+    if clock is None and values.get("clock_token"):
+        clock, clock_end = _file_clock(texts, values.get("times", {}), str(values["clock_token"]))
     if release:
         files.update({name: texts[f"releases/{release}/{name}"] for name in FILES if f"releases/{release}/{name}" in texts})
     sums = files.get(FILES[0], "")
@@ -172,6 +246,8 @@ def parse_facts(text: str, config: Sequence[str] = ()) -> ServerFacts:
         lock=str(values.get("lock", "")), clock=clock,
         clock_spent=(clock_end - clock) if clock is not None and clock_end is not None else 0.0,
         config=tuple(texts.get(path) for path in config),
+        rehearsals=tuple(parse_lines(texts[REHEARSAL_FILE]) if REHEARSAL_FILE in texts
+                         else parse_lines("\n".join(values.get("journal", [])))),
         staged=_verified(verified["staged"], sums), live=Verified(None, "noroot") if noroot and not verified["live"]
         else _verified(verified["live"], sums if slots.get("live") == release
                        else texts.get(f"releases/{slots.get('live')}/{FILES[0]}", "")))
@@ -187,14 +263,26 @@ def _verified(lines: list[str], sums: str) -> Verified | None:
     return found
 
 
-def _untar(encoded: str) -> dict[str, str]:
-    """The files of the script's base64 tar, by the path it was given, as text."""
+def _file_clock(texts: Mapping[str, str], times: Mapping[str, float], token: str) -> tuple[float | None, float | None]:
+    """The server's clock at the script's start and end: the times of the two clock files this very run wrote."""
+    if any(texts.get(name, "").strip() != token or name not in times for name in CLOCK_FILES):
+        return None, None
+    return times[CLOCK_FILES[0]], times[CLOCK_FILES[1]]
+
+
+def _untar(encoded: str) -> tuple[dict[str, str], dict[str, float]]:
+    """The files of the script's base64 tar, by the path it was given: their text, and their modification times.
+
+    The tar is in pax form, which keeps the times to the nanosecond (the ustar header holds whole seconds).
+    """
     try:
         with tarfile.open(fileobj=io.BytesIO(base64.b64decode(encoded.strip(), validate=True))) as archive:
-            return {member.name: archive.extractfile(member).read().decode("utf-8", errors="replace")
-                    for member in archive.getmembers() if member.isfile()}
+            members = [member for member in archive.getmembers() if member.isfile()]
+            texts = {member.name: archive.extractfile(member).read().decode("utf-8", errors="replace")
+                     for member in members}
+            return texts, {member.name: float(member.pax_headers.get("mtime", member.mtime)) for member in members}
     except (binascii.Error, ValueError, tarfile.TarError, OSError):
-        return {}
+        return {}, {}
 
 
 def parse_verified(text: str) -> Verified:

@@ -154,7 +154,10 @@ mv -f "$sums" "$work/.releaser-sha256sums" || fail "cannot place $release's chec
 write_marker "$work" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
 rm -f "$archive"
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
+size=$(du -sk "$work") || size=
 mv -T "$work" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
+# its size, measured once: the disk check reads it (a release never changes once unpacked)
+printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 """
 
 _CHECK_RELEASE = RELEASE_FILES + r"""
@@ -169,7 +172,7 @@ cd "$1" || exit 3
 for s in live backup staging; do
   if [ "$(readlink "$s" 2>/dev/null)" = "releases/$2" ]; then echo "refusing to remove $2: $s points at it" >&2; exit 3; fi
 done
-rm -f ".releaser/verified-$2"
+rm -f ".releaser/verified-$2" ".releaser/size-$2"
 [ -d "releases/$2" ] || exit 0
 mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-$$"
 """
@@ -292,15 +295,6 @@ while [ -e "$j.$n" ]; do cat "$j.$n"; n=$((n + 1)); done
 cat "$j" 2>/dev/null; exit 0
 """
 
-# The latest rehearsal from its summary file; a server journaled before summaries existed has none, and then
-# its journal's rehearsal lines (every part) come in the same trip instead.
-_READ_REHEARSAL = r"""
-m="$1/.releaser"
-if [ -f "$m/rehearsal.json" ]; then cat "$m/rehearsal.json"; exit 0; fi
-n=1; while [ -e "$m/journal.jsonl.$n" ]; do grep -h '"rehearse"' "$m/journal.jsonl.$n"; n=$((n + 1)); done
-grep -h '"rehearse"' "$m/journal.jsonl" 2>/dev/null; exit 0
-"""
-
 # The journal from byte $2 on, after a first line "SIZE INODE" ("0 -" when there is none), so a reader that
 # keeps its place (the dashboard, every 2 s) reads only what was appended since. Exactly the bytes up to
 # SIZE are printed, even while another command appends.
@@ -414,11 +408,6 @@ def append_journal_argv(root: PurePosixPath, line: str) -> list[str]:
 def read_journal_argv(root: PurePosixPath) -> list[str]:
     """Print the server's whole journal, rotated parts first (nothing when there is none yet)."""
     return _script("journal-read", _READ_JOURNAL, str(root))
-
-
-def read_rehearsal_argv(root: PurePosixPath) -> list[str]:
-    """Print the server's latest rehearsal event, one JSON line; without a summary file, its journal's rehearsal lines."""
-    return _script("rehearsal-read", _READ_REHEARSAL, str(root))
 
 
 def _rotation() -> tuple[str, str]:

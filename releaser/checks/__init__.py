@@ -5,7 +5,8 @@ its facts from the view (or asks over HTTP), and a pure `judge(facts, limits, no
 CheckResults, so most of a check is tested without a server. `run_checks` first reads every server's facts
 once, in one round trip each (releaser.facts: slots, disk, lock, clock, the release under check and, for the
 checks that need them, its checksums and configuration files), then runs every check's gather in parallel
-and judges. A check that needs sums verified says so in `VERIFY` ("staged", "live").
+and judges. A check that needs sums verified says so in `VERIFY` ("staged", "live"), one that reads the
+configuration files with `CONFIG = True`, and the one that reads the latest rehearsal with `REHEARSAL = True`.
 
 CHECKS is the order the table shows: can we reach the servers, is there room, is the right release staged,
 is there something to roll back to, does the database hold the same releases, does staging work, does it
@@ -149,11 +150,12 @@ def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Se
     modules = select_checks(only)
     verify = sorted({what for module in modules for what in getattr(module, "VERIFY", ())})
     config = limits.environment.config_parity.files if any(getattr(m, "CONFIG", False) for m in modules) else ()
+    rehearsal = any(getattr(module, "REHEARSAL", False) for module in modules)
     # checks that ask only over HTTP (USES_VIEW = False) start at once, while the servers' facts are read
     with ThreadPoolExecutor(max_workers=len(modules), thread_name_prefix="check") as pool:
         early = {module: pool.submit(module.gather, fleet, None, limits)
                  for module in modules if not getattr(module, "USES_VIEW", True)}
-        view = read_view(fleet, limits, now, verify=verify, config=config)
+        view = read_view(fleet, limits, now, verify=verify, config=config, rehearsal=rehearsal)
         gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
                     for module in modules}
         batches = [module.judge(gathered[module].result(), limits, now) for module in modules]
@@ -209,18 +211,19 @@ def results_json(results: Sequence[CheckResult]) -> list[dict]:
 # ---- reading the release under check ----
 
 def read_view(fleet: Fleet, limits: Limits, now: datetime, *, verify: Sequence[str] = (),
-              config: Sequence[str] = ()) -> ReleaseView:
+              config: Sequence[str] = (), rehearsal: bool = False) -> ReleaseView:
     """Read every server's facts and the release under check (its sums, manifest, data records) in one round trip.
 
     `verify` ("staged", "live") adds `sha256sum -c` of those releases; `config` adds config-parity's files,
-    read from the release under check and from live.
+    read from the release under check and from live; `rehearsal` the server's latest rehearsal.
     """
     def read(name: str) -> ServerView:
         release = limits.release
         paths = [f"releases/{release}/{file}" for file in config] if release else [f"staging/{file}" for file in config]
         paths += [f"live/{file}" for file in config]
         before = time.time()
-        done = fleet.hosts[name].run(facts_argv(fleet.root(name), release, verify=verify, config=paths))
+        done = fleet.hosts[name].run(facts_argv(fleet.root(name), release, verify=verify, config=paths,
+                                                rehearsal=rehearsal))
         after = time.time()
         if not done.ok:
             return ServerView(name, error=f"cannot read its slots: {done.reason()}", reason=done.reason())

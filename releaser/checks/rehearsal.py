@@ -3,7 +3,9 @@
 The rehearsal times prepare, switch, verify and revert on the real servers without touching live, so on
 release day go-live does what was already done once. This check reads what the servers hold: each keeps its
 latest rehearsal in <root>/.releaser/rehearsal.json, written with the journal line (one line to read, not the
-whole journal). A rehearsal only this machine's journal remembers (servers since rebuilt) did not happen here.
+whole journal), and the facts' round trip carries it. A server journaled before summaries existed sends its
+journal's rehearsal lines instead, in that same trip. A rehearsal only this machine's journal remembers
+(servers since rebuilt) did not happen here.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from releaser import remote
 from releaser.checks import ALL, CheckResult, Limits, ReleaseView
-from releaser.journal import is_on_servers, parse_lines
-from releaser.transport import Completed
+from releaser.journal import is_on_servers
 
 NAME = "rehearsal"
+REHEARSAL = True  # the facts' round trip reads each server's rehearsal summary (or its journal's rehearsal lines)
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,15 @@ class RehearsalFacts:
 
 
 def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
-    """Read each server's rehearsal summary (one line) and keep the latest rehearsal of this environment.
+    """Keep the latest rehearsal of this environment among those the servers' facts carried.
 
-    Servers written before the summary existed have none: their journal's rehearsal lines come instead, in
-    the same round trip.
+    Servers written before the summary existed have none: their journal's rehearsal lines came instead.
     """
     if limits.environment.go_live.rehearsal_max_age_days == 0:
         return RehearsalFacts(view.release, None)
     name = limits.environment.name
-    answers = fleet.each(lambda server: fleet.hosts[server].run(remote.read_rehearsal_argv(fleet.root(server))),
-                         [server for server in fleet.hosts if server not in fleet.unreachable])
-    summaries = [event for answer in answers.values() if isinstance(answer, Completed) for event in parse_lines(answer.stdout)
-                 if event.get("action") == "rehearse" and is_on_servers(event)]
+    summaries = [event for server in view.servers.values() if server.facts is not None
+                 for event in server.facts.rehearsals if event.get("action") == "rehearse" and is_on_servers(event)]
     rehearsals = sorted((e for e in summaries if e.get("environment", name) == name), key=lambda e: e["at"])
     return RehearsalFacts(view.release, rehearsals[-1] if rehearsals else None)
 

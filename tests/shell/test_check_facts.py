@@ -1,5 +1,5 @@
-"""The pre-release checks read each real sshd server once: one facts round trip (plus the journal), and the
-checksums they verified are trusted by the prepare that follows only while nothing in the release changed."""
+"""The pre-release checks read each real sshd server once: one facts round trip, and the checksums they verified
+are trusted by the prepare that follows only while nothing in the release changed."""
 
 from __future__ import annotations
 
@@ -39,15 +39,15 @@ def staged_r2(open_fleet, env) -> None:
         fleet.stage(read_bundle(EXAMPLES / "r2"))
 
 
-def test_go_live_checks_ask_each_server_twice_and_judge_as_before(ssh_env, open_fleet):
-    """Slots, disk, lock, clock, both releases' sums and the config files come in one trip; the journal in one more."""
+def test_go_live_checks_ask_each_server_once_and_judge_as_before(ssh_env, open_fleet):
+    """Slots, disk, lock, clock, both releases' sums, the config files and the rehearsal summary come in one trip."""
     staged_r2(open_fleet, ssh_env)
     counts: Counter = Counter()
     hosts = {name: Counting(host, counts) for name, host in make_hosts(ssh_env).items()}
     with open_fleet(ssh_env, hosts=hosts) as fleet:
         counts.clear()
         run = check_release(fleet, Limits(ssh_env), now=fleet.clock.now(), only=NOW_CHECKS)
-    assert counts == Counter({"web-1": 2, "web-2": 2, "web-3": 2})  # was 8 each
+    assert counts == Counter({"web-1": 1, "web-2": 1, "web-3": 1})  # was 8 each, then 2
     by = {(r.check, r.server): r for r in run.results}
     assert by[("staged", "web-2")].status == "PASS" and by[("staged", "web-2")].detail.startswith("r2: 4 files intact, sums ")
     assert by[("rollback-target", "web-1")].detail == "after go-live the backup will be r1 (4 files intact)"
@@ -69,3 +69,25 @@ def test_a_release_changed_after_the_checks_is_still_refused_at_prepare(ssh_env,
         with pytest.raises(FleetReverted, match="release r2 fails its checksums on this server"):
             fleet.go_live()
     assert {name: state.live for name, state in read_slots(ssh_env).items()} == dict.fromkeys(("web-1", "web-2", "web-3"), "r1")
+
+
+def test_the_rehearsal_comes_in_the_same_trip_from_its_summary_or_from_old_journals(ssh_env, open_fleet):
+    """The rehearsal check asks no server again: the summary rides in the facts' trip, and a server journaled
+    before summaries existed sends its journal's rehearsal lines (from every part) in that same trip."""
+    staged_r2(open_fleet, ssh_env)
+    environment = ssh_env.model_copy(update={"go_live": ssh_env.go_live.model_copy(update={"rehearsal_max_age_days": 7})})
+    with open_fleet(environment) as fleet:
+        fleet.rehearse()
+    counts: Counter = Counter()
+    hosts = {name: Counting(host, counts) for name, host in make_hosts(environment).items()}
+    for old_servers in ((), ("web-1", "web-2", "web-3")):
+        for name in old_servers:  # as written before rehearsal.json existed, the journal rotated once since
+            state = Path(str(environment.app_root(environment.server(name)))) / ".releaser"
+            (state / "rehearsal.json").unlink()
+            (state / "journal.jsonl").rename(state / "journal.jsonl.1")
+        with open_fleet(environment, hosts=hosts) as fleet:
+            counts.clear()
+            run = check_release(fleet, Limits(environment), now=fleet.clock.now(), only="reachable,rehearsal")
+        assert counts == Counter({"web-1": 1, "web-2": 1, "web-3": 1})
+        [rehearsal] = [r for r in run.results if r.check == "rehearsal"]
+        assert rehearsal.status == "PASS" and rehearsal.detail.startswith("r2 rehearsed "), rehearsal.detail

@@ -1,0 +1,94 @@
+"""The facts script on a real app root: few processes (the slots by `cd -P`, the clock from two files' times,
+the release's size recorded once), and what it reports is what the older script with `date`, `find` and `du`
+reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import EXAMPLES
+from releaser.bundle import read_bundle
+from releaser.facts import facts_argv, parse_facts
+
+# What the script may start once the release's size is recorded: nothing else is on its PATH.
+ALLOWED = ("sh", "stat", "sha256sum", "mv", "tar", "base64")
+
+
+def prepared_root(local_env, open_fleet) -> Path:
+    """r1 live, r2 staged and rehearsed on the first sandbox server; its app root."""
+    with open_fleet(local_env) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        fleet.go_live()
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        fleet.rehearse()
+    return Path(str(local_env.app_root(local_env.servers[0])))
+
+
+def only_these_tools(directory: Path, names) -> dict[str, str]:
+    """An environment whose PATH holds only `names` (links to the real programs)."""
+    directory.mkdir()
+    for name in names:
+        (directory / name).symlink_to(shutil.which(name))
+    return {**os.environ, "PATH": str(directory)}
+
+
+def run_facts(root: Path, env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    argv = facts_argv(root, None, verify=("staged", "live"), config=("staging/config/app.toml",), rehearsal=True)
+    before = time.time()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    after = time.time()
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return done.stdout, before, after
+
+
+def test_the_facts_script_needs_only_stat_sha256sum_mv_tar_and_base64(local_env, open_fleet, tmp_path):
+    """With no `date`, `find`, `du`, `cat` or `readlink` to run, every fact is still there (it used to run 12)."""
+    root = prepared_root(local_env, open_fleet)
+    text, before, after = run_facts(root, only_these_tools(tmp_path / "bin", ALLOWED))
+    facts = parse_facts(text, ("staging/config/app.toml",))
+    assert dict(facts.slots) == {"live": "r1", "staging": "r2"}
+    assert facts.release == "r2" and facts.on_disk and facts.release_kib and facts.free_kib
+    assert facts.staged.outcome == "intact" and facts.staged.files == 4
+    assert facts.live.release == "r1" and facts.live.outcome == "intact" and facts.live.files == 4
+    assert [event["action"] for event in facts.rehearsals] == ["rehearse"]
+    assert facts.config[0] and "site_name" in facts.config[0]
+    assert (root / ".releaser" / "verified-r2").is_file() and (root / ".releaser" / "verified-r1").is_file()
+    # the server's clock, from the times of the files the script wrote at its start and its end (the kernel
+    # stamps them from a clock that may lag by a tick, hence the 20 ms)
+    assert facts.clock is not None and before - 0.02 <= facts.clock <= after
+    assert 0 <= facts.clock_spent <= after - before + 0.02
+
+
+def test_the_slots_and_the_size_are_those_find_and_du_give(local_env, open_fleet):
+    """The shell's `cd -P` names the same targets as `find -printf %l`, and the recorded size is `du -sk`'s."""
+    root = prepared_root(local_env, open_fleet)
+    facts = parse_facts(run_facts(root)[0])
+    for slot, release in facts.slots.items():
+        assert os.readlink(root / slot) == f"releases/{release}"
+    measured = subprocess.run(["du", "-sk", str(root / "releases" / "r2")], capture_output=True, text=True, check=True)
+    assert facts.release_kib == int(measured.stdout.split()[0])
+
+
+def test_a_release_without_a_recorded_size_is_measured_once_and_recorded(local_env, open_fleet):
+    """A release unpacked before sizes were recorded is measured with `du` the first time, then read back."""
+    root = prepared_root(local_env, open_fleet)
+    record = root / ".releaser" / "size-r2"
+    recorded = int(record.read_text())
+    record.unlink()
+    assert parse_facts(run_facts(root)[0]).release_kib == recorded
+    assert int(record.read_text().split()[0]) == recorded
+    record.write_text("7\n")  # read back as recorded, not measured again
+    assert parse_facts(run_facts(root)[0]).release_kib == 7
+
+
+def test_a_dangling_slot_still_names_its_target(local_env, open_fleet):
+    """A slot pointing at a release no longer on disk is reported with its target (read with `readlink`)."""
+    root = prepared_root(local_env, open_fleet)
+    (root / "backup").unlink(missing_ok=True)
+    (root / "backup").symlink_to("releases/r0")
+    facts = parse_facts(run_facts(root)[0])
+    assert facts.slots["backup"] == "r0" and facts.slots["live"] == "r1"
