@@ -328,7 +328,11 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
 
     def checks(which: str) -> list:
         wanted = FAST_CHECKS if which == "fast" else NOW_CHECKS if now else None
-        results = run_checks(fleet, Limits(environment, at=moment, actor=fleet.actor), now=clock.now(), only=wanted)
+        # --now goes live at this moment: the checks judge it (not the next scheduled release, which would also
+        # build the bank-holiday calendar for dates nobody asked about); --at judges its moment, else the slot
+        when = clock.now()
+        limits = Limits(environment, at=when.astimezone(zone) if now else moment, actor=fleet.actor)
+        results = run_checks(fleet, limits, now=when, only=wanted)
         results = apply_overrides(results, accepted)
         if show_checks is not None:
             show_checks(which, results)
