@@ -93,6 +93,25 @@ def read_served(base_url: str, *, timeout: float, headers: dict[str, str] | None
     return Served(url, marker, status, "" if marker else f"-> {status} but not a release marker")
 
 
+def read_release_header(url: str, header: str, *, timeout: float) -> Served:
+    """GET `url` and say which release answered by its release header (an application instance names itself).
+
+    The header names the release only, so the marker it gives has no digest ('').
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": "releaser", "Cache-Control": "no-cache"})
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status, named = response.status, response.headers.get(header)
+            response.read(READ_LIMIT)
+    except urllib.error.HTTPError as error:
+        status, named = error.code, error.headers.get(header)
+    except (urllib.error.URLError, OSError) as error:
+        return Served(url, None, None, f"-> no answer ({getattr(error, 'reason', error)})")
+    if not named:
+        return Served(url, None, status, f"-> {status} without a {header} header")
+    return Served(url, Marker(named.strip(), ""), status)
+
+
 def judge_served(served: Served, expected: str) -> str | None:
     """None when the public URL serves `expected`; else the one line verification fails with, and what to do."""
     if served.release == expected:

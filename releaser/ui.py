@@ -444,7 +444,7 @@ def _served_json(report: ServerReport) -> dict | None:
     if served is None:
         return None
     return {"url": served.url, "release": served.release,
-            "sums_sha256": served.marker.sums_sha256 if served.marker else None,
+            "sums_sha256": (served.marker.sums_sha256 or None) if served.marker else None,  # a header names no digest
             "stale": _is_stale(report), "problem": served.problem or None}
 
 

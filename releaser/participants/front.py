@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import PurePosixPath
 
 from releaser.config import Application
-from releaser.identity import judge_served, read_served
+from releaser.identity import Served, judge_served, read_release_header, read_served
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed
 from releaser.transport import once_more_on_a_new_connection
@@ -215,6 +215,17 @@ class ServerFront:
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
 
+
+
+def public_release(application: Application, base_url: str, *, timeout: float) -> Served:
+    """What the public sees through a server's front: the release the instance answering there names.
+
+    Its release header on the health path when [application] declares one, else the release marker read
+    through the front (releaser.identity); `status` shows it beside where the live link points.
+    """
+    if application.release_header:
+        return read_release_header(base_url + application.health_path, application.release_header, timeout=timeout)
+    return read_served(base_url, timeout=timeout)
 
 
 def _get(url: str, header: str | None, *, timeout: float) -> tuple[int | None, str | None]:

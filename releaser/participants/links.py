@@ -50,8 +50,9 @@ def check_health(environment: Environment, server_name: str, *, rehearsal: bool 
 
     verify's probe, and status's. The marker says which release the public really sees there (`Probe.served`);
     with `expect`, a healthy answer from any other release (or no marker) fails the probe, saying the web
-    server serves a stale copy. With [application] the instance names its release in a header instead, which
-    the front participant checks, so the marker is not read.
+    server serves a stale copy. With [application] the front participant checks the release the front answers
+    with, so verify reads nothing more here; status reads it (the instance's release header, or the marker
+    through the front) to show what the public sees.
     """
     server = environment.server(server_name)
     health = environment.health
@@ -64,7 +65,11 @@ def check_health(environment: Environment, server_name: str, *, rehearsal: bool 
     answer = probe(base + health.path, status=health.status, contains=health.contains, timeout=wait,
                    attempts=health.attempts, headers=headers)
     if environment.application is not None:
-        return answer
+        if expect is not None:
+            return answer
+        from releaser.participants.front import public_release
+
+        return replace(answer, served=public_release(environment.application, base, timeout=wait))
     answer = replace(answer, served=read_served(base, timeout=wait, headers=headers))
     problem = judge_served(answer.served, expect) if expect is not None and answer.ok else None
     return replace(answer, ok=False, detail=problem) if problem else answer

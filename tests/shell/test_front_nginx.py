@@ -7,14 +7,16 @@ errors or non-2xx) out of at least 10,000, and what the fronts serve afterwards,
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from apps.appfarm import AppFarm, Load
-from releaser import instances
+from releaser import instances, ui
 from releaser.participants import front as front_participant
 from releaser.switch import Decision
 
@@ -215,3 +217,86 @@ def test_the_smoke_check_fails_where_the_staging_instance_is_not_running(app_far
     results = smoke_results(app_farm, {"path": "/healthz", "contains": "ok"})
     assert results["web-2"][0] == "FAIL" and "no instance of the staged release r2 runs" in results["web-2"][1]
     assert results["web-1"][0] == results["web-3"][0] == "PASS"
+
+
+# ---- what the public sees through the front: status, and verify without a release header ----
+
+def with_release_header(environment, header: str | None):
+    """The environment with [application] release_header set to `header` (None: the instance names none)."""
+    return environment.model_copy(update={"application": environment.application.model_copy(
+        update={"release_header": header})})
+
+
+def frozen_front(farm: AppFarm, name: str, release: str) -> str:
+    """Make a server's nginx send the public to `release`'s instance whatever its include says (a front whose
+    reloads do not take, as with a stray upstream or a cache); the configuration to put back."""
+    front = farm.fronts[name]
+    good = front.conf.read_text()
+    port = farm.read()[name].of_release(release).port
+    front.conf.write_text(good.replace(f"include {front.include};", f"server 127.0.0.1:{port};"))
+    return good
+
+
+def reload_front(farm: AppFarm, name: str, serving: str) -> None:
+    """Reload a server's nginx by its PID and wait until it answers from the instance of `serving`."""
+    farm.fronts[name].process.send_signal(signal.SIGHUP)
+    wait_until_served(farm, name, serving)
+
+
+def wait_until_served(farm: AppFarm, name: str, release: str) -> None:
+    """Wait until a front answers only from `release` (the workers a graceful reload retires finish first)."""
+    deadline = time.monotonic() + 10
+    while farm.served(name, 5) != {(200, release)}:
+        assert time.monotonic() < deadline, f"{name}'s front does not serve {release}: {farm.served(name, 5)}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("header", ["X-Release-Id", None], ids=["release-header", "marker-through-the-front"])
+def test_status_shows_the_release_a_stale_front_serves(app_farm, open_fleet, capsys, monkeypatch, header):
+    """After go-live to r2, web-2's front keeps sending the public to r1's instance: status says STALE r1 there."""
+    app_farm.environment = with_release_header(app_farm.environment, header)
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    good = frozen_front(app_farm, "web-2", "r1")
+    try:
+        reload_front(app_farm, "web-2", "r1")
+        served_by_nginx = app_farm.environment.model_copy(update={"sandbox": None})  # the fronts hold the live ports
+        with open_fleet(served_by_nginx) as fleet:
+            reports = fleet.read_status()
+        capsys.readouterr()
+        ui.show_status(app_farm.environment.name, reports, as_json=True)
+        servers = {s["server"]: s for s in json.loads(capsys.readouterr().out)["servers"]}
+        assert servers["web-2"]["live"] == "r2" and servers["web-2"]["health"]["ok"]  # healthy, yet not r2
+        seen = servers["web-2"]["public_sees"]
+        assert (seen["release"], seen["stale"]) == ("r1", True), seen
+        assert [(servers[n]["public_sees"]["release"], servers[n]["public_sees"]["stale"]) for n in ("web-1", "web-3")] \
+            == [("r2", False), ("r2", False)]
+        assert seen["url"].endswith("/healthz" if header else "/.releaser/release.json")
+        assert (seen["sums_sha256"] is None) == (header is not None)  # a header names the release, not its files
+        monkeypatch.setenv("COLUMNS", "200")
+        ui.show_status(app_farm.environment.name, reports)
+        out = capsys.readouterr()
+        assert "STALE r1" in out.out
+        assert "web-2's public URL serves r1 while its live link points at r2" in out.err
+    finally:
+        app_farm.fronts["web-2"].conf.write_text(good)
+
+
+def test_without_a_release_header_verify_reads_the_marker_through_the_front(app_farm):
+    """No release header declared: verify reads the release marker through web-2's front, finds r1, reverts."""
+    app_farm.environment = with_release_header(app_farm.environment, None)
+    good = {}
+
+    def freeze_web_2() -> None:
+        good["conf"] = frozen_front(app_farm, "web-2", "r1")
+
+    try:
+        report = app_farm.switch("go-live", before_commit=freeze_web_2)
+    finally:
+        if "conf" in good:
+            app_farm.fronts["web-2"].conf.write_text(good["conf"])
+    assert report.decision is Decision.REVERTED, report
+    cause = report.cause["web-2:front"]
+    assert "/.releaser/release.json -> release r1, expected r2" in cause, cause
+    assert "serving a stale copy" in cause
+    for name in SERVERS:  # every front is back on r1
+        wait_until_served(app_farm, name, "r1")
