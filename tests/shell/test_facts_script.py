@@ -92,3 +92,20 @@ def test_a_dangling_slot_still_names_its_target(local_env, open_fleet):
     (root / "backup").symlink_to("releases/r0")
     facts = parse_facts(run_facts(root)[0])
     assert facts.slots["backup"] == "r0" and facts.slots["live"] == "r1"
+
+
+def test_on_a_file_system_that_is_not_local_the_clock_is_dates(local_env, open_fleet, tmp_path):
+    """On NFS a file's times are the file server's, not this server's: there the clock comes from `date`."""
+    root = prepared_root(local_env, open_fleet)
+    env = only_these_tools(tmp_path / "bin", (*ALLOWED, "date"))
+    (tmp_path / "bin" / "stat").unlink()
+    (tmp_path / "bin" / "stat").write_text(  # `stat -f` as on an NFS mount: the same numbers, type "nfs"
+        f'#!{shutil.which("sh")}\nout=$({shutil.which("stat")} "$@") || exit $?\nprintf "%s nfs\\n" "${{out%% *}}"\n')
+    (tmp_path / "bin" / "stat").chmod(0o755)
+    for name in ("clock-start", "clock-end"):
+        (root / ".releaser" / name).unlink(missing_ok=True)
+    text, before, after = run_facts(root, env)
+    facts = parse_facts(text)
+    assert "\nclock " in text and "clock-files" not in text
+    assert not (root / ".releaser" / "clock-start").exists()
+    assert facts.clock is not None and before <= facts.clock <= after and facts.free_kib
