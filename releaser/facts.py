@@ -41,7 +41,8 @@ fs=$(stat -f -c '%a*%S %T' . 2>/dev/null)
 printf 'df %s\n' "${fs%% *}"
 # The clock: the modification times of two files written here, at the start and at the end, which the tar
 # below carries to the nanosecond, in place of two `date`s; only where the kernel here stamps them (a local
-# file system: NFS's times are its server's), else `date`.
+# file system: NFS's times are its server's), else `date`. The kernel stamps file times from a clock that
+# moves by its tick (1-10 ms): ample for a skew limit counted in tenths of a second.
 clock=date
 case ${fs#* } in
   ext2/ext3|xfs|btrfs|tmpfs|overlayfs|zfs|f2fs|jfs|reiserfs)
