@@ -197,11 +197,13 @@ class Fleet:
     # ---- the switch ----
 
     def go_live(self, *, reason: str | None = None, verify: bool = True, approve: Approve | None = None,
-                before_commit: BeforeCommit | None = None, journal_extra: dict | None = None) -> FleetResult:
+                before_commit: BeforeCommit | None = None, until_commit: Callable[[], float] | None = None,
+                journal_extra: dict | None = None) -> FleetResult:
         """Make the staged release live on every server at once, or on none.
 
         `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second);
-        if it raises, the prepared links are removed and nothing was switched.
+        if it raises, the prepared links are removed and nothing was switched. `until_commit` says how many
+        seconds that wait has left: every server's commit is then armed during it (releaser.switch).
         """
         self.require_all_reachable("go-live")
         self.recorder.context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
@@ -209,7 +211,8 @@ class Fleet:
             with self.locked("go-live", prepare_for="go-live") as session:
                 plans = plan_fleet_go_live(states(session.reports, "go-live"))
                 ask(approve, "go-live", plans)
-                result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit)
+                result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit,
+                                     until_commit=until_commit)
                 self.record("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
                             timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
         finally:
@@ -233,7 +236,8 @@ class Fleet:
         return with_leftovers(result, session)
 
     def switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool, keep_unhealthy: bool = False,
-               before_commit: Callable[[], None] | None = None, rehearsal: bool = False) -> FleetResult:
+               before_commit: Callable[[], None] | None = None, until_commit: Callable[[], float] | None = None,
+               rehearsal: bool = False) -> FleetResult:
         """Move every participant of this switch through the coordinator; raise once the fleet is consistent.
 
         The participants are the slot links on every server whose plan changes one, and whatever other kinds
@@ -253,7 +257,7 @@ class Fleet:
                                 rehearsal=rehearsal, early=early)
         participants = participants_for(context)
         report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
-                            keep_unhealthy=keep_unhealthy, before_commit=before_commit,
+                            keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
                             on_phase=lambda phase: [self.progress(name, phase) for name in changing])
         if early and session:  # the links were prepared in the lock's round trip: that trip is the prepare
             for phase in ("prepare", "switch"):
