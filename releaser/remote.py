@@ -110,13 +110,14 @@ cd "$1"; unchanged=$2; shift 2
 
 # The commit armed before T, for a scheduled go-live. Everything that costs a process is paid while arming: the
 # channel, the shell, hard links of the prepared links named as the slots (so one `mv` renames them all, in
-# order), the clock (`date -f -` on a FIFO: it prints the time when told "now", after the rename) and a `find`
-# whose first start point runs the gate: `timeout BOUND sh -c read`, which prints "armed" and blocks on the
-# line "go" from stdin. At T the gate exits, the same find goes on to check the release for changes since
-# prepare (as _RENAMES does: exit 4, nothing renamed), and the renames take one `mv`: no process starts at T
-# before the check, one before the rename. End of file before "go" (the client closed the channel, or its
-# connection dropped) and the bound passing (timeout ends the gate: dash's `read` has no timeout) both end the
-# gate without "go": exit 8, nothing renamed, so a client lost before T never commits late. Its empty
+# order), the clock (`date -f -` on a FIFO: it prints the time when told "now", after the rename) and one
+# `find` over three kinds of start point: .releaser/next-live runs the gate (`timeout BOUND sh -c read`, which
+# prints "armed" and blocks on the line "go" from stdin); the release going live is checked for changes since
+# prepare (as _RENAMES does: the first one found stops it, exit 4, nothing renamed or removed); the slots to
+# remove are removed (-delete, only once the check has passed). At T no process starts before the check and
+# one, `mv`, before the rename. End of file before "go" (the client closed the channel, or its connection
+# dropped) and the bound passing (timeout ends the gate: dash's `read` has no timeout) both end the gate
+# without "go": exit 8, nothing renamed or removed, so a client lost before T never commits late. The empty
 # .releaser/armed-PID directory is removed by the next finish, abort, restore or lock.
 _ARMED_COMMIT = r"""
 cd "$1" || exit 3
@@ -137,8 +138,10 @@ if [ -n "$live" ]; then  # the clock, started now: it prints the time when told 
   exec 4> "$armed/clock"
 fi
 exec 3>&1
-seen=$(find . "releases/$unchanged" \( -path . -exec timeout "$bound" sh -c 'echo armed >&3; IFS= read -r word && [ "$word" = go ]' releaser-gate \; -printf 'go\n' -prune \) \
-  -o \( -path . -quit \) -o \( -cnewer .releaser/next-live -print -quit \) 2>/dev/null)
+seen=$(find .releaser/next-live "releases/$unchanged" $removes \
+  \( -path .releaser/next-live \( -exec timeout "$bound" sh -c 'echo armed >&3; IFS= read -r word && [ "$word" = go ]' releaser-gate \; -printf 'go\n' -o -quit \) \) \
+  -o \( \( -path live -o -path backup -o -path staging \) \( -delete -o -true \) \) \
+  -o \( -cnewer .releaser/next-live -print -quit \) 2>/dev/null)
 case $seen in
   go) ;;
   go?*) rm -rf "$armed"
@@ -146,9 +149,11 @@ case $seen in
     exit 4 ;;
   *) rm -rf "$armed"; echo "no go line came (the connection closed, or $bound s passed); nothing was switched here" >&2; exit 8 ;;
 esac
+for slot in $removes; do
+  if [ -e "$slot" ] || [ -L "$slot" ]; then echo "cannot remove $slot; nothing was renamed here" >&2; exit 1; fi
+done
 mv -f -t . $moves || exit 1
 if [ -n "$live" ]; then echo now >&4; exec 4>&-; wait; fi
-if [ -n "$removes" ]; then rm -f $removes || exit 1; fi
 exit 0
 """
 
