@@ -51,9 +51,7 @@ BeforeCommit = Callable[[], None]
 def connected(environment: Environment, *, actor: str, clock: Clock, progress: Progress | None = None,
               journal_path: Path | None = None, hosts: Mapping[str, Host] | None = None) -> Iterator["Fleet"]:
     """Open every server of the environment (and, for the local sandbox, its web servers) for one command."""
-    from releaser.sandbox import serving
-
-    with serving(environment) if environment.sandbox and environment.sandbox.serve else _nothing():
+    with _sandbox_serving(environment):
         with Fleet(environment, actor=actor, clock=clock, hosts=hosts, progress=progress, journal_path=journal_path) as fleet:
             if environment.notifications:
                 from releaser.notify import Notifier
@@ -70,8 +68,15 @@ def _zone_of(environment: Environment) -> str:
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
+def _sandbox_serving(environment: Environment) -> Iterator[None]:
+    """The local sandbox's web servers while the block runs; nothing, and no web server code imported, otherwise."""
+    if environment.sandbox and environment.sandbox.serve:
+        from releaser.sandbox import serving  # http.server and friends: only the sandbox needs them
+
+        with serving(environment):
+            yield
+    else:
+        yield
 
 
 class Fleet:
