@@ -221,8 +221,8 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
     `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second); if it
     raises, every participant is aborted and the exception goes on after that. With `until_commit` (how many
     seconds before_commit will wait, read once it starts), participants that can arm (ArmedCommit) are armed
-    while it waits, each bounded by that wait plus the commit deadline, and told go at the moment. With `keep_unhealthy` (a
-    rollback: the backup is the best there is) a failed verify is reported, not reverted. Ctrl-C during
+    while it waits, each bounded by that wait plus the commit deadline, and told go at the moment. With
+    `keep_unhealthy` (a rollback: the backup is the best there is) a failed verify is reported, not reverted. Ctrl-C during
     prepare aborts everything and raises Cancelled; from commit on, it is held until the switch has ended.
     """
     on_phase = on_phase or (lambda phase: None)
@@ -337,7 +337,7 @@ def held_interrupts() -> Iterator[Presses]:
 # ---- phases ----
 
 def _start_arming(participants: Sequence[Participant], wait: float, commit_deadline: float) -> bool:
-    """Start arming every participant that can, each in a thread, without waiting; False when none can or no time is left.
+    """Start arming every participant that can, each in a thread, without waiting; False if none can or no time is left.
 
     Each armed commit gives up by itself `wait` + `commit_deadline` seconds from now: a go line can only come
     within the commit's own deadline of the moment. Arming stops trying at the moment (or the commit deadline).

@@ -25,12 +25,12 @@ from dataclasses import dataclass, replace
 
 from releaser import remote
 from releaser.config import Environment
+from releaser.errors import HostUnreachable
 from releaser.hooks import run_hook
 from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed
-from releaser.errors import HostUnreachable
 from releaser.transport import Running, once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
@@ -147,16 +147,17 @@ class ServerLinks:
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared links over the slots, unless the release changed since prepare.
 
-        An armed commit that was told go is only read here; otherwise the commit script runs now.
+        An armed commit that was told go is only read here; otherwise the commit script runs now. An armed one
+        that says no go line reached it in time (this process was late past its bound) renamed nothing: the
+        commit script runs now, as for a server that was never armed.
         """
         fired, self._fired = self._fired, None
+        done = None
         if fired is not None:  # its bound ends at most `_armed_late` after ours: wait at least that long for it
             done = fired.wait(timeout + self._armed_late)
-        else:
+        if done is None or done.exit_code == _NO_GO:
             self._disarm()
             done = self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live), timeout=timeout)
-        if done.exit_code == _NO_GO and fired is not None:
-            raise StepFailed(f"commit failed: {done.reason()}")
         if not done.ok:  # exit 4: the release changed since prepare, refused before any rename; else maybe half done
             raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED_CHANGED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None

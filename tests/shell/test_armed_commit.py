@@ -202,3 +202,25 @@ def test_a_server_reset_while_armed_is_committed_the_usual_way_or_put_back(sshd_
     assert set(slots.values()) in ({NEW}, {OLD}), (outcome, slots)
     assert hosts["web-2"].started == ["commit"]  # it was armed before the reset
     assert "web-2" in outcome or outcome == "live"
+
+
+def test_a_go_live_late_past_the_bound_commits_the_usual_way(sshd_farm, tmp_path, open_fleet):
+    """The wait overran the armed commits' bound (this process stalled): they renamed nothing, so every server
+    commits as if it had never been armed, once, after the wait."""
+    from conftest import ssh_environment_for
+
+    env = ssh_environment_for(sshd_farm, tmp_path / "env.toml", extra="[deadlines]\ncommit = 1.0\n")
+    morning(open_fleet, env)
+    hosts = counted_hosts(env)
+    waited = []
+
+    def stalled() -> None:  # says 0.2 s, takes 2: past the 0.2 + 1.0 s every armed commit waits for its go line
+        time.sleep(2.0)
+        waited.append(time.time())
+
+    with open_fleet(env, hosts=hosts) as fleet:
+        result = fleet.go_live(before_commit=stalled, until_commit=lambda: 0.2)
+    assert set(read_slots(env).values()) == {NEW}
+    assert all(r.renamed_at >= waited[0] for r in result.results), result
+    for host in hosts.values():
+        assert host.started == ["commit"] and host.ran.count("commit") == 1, (host.name, host.started, host.ran)
