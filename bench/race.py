@@ -14,8 +14,10 @@ served by the sandbox web servers (started once, outside the timings). Every rou
   ThreadingGroup.run sends one command to all), connecting on first use as Fabric does.
 
 The rounds interleave the two so drifting load on this shared machine hits both alike; medians and the ratio
-releaser / Fabric are printed. The ratio is what to track, not the absolute times. Latency: this kernel has no
-`tc netem` in the container, so there is no delayed variant here (bench/switch.py --rtt-ms has a TCP proxy).
+releaser / Fabric are printed (a first, uncounted round warms the disk cache and writes releaser's bytecode).
+Both run with this checkout's releaser first on PYTHONPATH, so a copy of an older commit measures its own code.
+The ratio is what to track, not the absolute times. Latency: this kernel has no `tc netem` in the container, so
+there is no delayed variant here (bench/switch.py --rtt-ms has a TCP proxy).
 """
 
 from __future__ import annotations
@@ -94,17 +96,31 @@ def race(n: int, rounds: int) -> tuple[int, float, float]:
             fleet.stage(r1)
             fleet.go_live()
         project = cold_project(base)
-        cli_env = {**os.environ, "RELEASER_ACTOR": ACTOR, "NO_COLOR": "1"}
+        cli_env = process_environment()
         pairs = [f"{s.port}={s.root}" for s in farm.servers]
         fabric_argv = [sys.executable, "-c", FABRIC, farm.user, str(farm.key_file), str(farm.known_hosts), "r1", *pairs]
         ours, theirs = [], []
-        for _ in range(rounds):
+        for round_ in range(rounds + 1):  # the first round only warms the disk cache and the bytecode: not counted
             with connected(env, actor=ACTOR, clock=clock, journal_path=base / "journal.jsonl") as fleet:
                 fleet.stage(r2)
                 fleet.go_live()
-            ours.append(timed_process([invoke(), "-r", str(project), "rollback", "--yes", "--env", str(env_path)], cli_env))
-            theirs.append(timed_process(fabric_argv, cli_env))
+            mine = timed_process([invoke(), "-r", str(project), "rollback", "--yes", "--env", str(env_path)], cli_env)
+            fabric = timed_process(fabric_argv, cli_env)
+            if round_:
+                ours.append(mine)
+                theirs.append(fabric)
     return n, statistics.median(ours), statistics.median(theirs)
+
+
+def process_environment() -> dict[str, str]:
+    """The cold processes' environment: this checkout's code first on the path, bytecode kept, plain output.
+
+    PYTHONPATH makes a copy of the project (an older commit, for before/after) run its own releaser rather
+    than the editable install's. This machine sets PYTHONDONTWRITEBYTECODE=1, which would have every process
+    compile releaser's modules again (an installed releaser has its .pyc files, as Fabric's are): it is removed.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(PROJECT), "RELEASER_ACTOR": ACTOR, "NO_COLOR": "1"}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How long the all-or-nothing switch takes on N real sshd servers, against what people would use instead.
 
-    python bench/switch.py [--sizes 1,5,20] [--repeat 5] [--shell-rc skip|keep|both] [--rtt-ms 0,10]
+    python bench/switch.py [--sizes 1,5,20] [--repeat 5] [--shell-rc skip|keep|both] [--rtt-ms 0,10] [--only at-t]
 
 For each N it starts N OpenSSH servers on loopback (tests/sshfarm.py), stages r1 and r2 with releaser and,
 with every connection already open (as go-live has them before 09:30), times:
@@ -64,6 +64,8 @@ def main() -> int:
                         help="skip the login user's ~/.bashrc for SSH commands, keep it, or run both (default skip)")
     parser.add_argument("--rtt-ms", default="0",
                         help="round trips to emulate, comma-separated; 0 is plain loopback (default 0)")
+    parser.add_argument("--only", choices=("all", "at-t"), default="all",
+                        help="at-t: only the scheduled go-lives' T-to-rename figures, one line per N (default all)")
     args = parser.parse_args()
     if sshd_path() is None:
         print("sshd not found; install openssh-server", file=sys.stderr)
@@ -76,10 +78,13 @@ def main() -> int:
             rows = []
             for n in sizes:
                 print(f"... N={n}, shell rc {mode}, rtt {rtt:g} ms", file=sys.stderr, flush=True)
-                rows.append(bench(n, args.repeat, skip_shell_rc=(mode == "skip"), rtt_ms=rtt))
+                if args.only == "at-t":
+                    rows.append(bench_at_t(n, args.repeat, skip_shell_rc=(mode == "skip"), rtt_ms=rtt))
+                else:
+                    rows.append(bench(n, args.repeat, skip_shell_rc=(mode == "skip"), rtt_ms=rtt))
             tables[(mode, rtt)] = rows
     for (mode, rtt), rows in tables.items():
-        show(mode, rtt, rows, args.repeat)
+        (show_at_t if args.only == "at-t" else show)(mode, rtt, rows, args.repeat)
     return 0
 
 
@@ -148,6 +153,35 @@ def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> d
         row["cold_status"] = median(repeat, lambda: timed_process([invoke(), "-r", str(project), "status", "--env", str(env_path)], cli_env))
         row["list"] = median(repeat, lambda: timed_process([invoke(), "-r", str(project), "--list"], cli_env))
     return row
+
+
+def bench_at_t(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> dict:
+    """Only the scheduled go-lives' T-to-rename figures for one farm of n servers (renames_after_t)."""
+    with tempfile.TemporaryDirectory(prefix="releaser-bench-") as scratch, ExitStack() as stack:
+        base = Path(scratch)
+        farm = stack.enter_context(SshdFarm(base / "farm", n, skip_shell_rc=skip_shell_rc))
+        web = free_ports(2 * n)
+        near = Reach([s.port for s in farm.servers], farm.known_hosts, web)
+        reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
+        stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
+        env = load_environment(str(write_environment(farm, reach, base / "bench.toml")), PROJECT)
+        clock = FakeClock(datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+        r1, r2 = read_bundle(EXAMPLES / "r1"), read_bundle(EXAMPLES / "r2")
+        with connected(env, actor=ACTOR, clock=clock, journal_path=base / "journal.jsonl") as fleet:
+            fleet.stage(r1)
+            fleet.go_live()
+            return {"n": n, "after_t": renames_after_t(fleet, r2, repeat)}
+
+
+def show_at_t(mode: str, rtt_ms: float, rows: list[dict], repeat: int) -> None:
+    """One line per N: each server's rename minus T over every server of --repeat scheduled go-lives."""
+    far = f"{rtt_ms:g} ms round trip (bench/delay.py)" if rtt_ms else "plain loopback"
+    print(f"\n{far}; shell rc {'skipped' if mode == 'skip' else 'kept'}; {repeat} scheduled go-lives; {os.cpu_count()} CPUs")
+    print("N | T->rename med ms | worst ms | earliest ms | skew@T ms")
+    print("- | - | - | - | -")
+    for r in rows:
+        t = r["after_t"]
+        print(f"{r['n']} | {t['median_ms']:.1f} | {t['worst_ms']:.1f} | {t['earliest_ms']:.1f} | {t['skew_ms']:.1f}")
 
 
 def renames_after_t(fleet, release, repeat: int) -> dict:

@@ -1,8 +1,9 @@
 """Count SSH round trips per server inside a bench process, without touching releaser's code paths.
 
-`counting()` wraps SshHost's run/put/read/reconnect for as long as it is active (the bench's own process only)
-and hands back a Trips that counts, per server name, each command run (one round trip through the
-connection's shell or an exec channel), each SFTP transfer and each reconnection. Each step is also labelled
+`counting()` wraps SshHost's run/start/put/read/reconnect for as long as it is active (the bench's own process
+only) and hands back a Trips that counts, per server name, each command run (one round trip through the
+connection's shell or an exec channel; a command started ahead, like an armed commit, counts once), each SFTP
+transfer and each reconnection. Each step is also labelled
 with the script's name (`releaser-lock`, `releaser-commit`, ...) so the bench can say which trips a command made.
 """
 
@@ -53,11 +54,15 @@ def counting() -> Iterator[Trips]:
     from releaser.transport import SshHost
 
     trips = Trips()
-    originals = {name: getattr(SshHost, name) for name in ("run", "put", "read", "reconnect")}
+    originals = {name: getattr(SshHost, name) for name in ("run", "start", "put", "read", "reconnect")}
 
     def run(self, argv, **kwargs):
         trips.note(self.name, _label(argv))
         return originals["run"](self, argv, **kwargs)
+
+    def start(self, argv, **kwargs):
+        trips.note(self.name, _label(argv) + " (armed)")
+        return originals["start"](self, argv, **kwargs)
 
     def put(self, local, remote, **kwargs):
         trips.note(self.name, "sftp put")
@@ -71,7 +76,7 @@ def counting() -> Iterator[Trips]:
         trips.note(self.name, "reconnect")
         return originals["reconnect"](self)
 
-    SshHost.run, SshHost.put, SshHost.read, SshHost.reconnect = run, put, read, reconnect
+    SshHost.run, SshHost.start, SshHost.put, SshHost.read, SshHost.reconnect = run, start, put, read, reconnect
     try:
         yield trips
     finally:

@@ -51,9 +51,7 @@ BeforeCommit = Callable[[], None]
 def connected(environment: Environment, *, actor: str, clock: Clock, progress: Progress | None = None,
               journal_path: Path | None = None, hosts: Mapping[str, Host] | None = None) -> Iterator["Fleet"]:
     """Open every server of the environment (and, for the local sandbox, its web servers) for one command."""
-    from releaser.sandbox import serving
-
-    with serving(environment) if environment.sandbox and environment.sandbox.serve else _nothing():
+    with _sandbox_serving(environment):
         with Fleet(environment, actor=actor, clock=clock, hosts=hosts, progress=progress, journal_path=journal_path) as fleet:
             if environment.notifications:
                 from releaser.notify import Notifier
@@ -70,8 +68,15 @@ def _zone_of(environment: Environment) -> str:
 
 
 @contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
+def _sandbox_serving(environment: Environment) -> Iterator[None]:
+    """The local sandbox's web servers while the block runs; nothing, and no web server code imported, otherwise."""
+    if environment.sandbox and environment.sandbox.serve:
+        from releaser.sandbox import serving  # http.server and friends: only the sandbox needs them
+
+        with serving(environment):
+            yield
+    else:
+        yield
 
 
 class Fleet:
@@ -197,11 +202,13 @@ class Fleet:
     # ---- the switch ----
 
     def go_live(self, *, reason: str | None = None, verify: bool = True, approve: Approve | None = None,
-                before_commit: BeforeCommit | None = None, journal_extra: dict | None = None) -> FleetResult:
+                before_commit: BeforeCommit | None = None, until_commit: Callable[[], float] | None = None,
+                journal_extra: dict | None = None) -> FleetResult:
         """Make the staged release live on every server at once, or on none.
 
         `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second);
-        if it raises, the prepared links are removed and nothing was switched.
+        if it raises, the prepared links are removed and nothing was switched. `until_commit` says how many
+        seconds that wait has left: every server's commit is then armed during it (releaser.switch).
         """
         self.require_all_reachable("go-live")
         self.recorder.context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
@@ -209,7 +216,8 @@ class Fleet:
             with self.locked("go-live", prepare_for="go-live") as session:
                 plans = plan_fleet_go_live(states(session.reports, "go-live"))
                 ask(approve, "go-live", plans)
-                result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit)
+                result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit,
+                                     until_commit=until_commit)
                 self.record("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
                             timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
         finally:
@@ -233,7 +241,8 @@ class Fleet:
         return with_leftovers(result, session)
 
     def switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool, keep_unhealthy: bool = False,
-               before_commit: Callable[[], None] | None = None, rehearsal: bool = False) -> FleetResult:
+               before_commit: Callable[[], None] | None = None, until_commit: Callable[[], float] | None = None,
+               rehearsal: bool = False) -> FleetResult:
         """Move every participant of this switch through the coordinator; raise once the fleet is consistent.
 
         The participants are the slot links on every server whose plan changes one, and whatever other kinds
@@ -253,7 +262,7 @@ class Fleet:
                                 rehearsal=rehearsal, early=early)
         participants = participants_for(context)
         report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
-                            keep_unhealthy=keep_unhealthy, before_commit=before_commit,
+                            keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
                             on_phase=lambda phase: [self.progress(name, phase) for name in changing])
         if early and session:  # the links were prepared in the lock's round trip: that trip is the prepare
             for phase in ("prepare", "switch"):

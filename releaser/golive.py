@@ -124,7 +124,11 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
         journal_extra["switched_at"] = _utc(clock.now())  # read when the go-live event is written, after commit
         tick("commit", clock.now(), timeline.switch_at)  # the countdown must stop saying "nothing is switched yet"
 
-    return fleet.go_live(reason=reason, approve=approve, before_commit=wait_for_the_second, journal_extra=journal_extra)
+    def seconds_to_the_second() -> float:  # every server's commit is armed for this wait (releaser.switch)
+        return (timeline.switch_at - clock.now()).total_seconds()
+
+    return fleet.go_live(reason=reason, approve=approve, before_commit=wait_for_the_second,
+                         until_commit=seconds_to_the_second, journal_extra=journal_extra)
 
 
 Record = Callable[..., None]  # (outcome, detail, **extra): journal one go-live event of this attempt

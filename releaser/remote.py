@@ -91,9 +91,7 @@ prepare_links "$verify" "$@"
 # file, or of its directory), which no user can set back, unlike the mtime; one `find` over the directory
 # entries (no file is read) answers, and stops at the first. A clock stepped back between prepare and commit
 # could hide a change; prepare's sha256 check of every file still stands before it.
-_COMMIT = r"""
-set -e
-cd "$1"; unchanged=$2; shift 2
+_RENAMES = r"""
 if [ -n "$unchanged" ] && [ -n "$(find "releases/$unchanged" -cnewer .releaser/next-live -print -quit 2>/dev/null)" ]; then
   echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
   exit 4
@@ -103,6 +101,59 @@ for pair in "$@"; do
   if [ "$release" = "-" ]; then rm -f "$slot"; else mv -T ".releaser/next-$slot" "$slot"; fi
   [ "$slot" = live ] && date +%s.%N
 done
+exit 0
+"""
+_COMMIT = r"""
+set -e
+cd "$1"; unchanged=$2; shift 2
+""" + _RENAMES
+
+# The commit armed before T, for a scheduled go-live. Everything that costs a process is paid while arming: the
+# channel, the shell, hard links of the prepared links named as the slots (so one `mv` renames them all, in
+# order), the clock (`date -f -` on a FIFO: it prints the time when told "now", after the rename) and one
+# `find` over three kinds of start point: .releaser/next-live runs the gate (`timeout BOUND sh -c read`, which
+# prints "armed" and blocks on the line "go" from stdin); the release going live is checked for changes since
+# prepare (as _RENAMES does: the first one found stops it, exit 4, nothing renamed or removed); the slots to
+# remove are removed (-delete, only once the check has passed). At T no process starts before the check and
+# one, `mv`, before the rename. End of file before "go" (the client closed the channel, or its connection
+# dropped) and the bound passing (timeout ends the gate: dash's `read` has no timeout) both end the gate
+# without "go": exit 8, nothing renamed or removed, so a client lost before T never commits late. The empty
+# .releaser/armed-PID directory is removed by the next finish, abort, restore or lock.
+_ARMED_COMMIT = r"""
+cd "$1" || exit 3
+unchanged=$2; bound=$3; shift 3
+armed=.releaser/armed-$$
+mkdir "$armed" || exit 3
+moves= removes= live=
+for pair in "$@"; do
+  slot=${pair%%=*}; release=${pair#*=}
+  if [ "$release" = "-" ]; then removes="$removes $slot"; continue; fi
+  ln -P ".releaser/next-$slot" "$armed/$slot" || { rm -rf "$armed"; exit 3; }
+  moves="$moves $armed/$slot"
+  if [ "$slot" = live ]; then live=yes; fi
+done
+if [ -n "$live" ]; then  # the clock, started now: it prints the time when told "now", after the rename
+  mkfifo "$armed/clock" || { rm -rf "$armed"; exit 3; }
+  date -f - +%s.%N < "$armed/clock" &
+  exec 4> "$armed/clock"
+fi
+exec 3>&1
+seen=$(find .releaser/next-live "releases/$unchanged" $removes \
+  \( -path .releaser/next-live \( -exec timeout "$bound" sh -c 'echo armed >&3; IFS= read -r word && [ "$word" = go ]' releaser-gate \; -printf 'go\n' -o -quit \) \) \
+  -o \( \( -path live -o -path backup -o -path staging \) \( -delete -o -true \) \) \
+  -o \( -cnewer .releaser/next-live -print -quit \) 2>/dev/null)
+case $seen in
+  go) ;;
+  go?*) rm -rf "$armed"
+    echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
+    exit 4 ;;
+  *) rm -rf "$armed"; echo "no go line came (the connection closed, or $bound s passed); nothing was switched here" >&2; exit 8 ;;
+esac
+for slot in $removes; do
+  if [ -e "$slot" ] || [ -L "$slot" ]; then echo "cannot remove $slot; nothing was renamed here" >&2; exit 1; fi
+done
+mv -f -t . $moves || exit 1
+if [ -n "$live" ]; then echo now >&4; exec 4>&-; wait; fi
 exit 0
 """
 
@@ -119,6 +170,7 @@ for pair in "$@"; do
     || { echo "cannot put $slot back on $release" >&2; rc=1; }
 done
 rm -f .releaser/next-*
+for left in .releaser/armed-*; do if [ -d "$left" ]; then rm -rf .releaser/armed-*; fi; break; done
 exit $rc
 """
 
@@ -133,7 +185,7 @@ if [ "$2" = setup ]; then
 fi
 """
 
-_ABORT = r"""cd "$1" 2>/dev/null && rm -f .releaser/next-*; exit 0"""
+_ABORT = r"""cd "$1" 2>/dev/null && rm -rf .releaser/next-* .releaser/armed-*; exit 0"""
 
 # The archive is the bundle's .tar.gz as it was built (or a directory packed once); the sums file, the manifest's
 # sha256 of every file in `sha256sum -c` format, travels beside it and replaces any the archive holds.
@@ -205,7 +257,7 @@ fi
 _CLEAN_LEFTOVERS = r"""
 if [ "$taken" = yes ]; then
   for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
-      "$1"/.releaser/next-* "$1"/.releaser/back-*; do
+      "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
 fi
@@ -280,6 +332,7 @@ _FINISH = _FREE_LOCK + _WRITE_JOURNAL + r"""
 root=$1; token=$2; max_bytes=$3; max_days=$4; shift 4
 if [ $# -gt 0 ]; then write_journal "$@"; fi
 for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
+for left in "$root"/.releaser/armed-*; do [ -d "$left" ] && rm -rf "$root"/.releaser/armed-*; break; done
 [ -z "$token" ] || free_lock "$root" "$token"
 """
 
@@ -340,6 +393,17 @@ def commit_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, unchanged
     made .releaser/next-live, and refuses (exit 4, nothing renamed) when something did.
     """
     return _script("commit", _COMMIT, str(root), validate_release_id(unchanged) if unchanged else "",
+                   *_pairs(changes, "new"))
+
+
+def armed_commit_argv(root: PurePosixPath, changes: Sequence[LinkChange], *, bound: float, unchanged: str) -> list[str]:
+    """commit_argv's commit, started ahead: prints "armed", then checks and renames when the line "go" arrives.
+
+    End of file before "go" (the client went away), or `bound` seconds without it, exits 8 with nothing
+    renamed. After "go": exit 4 (nothing renamed) when `unchanged`, the release going live, changed since
+    prepare; else the renames, in order, in one `mv`, and the time live was renamed.
+    """
+    return _script("commit", _ARMED_COMMIT, str(root), validate_release_id(unchanged), f"{max(0.001, bound):.3f}",
                    *_pairs(changes, "new"))
 
 

@@ -2,8 +2,10 @@
 
     participants (each one thing that moves: the links on web-1, the front on web-1, the database)
       prepare   every participant at once, bounded   nothing the public sees changes
-      wait      the caller's moment (a scheduled go-live waits for T here; Ctrl-C aborts every prepare)
-      commit    every participant at once, bounded   Ctrl-C is held until commit or revert has ended
+      wait      the caller's moment (a scheduled go-live waits for T here; Ctrl-C aborts every prepare);
+                participants that can (`arm`) start their commit meanwhile, blocked until told go
+      commit    every participant at once, bounded   Ctrl-C is held until commit or revert has ended;
+                the armed ones are told go first, one line each, before any other work
       verify    every participant at once, bounded
       revert    on any failure: every participant that committed or may have, newest first
 
@@ -17,6 +19,10 @@ daemon and cannot keep the process alive), reverts the others, and says that the
 when the phase was commit or revert. A second Ctrl-C stops waiting for any participant still busy in that phase
 (the revert that follows still waits for those that answer; one more press ends that wait too) and reports
 what is known.
+
+Arming is what keeps the second at scale: a commit started at T pays a channel, a shell and its processes on
+every server at once, where an armed one has paid them during the wait and only reads one line at T. A
+participant that cannot arm, or was not armed in time, commits the usual way; arming never fails a switch.
 """
 
 from __future__ import annotations
@@ -78,6 +84,24 @@ class Participant(Protocol):
 
     def abort(self, timeout: float) -> None:
         """Undo prepare: nothing moved, remove what prepare left."""
+        ...
+
+
+class ArmedCommit(Protocol):
+    """A participant whose commit can be started during the wait and released at T by one write.
+
+    `arm` runs in a thread of its own while the caller waits; `go` is called for every such participant in one
+    loop at the moment, then `commit` as usual, which reads the armed commit's answer (or, when the arm did not
+    finish in time, commits the usual way). An armed commit that is never told go must move nothing, also when
+    this process goes away, and must give up by itself after `bound` seconds.
+    """
+
+    def arm(self, bound: float, timeout: float) -> None:
+        """Start the commit, blocked until go(); give up by itself after `bound` seconds."""
+        ...
+
+    def go(self) -> None:
+        """Tell the armed commit (if any) to move now; one write, no waiting, never raises."""
         ...
 
 
@@ -190,12 +214,15 @@ def decide(outcomes: Sequence[Outcome], *, keep_unhealthy: bool = False) -> Deci
 
 def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = Deadlines(), verify: bool = True,
                keep_unhealthy: bool = False, before_commit: Callable[[], None] | None = None,
+               until_commit: Callable[[], float] | None = None,
                on_phase: Callable[[str], None] | None = None) -> SwitchReport:
     """Prepare, wait, commit, verify every participant; revert or abort them all on any failure; report.
 
     `before_commit` runs between prepare and commit (a scheduled go-live waits there for the second); if it
-    raises, every participant is aborted and the exception goes on after that. With `keep_unhealthy` (a
-    rollback: the backup is the best there is) a failed verify is reported, not reverted. Ctrl-C during
+    raises, every participant is aborted and the exception goes on after that. With `until_commit` (how many
+    seconds before_commit will wait, read once it starts), participants that can arm (ArmedCommit) are armed
+    while it waits, each bounded by that wait plus the commit deadline, and told go at the moment. With
+    `keep_unhealthy` (a rollback: the backup is the best there is) a failed verify is reported, not reverted. Ctrl-C during
     prepare aborts everything and raises Cancelled; from commit on, it is held until the switch has ended.
     """
     on_phase = on_phase or (lambda phase: None)
@@ -218,7 +245,10 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
     if failed:
         outcomes = _abort_all(participants, deadlines, presses, failed=failed, phase="prepare")
         return SwitchReport(decide(outcomes), outcomes, {n: s.detail for n, s in failed.items()}, timings)
+    armed = False
     if before_commit is not None:
+        if until_commit is not None:
+            armed = _start_arming(participants, until_commit(), deadlines.commit)
         try:
             before_commit()
         except BaseException:
@@ -227,6 +257,8 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
 
     with held_interrupts() as presses:
         moment = time.perf_counter()
+        if armed:
+            _say_go(participants)
         on_phase("commit")
         committed = _run_phase(participants, "commit", deadlines.commit, presses)
         timings["commit"] = time.perf_counter() - moment
@@ -303,6 +335,39 @@ def held_interrupts() -> Iterator[Presses]:
 
 
 # ---- phases ----
+
+def _start_arming(participants: Sequence[Participant], wait: float, commit_deadline: float) -> bool:
+    """Start arming every participant that can, each in a thread, without waiting; False if none can or no time is left.
+
+    Each armed commit gives up by itself `wait` + `commit_deadline` seconds from now: a go line can only come
+    within the commit's own deadline of the moment. Arming stops trying at the moment (or the commit deadline).
+    """
+    armable = [p for p in participants if callable(getattr(p, "arm", None)) and callable(getattr(p, "go", None))]
+    if not armable or wait <= 0:
+        return False
+    for participant in armable:
+        threading.Thread(target=_arm_quietly, args=(participant, wait + commit_deadline, min(wait, commit_deadline)),
+                         name=f"arm-{participant.name}", daemon=True).start()
+    return True
+
+
+def _arm_quietly(participant: ArmedCommit, bound: float, timeout: float) -> None:
+    try:
+        participant.arm(bound, timeout)
+    except Exception:  # not armed: this participant commits the usual way at the moment
+        pass
+
+
+def _say_go(participants: Sequence[Participant]) -> None:
+    """At the moment: tell every armed participant to move, one after another in this thread, before anything else."""
+    for participant in participants:
+        go = getattr(participant, "go", None)
+        if callable(go):
+            try:
+                go()
+            except Exception:  # its commit reports what became of it
+                pass
+
 
 @dataclass(frozen=True)
 class _Step:

@@ -51,6 +51,29 @@ class Completed:
         return lines[-1] if lines else f"exit status {self.exit_code}"
 
 
+class Running(Protocol):
+    """A command started on a server (Host.start) that reads its stdin while it runs.
+
+    Every method that talks to the server raises HostUnreachable when the server or the way to it is gone.
+    """
+
+    def readline(self, timeout: float) -> str:
+        """Wait for the command's next line on stdout and return it without its newline."""
+        ...
+
+    def send(self, text: str) -> None:
+        """Write `text` to the command's stdin at once."""
+        ...
+
+    def wait(self, timeout: float) -> Completed:
+        """Wait for the command to exit; its stdout holds what came after the lines readline returned."""
+        ...
+
+    def close(self) -> None:
+        """Close the command's stdin (it reads end of file) and let go of it; safe to call twice, never raises."""
+        ...
+
+
 class Host(Protocol):
     """A server releaser can act on. LocalHost and SshHost run the very same commands."""
 
@@ -58,6 +81,10 @@ class Host(Protocol):
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv on the server; a non-zero exit is a Completed, an unreachable server raises HostUnreachable."""
+        ...
+
+    def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Running:
+        """Start argv on the server with its stdin open to us, and return at once (an armed commit waits on it)."""
         ...
 
     def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
@@ -108,6 +135,14 @@ class LocalHost:
             raise HostUnreachable(self.name, f"cannot run {argv[0]}: {error}") from error
         return Completed(done.returncode, done.stdout, done.stderr)
 
+    def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Running:
+        """Start argv as a local process with pipes to its stdin, stdout and stderr."""
+        try:
+            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as error:
+            raise HostUnreachable(self.name, f"cannot run {argv[0]}: {error}") from error
+        return _LocalRunning(self.name, argv, process)
+
     def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
             sent: Callable[[int, int], None] | None = None) -> None:
         """Copy a file into the sandbox server's directory (a local copy is quick: `stop` is not needed)."""
@@ -128,6 +163,94 @@ class LocalHost:
 
     def close(self) -> None:
         """Nothing to close."""
+
+
+class _LocalRunning:
+    """A local process started by LocalHost.start: lines read from its stdout, text written to its stdin."""
+
+    def __init__(self, name: str, argv: Sequence[str], process: subprocess.Popen) -> None:
+        self.name, self.argv, self.process = name, argv, process
+        self.out = _Lines()
+        self.err = b""
+
+    def readline(self, timeout: float) -> str:
+        """The process's next line on stdout; HostUnreachable if it ends or says nothing within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (line := self.out.take()) is None:
+            if not self._read_some(deadline):
+                raise HostUnreachable(self.name, f"{_label(self.argv)} ended or said nothing within {timeout:g} s")
+        return line
+
+    def send(self, text: str) -> None:
+        """Write to the process's stdin."""
+        try:
+            self.process.stdin.write(text.encode())
+            self.process.stdin.flush()
+        except (OSError, ValueError) as error:
+            raise HostUnreachable(self.name, f"{_label(self.argv)} no longer reads its input: {error}") from error
+
+    def wait(self, timeout: float) -> Completed:
+        """Read the rest of the process's output, then its exit status."""
+        deadline = time.monotonic() + timeout
+        while self._read_some(deadline):
+            pass
+        try:
+            code = self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as error:
+            self.process.kill()
+            raise HostUnreachable(self.name, f"{_label(self.argv)} did not end within {timeout:g} s") from error
+        finally:
+            self.close()
+        return Completed(code, self.out.rest().decode(errors="replace"), self.err.decode(errors="replace"))
+
+    def close(self) -> None:
+        """Close the process's stdin (it reads end of file) and our ends of its output pipes once it has ended."""
+        for stream in (self.process.stdin,):
+            _close_quietly(stream)
+        if self.process.poll() is not None:
+            _close_quietly(self.process.stdout)
+            _close_quietly(self.process.stderr)
+
+    def _read_some(self, deadline: float) -> bool:
+        """Read what stdout or stderr has; False once both ended, or at the deadline."""
+        streams = [s for s in (self.process.stdout, self.process.stderr) if s is not None and not s.closed]
+        if not streams:
+            return False
+        ready, _, _ = select.select(streams, [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return False
+        for stream in ready:
+            data = os.read(stream.fileno(), 65536)
+            if not data:
+                stream.close()
+            elif stream is self.process.stdout:
+                self.out.feed(data)
+            else:
+                self.err += data
+        return True
+
+
+class _Lines:
+    """Bytes from a command's stdout, handed out line by line, the rest kept for the end."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        """Take what arrived."""
+        self.buffer += data
+
+    def take(self) -> str | None:
+        """The next whole line without its newline, or None until one has arrived."""
+        line, newline, rest = self.buffer.partition(b"\n")
+        if not newline:
+            return None
+        self.buffer = rest
+        return line.decode(errors="replace")
+
+    def rest(self) -> bytes:
+        """Everything after the lines taken so far."""
+        return self.buffer
 
 
 def once_more_on_a_new_connection(host: Host, step: Callable[[], T]) -> T:
@@ -309,6 +432,18 @@ class SshHost:
         finally:
             self._shell_free.release()
 
+    def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Running:
+        """Start argv on an exec channel of its own, its stdin kept open for send(); return without waiting."""
+        self.open()
+        timeout = timeout or self.step_timeout
+        try:
+            channel = self._connection.client.get_transport().open_session(timeout=timeout)
+            channel.exec_command(_command_line(argv, None))
+        except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
+            raise HostUnreachable(self.name, f"lost the connection to {self.address} while starting {_label(argv)}: {_why(error)}",
+                                  hint="see: invoke runbook server-failure") from error
+        return _ChannelRunning(self.name, self.address, argv, channel)
+
     def _run_on_channel(self, command: str, argv: Sequence[str], timeout: float | None) -> Completed:
         """Run one command on an exec channel of its own (sshd starts a session and the login shell for it)."""
         try:
@@ -379,6 +514,77 @@ class SshHost:
             except Exception:  # closing a dead connection must never hide the real outcome
                 pass
         self._shell = self._sftp = self._connection = None
+
+
+class _ChannelRunning:
+    """A command on an SSH exec channel of its own (SshHost.start): lines from its stdout, text to its stdin."""
+
+    def __init__(self, name: str, address: str, argv: Sequence[str], channel) -> None:
+        self.name, self.address, self.argv, self.channel = name, address, argv, channel
+        self.out = _Lines()
+        self.err = b""
+
+    def readline(self, timeout: float) -> str:
+        """The command's next line on stdout; HostUnreachable if it ends, the connection breaks, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while (line := self.out.take()) is None:
+            if not self._read_some(deadline):
+                raise self._lost(f"no line from it within {timeout:g} s" if time.monotonic() >= deadline else "it ended")
+        return line
+
+    def send(self, text: str) -> None:
+        """Write to the command's stdin (one SSH packet for a short text)."""
+        try:
+            self.channel.sendall(text.encode())
+        except (OSError, EOFError, _ssh_exception()) as error:
+            raise self._lost(_why(error)) from error
+
+    def wait(self, timeout: float) -> Completed:
+        """Read the rest of the command's output and its exit status."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._read_some(deadline):
+                pass
+            if time.monotonic() >= deadline and not self.channel.exit_status_ready():
+                raise self._lost(f"no answer within {timeout:g} s")
+            code = self.channel.exit_status if self.channel.exit_status_ready() else -1
+        finally:
+            self.close()
+        if code == -1:  # closed without an exit status: the connection, or the server, went away
+            raise self._lost("the connection was closed before it said how it ended")
+        return Completed(code, self.out.rest().decode(errors="replace"), self.err.decode(errors="replace"))
+
+    def close(self) -> None:
+        """Send end of file to the command's stdin and close the channel."""
+        try:
+            if not self.channel.closed:
+                self.channel.shutdown_write()
+        except Exception:  # a channel whose connection broke cannot say goodbye
+            pass
+        _close_quietly(self.channel)
+
+    def _read_some(self, deadline: float) -> bool:
+        """Read what stdout or stderr has; False once the channel has ended and been read out, or at the deadline."""
+        try:
+            while True:
+                if self.channel.recv_ready():
+                    self.out.feed(self.channel.recv(65536))
+                    return True
+                if self.channel.recv_stderr_ready():
+                    self.err += self.channel.recv_stderr(65536)
+                    return True
+                if self.channel.closed or (self.channel.eof_received and self.channel.exit_status_ready()):
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                select.select([self.channel], [], [], left)
+        except (OSError, EOFError, _ssh_exception()) as error:
+            raise self._lost(_why(error)) from error
+
+    def _lost(self, why: str) -> HostUnreachable:
+        return HostUnreachable(self.name, f"lost {_label(self.argv)} on {self.address}: {why}",
+                               hint="see: invoke runbook server-failure")
 
 
 class _PromptSocket:

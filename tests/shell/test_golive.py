@@ -145,15 +145,21 @@ def test_ctrl_c_during_the_switch_reverts_every_server(local_env, open_fleet, ca
 
 
 class FailsFirstCommit(LocalHost):
-    """A sandbox server whose first commit once armed fails, as a server with a full disk would."""
+    """A sandbox server whose commits fail while `armed`, as a server with a full disk would: the commit run at T
+    and the commit started ahead (a scheduled go-live's, told go at T) alike."""
 
     armed = False
+    FULL = "echo 'mv: cannot move: No space left on device' >&2; exit 1"
 
     def run(self, argv, **kwargs):
         if len(argv) > 3 and argv[3] == "releaser-commit" and self.armed:
-            self.armed = False
-            return super().run(["sh", "-c", "echo 'mv: cannot move: No space left on device' >&2; exit 1"])
+            return super().run(["sh", "-c", self.FULL])
         return super().run(argv, **kwargs)
+
+    def start(self, argv, **kwargs):
+        if len(argv) > 3 and argv[3] == "releaser-commit" and self.armed:
+            return super().start(["sh", "-c", f"echo armed; IFS= read -r go && {self.FULL}"])
+        return super().start(argv, **kwargs)
 
 
 def test_late_go_live_gives_a_breach_report_with_the_delay_and_timeline(local_env, open_fleet):
@@ -167,6 +173,7 @@ def test_late_go_live_gives_a_breach_report_with_the_delay_and_timeline(local_en
         hosts["web-2"].armed = True
         with pytest.raises(FleetReverted, match="web-2 .*No space left on device.*every server is back on r1"):
             go_live_at(fleet, at=AT, clock=clock, run_checks=all_pass)
+        hosts["web-2"].armed = False  # the disk was freed
         clock.sleep_until(datetime(2026, 12, 1, 11, 45, tzinfo=timezone.utc))
         fleet.go_live(reason="retry after freeing disk on web-2", journal_extra={"switched_at": "2026-12-01T11:45:00.000Z"})
         report = breach_report_for(fleet, "r2")
