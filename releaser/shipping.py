@@ -62,12 +62,26 @@ def prepare_upload(bundle: Bundle, workdir: Path) -> Upload:
     return Upload(bundle.release_id, archive, archive_sha256, sums, hashlib.sha256(text).hexdigest())
 
 
+UNPACK_FLOOR_BYTES_PER_S = 10_000_000  # the slowest a server is expected to hash, gunzip and check a release
+
+
+def unpack_deadline(step: float, archive_bytes: int) -> float:
+    """How long the server's check-and-unpack of an archive may take: a step, plus the archive at the floor rate.
+
+    Unpacking hashes the archive, gunzips it and hashes every file again, so its time grows with the bundle:
+    a 1 GB bundle on three servers sharing two cores took over a minute. A dead network is still noticed
+    within `step` by the keepalives; this bounds only a server that answers but is slow.
+    """
+    return step + archive_bytes / UNPACK_FLOOR_BYTES_PER_S
+
+
 def send(host: Host, root: PurePosixPath, upload: Upload, *, stop: Callable[[], bool],
-         progress: Callable[[str], None]) -> tuple[bool, str]:
+         progress: Callable[[str], None], step: float = 20.0) -> tuple[bool, str]:
     """Upload the archive and sums file into root/.releaser, then have the server check and unpack them.
 
     Returns (ok, detail). A part-written upload is removed before HostUnreachable or Cancelled goes on, and
-    a Ctrl-C (stop) between the upload and the unpacking removes it too.
+    a Ctrl-C (stop) between the upload and the unpacking removes it too. `step` is the environment's step
+    deadline; the unpack gets more in proportion to the archive's size (unpack_deadline).
     """
     made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
     if not made.ok:
@@ -85,7 +99,8 @@ def send(host: Host, root: PurePosixPath, upload: Upload, *, stop: Callable[[], 
         _remove_quietly(host, archive, sums)
         return False, "stopped by Ctrl-C before unpacking"
     progress(f"verifying and unpacking {upload.release_id}")
-    done = host.run(remote.unpack_argv(root, upload.release_id, archive, upload.archive_sha256, sums, upload.sums_sha256))
+    done = host.run(remote.unpack_argv(root, upload.release_id, archive, upload.archive_sha256, sums, upload.sums_sha256),
+                    timeout=unpack_deadline(step, upload.archive.stat().st_size))
     return (True, "uploaded, verified, unpacked") if done.ok else (False, done.reason())
 
 

@@ -131,7 +131,7 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) 
                 group.progress(name, f"checking {release_id} already on the server")
                 done = host.run(remote.check_release_argv(root, release_id, sums_sha))
                 return (done.ok, "already on the server, verified" if done.ok else done.reason())
-            ok, detail = shipping.send(host, root, upload, stop=group.stop.is_set,
+            ok, detail = shipping.send(host, root, upload, stop=group.stop.is_set, step=fleet.environment.deadlines.step,
                                        progress=lambda message: group.progress(name, message))
             if not ok:
                 return False, detail

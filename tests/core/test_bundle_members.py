@@ -24,3 +24,12 @@ def test_a_directory_member_escaping_the_release_is_refused_not_dropped(tmp_path
     member.type = tarfile.DIRTYPE
     with pytest.raises(BundleInvalid, match="refusing archive member"):
         read_bundle(archive_with(tmp_path, member))
+
+
+def test_the_unpack_deadline_grows_with_the_archive_so_a_large_bundle_is_not_called_lost():
+    """A 1 GB unpack took over a minute on three servers sharing two cores: a flat 20 s step called them all lost."""
+    from releaser.shipping import unpack_deadline
+
+    assert unpack_deadline(20.0, 0) == 20.0
+    assert unpack_deadline(20.0, 1_000_000_000) == 120.0
+    assert unpack_deadline(5.0, 10_000_000) == 6.0
