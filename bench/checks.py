@@ -36,6 +36,7 @@ PROJECT = Path.cwd() if (Path.cwd() / "releaser").is_dir() else Path(__file__).r
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests")]
 
 from sshfarm import SshdFarm, sshd_path  # noqa: E402  (tests/ is put on the path just above)
+from conftest import free_ports  # noqa: E402
 
 from releaser.bundle import read_bundle  # noqa: E402
 from releaser.checks import Limits, run_checks  # noqa: E402
@@ -157,19 +158,6 @@ def write_environment(farm: SshdFarm, path: Path) -> Path:
                   f'staging_url = "http://127.0.0.1:{ports[2 * i + 1]}"', ""]
     path.write_text("\n".join(lines) + "\n" + checks)
     return path
-
-
-def free_ports(count: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def show(rows: list[dict], repeat: int) -> None:
