@@ -70,7 +70,8 @@ prepare_links() {
     if [ "$mode" = verify ]; then
       sums_fresh "$release" || check_sums "$release" >/dev/null 2>&1 \
         || { echo "release $release fails its checksums on this server" >&2; return 4; }
-      write_marker "releases/$release" "$release" \
+      # unpack and check-release wrote the marker; only a release staged before markers existed lacks one
+      [ -f "releases/$release/public/.releaser/release.json" ] || write_marker "releases/$release" "$release" \
         || { echo "cannot write the release marker in releases/$release/public/.releaser on this server" >&2; return 3; }
     fi
     ln -sfn "releases/$release" ".releaser/next-$slot" || return 3
