@@ -52,8 +52,12 @@ check_sums() {
   return $sums_rc
 }
 sums_fresh() {
-  [ -f ".releaser/verified-$1" ] && [ -n "$(find ".releaser/verified-$1" -mmin -15 2>/dev/null)" ] || return 1
-  [ -z "$(find "releases/$1" -cnewer ".releaser/verified-$1" -print -quit 2>/dev/null)" ]
+  [ -f ".releaser/verified-$1" ] || return 1
+  # one find: the stamp older than 15 minutes, or anything in the release changed after it, is printed
+  # (a find that fails, or is missing, is never "fresh": the files are then read again)
+  seen=$(find ".releaser/verified-$1" "releases/$1" \( -path ".releaser/verified-$1" -mmin +15 -o \
+         -cnewer ".releaser/verified-$1" \) -print -quit 2>/dev/null) || return 1
+  [ -z "$seen" ]
 }
 """
 
