@@ -84,7 +84,6 @@ prepare_links() {
 """
 
 
-
 _PREPARE = _PREPARE_LINKS + r"""
 cd "$1" || exit 3
 root=$PWD; verify=$2; shift 2
@@ -510,62 +509,8 @@ def _pairs(changes, which: str) -> list[str]:
     return pairs
 
 
-
 # ---- pre-release checks and data uploads (issue 5) ----
 
-_RELEASE_VIEW = r"""
-cd "$1" 2>/dev/null || { echo noroot; exit 0; }
-for s in live backup staging; do
-  if [ -L "$s" ]; then printf 'slot %s %s\n' "$s" "$(readlink "$s")"; fi
-done
-release=$2
-if [ -z "$release" ] && [ -L staging ]; then release=$(basename "$(readlink staging)"); fi
-[ -n "$release" ] || exit 0
-printf 'release %s\n' "$release"
-[ -d "releases/$release" ] || { echo missing; exit 0; }
-for f in .releaser-sha256sums manifest.json .releaser-datasets.json; do
-  if [ -f "releases/$release/$f" ]; then printf 'file %s %s\n' "$f" "$(base64 -w0 < "releases/$release/$f")"; fi
-done
-"""
-
-_VERIFY_RELEASE = r"""
-cd "$1" 2>/dev/null || { echo noroot; exit 0; }
-if [ "$2" = slot ]; then
-  [ -L "$3" ] || { echo noslot; exit 0; }
-  release=$(basename "$(readlink "$3")")
-else
-  release=$3
-fi
-printf 'release %s\n' "$release"
-cd "releases/$release" 2>/dev/null || { echo missing; exit 0; }
-[ -f .releaser-sha256sums ] || { echo nosums; exit 0; }
-printf 'files %s\n' "$(wc -l < .releaser-sha256sums)"
-if out=$(sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); then
-  echo intact
-else
-  printf 'corrupt %s\n' "$(printf '%s\n' "$out" | head -n 3 | tr '\n' ' ')"
-fi
-"""
-
-_DISK_FACTS = r"""
-cd "$1" 2>/dev/null || { echo noroot; exit 0; }
-printf 'free %s\n' "$(df -Pk . | awk 'NR==2 {print $4}')"
-if [ -n "$2" ] && [ -d "releases/$2" ]; then printf 'release %s\n' "$(du -sk "releases/$2" | cut -f1)"; fi
-exit 0
-"""
-
-_LOCK_INFO = r"""
-if [ -d "$1/.releaser/lock" ]; then echo held; cat "$1/.releaser/lock/info.json" 2>/dev/null; else echo free; fi
-exit 0
-"""
-
-_READ_FILES = r"""
-cd "$1" 2>/dev/null || exit 0
-shift
-for f in "$@"; do
-  if [ -f "$f" ]; then printf 'file %s\n' "$(base64 -w0 < "$f")"; else echo none; fi
-done
-"""
 
 # Data uploads go into the staged release only. Phase "check" verifies the uploaded temporary files and the
 # slots on every server; only when every server passed does phase "install" rename them into place.
@@ -591,40 +536,6 @@ while [ $# -ge 3 ]; do
   esac
 done
 """
-
-
-def clock_argv() -> list[str]:
-    """Print the server's clock as seconds since the epoch, to the nanosecond."""
-    return ["date", "+%s.%N"]
-
-
-def release_view_argv(root: PurePosixPath, release_id: str | None) -> list[str]:
-    """Report the slots, and the sums, manifest and data records of `release_id` (default: what staging holds)."""
-    return _script("release-view", _RELEASE_VIEW, str(root), validate_release_id(release_id) if release_id else "")
-
-
-def verify_release_argv(root: PurePosixPath, *, slot: str | None = None, release_id: str | None = None) -> list[str]:
-    """Check every file of a release (named, or the one a slot points at) against its sums with `sha256sum -c`."""
-    if slot is not None:
-        if slot not in SLOTS:
-            raise ValueError(f"unknown slot {slot!r}")
-        return _script("verify", _VERIFY_RELEASE, str(root), "slot", slot)
-    return _script("verify", _VERIFY_RELEASE, str(root), "release", validate_release_id(release_id))
-
-
-def disk_facts_argv(root: PurePosixPath, release_id: str | None) -> list[str]:
-    """Print the free KiB on the app root's file system and the KiB a release takes."""
-    return _script("disk", _DISK_FACTS, str(root), validate_release_id(release_id) if release_id else "")
-
-
-def lock_info_argv(root: PurePosixPath) -> list[str]:
-    """Print 'free', or 'held' and the holder's info.json."""
-    return _script("lock-info", _LOCK_INFO, str(root))
-
-
-def read_files_argv(root: PurePosixPath, names: Sequence[str]) -> list[str]:
-    """Print one line per file (relative to the root): 'file <base64>' or 'none'."""
-    return _script("read-files", _READ_FILES, str(root), *names)
 
 
 def data_files_argv(root: PurePosixPath, phase: str, release_id: str,
