@@ -89,18 +89,23 @@ def main() -> int:
     return 0
 
 
+def farm_for(stack: ExitStack, base: Path, n: int, *, skip_shell_rc: bool, rtt_ms: float) -> tuple:
+    """Start n sshd (and the delay proxies, with `rtt_ms`) and the web servers verification reads, for the stack's
+    lifetime; return the farm, how the bench reaches it, and the environment file over that reach."""
+    farm = stack.enter_context(SshdFarm(base / "farm", n, skip_shell_rc=skip_shell_rc))
+    near = Reach([s.port for s in farm.servers], farm.known_hosts, free_ports(2 * n))
+    reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
+    # the web servers, up for the whole run, on the real ports behind any delay
+    stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
+    return farm, reach, write_environment(farm, reach, base / "bench.toml")
+
+
 def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> dict:
     """Every figure for one farm of n servers, `rtt_ms` away (0: plain loopback)."""
     row: dict = {"n": n}
     with tempfile.TemporaryDirectory(prefix="releaser-bench-") as scratch, ExitStack() as stack:
         base = Path(scratch)
-        farm = stack.enter_context(SshdFarm(base / "farm", n, skip_shell_rc=skip_shell_rc))
-        web = free_ports(2 * n)
-        near = Reach([s.port for s in farm.servers], farm.known_hosts, web)
-        reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
-        # the web servers verification reads, up for the whole run, on the real ports behind any delay
-        stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
-        env_path = write_environment(farm, reach, base / "bench.toml")
+        farm, reach, env_path = farm_for(stack, base, n, skip_shell_rc=skip_shell_rc, rtt_ms=rtt_ms)
         env = load_environment(str(env_path), PROJECT)
         clock = FakeClock(datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
         r1, r2 = read_bundle(EXAMPLES / "r1"), read_bundle(EXAMPLES / "r2")
@@ -160,12 +165,8 @@ def bench_at_t(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0)
     """Only the scheduled go-lives' T-to-rename figures for one farm of n servers (renames_after_t)."""
     with tempfile.TemporaryDirectory(prefix="releaser-bench-") as scratch, ExitStack() as stack:
         base = Path(scratch)
-        farm = stack.enter_context(SshdFarm(base / "farm", n, skip_shell_rc=skip_shell_rc))
-        web = free_ports(2 * n)
-        near = Reach([s.port for s in farm.servers], farm.known_hosts, web)
-        reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
-        stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
-        env = load_environment(str(write_environment(farm, reach, base / "bench.toml")), PROJECT)
+        farm, reach, env_path = farm_for(stack, base, n, skip_shell_rc=skip_shell_rc, rtt_ms=rtt_ms)
+        env = load_environment(str(env_path), PROJECT)
         clock = FakeClock(datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
         r1, r2 = read_bundle(EXAMPLES / "r1"), read_bundle(EXAMPLES / "r2")
         with connected(env, actor=ACTOR, clock=clock, journal_path=base / "journal.jsonl") as fleet:
