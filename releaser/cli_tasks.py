@@ -50,13 +50,14 @@ def exit_on_user_error():
 
 
 @contextmanager
-def open_fleet(env: str, verb: str, hosts: str | None = None):
-    """Load the environment and connect to every server (or those --hosts names), showing a progress line per server."""
+def open_fleet(env: str, verb: str, hosts: str | None = None, *, loaded=None):
+    """Load the environment (unless `loaded` is it already) and connect to every server (or those --hosts names),
+    showing a progress line per server."""
     from releaser.config import load_environment
     from releaser.selection import select_servers
     from releaser.transport import make_hosts
 
-    environment = select_servers(load_environment(env, PROJECT), hosts)
+    environment = select_servers(loaded or load_environment(env, PROJECT), hosts)
     hosts = make_hosts(environment, start=True)  # the handshakes run while the rest is imported
     from releaser import ui
     from releaser.clock import SystemClock
@@ -291,8 +292,11 @@ def status(c, env="local", json=False, hosts=None):
     With [database] the data slots show in one more row; data whose live release is not the servers' is
     MIXED too (exit 7), and a database that does not answer exits 5.
     """
+    from releaser.config import load_environment
+
     with exit_on_user_error():
-        with open_fleet(env, "status", hosts) as fleet:  # first: its connections open while the rest is imported
+        whole = load_environment(env, PROJECT)  # with --hosts, the title says how many servers the file has
+        with open_fleet(env, "status", hosts, loaded=whole) as fleet:  # its connections open while the rest is imported
             reports = fleet.read_status()
             environment = fleet.environment
         from releaser.datastatus import read_data_status
@@ -300,10 +304,7 @@ def status(c, env="local", json=False, hosts=None):
         data = read_data_status(environment, {report.server: report.state for report in reports})
     from releaser import ui
 
-    if hosts:  # the title must say it shows a subset: how many servers the file has
-        from releaser.config import load_environment
-
-        of_servers = len(load_environment(env, PROJECT).servers)
+    of_servers = len(whole.servers)
     ui.show_status(environment.name, reports, as_json=json,
                    host_keys_checked=environment.transport != "ssh" or environment.ssh.check_host_keys,
                    min_free_bytes=environment.thresholds.min_free_mib * 1024 * 1024, data=data,
