@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from releaser.checks import CheckResult, Limits, ReleaseView, ServerView, Unreadable, not_checked, sums_digest
-from releaser.facts import Verified, parse_verified  # noqa: F401  (they live with the facts script now)
+from releaser.facts import Verified
 
 NAME = "staged"
 VERIFY = ("staged",)  # the facts' round trip checks the staged release's files against its sums

@@ -28,7 +28,7 @@ from psycopg import sql
 
 from releaser import datastore
 from releaser.config import Database
-from releaser.dataslots import DataPlan, DataSlots, is_moved, plan_data_switch, schema_names
+from releaser.dataslots import DataPlan, is_moved, plan_data_switch, schema_names
 from releaser.errors import HostUnreachable, PlanRefused
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed

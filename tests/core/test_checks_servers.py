@@ -12,7 +12,8 @@ from releaser.checks import ServerView, Unreadable, disk, lock, reachable, rollb
 from releaser.checks.disk import DiskFacts
 from releaser.checks.lock import HeldLock, LockFacts
 from releaser.checks.reachable import ClockReading
-from releaser.checks.staged import StagedFacts, Verified, parse_verified
+from releaser.checks.staged import StagedFacts
+from releaser.facts import Verified, parse_verified
 from releaser.locks import new_lock
 
 MIB = 1024 * 1024
