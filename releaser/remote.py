@@ -54,9 +54,10 @@ check_sums() {
 sums_fresh() {
   [ -f ".releaser/verified-$1" ] || return 1
   # one find: the stamp older than 15 minutes, or anything in the release changed after it, is printed
-  # (a find that fails, or is missing, is never "fresh": the files are then read again)
-  seen=$(find ".releaser/verified-$1" "releases/$1" \( -path ".releaser/verified-$1" -mmin +15 -o \
-         -cnewer ".releaser/verified-$1" \) -print -quit 2>/dev/null) || return 1
+  # (a find that fails, or is missing, is never "fresh": the files are then read again). The stamp itself
+  # is left out of -cnewer: moving it into place changed its inode after its time was set.
+  seen=$(find ".releaser/verified-$1" "releases/$1" -path ".releaser/verified-$1" \( -mmin +15 -print -quit -o -true \) -o \
+         -cnewer ".releaser/verified-$1" -print -quit 2>/dev/null) || return 1
   [ -z "$seen" ]
 }
 """
