@@ -33,7 +33,7 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 # write_marker DIR ID: the release marker (releaser.identity) in DIR's public root, unless it is already right.
 # check_sums ID: sha256sum -c of every file of releases/ID; when it passes, .releaser/verified-ID says so. The
 #   stamp's time is taken before the files are read, so a change made while they were read is newer than it.
-# sums_fresh ID: a stamp of the last 15 minutes, and no inode in the release (its sums file too) changed after
+# sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
 #   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
 #   back): the files are as they were checked, and prepare need not read them again in the same command.
 RELEASE_FILES = r"""
@@ -52,13 +52,29 @@ check_sums() {
   return $sums_rc
 }
 sums_fresh() {
-  [ -f ".releaser/verified-$1" ] || return 1
-  # one find: the stamp older than 15 minutes, or anything in the release changed after it, is printed
-  # (a find that fails, or is missing, is never "fresh": the files are then read again). The stamp itself
-  # is left out of -cnewer: moving it into place changed its inode after its time was set.
-  seen=$(find ".releaser/verified-$1" "releases/$1" -path ".releaser/verified-$1" \( -mmin +15 -print -quit -o -true \) -o \
-         -cnewer ".releaser/verified-$1" -print -quit 2>/dev/null) || return 1
+  # sums_fresh ID...: one find for every release named: a stamp older than 15 minutes, or anything in a
+  # release changed after its own stamp, is printed (a find that fails, or is missing, is never "fresh":
+  # the files are then read again). A stamp is left out of -cnewer: moving it into place changed its inode
+  # after its time was set. Start points first, then one term per release, so "$@" is built in two passes.
+  n=$#
+  for r in "$@"; do [ -f ".releaser/verified-$r" ] || return 1; set -- "$@" ".releaser/verified-$r" "releases/$r"; done
+  set -- "$@" "("; i=0
+  for r in "$@"; do
+    i=$((i + 1)); [ "$i" -le "$n" ] || break
+    [ "$i" = 1 ] || set -- "$@" -o
+    set -- "$@" -path ".releaser/verified-$r" "(" -mmin +15 -print -quit -o -true ")" \
+      -o "(" -path "releases/$r" -o -path "releases/$r/*" ")" -cnewer ".releaser/verified-$r" -print -quit
+  done
+  shift "$n"
+  seen=$(find "$@" ")" 2>/dev/null) || return 1
   [ -z "$seen" ]
+}
+pairs_fresh() {
+  # pairs_fresh SLOT=ID...: sums_fresh of every release the pairs name ("-" names none)
+  n=$#
+  for pair in "$@"; do r=${pair#*=}; [ "$r" = - ] || set -- "$@" "$r"; done
+  shift "$n"
+  [ $# -gt 0 ] && sums_fresh "$@"
 }
 """
 
@@ -68,12 +84,14 @@ prepare_links() {
   mode=$1; shift
   [ -w . ] || { echo "app root $PWD is not writable" >&2; return 3; }
   [ -d .releaser ] || mkdir .releaser || return 3
+  fresh=no  # every release checked lately and unchanged since: one find, instead of one per release
+  if [ "$mode" = verify ] && pairs_fresh "$@"; then fresh=yes; fi
   for pair in "$@"; do
     slot=${pair%%=*}; release=${pair#*=}
     [ "$release" = "-" ] && continue
     [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; return 3; }
     if [ "$mode" = verify ]; then
-      sums_fresh "$release" || check_sums "$release" >/dev/null 2>&1 \
+      [ "$fresh" = yes ] || sums_fresh "$release" || check_sums "$release" >/dev/null 2>&1 \
         || { echo "release $release fails its checksums on this server" >&2; return 4; }
       # unpack and check-release wrote the marker; only a release staged before markers existed lacks one
       [ -f "releases/$release/public/.releaser/release.json" ] || write_marker "releases/$release" "$release" \
@@ -316,8 +334,9 @@ write_journal() {
   dir="$root/.releaser"; j="$dir/journal.jsonl"
   { [ -d "$dir" ] || mkdir -p "$dir"; } || return 1
   [ -e "$dir/journal.started" ] || touch "$dir/journal.started"
-  if [ -s "$j" ] && { [ "$(wc -c < "$j")" -gt "$max_bytes" ] ||
-       [ -n "$(find "$dir/journal.started" -mtime +"$max_days" 2>/dev/null)" ]; }; then
+  # one find: the journal past max_bytes, or begun more than max_days ago
+  if [ -s "$j" ] && [ -n "$(find "$j" "$dir/journal.started" \( -name journal.jsonl -size +"$max_bytes"c -o \
+       -name journal.started -mtime +"$max_days" \) -print -quit 2>/dev/null)" ]; then
     n=1; while [ -e "$j.$n" ]; do n=$((n + 1)); done
     mv "$j" "$j.$n" && touch "$dir/journal.started" || return 1
   fi

@@ -80,3 +80,22 @@ def test_a_tampered_file_fails_prepare_even_with_a_fresh_stamp(local_env, open_f
     (root / "releases" / "r1" / "public" / "index.html").write_text("<html>tampered</html>")
     done = prepare(root)
     assert done.returncode == 4 and "release r1 fails its checksums on this server" in done.stderr
+
+
+def test_a_go_live_prepare_trusts_both_stamps_and_names_the_release_that_changed(local_env, open_fleet, tmp_path):
+    """Live and backup are judged by one find; a change in either one has that release read again."""
+    with open_fleet(local_env) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        fleet.go_live()
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+    root = Path(str(local_env.app_root(local_env.servers[0])))
+    changes = (LinkChange("backup", None, "r1"), LinkChange("live", "r1", "r2"))
+    argv = remote.prepare_argv(PurePosixPath(root), changes)
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 0  # both read, both stamped
+    env = {**os.environ, "PATH": str(only(tmp_path / "bin", WITHOUT_SHA256SUM))}
+    trusted = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    assert trusted.returncode == 0, trusted.stderr
+    time.sleep(0.02)
+    (root / "releases" / "r1" / "public" / "index.html").chmod(0o600)
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    assert refused.returncode == 4 and "release r1 fails its checksums on this server" in refused.stderr
