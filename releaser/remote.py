@@ -115,13 +115,27 @@ prepare_links "$verify" "$@"
 # entries (no file is read) answers, and stops at the first. A clock stepped back between prepare and commit
 # could hide a change; prepare's sha256 check of every file still stands before it.
 _RENAMES = r"""
-if [ -n "$unchanged" ] && [ -n "$(find "releases/$unchanged" -cnewer .releaser/next-live -print -quit 2>/dev/null)" ]; then
-  echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
-  exit 4
+removes=
+for pair in "$@"; do
+  case $pair in
+    *=-) removes="$removes ${pair%%=*}" ;;
+    *) [ -L ".releaser/next-${pair%%=*}" ] || { echo "the prepared link .releaser/next-${pair%%=*} is gone (removed since prepare); nothing was switched here" >&2; exit 4; } ;;
+  esac
+done
+if [ -n "$unchanged" ]; then  # one find: the check, then (only once it passed) the slots to remove
+  seen=$(find "releases/$unchanged" $removes \( \( -path live -o -path backup -o -path staging \) \( -delete -o -true \) \) \
+    -o \( -cnewer .releaser/next-live -print -quit \) 2>/dev/null) || true
+  if [ -n "$seen" ]; then
+    echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
+    exit 4
+  fi
+  for slot in $removes; do
+    if [ -e "$slot" ] || [ -L "$slot" ]; then echo "cannot remove $slot; nothing was renamed here" >&2; exit 1; fi
+  done
 fi
 for pair in "$@"; do
   slot=${pair%%=*}; release=${pair#*=}
-  if [ "$release" = "-" ]; then rm -f "$slot"; else mv -T ".releaser/next-$slot" "$slot"; fi
+  if [ "$release" = "-" ]; then [ -z "$unchanged" ] && rm -f "$slot"; else mv -T ".releaser/next-$slot" "$slot"; fi
   [ "$slot" = live ] && date +%s.%N
 done
 exit 0

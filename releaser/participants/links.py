@@ -35,7 +35,7 @@ from releaser.transport import Running, once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
 
-_REFUSED_CHANGED = 4  # the commit script's exit status when the release changed since prepare
+_REFUSED = 4  # the commit script refused before renaming anything: the release changed since prepare, or a prepared link is gone
 _NO_GO = 8  # the armed commit's exit status when no go line came (end of file, or its bound passed): nothing renamed
 _ARM_AT_MOST = 0.5  # seconds an arm may take: under the coordinator's second of grace, so no revert starts before the
                     # server's own bound has ended
@@ -163,8 +163,8 @@ class ServerLinks:
         if done is None or done.exit_code == _NO_GO:
             self._disarm()
             done = self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live), timeout=timeout)
-        if not done.ok:  # exit 4: the release changed since prepare, refused before any rename; else maybe half done
-            raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED_CHANGED)
+        if not done.ok:  # exit 4: refused before any rename; else maybe half done
+            raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
         failed = self._hook("after_switch", self.context.target, timeout)
         if failed is not None:

@@ -471,7 +471,8 @@ def test_a_commit_failing_on_one_server_puts_every_other_server_back(sshd_farm, 
 
     assert read_slots(ssh_env) == everywhere(OLD)
     message = str(failure.value)
-    assert "go-live failed on web-2 (commit failed: mv: cannot stat '.releaser/next-live'" in message
+    assert ("go-live failed on web-2 (commit failed: the prepared link .releaser/next-live is gone (removed since "
+            "prepare); nothing was switched here)") in message
     assert "every server is back on r1" in message and "web-1 (" not in message and "web-3 (" not in message
     assert lock_dirs(ssh_env) == []
     assert not any(_partial(meta(ssh_env, name), "next-") or _partial(meta(ssh_env, name), "back-") for name in SERVERS)
