@@ -11,8 +11,9 @@ with every connection already open (as go-live has them before 09:30), times:
 - the floor: OpenSSH `ssh` over already-open ControlMaster connections, flipping all N in parallel.
 
 Then, as whole processes from a cold start: `invoke rollback --yes`, `invoke status` and `invoke --list`.
-The sandbox web servers that make verification real are started once by this script, outside the timings,
-as production web servers are already running; the environment file says `[sandbox] serve = false`.
+The sandbox web servers that make verification real are started once, outside the timings, in a Python process
+of their own (`served_apart`), as production web servers are already running in theirs: in this process they
+would take the interpreter's lock from the fleet they answer. The environment file says `[sandbox] serve = false`.
 
 --shell-rc: root's ~/.bashrc here runs `pyenv init` (~120 ms of CPU per SSH command, since bash reads
 .bashrc under sshd). `skip` has the farm's sshd set SHLVL=1 so bash skips it (the login shell and account stay
@@ -51,7 +52,6 @@ from releaser.bundle import read_bundle  # noqa: E402
 from releaser.clock import FakeClock  # noqa: E402
 from releaser.config import load_environment  # noqa: E402
 from releaser.fleet import connected, make_hosts  # noqa: E402
-from releaser.sandbox import serving  # noqa: E402
 
 EXAMPLES = PROJECT / "examples" / "releases"
 ACTOR = "bench@releaser"
@@ -96,8 +96,37 @@ def farm_for(stack: ExitStack, base: Path, n: int, *, skip_shell_rc: bool, rtt_m
     near = Reach([s.port for s in farm.servers], farm.known_hosts, free_ports(2 * n))
     reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
     # the web servers, up for the whole run, on the real ports behind any delay
-    stack.enter_context(serving(load_environment(str(write_environment(farm, near, base / "near.toml")), PROJECT)))
+    stack.enter_context(served_apart(write_environment(farm, near, base / "near.toml")))
     return farm, reach, write_environment(farm, reach, base / "bench.toml")
+
+
+_SERVE = """
+import sys
+from pathlib import Path
+from releaser.config import load_environment
+from releaser.sandbox import serving
+with serving(load_environment(sys.argv[1], Path(sys.argv[2]))):
+    print("serving", flush=True)
+    sys.stdin.read()  # until the bench closes it
+"""
+
+
+@contextmanager
+def served_apart(env_path: Path) -> Iterator[None]:
+    """Serve the environment's live and staging URLs from a child Python process for the block's duration."""
+    child = subprocess.Popen([sys.executable, "-c", _SERVE, str(env_path), str(PROJECT)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    try:
+        if child.stdout.readline().strip() != "serving":
+            raise RuntimeError(f"the sandbox web servers did not start (exit {child.wait(10)})")
+        yield
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def bench(n: int, repeat: int, *, skip_shell_rc: bool, rtt_ms: float = 0.0) -> dict:
