@@ -388,12 +388,22 @@ cat "$j" 2>/dev/null; exit 0
 
 # The journal from byte $2 on, after a first line "SIZE INODE" ("0 -" when there is none), so a reader that
 # keeps its place (the dashboard, every 2 s) reads only what was appended since. Exactly the bytes up to
-# SIZE are printed, even while another command appends.
+# SIZE are printed, even while another command appends. With $3 = whole (a first read, or a journal that was
+# rotated or replaced since), every rotated part comes first, oldest first, and the first line says how many
+# bytes they make: "SIZE INODE PARTS_BYTES", so nothing the parts hold is missed.
 _READ_JOURNAL_FROM = r"""f="$1/.releaser/journal.jsonl"
 [ -f "$f" ] || { echo "0 -"; exit 0; }
-set -- "$f" "$2" $(ls -i "$f")
+set -- "$f" "$2" "$3" $(ls -i "$f")
 size=$(wc -c < "$f")
-echo "$((size)) $3"
+if [ "$3" = whole ]; then
+  parts=0; n=1
+  while [ -e "$f.$n" ]; do parts=$((parts + $(wc -c < "$f.$n"))); n=$((n + 1)); done
+  echo "$((size)) $4 $parts"
+  i=1; while [ "$i" -lt "$n" ]; do cat "$f.$i"; i=$((i + 1)); done
+  head -c "$((size))" "$f"
+  exit 0
+fi
+echo "$((size)) $4"
 if [ "$size" -gt "$2" ]; then tail -c +"$(($2 + 1))" "$f" | head -c "$((size - $2))"; fi
 exit 0"""
 
@@ -518,9 +528,12 @@ def _rotation() -> tuple[str, str]:
 
     return str(journal.ROTATE_BYTES), str(journal.ROTATE_DAYS)
 
-def read_journal_from_argv(root: PurePosixPath, offset: int) -> list[str]:
-    """Print "SIZE INODE", then the server's journal from byte `offset` to SIZE: what was appended since."""
-    return _script("journal-follow", _READ_JOURNAL_FROM, str(root), str(int(offset)))
+def read_journal_from_argv(root: PurePosixPath, offset: int, *, whole: bool = False) -> list[str]:
+    """Print "SIZE INODE", then the server's journal from byte `offset` to SIZE: what was appended since.
+
+    With `whole`, the rotated parts first and the journal from its start ("SIZE INODE PARTS_BYTES").
+    """
+    return _script("journal-follow", _READ_JOURNAL_FROM, str(root), str(int(offset)), "whole" if whole else "since")
 
 
 def write_file_argv(path: PurePosixPath, content: str) -> list[str]:

@@ -53,3 +53,28 @@ def test_following_reads_each_byte_once_and_gives_what_read_history_gives(where,
 
         board = read_board(fleet, tail)  # the dashboard's read goes through the same tail
         assert board["servers"] and tail.bytes_read >= before
+
+
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_a_journal_rotated_while_followed_loses_nothing(where, request, open_fleet, monkeypatch):
+    """Journals split into parts between two reads (and before the first): the tail still has every event."""
+    from releaser import journal
+
+    environment = request.getfixturevalue("local_env" if where == "local" else "ssh_env")
+    monkeypatch.setattr(journal, "ROTATE_BYTES", 600)
+    tail = JournalTail()
+    with open_fleet(environment) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        for number in range(3):
+            fleet.record("check", "done", detail=f"before {number}")
+        parts_dir = Path(str(environment.app_root(environment.servers[0]))) / ".releaser"
+        assert list(parts_dir.glob("journal.jsonl.*")), "the journals must have rotated before the first read"
+        assert without_seen(tail.read(fleet)) == without_seen(fleet.read_history())
+        rotated = len(list(parts_dir.glob("journal.jsonl.*")))
+        for number in range(4):  # lines that land in the journal about to move aside, and in the new one
+            fleet.record("check", "done", detail=f"after {number}")
+        assert len(list(parts_dir.glob("journal.jsonl.*"))) > rotated
+        followed = tail.read(fleet)
+        assert without_seen(followed) == without_seen(fleet.read_history())
+        assert [e["detail"] for e in followed if e["action"] == "check"] == [
+            *(f"before {n}" for n in range(3)), *(f"after {n}" for n in range(4))]
