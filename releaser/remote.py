@@ -45,10 +45,11 @@ write_marker() {
     && mv -f "$1/public/.releaser/release.json.tmp" "$1/public/.releaser/release.json"
 }
 check_sums() {
+  # the stamp is dated by a file of this run's own ($$): another check running at once cannot date it later
   stamp=.releaser/verified-$1
-  { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && : > "$stamp.tmp" 2>/dev/null || stamp=
+  { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && : > "$stamp.tmp-$$" 2>/dev/null || stamp=
   sums_out=$(cd "releases/$1" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); sums_rc=$?
-  if [ -n "$stamp" ]; then if [ "$sums_rc" = 0 ]; then mv -f "$stamp.tmp" "$stamp"; else rm -f "$stamp.tmp" "$stamp"; fi; fi
+  if [ -n "$stamp" ]; then if [ "$sums_rc" = 0 ]; then mv -f "$stamp.tmp-$$" "$stamp"; else rm -f "$stamp.tmp-$$" "$stamp"; fi; fi
   return $sums_rc
 }
 sums_fresh() {
@@ -294,7 +295,7 @@ fi
 _CLEAN_LEFTOVERS = r"""
 if [ "$taken" = yes ]; then
   for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
-      "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-*; do
+      "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-* "$1"/.releaser/verified-*.tmp-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
 fi

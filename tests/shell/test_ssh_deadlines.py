@@ -278,9 +278,11 @@ def test_the_next_stage_removes_what_an_interrupted_command_left(ssh_env, open_f
     meta = Path(str(ssh_env.app_root(ssh_env.server("web-1")))) / ".releaser"
     (meta / "upload-r9-deadbeef.tar.gz").write_bytes(b"x" * 1000)
     (meta / "next-live").symlink_to("releases/r1")
+    (meta / "verified-r1.tmp-4242").write_text("")  # a checksum check killed before its stamp was put in place
     with open_fleet(ssh_env) as fleet:
         fleet.stage(bundle("r3"))
     assert leftovers(ssh_env)["web-1"] == []
+    assert not list(meta.glob("verified-*.tmp-*"))
     assert read_slots(ssh_env)["web-1"].staging == "r3"
 
 
