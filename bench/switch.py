@@ -441,6 +441,19 @@ def show(mode: str, rtt_ms: float, rows: list[dict], repeat: int) -> None:
           " runs; negative would be early), skew@T: median first-to-last rename of those runs")
     for r in rows[:1]:
         print(f"round trips per server at N={r['n']}: go-live: {r['trips_go_live_kinds']}; rollback: {r['trips_rollback_kinds']}")
+    print_per_server(rows)
+
+
+def print_per_server(rows: list[dict]) -> None:
+    """What each server beyond the fewest costs: the slope between the smallest and the largest N measured."""
+    if len(rows) < 2:
+        return
+    low, high = min(rows, key=lambda r: r["n"]), max(rows, key=lambda r: r["n"])
+    extra = high["n"] - low["n"]
+    costs = ", ".join(f"{label} {(high[key] - low[key]) / extra * 1000:.1f} ms"
+                      for label, key in (("switch", "switch"), ("go-live cmd", "go_live"), ("ssh floor", "floor"),
+                                         ("connect", "connect"), ("cold rollback", "cold_rollback")))
+    print(f"each server beyond {low['n']} (up to {high['n']}) adds: {costs}; every server here shares this machine's CPUs")
 
 
 if __name__ == "__main__":
