@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
@@ -274,16 +272,74 @@ def _file_clock(texts: Mapping[str, str], times: Mapping[str, float], token: str
 def _untar(encoded: str) -> tuple[dict[str, str], dict[str, float]]:
     """The files of the script's base64 tar, by the path it was given: their text, and their modification times.
 
-    The tar is in pax form, which keeps the times to the nanosecond (the ustar header holds whole seconds).
+    The tar is GNU tar's pax form (--format=posix), whose extended headers keep the times to the nanosecond
+    (the ustar header holds whole seconds). Read here block by block rather than with tarfile, which costs
+    ten times as much: every server's facts are parsed at once while the other servers' answers arrive.
+    Anything that is not such a tar gives nothing, as a file that was not sent.
     """
     try:
-        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(encoded.strip(), validate=True))) as archive:
-            members = [member for member in archive.getmembers() if member.isfile()]
-            texts = {member.name: archive.extractfile(member).read().decode("utf-8", errors="replace")
-                     for member in members}
-            return texts, {member.name: float(member.pax_headers.get("mtime", member.mtime)) for member in members}
-    except (binascii.Error, ValueError, tarfile.TarError, OSError):
+        data = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
         return {}, {}
+    texts: dict[str, str] = {}
+    times: dict[str, float] = {}
+    extended: dict[str, str] = {}
+    at = 0
+    while at + _BLOCK <= len(data):
+        header = data[at:at + _BLOCK]
+        if header == _EMPTY_BLOCK:
+            break
+        try:
+            size, kind = _octal(header[124:136]), header[156:157]
+        except ValueError:
+            return {}, {}
+        size = int(extended.get("size", size)) if kind not in (b"x", b"g") else size
+        body = data[at + _BLOCK:at + _BLOCK + size]
+        if len(body) < size or header[257:262] != b"ustar":
+            return {}, {}
+        at += _BLOCK + -(-size // _BLOCK) * _BLOCK
+        if kind == b"x":
+            extended = _pax_records(body)
+            continue
+        if kind in (b"0", b"\0", b"7"):
+            name = extended.get("path") or _ustar_name(header)
+            texts[name] = body.decode("utf-8", errors="replace")
+            times[name] = float(extended.get("mtime", _octal(header[136:148])))
+        extended = {}
+    return texts, times
+
+
+_BLOCK = 512
+_EMPTY_BLOCK = bytes(_BLOCK)
+
+
+def _octal(field: bytes) -> int:
+    """A ustar number field: octal digits ended by NUL or space (ValueError when it is not one)."""
+    digits = field.split(b"\0", 1)[0].strip()
+    return int(digits, 8) if digits else 0
+
+
+def _ustar_name(header: bytes) -> str:
+    name = header[0:100].split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _pax_records(body: bytes) -> dict[str, str]:
+    """A pax extended header's "LENGTH key=value\\n" records (the lengths count the whole record, in bytes)."""
+    records: dict[str, str] = {}
+    at = 0
+    while at < len(body):
+        space = body.find(b" ", at)
+        if space < 0 or not body[at:space].isdigit():
+            break
+        length = int(body[at:space])
+        if length <= space - at:
+            break
+        key, _, value = body[space + 1:at + length - 1].partition(b"=")
+        records[key.decode("utf-8", errors="replace")] = value.decode("utf-8", errors="replace")
+        at += length
+    return records
 
 
 def parse_verified(text: str) -> Verified:
