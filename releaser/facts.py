@@ -5,8 +5,8 @@ the start and at the end, so the time the script itself took is not counted as n
 release under check (its sums, manifest and data records), free disk and the release's size, the lock, each
 configuration file config-parity compares, the latest rehearsal, and, when asked, `sha256sum -c` of the staged
 and of the live release. The checks in releaser.checks judge these facts; none of them asks the server again.
-A passing sums check leaves a stamp (remote.RELEASE_FILES) that lets the prepare of the same command skip
-reading every file again when nothing in the release changed since.
+A passing sums check leaves a stamp (the one remote.RELEASE_FILES's sums_fresh reads) that lets the prepare of
+the same command skip reading every file again when nothing in the release changed since.
 
 It runs on every server before every go-live, all of them at once on the day, so it starts few processes:
 `stat -f` (free space), one `tar | base64` that carries every file's text and the two clock files' times,
@@ -26,13 +26,13 @@ from pathlib import PurePosixPath
 
 from releaser.bundle import validate_release_id
 from releaser.journal import parse_lines
-from releaser.remote import RELEASE_FILES
 
 FILES = (".releaser-sha256sums", "manifest.json", ".releaser-datasets.json")
 REHEARSAL_FILE = ".releaser/rehearsal.json"
 CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 
-_SCRIPT = RELEASE_FILES + r"""
+# Not prefixed with remote.RELEASE_FILES: it writes its stamps itself (verify_one), in the form sums_fresh reads.
+_SCRIPT = r"""
 cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
 root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4
 fs=$(stat -f -c '%a*%S %T' . 2>/dev/null)
