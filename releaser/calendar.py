@@ -11,7 +11,6 @@ Working days are Monday to Friday minus England & Wales bank holidays, as the `h
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping
@@ -358,11 +357,11 @@ def _time_of_day(text: str, hour: str, minute: str, what: str) -> time:
     return time(int(hour), int(minute))
 
 
-@functools.lru_cache(maxsize=None)
 def _bank_holidays(year: int) -> dict[date, str]:
-    import holidays  # here, not at the top: it costs ~70 ms and a rollback never asks which days are holidays
+    """England & Wales bank holidays of `year`, built the first time that year is asked about (bank_holidays)."""
+    from releaser.bank_holidays import holidays_of  # only the paths that ask which days are holidays
 
-    return dict(holidays.country_holidays("GB", subdiv="ENG", years=year))
+    return holidays_of("GB", "ENG", year)
 
 
 def _closure_name(day: date) -> str:

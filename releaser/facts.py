@@ -5,8 +5,8 @@ the start and at the end, so the time the script itself took is not counted as n
 release under check (its sums, manifest and data records), free disk and the release's size, the lock, each
 configuration file config-parity compares, the latest rehearsal, and, when asked, `sha256sum -c` of the staged
 and of the live release. The checks in releaser.checks judge these facts; none of them asks the server again.
-A passing sums check leaves a stamp (remote.RELEASE_FILES) that lets the prepare of the same command skip
-reading every file again when nothing in the release changed since.
+A passing sums check leaves a stamp (the one remote.RELEASE_FILES's sums_fresh reads) that lets the prepare of
+the same command skip reading every file again when nothing in the release changed since.
 
 It runs on every server before every go-live, all of them at once on the day, so it starts few processes:
 `stat -f` (free space), one `tar | base64` that carries every file's text and the two clock files' times,
@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from releaser.bundle import validate_release_id
 from releaser.journal import parse_lines
-from releaser.remote import RELEASE_FILES
 
 FILES = (".releaser-sha256sums", "manifest.json", ".releaser-datasets.json")
 REHEARSAL_FILE = ".releaser/rehearsal.json"
 CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 
-_SCRIPT = RELEASE_FILES + r"""
+# Not prefixed with remote.RELEASE_FILES: it writes its stamps itself (verify_one), in the form sums_fresh reads.
+_SCRIPT = r"""
 cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
 root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4
 fs=$(stat -f -c '%a*%S %T' . 2>/dev/null)
@@ -274,16 +272,74 @@ def _file_clock(texts: Mapping[str, str], times: Mapping[str, float], token: str
 def _untar(encoded: str) -> tuple[dict[str, str], dict[str, float]]:
     """The files of the script's base64 tar, by the path it was given: their text, and their modification times.
 
-    The tar is in pax form, which keeps the times to the nanosecond (the ustar header holds whole seconds).
+    The tar is GNU tar's pax form (--format=posix), whose extended headers keep the times to the nanosecond
+    (the ustar header holds whole seconds). Read here block by block rather than with tarfile, which costs
+    ten times as much: every server's facts are parsed at once while the other servers' answers arrive.
+    Anything that is not such a tar gives nothing, as a file that was not sent.
     """
     try:
-        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(encoded.strip(), validate=True))) as archive:
-            members = [member for member in archive.getmembers() if member.isfile()]
-            texts = {member.name: archive.extractfile(member).read().decode("utf-8", errors="replace")
-                     for member in members}
-            return texts, {member.name: float(member.pax_headers.get("mtime", member.mtime)) for member in members}
-    except (binascii.Error, ValueError, tarfile.TarError, OSError):
+        data = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
         return {}, {}
+    texts: dict[str, str] = {}
+    times: dict[str, float] = {}
+    extended: dict[str, str] = {}
+    at = 0
+    while at + _BLOCK <= len(data):
+        header = data[at:at + _BLOCK]
+        if header == _EMPTY_BLOCK:
+            break
+        try:
+            size, kind = _octal(header[124:136]), header[156:157]
+        except ValueError:
+            return {}, {}
+        size = int(extended.get("size", size)) if kind not in (b"x", b"g") else size
+        body = data[at + _BLOCK:at + _BLOCK + size]
+        if len(body) < size or header[257:262] != b"ustar":
+            return {}, {}
+        at += _BLOCK + -(-size // _BLOCK) * _BLOCK
+        if kind == b"x":
+            extended = _pax_records(body)
+            continue
+        if kind in (b"0", b"\0", b"7"):
+            name = extended.get("path") or _ustar_name(header)
+            texts[name] = body.decode("utf-8", errors="replace")
+            times[name] = float(extended.get("mtime", _octal(header[136:148])))
+        extended = {}
+    return texts, times
+
+
+_BLOCK = 512
+_EMPTY_BLOCK = bytes(_BLOCK)
+
+
+def _octal(field: bytes) -> int:
+    """A ustar number field: octal digits ended by NUL or space (ValueError when it is not one)."""
+    digits = field.split(b"\0", 1)[0].strip()
+    return int(digits, 8) if digits else 0
+
+
+def _ustar_name(header: bytes) -> str:
+    name = header[0:100].split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    return f"{prefix}/{name}" if prefix else name
+
+
+def _pax_records(body: bytes) -> dict[str, str]:
+    """A pax extended header's "LENGTH key=value\\n" records (the lengths count the whole record, in bytes)."""
+    records: dict[str, str] = {}
+    at = 0
+    while at < len(body):
+        space = body.find(b" ", at)
+        if space < 0 or not body[at:space].isdigit():
+            break
+        length = int(body[at:space])
+        if length <= space - at:
+            break
+        key, _, value = body[space + 1:at + length - 1].partition(b"=")
+        records[key.decode("utf-8", errors="replace")] = value.decode("utf-8", errors="replace")
+        at += length
+    return records
 
 
 def parse_verified(text: str) -> Verified:

@@ -151,11 +151,13 @@ def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Se
     verify = sorted({what for module in modules for what in getattr(module, "VERIFY", ())})
     config = limits.environment.config_parity.files if any(getattr(m, "CONFIG", False) for m in modules) else ()
     rehearsal = any(getattr(module, "REHEARSAL", False) for module in modules)
-    # checks that ask only over HTTP (USES_VIEW = False) start at once, while the servers' facts are read
-    with ThreadPoolExecutor(max_workers=len(modules), thread_name_prefix="check") as pool:
+    # the servers' facts are asked for first; checks that ask only over HTTP (USES_VIEW = False) start at once
+    # beside them, on threads of their own, so the facts never queue behind the HTTP requests
+    with ThreadPoolExecutor(max_workers=len(modules) + 1, thread_name_prefix="check") as pool:
+        reading = pool.submit(read_view, fleet, limits, now, verify=verify, config=config, rehearsal=rehearsal)
         early = {module: pool.submit(module.gather, fleet, None, limits)
                  for module in modules if not getattr(module, "USES_VIEW", True)}
-        view = read_view(fleet, limits, now, verify=verify, config=config, rehearsal=rehearsal)
+        view = reading.result()
         gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
                     for module in modules}
         batches = [module.judge(gathered[module].result(), limits, now) for module in modules]
@@ -307,17 +309,23 @@ def due_in_zone(moment: datetime, timezone_name: str) -> datetime:
 def gather_each(fleet: Fleet, work: Callable[[str], object]) -> dict[str, object]:
     """Run work(server) on every server in parallel; an unreachable server or a ReleaserError gives Unreadable."""
     names = list(fleet.hosts)
-    reachable = [name for name in names if name not in fleet.unreachable]
+    lost = unreachable(fleet, names)
+    reachable = [name for name in names if name not in lost]
     outcomes = fleet.each(work, reachable) if reachable else {}
     result: dict[str, object] = {}
     for name in names:
-        if name in fleet.unreachable:
-            result[name] = Unreadable(_short(str(fleet.unreachable[name]), name))
+        if name in lost:
+            result[name] = lost[name]
         elif isinstance(outcomes.get(name), ReleaserError):
             result[name] = Unreadable(_short(str(outcomes[name]), name))
         else:
             result[name] = outcomes[name]
     return result
+
+
+def unreachable(fleet: Fleet, names: Sequence[str]) -> dict[str, Unreadable]:
+    """The servers among `names` this command could not reach, each with why (what every check then says)."""
+    return {name: Unreadable(_short(str(fleet.unreachable[name]), name)) for name in names if name in fleet.unreachable}
 
 
 def not_checked(check: str, server: str, facts: Unreadable) -> CheckResult:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
-from releaser.checks.smoke import Answer, fetch
+from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked
+from releaser.checks.smoke import Answer, fetch_each
 
 NAME = "embargo"
 USES_VIEW = False  # asks the staging URLs only: runs while the servers' facts are read
@@ -21,9 +21,8 @@ def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
     environment = limits.environment
     path = environment.smoke[0].path if environment.smoke else "/"
 
-    def read(name: str) -> object:
-        return fetch(environment.server(name).staging_url + path, timeout=5.0)
-    return gather_each(fleet, read)
+    found = fetch_each(fleet, {name: [(environment.server(name).staging_url + path, {}, 5.0)] for name in fleet.hosts})
+    return {name: answers if isinstance(answers, Unreadable) else answers[0] for name, answers in found.items()}
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

@@ -6,6 +6,9 @@ staging credential when one is declared. With [application] the staged release i
 private address of each server, so the requests go from the server itself (curl over the server's
 connection) to the staging instance's port: the process that will go live, with the live configuration.
 The staging credential is not sent there: it guards the public staging URL, and the private port has none.
+
+The GETs of a check go out HTTP_PARALLEL at a time across the fleet, at most PER_SERVER at a time to one
+server, on threads of their own (fetch_each, which embargo uses too).
 """
 
 from __future__ import annotations
@@ -14,23 +17,25 @@ import base64
 import binascii
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 from pathlib import PurePosixPath
 
-from releaser.checks import ALL, CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked
+from releaser.checks import ALL, CheckResult, Limits, ReleaseView, Unreadable, gather_each, not_checked, unreachable
 from releaser.config import Environment, SmokeCheck
 
 NAME = "smoke"
 USES_VIEW = False  # asks the staging URLs only: runs while the servers' facts are read
 BODY_LIMIT = 256 * 1024
-PER_SERVER = 4  # smoke requests in flight to one server at once
+PER_SERVER = 4  # GETs in flight to one server at once
+HTTP_PARALLEL = 16  # GETs in flight at once for one check, all servers together
 
 
 @dataclass(frozen=True)
@@ -85,18 +90,41 @@ def gather(fleet, view: ReleaseView, limits: Limits) -> dict[str, object]:
     access = environment.staging_access
     headers = access.headers(os.environ) if access else {}
     missing = access is not None and not headers
+    checks = tuple(environment.smoke)
+    answers = fetch_each(fleet, {name: [(environment.server(name).staging_url + check.path, headers, check.timeout)
+                                        for check in checks] for name in fleet.hosts})
+    return {name: found if isinstance(found, Unreadable) else SmokeFacts(tuple(zip(checks, found)), missing)
+            for name, found in answers.items()}
 
-    def read(name: str) -> object:
-        base = environment.server(name).staging_url
-        checks = list(environment.smoke)
-        if len(checks) <= 1:
-            return SmokeFacts(tuple((check, fetch(base + check.path, headers=headers, timeout=check.timeout))
-                                    for check in checks), missing)
-        # the same server's requests at once, a few at a time: one slow page does not queue the others behind it
-        with ThreadPoolExecutor(max_workers=min(PER_SERVER, len(checks)), thread_name_prefix="smoke") as pool:
-            answers = pool.map(lambda check: fetch(base + check.path, headers=headers, timeout=check.timeout), checks)
-            return SmokeFacts(tuple(zip(checks, answers)), missing)
-    return gather_each(fleet, read)
+
+Ask = tuple[str, Mapping[str, str], float]  # a GET: its URL, its headers, its timeout in seconds
+
+
+def fetch_each(fleet, asks: Mapping[str, Sequence[Ask]]) -> dict[str, list[Answer] | Unreadable]:
+    """Send every server's GETs, HTTP_PARALLEL at a time and PER_SERVER at a time to one server; answers in order.
+
+    A server the command could not reach is Unreadable, as in gather_each. The GETs run on threads of their own,
+    not on the fleet's, so they never queue the servers' facts behind them.
+    """
+    found: dict[str, list[Answer] | Unreadable] = dict(unreachable(fleet, list(asks)))
+    todo = [(name, index, ask) for name, server_asks in asks.items() if name not in found
+            for index, ask in enumerate(server_asks)]
+    todo.sort(key=lambda item: item[1])  # the first GET of every server before the second of any
+    gates = {name: threading.BoundedSemaphore(PER_SERVER) for name in asks}
+
+    def one(item: tuple[str, int, Ask]) -> Answer:
+        name, _, (url, headers, timeout) = item
+        with gates[name]:
+            return fetch(url, headers=headers, timeout=timeout)
+
+    answers: dict[str, list[Answer]] = {name: [None] * len(asks[name]) for name in asks if name not in found}
+    if len(todo) == 1:
+        answers[todo[0][0]][0] = one(todo[0])
+    elif todo:
+        with ThreadPoolExecutor(max_workers=min(HTTP_PARALLEL, len(todo)), thread_name_prefix="http") as pool:
+            for (name, index, _), answer in zip(todo, pool.map(one, todo)):
+                answers[name][index] = answer
+    return {name: found[name] if name in found else answers[name] for name in asks}
 
 
 def judge(facts: Mapping[str, object], limits: Limits, now: datetime) -> list[CheckResult]:

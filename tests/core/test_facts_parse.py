@@ -50,3 +50,26 @@ def test_rehearsals_come_from_the_summary_file_or_the_journal_lines():
     assert summary.rehearsals == (done,)
     legacy = parse_facts(f"rehearsals\n{json.dumps(older)}\n{{torn\n{json.dumps(done)}\nrehearsals-end\nclock 5\n")
     assert legacy.rehearsals == (older, done) and legacy.clock == 5.0
+
+
+def test_the_tar_reader_gives_what_tarfile_gives():
+    """Long paths (pax `path`), text that is not UTF-8, empty files and nanosecond times read as tarfile reads them;
+    a tar cut short, or a line that is not base64, gives no files at all."""
+    from releaser.facts import _untar
+
+    buffer = io.BytesIO()
+    members = {"releases/" + "x" * 120 + "/config/app.toml": b"key = 1\n", "bin": b"\xff\xfe not text",
+               "empty": b"", "big": bytes(range(256)) * 9}
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for index, (name, data) in enumerate(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1700000000 + index
+            info.pax_headers = {"mtime": f"{1700000000 + index}.123456789"}
+            archive.addfile(info, io.BytesIO(data))
+    raw = buffer.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+        expected = ({m.name: archive.extractfile(m).read().decode("utf-8", errors="replace") for m in archive},
+                    {m.name: float(m.pax_headers["mtime"]) for m in archive})
+    assert _untar(base64.b64encode(raw).decode()) == expected
+    assert _untar(base64.b64encode(raw[:1500]).decode()) == ({}, {})
+    assert _untar("not base64 at all!") == ({}, {})
