@@ -1,10 +1,12 @@
 """Sending a release bundle to one server: the archive as it is, streamed, then checked and unpacked there.
 
 A `.tar.gz` built by `invoke build` is uploaded as it is: never unpacked and packed again here. Its sha256
-was taken while read_bundle read it (bundle.archive_to_upload), and the server checks the upload against it,
-then every unpacked file against the sums file that travels beside the archive. A directory bundle is packed
-once into a scratch directory for every server. The fleet runs `send` for every server at once; each reports
-its bytes as a `Transfer` message, which ui.progress draws as a bar with the time left.
+was taken while read_bundle read it (bundle.archive_to_upload), and the server checks the upload against it.
+Over SSH with an `ssh` client the archive streams into the server's tar and hasher as it arrives (no copy
+of it is stored there, nothing is read twice); otherwise it is put over SFTP, then hashed, unpacked and
+every file checked against the sums file that travels beside it. A directory bundle is packed once into a
+scratch directory for every server. The fleet runs `send` for every server at once; each reports its bytes
+as a `Transfer` message, which ui.progress draws as a bar with the time left.
 """
 
 from __future__ import annotations
