@@ -34,6 +34,9 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 # write_marker DIR ID: the release marker (releaser.identity) in DIR's public root, unless it is already right.
 # check_sums ID: sha256sum -c of every file of releases/ID; when it passes, .releaser/verified-ID says so. The
 #   stamp's time is taken before the files are read, so a change made while they were read is newer than it.
+#   The stamp says "every file matched its sums at this time"; the streamed unpack (_RECEIVE) writes one too,
+#   right after its rename: its files came from an archive whose sha256 it checked, whose every member
+#   read_bundle had checked against the manifest, so reading them again at once would learn nothing.
 # sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
 #   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
 #   back): the files are as they were checked, and prepare need not read them again in the same command.
@@ -254,8 +257,8 @@ printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -
 # and, through a FIFO, to `tar`; the archive itself is never written. Once tar is done (or failed) the FIFO is
 # drained, so the hash always covers the whole stream and a corrupt upload is named as such, not by tar's
 # error. Only when the sha256 of what came equals the client's (read_bundle's, taken as it checked every member
-# against the manifest) is the release renamed into releases/; otherwise everything is removed. A short stream
-# (Ctrl-C, a lost client) can never match. The hash and tar's verdict come back on stdout, never through a
+# against the manifest) is the release renamed into releases/ and stamped verified (see check_sums); otherwise
+# everything is removed. A short stream (Ctrl-C, a lost client) can never match. The hash and tar's verdict come back on stdout, never through a
 # file, so a full disk is reported as tar saw it. `openssl dgst` hashes ~7x faster than coreutils where present.
 _RECEIVE = RELEASE_FILES + r"""
 cd "$1" || exit 3
@@ -292,6 +295,9 @@ size=$(du -sk "$work/release") || size=
 mv -T "$work/release" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
 rm -rf "$work"
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
+# stamped after the rename (it changes the release directory's inode): prepare (sums_fresh) need not read them now
+{ : > ".releaser/verified-$release.tmp" && mv -f ".releaser/verified-$release.tmp" ".releaser/verified-$release"; } 2>/dev/null \
+  || rm -f ".releaser/verified-$release.tmp"
 exit 0
 """
 

@@ -202,3 +202,25 @@ def test_the_receive_script_hashes_with_sha256sum_where_there_is_no_openssl(big_
         done = subprocess.run(argv, stdin=stdin, capture_output=True, text=True, env={"PATH": str(bin_dir)})
     assert done.returncode == 0, done.stderr
     assert intact(root / "releases" / "r2") and debris(root) == []
+
+
+def test_a_streamed_release_is_stamped_verified_so_the_stages_prepare_reads_nothing_again(sshd_farm, ssh_env, big_bundle,
+                                                                                        tmp_path):
+    """The receive script stamps the release after its rename: prepare, without sha256sum on its PATH, trusts it."""
+    from releaser.slots import LinkChange
+
+    host, root = make_hosts(ssh_env)["web-1"], sshd_farm.server("web-1").root
+    _, argv = receiving(host, PurePosixPath(root), big_bundle, tmp_path)
+    try:
+        assert host.stream(big_bundle.path, argv, timeout=30).ok
+    finally:
+        host.close()
+    assert (root / ".releaser" / "verified-r2").is_file()
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("sh", "find", "ln", "mv", "mkdir", "rm", "cat", "cut"):  # no sha256sum: reading the files would fail
+        (tools / name).symlink_to(shutil.which(name))
+    prepare = remote.prepare_argv(PurePosixPath(root), (LinkChange("staging", None, "r2"),))
+    done = subprocess.run(prepare, capture_output=True, text=True, env={"PATH": str(tools)}, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert os.readlink(root / ".releaser" / "next-staging") == "releases/r2"
