@@ -20,6 +20,7 @@ import re
 import select
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 from releaser.errors import Cancelled, HostKeyChanged, HostUnreachable
 
 CHUNK = 1 << 20  # bytes handed to ssh per write: progress, stop() and the stall deadline are checked this often
+STOP_POLL = 0.25  # seconds between looks at stop() while ssh takes no bytes
 # AES-GCM first (servers have AES instructions: ~2x chacha20's speed here), then OpenSSH's own default list
 CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr"
 
@@ -130,13 +132,15 @@ def _feed(child: subprocess.Popen, source, size: int, *, stall: float, stop, sen
     os.set_blocking(pipe, False)
     _widen(pipe)
     send = _sendfile if hasattr(os, "sendfile") else _copy
-    done = 0
+    done, stalls_at = 0, time.monotonic() + stall
     while done < size:
         if stop is not None and stop():
             return done, True
-        _, ready, _ = select.select([], [pipe], [], stall)
+        _, ready, _ = select.select([], [pipe], [], max(0.0, min(STOP_POLL, stalls_at - time.monotonic())))
         if not ready:
-            raise _Stalled(done)
+            if time.monotonic() >= stalls_at:
+                raise _Stalled(done)
+            continue  # a server slow to take bytes: look at stop() again meanwhile
         try:
             moved = send(pipe, source, done, min(CHUNK, size - done))
         except BlockingIOError:
@@ -150,7 +154,7 @@ def _feed(child: subprocess.Popen, source, size: int, *, stall: float, stop, sen
             raise
         if moved == 0:  # the file shrank since read_bundle read it: the server's sha256 check refuses what came
             return done, False
-        done += moved
+        done, stalls_at = done + moved, time.monotonic() + stall
         if sent is not None:
             sent(done, size)
     return done, False

@@ -127,6 +127,20 @@ def test_an_upload_the_server_stops_reading_ends_at_the_stall_deadline(sshd_farm
     assert time.monotonic() - started < 15
 
 
+def test_stop_is_seen_while_the_server_takes_no_bytes(sshd_farm, ssh_env, big_bundle):
+    """Ctrl-C does not wait for the stall deadline: stop() is looked at while ssh's pipe is full."""
+    host = make_hosts(ssh_env)["web-2"]
+    host.upload_stall = 60.0
+    asked = time.monotonic() + 1.0
+    try:
+        with pytest.raises(Cancelled):
+            host.stream(big_bundle.path, ["sh", "-c", "sleep 3; cat > /dev/null"], timeout=30,
+                        stop=lambda: time.monotonic() > asked)
+    finally:
+        host.close()
+    assert time.monotonic() - asked < 10  # the server's sleep, then its end: not the 60 s stall deadline
+
+
 def test_without_an_ssh_client_the_upload_goes_over_sftp(sshd_farm, ssh_env, open_fleet, big_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "no-ssh-here"))
     hosts = make_hosts(ssh_env)
