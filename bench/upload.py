@@ -7,9 +7,13 @@ stored with gzip level 1 (random bytes do not compress, so the archive is as lar
 turns, each --repeat times:
 
 - releaser: a child process that reads the bundle (read_bundle: verify every file's sha256, take the archive's
-  own) and stages it on every server (upload in parallel, server-side sha256, unpack, checksums, links), its
-  peak RSS from the kernel (ru_maxrss of that child);
-- scp: OpenSSH `scp` of the same file to every server at once, nothing else (no check, no unpack).
+  own) and stages it on every server (the archive streamed through `ssh` into each server's hasher and tar
+  at once, or over SFTP without an ssh client; then the links), its peak RSS from the kernel (ru_maxrss of
+  that child);
+- scp: OpenSSH `scp` of the same file to every server at once, nothing else (no check, no unpack), with
+  OpenSSH's default cipher, and again with releaser's (AES-GCM first, openssh.CIPHERS);
+- ssh | tar: the file streamed by `ssh` into `tar -xzf -` on every server at once, with releaser's cipher:
+  the least any tool that unpacks on the server can cost here (nothing hashed, nothing checked).
 
 The staged release is removed between runs, so every run uploads. All servers and the client share this
 machine's CPUs and disk, so the figures are for comparing the two, not for a real network.
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,6 +40,7 @@ sys.path[:0] = [str(PROJECT), str(PROJECT / "tests"), str(Path(__file__).resolve
 
 from sshfarm import SshdFarm, sshd_path  # noqa: E402
 from switch import Reach, write_environment, free_ports  # noqa: E402  (bench/switch.py)
+from releaser.openssh import CIPHERS  # noqa: E402
 
 STAGE = """
 import json, sys, time
@@ -74,26 +80,33 @@ def main() -> int:
         with SshdFarm(base / "farm", args.servers, skip_shell_rc=True) as farm:
             reach = Reach([s.port for s in farm.servers], farm.known_hosts, free_ports(2 * args.servers))
             env = write_environment(farm, reach, base / "bench.toml")
-            if args.step:  # the unpack (two sha256 passes and tar over the bundle on every server) runs under `step`
+            if args.step:  # over SFTP the unpack (sha256, tar, sha256 of every file) comes after the upload
                 env.write_text(env.read_text() + f"\n[deadlines]\nstep = {args.step:g}\n")
-            ours, peaks, reads, theirs = [], [], [], []
+            ours, peaks, reads, uploads, theirs, theirs_gcm, untar = [], [], [], [], [], [], []
             for round_ in range(args.repeat):
                 print(f"... round {round_ + 1} of {args.repeat}", file=sys.stderr, flush=True)
                 for server in farm.servers:
                     shutil.rmtree(server.root, ignore_errors=True)
                     server.root.mkdir(parents=True)
                 wall, peak, figures = stage_process(env, bundle)
-                ours.append(wall), peaks.append(peak), reads.append(figures["read"])
+                ours.append(wall), peaks.append(peak), reads.append(figures["read"]), uploads.append(figures["upload"])
                 theirs.append(parallel_scp(farm, bundle))
+                theirs_gcm.append(parallel_scp(farm, bundle, ["-c", CIPHERS]))
+                untar.append(parallel_untar(farm, bundle))
     mb = size / 1e6
     print(f"\n{args.servers} sshd servers on loopback, a {mb:.0f} MB .tar.gz, medians of {args.repeat}; {os.cpu_count()} CPUs")
     print("what | s | MB/s per server | peak RSS MB")
     print("--- | ---: | ---: | ---:")
-    print(f"releaser stage (whole process: read_bundle + upload + check + unpack) | {statistics.median(ours):.2f} | "
+    print(f"releaser stage (whole process: start, read_bundle, lock, upload + check + unpack, links) | {statistics.median(ours):.2f} | "
           f"{mb / statistics.median(ours):.0f} | {statistics.median(peaks):.0f}")
     print(f"  of which read_bundle (verify every file, hash the archive) | {statistics.median(reads):.2f} | |")
-    print(f"parallel scp of the same file | {statistics.median(theirs):.2f} | {mb / statistics.median(theirs):.0f} | ")
-    print(f"ratio releaser / scp: {statistics.median(ours) / statistics.median(theirs):.2f}x")
+    print(f"  of which the lock, upload, hashing and unpacking on every server | {statistics.median(uploads):.2f} | |")
+    for label, runs in (("parallel scp of the same file (OpenSSH's default cipher)", theirs),
+                        ("parallel scp, releaser's cipher (AES-GCM first)", theirs_gcm),
+                        ("parallel ssh | tar -xzf - on each server, releaser's cipher (no checks)", untar)):
+        print(f"{label} | {statistics.median(runs):.2f} | {mb / statistics.median(runs):.0f} | ")
+    print(f"ratio releaser / scp: {statistics.median(ours) / statistics.median(theirs):.2f}x; "
+          f"releaser / ssh | tar: {statistics.median(ours) / statistics.median(untar):.2f}x")
     return 0
 
 
@@ -135,16 +148,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def parallel_scp(farm: SshdFarm, bundle: Path) -> float:
-    common = ["-q", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-              "-o", f"UserKnownHostsFile={farm.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", str(farm.key_file)]
+def _ssh_options(farm: SshdFarm) -> list[str]:
+    return ["-q", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={farm.known_hosts}", "-o", "IdentitiesOnly=yes", "-i", str(farm.key_file)]
+
+
+def parallel_scp(farm: SshdFarm, bundle: Path, extra: list[str] = ()) -> float:
+    """Seconds for scp of the bundle to every server at once."""
     started = time.perf_counter()
-    jobs = [subprocess.Popen(["scp", *common, "-P", str(server.port), str(bundle),
+    jobs = [subprocess.Popen(["scp", *_ssh_options(farm), *extra, "-P", str(server.port), str(bundle),
                               f"{farm.user}@{server.host}:{server.root}/scp-copy.tar.gz"]) for server in farm.servers]
     codes = [job.wait() for job in jobs]
     seconds = time.perf_counter() - started
     if any(codes):
         raise RuntimeError(f"scp failed: {codes}")
+    return seconds
+
+
+def parallel_untar(farm: SshdFarm, bundle: Path) -> float:
+    """Seconds for `ssh host tar -xzf -` of the bundle on every server at once (the bare unpack, no checks)."""
+    started = time.perf_counter()
+    jobs = []
+    for server in farm.servers:
+        with open(bundle, "rb") as source:
+            jobs.append(subprocess.Popen(["ssh", *_ssh_options(farm), "-c", CIPHERS, "-p", str(server.port),
+                                          f"{farm.user}@{server.host}",
+                                          "rm -rf {0} && mkdir {0} && tar -xzf - -C {0}".format(
+                                              shlex.quote(f"{server.root}/untar"))], stdin=source))
+    codes = [job.wait() for job in jobs]
+    seconds = time.perf_counter() - started
+    if any(codes):
+        raise RuntimeError(f"ssh | tar failed: {codes}")
     return seconds
 
 

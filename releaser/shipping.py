@@ -1,10 +1,12 @@
 """Sending a release bundle to one server: the archive as it is, streamed, then checked and unpacked there.
 
 A `.tar.gz` built by `invoke build` is uploaded as it is: never unpacked and packed again here. Its sha256
-was taken while read_bundle read it (bundle.archive_to_upload), and the server checks the upload against it,
-then every unpacked file against the sums file that travels beside the archive. A directory bundle is packed
-once into a scratch directory for every server. The fleet runs `send` for every server at once; each reports
-its bytes as a `Transfer` message, which ui.progress draws as a bar with the time left.
+was taken while read_bundle read it (bundle.archive_to_upload), and the server checks the upload against it.
+Over SSH with an `ssh` client the archive streams into the server's tar and hasher as it arrives (no copy
+of it is stored there, nothing is read twice); otherwise it is put over SFTP, then hashed, unpacked and
+every file checked against the sums file that travels beside it. A directory bundle is packed once into a
+scratch directory for every server. The fleet runs `send` for every server at once; each reports its bytes
+as a `Transfer` message, which ui.progress draws as a bar with the time left.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from releaser import remote
 from releaser.bundle import Bundle, archive_to_upload, sha256sums_text
 from releaser.errors import Cancelled, HostUnreachable
-from releaser.transport import Host
+from releaser.transport import Host, SshHost
 
 
 @dataclass(frozen=True)
@@ -77,17 +79,59 @@ def unpack_deadline(step: float, archive_bytes: int) -> float:
 
 def send(host: Host, root: PurePosixPath, upload: Upload, *, stop: Callable[[], bool],
          progress: Callable[[str], None], step: float = 20.0) -> tuple[bool, str]:
-    """Upload the archive and sums file into root/.releaser, then have the server check and unpack them.
+    """Put the release on the server, checked and unpacked in releases/ID; return (ok, detail).
 
-    Returns (ok, detail). A part-written upload is removed before HostUnreachable or Cancelled goes on, and
-    a Ctrl-C (stop) between the upload and the unpacking removes it too. `step` is the environment's step
-    deadline; the unpack gets more in proportion to the archive's size (unpack_deadline).
+    Over SSH with an OpenSSH client the archive streams into the server's unpack (_stream); otherwise it
+    is put whole over SFTP, then checked and unpacked (_put_then_unpack). The sums file goes first, over
+    the connection. Nothing part-written stays: HostUnreachable and Cancelled go on once it is removed.
+    `step` is the environment's step deadline; the server's work after the last byte gets more in
+    proportion to the archive's size (unpack_deadline).
     """
     made = host.run(["mkdir", "-p", str(root / ".releaser"), str(root / "releases")])
     if not made.ok:
         return False, made.reason()
-    stem = root / ".releaser" / f"upload-{upload.release_id}-{uuid.uuid4().hex[:8]}"
-    archive, sums = PurePosixPath(f"{stem}.tar.gz"), PurePosixPath(f"{stem}.sha256sums")
+    tag = uuid.uuid4().hex[:8]
+    stem = root / ".releaser" / f"upload-{upload.release_id}-{tag}"
+    sums = PurePosixPath(f"{stem}.sha256sums")
+    receive = remote.receive_argv(root, upload.release_id, tag, upload.archive_sha256, sums, upload.sums_sha256)
+    if isinstance(host, SshHost) and host.stream_argv(receive) is not None:
+        work = root / ".releaser" / f"unpack-{upload.release_id}-{tag}"
+        return _stream(host, upload, receive, sums, work, stop=stop, progress=progress, step=step)
+    return _put_then_unpack(host, root, upload, PurePosixPath(f"{stem}.tar.gz"), sums, stop=stop, progress=progress, step=step)
+
+
+def _stream(host: SshHost, upload: Upload, receive: list[str], sums: PurePosixPath, work: PurePosixPath, *,
+            stop: Callable[[], bool], progress: Callable[[str], None], step: float) -> tuple[bool, str]:
+    """Stream the archive through OpenSSH into remote.receive_argv: hashed and unpacked as it arrives, never stored.
+
+    The server re-reads nothing: the sha256 of the bytes that came must equal the one read_bundle took
+    while it checked every member against the manifest. Every file is checked on the server again before
+    any slot points at the release (prepare), as for every release.
+    """
+    what, started = f"uploading {upload.release_id}", time.monotonic()
+
+    def sent(done: int, total: int) -> None:
+        progress(Transfer(what, done, total, started))
+        if done == total:
+            progress(f"verifying and unpacking {upload.release_id}")
+
+    try:
+        host.put(upload.sums, sums, stop=stop)
+        done = host.stream(upload.archive, receive, stop=stop, sent=sent,
+                           timeout=unpack_deadline(step, upload.archive.stat().st_size))
+    except (HostUnreachable, Cancelled):
+        _remove_quietly(host, sums, work)  # the server's script removes both itself, unless it was cut off too
+        raise
+    return (True, "streamed over OpenSSH, sha256 checked on the server, unpacked") if done.ok else (False, done.reason())
+
+
+def _put_then_unpack(host: Host, root: PurePosixPath, upload: Upload, archive: PurePosixPath, sums: PurePosixPath, *,
+                     stop: Callable[[], bool], progress: Callable[[str], None], step: float) -> tuple[bool, str]:
+    """Upload the archive and sums file into root/.releaser (host.put), then have the server check and unpack them.
+
+    The server hashes the archive, unpacks it aside and checks every file against the sums before renaming
+    it into releases/. A Ctrl-C (stop) between the upload and the unpacking removes the upload.
+    """
     what, started = f"uploading {upload.release_id}", time.monotonic()
     try:
         host.put(upload.archive, archive, stop=stop, sent=lambda done, total: progress(Transfer(what, done, total, started)))
@@ -106,7 +150,7 @@ def send(host: Host, root: PurePosixPath, upload: Upload, *, stop: Callable[[], 
 
 def _remove_quietly(host: Host, *paths: PurePosixPath) -> None:
     try:
-        host.run(["rm", "-f", *map(str, paths)])
+        host.run(["rm", "-rf", "--", *map(str, paths)])
     except HostUnreachable:
         pass  # the server is gone; its leftover upload is cleaned in the next lock's round trip
 

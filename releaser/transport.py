@@ -276,6 +276,7 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
         return {server.name: LocalHost(server.name, step_timeout=environment.deadlines.step) for server in environment.servers}
     ssh = environment.ssh
     _require_key_files(environment)
+    client = shutil.which("ssh")  # bulk uploads go through it (releaser.openssh); without it, over SFTP
     hosts = {
         server.name: SshHost(
             server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
@@ -283,7 +284,7 @@ def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Ho
             known_hosts=_resolve(ssh.known_hosts, environment),
             check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
             step_timeout=environment.deadlines.step, upload_stall=environment.deadlines.upload_stall,
-            keepalive=environment.deadlines.keepalive,
+            keepalive=environment.deadlines.keepalive, ssh_client=client,
         )
         for server in environment.servers
     }
@@ -319,9 +320,10 @@ class SshHost:
     def __init__(
         self, name: str, host: str, *, port: int = 22, user: str | None = None, key_file: str | None = None,
         known_hosts: str | None = None, check_host_keys: bool = True, connect_timeout: float = 10.0,
-        step_timeout: float = 20.0, upload_stall: float = 30.0, keepalive: float = 5.0,
+        step_timeout: float = 20.0, upload_stall: float = 30.0, keepalive: float = 5.0, ssh_client: str | None = None,
     ) -> None:
         self.name = name
+        self.ssh_client = ssh_client  # the OpenSSH client that streams uploads (stream()); None: put() over SFTP only
         self.step_timeout = step_timeout  # every run() without a timeout of its own gets this one
         self.upload_stall = upload_stall
         self.keepalive = keepalive
@@ -485,6 +487,36 @@ class SshHost:
         except (OSError, EOFError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
                                   hint="check the server is up and its disk and permissions, then run the command again") from error
+
+    def stream_argv(self, argv: Sequence[str]) -> list[str] | None:
+        """The OpenSSH client's argv running argv on this server, or None when there is no client or it cannot say
+        these settings (then put() over SFTP is the way)."""
+        from releaser import openssh
+
+        if self.ssh_client is None:
+            return None
+        s = self._settings
+        reach = openssh.Reach(s["host"], s["port"], s["user"], s["key_file"], s["known_hosts"], s["check_host_keys"],
+                              s["connect_timeout"], self.keepalive, self.step_timeout)
+        return openssh.ssh_argv(self.ssh_client, reach, _command_line(argv, None))
+
+    def stream(self, local: Path, argv: Sequence[str], *, timeout: float, stop: Callable[[], bool] | None = None,
+               sent: Callable[[int, int], None] | None = None) -> Completed:
+        """Run argv on the server through the OpenSSH client with `local`'s bytes as its stdin, and return how it ended.
+
+        The same user, key, known_hosts and deadlines as the paramiko connection, in a process of its own (no
+        GIL shared with the other servers' uploads). stop() and sent() after every chunk; no byte moving for
+        `upload_stall` seconds, or the command not ending `timeout` seconds after the last byte, raises
+        HostUnreachable; stop() raises Cancelled once the server's command has seen the short stream and ended.
+        Requires stream_argv(argv) to be an argv.
+        """
+        from releaser import openssh
+
+        command = self.stream_argv(argv)
+        if command is None:
+            raise ValueError(f"{self.name}: no OpenSSH client can reach {self.address} with these settings")
+        return openssh.stream(command, local, name=self.name, address=self.address, what="upload",
+                              stall=self.upload_stall, finish=timeout, stop=stop, sent=sent)
 
     def read(self, remote: PurePosixPath) -> bytes:
         """Read a file over SFTP on the open connection."""

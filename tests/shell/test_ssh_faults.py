@@ -264,14 +264,40 @@ def _partial(directory: Path, prefix: str, *, min_bytes: int = 0) -> bool:
         return False
 
 
-@pytest.mark.parametrize("moment", ["mid-transfer", "mid-unpack"])
+def hosts_over(env, way: str) -> dict[str, Host]:
+    """Real SshHosts uploading through the OpenSSH client ("openssh") or, as without one, over SFTP ("sftp")."""
+    hosts = make_hosts(env)
+    for host in hosts.values():
+        assert host.ssh_client is not None, "the tests need the OpenSSH client (openssh-client)"
+        if way == "sftp":
+            host.ssh_client = None
+    return hosts
+
+
+def _streamed(directory: Path, min_bytes: int) -> bool:
+    """True once a streamed upload has unpacked `min_bytes` of r2's ballast in its .releaser/unpack-* directory."""
+    try:
+        return any((p / "release" / "public" / "data" / "ballast.bin").stat().st_size >= min_bytes
+                   for p in directory.iterdir() if p.name.startswith("unpack-r2-") and (p / "release" / "public" / "data" / "ballast.bin").exists())
+    except FileNotFoundError:
+        return False
+
+
+KILL_MOMENTS = {  # way, moment: what the watcher waits for before it kills web-2, what the failure says, the debris left
+    ("sftp", "mid-transfer"): (lambda d: _partial(d, "upload-r2-", min_bytes=1 << 20), "failed: the connection was closed", "upload-r2-"),
+    ("sftp", "mid-unpack"): (lambda d: _partial(d, "unpack-r2-"), "while running releaser-unpack", "unpack-r2-"),
+    ("openssh", "mid-stream"): (lambda d: _streamed(d, 1 << 20), "failed: the connection was closed", "unpack-r2-"),
+}
+
+
+@pytest.mark.parametrize("way, moment", sorted(KILL_MOMENTS))
 def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging_moved(
-        sshd_farm, ssh_env, open_fleet, heavy_r2, moment):
+        sshd_farm, ssh_env, open_fleet, heavy_r2, way, moment):
     r1_live(open_fleet, ssh_env)
     web2 = meta(ssh_env, "web-2")
-    seen = (lambda: _partial(web2, "upload-r2-", min_bytes=1)) if moment == "mid-transfer" else (lambda: _partial(web2, "unpack-r2-"))
-    hosts = make_hosts(ssh_env)
-    watcher = kill_when(sshd_farm, "web-2", seen)
+    seen, said, debris = KILL_MOMENTS[way, moment]
+    hosts = hosts_over(ssh_env, way)
+    watcher = kill_when(sshd_farm, "web-2", lambda: seen(web2))
 
     with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.stage(heavy_r2)
@@ -282,39 +308,42 @@ def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging
     assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
     message = str(failure.value)
     assert message.startswith("staging r2 failed on web-2 (") and "no server's staging changed" in message
-    assert {"mid-transfer": "failed: the connection was closed", "mid-unpack": "while running releaser-unpack"}[moment] in message
-    debris = {"mid-transfer": "upload-r2-", "mid-unpack": "unpack-r2-"}[moment]
+    assert said in message
     assert _partial(web2, debris)  # killed mid-way indeed: the half-written file or directory is still there
     if moment == "mid-transfer":
-        upload = next(p for p in web2.iterdir() if p.name.startswith("upload-"))
+        upload = next(p for p in web2.iterdir() if p.name.startswith("upload-") and p.name.endswith(".tar.gz"))
         assert upload.stat().st_size < 24 * 1024 * 1024
 
     sshd_farm.restart("web-2")
-    with open_fleet(ssh_env) as fleet:
+    with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet:
         fleet.unlock(reason="web-2 died while staging")
         fleet.stage(heavy_r2)  # the same command again, once the server is back, converges
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, "r2", frozenset({"r1", "r2"})))
     assert complete_releases(ssh_env) == {name: {"r1", "r2"} for name in SERVERS}
+    assert [p.name for p in web2.iterdir() if p.name.startswith(("upload-", "unpack-"))] == []  # the lock's round trip cleaned
 
 
+@pytest.mark.parametrize("way", ["openssh", "sftp"])
 def test_ctrl_c_during_the_upload_stops_every_server_and_leaves_nothing_behind(sshd_farm, ssh_env, open_fleet, heavy_r2,
-                                                                                  tmp_path):
+                                                                                  tmp_path, way):
     """A real SIGINT mid-upload: the uploads stop at their next chunk, what was unpacked is removed, the lock is
     freed and the journal says so; no server goes on working after the command has said it stopped."""
     r1_live(open_fleet, ssh_env)
     uploading = meta(ssh_env, "web-2")
+    moving = {"sftp": lambda: _partial(uploading, "upload-r2-", min_bytes=256 * 1024),
+              "openssh": lambda: _streamed(uploading, 256 * 1024)}[way]
     sent = threading.Event()
 
     def press_ctrl_c() -> None:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _partial(uploading, "upload-r2-", min_bytes=256 * 1024):
+        while time.monotonic() < deadline and not moving():
             time.sleep(0.001)
         sent.set()
         os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
-    with open_fleet(ssh_env) as fleet, pytest.raises(Cancelled, match=r"staging r2 stopped \(Ctrl-C\); what it had "
-                                                                         r"uploaded or unpacked was removed"):
+    with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet, \
+            pytest.raises(Cancelled, match=r"staging r2 stopped \(Ctrl-C\); what it had uploaded or unpacked was removed"):
         presser.start()
         fleet.stage(heavy_r2)
         presser.join()  # the upload beat the watcher: let the interrupt land here rather than in a later test
@@ -324,6 +353,7 @@ def test_ctrl_c_during_the_upload_stops_every_server_and_leaves_nothing_behind(s
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
     for server in SERVERS:
         assert [p.name for p in meta(ssh_env, server).iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
+    assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
     assert lock_dirs(ssh_env) == []
     last = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])
     assert (last["action"], last["outcome"]) == ("stage", "interrupted")
@@ -420,12 +450,16 @@ def test_a_server_with_room_for_the_lock_but_not_the_release_gets_nothing_staged
     assert lock_dirs(ssh_env) == []
 
 
-def test_an_upload_that_fills_the_disk_is_removed_again(sshd_farm, ssh_env, open_fleet, tiny_disk, heavy_r2):
-    """The part-written archive does not stay behind holding the disk full after the failed stage."""
+@pytest.mark.parametrize("way", ["openssh", "sftp"])
+def test_an_upload_that_fills_the_disk_is_removed_again(sshd_farm, ssh_env, open_fleet, tiny_disk, heavy_r2, way):
+    """The part-written archive (or, streamed, the part-unpacked release) does not stay behind holding the disk full."""
     tiny_disk(sshd_farm.server("web-2").root, "2m")
     r1_live(open_fleet, ssh_env)
-    with open_fleet(ssh_env) as fleet, pytest.raises(FleetReverted, match=r"staging r2 failed on web-2 \("):
+    with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet, \
+            pytest.raises(FleetReverted, match=r"staging r2 failed on web-2 \(") as failure:
         fleet.stage(heavy_r2)
+    if way == "openssh":  # tar's own words, not "corrupt": the whole stream was still hashed, and matched
+        assert "web-2 (cannot unpack r2: tar: " in str(failure.value) and "No space left on device (disk full?))" in str(failure.value)
 
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
     assert [p.name for p in meta(ssh_env, "web-2").iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
