@@ -297,8 +297,8 @@ mv -T "$work/release" "releases/$release" || fail "cannot move $release into rel
 rm -rf "$work"
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 # stamped after the rename (it changes the release directory's inode): prepare (sums_fresh) need not read them now
-{ : > ".releaser/verified-$release.tmp" && mv -f ".releaser/verified-$release.tmp" ".releaser/verified-$release"; } 2>/dev/null \
-  || rm -f ".releaser/verified-$release.tmp"
+{ : > ".releaser/verified-$release.tmp-$$" && mv -f ".releaser/verified-$release.tmp-$$" ".releaser/verified-$release"; } 2>/dev/null \
+  || rm -f ".releaser/verified-$release.tmp-$$"
 exit 0
 """
 
