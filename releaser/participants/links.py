@@ -1,7 +1,7 @@
 """The slot links on one server as a switch participant: prepared under temporary names, renamed at commit.
 
-prepare  checks the target release is there and intact (sha256sum of every file), makes each new link as
-         .releaser/next-<slot>
+prepare  checks the target release is there and intact (sha256sum of every file, unless a check in the last
+         15 minutes did and nothing in it changed since), makes each new link as .releaser/next-<slot>
 commit   checks nothing in the release changed since (inode change times newer than next-live) and renames
          the links over the slots (`mv -T`, atomic), all in one
          round trip; a release changed since prepare is refused there, before anything is renamed
