@@ -10,7 +10,8 @@ the same command skip reading every file again when nothing in the release chang
 
 It runs on every server before every go-live, all of them at once on the day, so it starts few processes:
 `stat -f` (free space), one `tar | base64` that carries every file's text and the two clock files' times,
-one `sha256sum` per release to verify and one `mv` for their stamps. The slots are read with the shell's
+one `sha256sum` per release to verify, one `mv` for their stamps and one `rm` so that nothing of the run stays
+behind (its clock files and the directory its stamps were made in). The slots are read with the shell's
 own `cd -P`, the lock and the release's recorded size with `read`; `date` and `du` run only where those
 cannot answer (a file system that is not local, a release measured for the first time).
 """
@@ -95,8 +96,8 @@ verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fa
   if [ ! -d "releases/$2" ]; then outcome=missing
   elif [ ! -f "releases/$2/.releaser-sha256sums" ]; then outcome=nosums
   else
-    stamp=.releaser/verifying/verified-$2
-    { [ -d .releaser/verifying ] || mkdir -p .releaser/verifying; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
+    stamp=.releaser/verifying-$$/verified-$2  # this run's own: another run at once cannot date it later
+    { [ -d .releaser/verifying-$$ ] || mkdir -p .releaser/verifying-$$; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
     if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); then
       outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
     else
@@ -128,8 +129,12 @@ if [ "$clock" = files ]; then  # another run on this server at the same moment r
   a=; b=; { read -r a < .releaser/clock-start; read -r b < .releaser/clock-end; } 2>/dev/null
   if [ "$a" = "$$" ] && [ "$b" = "$$" ]; then printf 'clock-files %s\n' "$$"
   else now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; fi
+  # nothing of this run stays behind: the clock files (a run at the same moment then takes `date`) and the
+  # directory its stamps were made in
+  rm -rf -- ".releaser/verifying-$$" .releaser/clock-start .releaser/clock-end 2>/dev/null
 else
   printf 'clock-end %s\n' "$(date +%s.%N)"
+  [ ! -d ".releaser/verifying-$$" ] || rm -rf -- ".releaser/verifying-$$" 2>/dev/null
 fi
 exit 0
 """

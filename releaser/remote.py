@@ -347,7 +347,7 @@ fi
 _CLEAN_LEFTOVERS = r"""
 if [ "$taken" = yes ]; then
   for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
-      "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-* "$1"/.releaser/verified-*.tmp-*; do
+      "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-* "$1"/.releaser/verified-*.tmp-* "$1"/.releaser/verifying-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
 fi

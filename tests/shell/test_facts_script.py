@@ -15,7 +15,7 @@ from releaser.bundle import read_bundle
 from releaser.facts import facts_argv, parse_facts
 
 # What the script may start once the release's size is recorded: nothing else is on its PATH.
-ALLOWED = ("sh", "stat", "sha256sum", "mv", "tar", "base64")
+ALLOWED = ("sh", "stat", "sha256sum", "mv", "tar", "base64", "rm")
 
 
 def prepared_root(local_env, open_fleet) -> Path:
@@ -45,7 +45,7 @@ def run_facts(root: Path, env: dict[str, str] | None = None) -> tuple[str, float
     return done.stdout, before, after
 
 
-def test_the_facts_script_needs_only_stat_sha256sum_mv_tar_and_base64(local_env, open_fleet, tmp_path):
+def test_the_facts_script_needs_only_stat_sha256sum_mv_tar_base64_and_rm(local_env, open_fleet, tmp_path):
     """With no `date`, `find`, `du`, `cat` or `readlink` to run, every fact is still there (it used to run 12)."""
     root = prepared_root(local_env, open_fleet)
     text, before, after = run_facts(root, only_these_tools(tmp_path / "bin", ALLOWED))
@@ -57,6 +57,8 @@ def test_the_facts_script_needs_only_stat_sha256sum_mv_tar_and_base64(local_env,
     assert [event["action"] for event in facts.rehearsals] == ["rehearse"]
     assert facts.config[0] and "site_name" in facts.config[0]
     assert (root / ".releaser" / "verified-r2").is_file() and (root / ".releaser" / "verified-r1").is_file()
+    left = sorted(p.name for p in (root / ".releaser").iterdir() if p.name.startswith(("clock", "verifying")))
+    assert left == []  # nothing of the run stays behind: its clock files, the directory its stamps were made in
     # the server's clock, from the times of the files the script wrote at its start and its end (the kernel
     # stamps them from a clock that may lag by a tick, hence the 20 ms)
     assert facts.clock is not None and before - 0.02 <= facts.clock <= after
