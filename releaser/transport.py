@@ -165,7 +165,27 @@ class LocalHost:
         """Nothing to close."""
 
 
-class _LocalRunning:
+class _LineReader:
+    """readline() for a started command: `out` fills from `_read_some` until a whole line is there."""
+
+    out: "_Lines"
+
+    def readline(self, timeout: float) -> str:
+        """The command's next line on stdout; HostUnreachable if it ends, breaks, or says nothing within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (line := self.out.take()) is None:
+            if not self._read_some(deadline):
+                raise self._no_line(timeout, ended=time.monotonic() < deadline)
+        return line
+
+    def _read_some(self, deadline: float) -> bool:
+        raise NotImplementedError
+
+    def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
+        raise NotImplementedError
+
+
+class _LocalRunning(_LineReader):
     """A local process started by LocalHost.start: lines read from its stdout, text written to its stdin."""
 
     def __init__(self, name: str, argv: Sequence[str], process: subprocess.Popen) -> None:
@@ -173,13 +193,8 @@ class _LocalRunning:
         self.out = _Lines()
         self.err = b""
 
-    def readline(self, timeout: float) -> str:
-        """The process's next line on stdout; HostUnreachable if it ends or says nothing within `timeout`."""
-        deadline = time.monotonic() + timeout
-        while (line := self.out.take()) is None:
-            if not self._read_some(deadline):
-                raise HostUnreachable(self.name, f"{_label(self.argv)} ended or said nothing within {timeout:g} s")
-        return line
+    def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
+        return HostUnreachable(self.name, f"{_label(self.argv)} ended or said nothing within {timeout:g} s")
 
     def send(self, text: str) -> None:
         """Write to the process's stdin."""
@@ -548,7 +563,7 @@ class SshHost:
         self._shell = self._sftp = self._connection = None
 
 
-class _ChannelRunning:
+class _ChannelRunning(_LineReader):
     """A command on an SSH exec channel of its own (SshHost.start): lines from its stdout, text to its stdin."""
 
     def __init__(self, name: str, address: str, argv: Sequence[str], channel) -> None:
@@ -556,13 +571,8 @@ class _ChannelRunning:
         self.out = _Lines()
         self.err = b""
 
-    def readline(self, timeout: float) -> str:
-        """The command's next line on stdout; HostUnreachable if it ends, the connection breaks, or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while (line := self.out.take()) is None:
-            if not self._read_some(deadline):
-                raise self._lost(f"no line from it within {timeout:g} s" if time.monotonic() >= deadline else "it ended")
-        return line
+    def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
+        return self._lost("it ended" if ended else f"no line from it within {timeout:g} s")
 
     def send(self, text: str) -> None:
         """Write to the command's stdin (one SSH packet for a short text)."""
