@@ -30,11 +30,12 @@ _STATUS = _SLOTS + r"""
 printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 """
 
-# Shared by stage, prepare and the checks' facts (releaser.facts), run in the app root.
+# Shared by stage and prepare, run in the app root.
 # write_marker DIR ID: the release marker (releaser.identity) in DIR's public root, unless it is already right.
 # check_sums ID: sha256sum -c of every file of releases/ID; when it passes, .releaser/verified-ID says so. The
 #   stamp's time is taken before the files are read, so a change made while they were read is newer than it.
-#   The stamp says "every file matched its sums at this time"; the streamed unpack (_RECEIVE) writes one too,
+#   The stamp says "every file matched its sums at this time" (stamp_begin dates it, stamp_end puts it in
+#   place or removes it); the streamed unpack (_RECEIVE) writes one too,
 #   right after its rename: its files came from an archive whose sha256 it checked, whose every member
 #   read_bundle had checked against the manifest, so reading them again at once would learn nothing.
 # sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
@@ -48,12 +49,20 @@ write_marker() {
   mkdir -p "$1/public/.releaser" && printf '%s\n' "$want" > "$1/public/.releaser/release.json.tmp" \
     && mv -f "$1/public/.releaser/release.json.tmp" "$1/public/.releaser/release.json"
 }
-check_sums() {
-  # the stamp is dated by a file of this run's own ($$): another check running at once cannot date it later
+stamp_begin() {
+  # stamp_begin ID: date the stamp now, by a file of this run's own ($$): another run cannot date it later
   stamp=.releaser/verified-$1
   { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && : > "$stamp.tmp-$$" 2>/dev/null || stamp=
+}
+stamp_end() {
+  # stamp_end STATUS: status 0 puts the stamp stamp_begin dated in place; any other removes it and any older one
+  [ -n "$stamp" ] || return 0
+  if [ "$1" = 0 ]; then mv -f "$stamp.tmp-$$" "$stamp" || rm -f "$stamp.tmp-$$"; else rm -f "$stamp.tmp-$$" "$stamp"; fi
+}
+check_sums() {
+  stamp_begin "$1"
   sums_out=$(cd "releases/$1" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); sums_rc=$?
-  if [ -n "$stamp" ]; then if [ "$sums_rc" = 0 ]; then mv -f "$stamp.tmp-$$" "$stamp"; else rm -f "$stamp.tmp-$$" "$stamp"; fi; fi
+  stamp_end "$sums_rc"
   return $sums_rc
 }
 sums_fresh() {
@@ -297,8 +306,7 @@ mv -T "$work/release" "releases/$release" || fail "cannot move $release into rel
 rm -rf "$work"
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 # stamped after the rename (it changes the release directory's inode): prepare (sums_fresh) need not read them now
-{ : > ".releaser/verified-$release.tmp-$$" && mv -f ".releaser/verified-$release.tmp-$$" ".releaser/verified-$release"; } 2>/dev/null \
-  || rm -f ".releaser/verified-$release.tmp-$$"
+{ stamp_begin "$release"; stamp_end 0; } 2>/dev/null
 exit 0
 """
 
