@@ -263,6 +263,35 @@ mv -T "$work" "releases/$release" || fail "cannot move $release into releases/ (
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 """
 
+# inflate: stdin's gzip stream (one member or several) to stdout, as `gzip -dc` does. With python3 (zlib, in
+# bounded chunks: memory stays flat whatever the archive holds); without it, gzip. A stream that ends early or
+# is not gzip exits non-zero; tar then sees its input end early and says so. Only double quotes inside.
+INFLATE = r"""
+inflate() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c '
+import sys, zlib
+src, dst = sys.stdin.buffer, sys.stdout.buffer
+member, fed = zlib.decompressobj(31), False
+while True:
+    data = src.read1(1 << 20)
+    if not data:
+        break
+    while data:
+        fed = True
+        dst.write(member.decompress(data, 1 << 22))
+        data = member.unconsumed_tail
+        if member.eof:
+            data, member, fed = member.unused_data, zlib.decompressobj(31), False
+dst.flush()
+sys.exit("inflate: the gzip stream ends early" if fed and not member.eof else 0)
+' 2>/dev/null
+  else
+    gzip -dc
+  fi
+}
+"""
+
 # The archive arriving on stdin (SshHost.stream), unpacked as it arrives: `tee` hands every byte to the hasher
 # and, through a FIFO, to `tar`; the archive itself is never written. Once tar is done (or failed) the FIFO is
 # drained, so the hash always covers the whole stream and a corrupt upload is named as such, not by tar's
@@ -270,7 +299,9 @@ printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -
 # against the manifest) is the release renamed into releases/ and stamped verified (see check_sums); otherwise
 # everything is removed. A short stream (Ctrl-C, a lost client) can never match. The hash and tar's verdict come back on stdout, never through a
 # file, so a full disk is reported as tar saw it. `openssl dgst` hashes ~7x faster than coreutils where present.
-_RECEIVE = RELEASE_FILES + r"""
+# The gzip stream is inflated by the server's python3 (zlib) where there is one, ~3x faster than `gzip -d`, which
+# at ~170 MB/s per core is slower than the network it comes over; else by gzip. See INFLATE.
+_RECEIVE = RELEASE_FILES + INFLATE + r"""
 cd "$1" || exit 3
 release=$2; work=".releaser/unpack-$2-$3"; expected=$4; sums=$5; sums_expected=$6
 fail() { rm -rf "$work"; rm -f "$sums"; echo "$1" >&2; exit "$2"; }
@@ -281,7 +312,7 @@ if command -v openssl >/dev/null 2>&1; then hasher="openssl dgst -sha256 -r"; el
 exec 3<&0
 out=$(
   tee "$work/fifo" <&3 | $hasher &
-  { { tar -xzf - -C "$work/release" 2>&1 >/dev/null || echo "tar failed"; } | grep -v 'Exiting with failure status' | tail -n 2
+  { { inflate | tar -xf - -C "$work/release" 2>&1 >/dev/null || echo "tar failed"; } | grep -v 'Exiting with failure status' | tail -n 2
     cat > /dev/null; } < "$work/fifo"
   wait
 )

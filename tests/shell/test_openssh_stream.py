@@ -198,14 +198,21 @@ def test_a_changed_host_key_refuses_the_stream_with_the_same_error_as_the_connec
     assert "ssh-keyscan" in unknown.value.hint
 
 
-def test_the_receive_script_hashes_with_sha256sum_where_there_is_no_openssl(big_bundle, tmp_path):
-    """Run locally with a PATH lacking openssl: the same script, the coreutils hasher, the same outcome."""
+def path_without(tmp_path: Path, *missing: str) -> Path:
+    """A directory of links to every tool in /usr/bin and /bin but `missing`: a PATH for a server lacking them."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for folder in ("/usr/bin", "/bin"):
         for tool in Path(folder).iterdir():
-            if tool.name != "openssl" and not (bin_dir / tool.name).exists():
+            if not tool.name.startswith(missing) and not (bin_dir / tool.name).exists():
                 (bin_dir / tool.name).symlink_to(tool)
+    return bin_dir
+
+
+@pytest.mark.parametrize("missing", ["openssl", "python3"])
+def test_the_receive_script_works_without_openssl_or_python3(big_bundle, tmp_path, missing):
+    """Run locally with a PATH lacking openssl (the coreutils hasher) or python3 (gzip inflates): the same outcome."""
+    bin_dir = path_without(tmp_path, missing)
     root = tmp_path / "root"
     (root / ".releaser").mkdir(parents=True)
     upload = prepare_upload(big_bundle, tmp_path)
@@ -238,3 +245,21 @@ def test_a_streamed_release_is_stamped_verified_so_the_stages_prepare_reads_noth
     done = subprocess.run(prepare, capture_output=True, text=True, env={"PATH": str(tools)}, timeout=30)
     assert done.returncode == 0, done.stderr
     assert os.readlink(root / ".releaser" / "next-staging") == "releases/r2"
+
+
+@pytest.mark.parametrize("missing", ["nothing", "python3"])
+def test_inflate_gives_every_member_and_fails_on_a_cut_or_foreign_stream(tmp_path, missing):
+    """The receive script's inflater, python3's zlib or gzip, against what `gzip -dc` would give."""
+    import gzip
+
+    env = {"PATH": str(path_without(tmp_path, missing)) if missing != "nothing" else os.environ["PATH"]}
+    payload = b"\0" * (64 << 20) + os.urandom(1 << 20) + b"figures" * 100_000  # 64 MB of zeros: a big expansion
+    whole = gzip.compress(payload, 6) + gzip.compress(b"second member")
+
+    def inflate(data: bytes) -> subprocess.CompletedProcess:
+        return subprocess.run(["sh", "-c", remote.INFLATE + "inflate"], input=data, capture_output=True, env=env, timeout=60)
+
+    done = inflate(whole)
+    assert done.returncode == 0 and done.stdout == payload + b"second member"
+    assert inflate(whole[: len(whole) // 2]).returncode != 0  # cut short: tar would be told its input ended early
+    assert inflate(b"not gzip at all").returncode != 0
