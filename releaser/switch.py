@@ -87,6 +87,15 @@ class Participant(Protocol):
         ...
 
 
+class StoppableVerify(Protocol):
+    """A participant whose verify can be told to end early: another participant's verify failed, so the switch
+    reverts without waiting for it. `stop_verifying` must return at once; verify then ends soon, failing."""
+
+    def stop_verifying(self) -> None:
+        """Make a verify under way end (StepFailed) at its next look; never raises."""
+        ...
+
+
 class ArmedCommit(Protocol):
     """A participant whose commit can be started during the wait and released at T by one write.
 
@@ -267,9 +276,15 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
         if not cause and verify and not presses.stopped:
             moment = time.perf_counter()
             on_phase("verify")
-            checked = _run_phase(participants, "verify", deadlines.verify, presses)
+            # once one fails, the switch reverts: the public is not kept on the new release while the rest finish
+            checked = _run_phase(participants, "verify", deadlines.verify, presses, until_failure=not keep_unhealthy)
             timings["verify"] = time.perf_counter() - moment
             for name, step in checked.items():
+                if step.unjudged:  # still verifying when another failed: it stays COMMITTED, and is reverted with the rest
+                    stop = getattr(by_name[name], "stop_verifying", None)
+                    if stop is not None:
+                        stop()
+                    continue
                 if step.ok:
                     outcomes[name] = replace(outcomes[name], state=State.VERIFIED, phase="verify")
                 else:
@@ -378,10 +393,16 @@ class _Step:
     detail: str = ""
     lost: bool = False
     moved: bool = False
+    unjudged: bool = False  # not finished when the phase stopped waiting at another participant's failure
 
 
-def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, presses: Presses) -> dict[str, _Step]:
-    """Run one phase on every participant at once; stop waiting at the deadline or when Ctrl-C is pressed again."""
+def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, presses: Presses, *,
+               until_failure: bool = False) -> dict[str, _Step]:
+    """Run one phase on every participant at once; stop waiting at the deadline or when Ctrl-C is pressed again.
+
+    With `until_failure`, also as soon as one participant's step has failed: the others' steps are left to end
+    by their own deadlines (in daemon threads) and come back `unjudged`.
+    """
     results: dict[str, _Step] = {}
     threads = []
     for participant in participants:
@@ -391,15 +412,21 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
         threads.append((participant.name, thread))
     deadline = time.monotonic() + timeout + 1.0  # a second's grace over the participant's own deadline
     stop_at = presses.stop_waiting_at()
+    failed = (lambda: any(not step.ok for step in list(results.values()))) if until_failure else (lambda: False)
     for name, thread in threads:
-        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at:
-            thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
+            thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
+    gave_up = failed()
+    ended = dict(results)  # a step still running may finish while this is read: what had ended counts
     for name, _ in threads:
-        if name not in results:
+        if name not in ended:
+            if gave_up:
+                ended[name] = _Step(False, detail="not judged: another participant's verify failed first", unjudged=True)
+                continue
             why = "stopped waiting after Ctrl-C was pressed again" if presses.count >= stop_at else \
                 f"no answer within {timeout:g} s"
-            results[name] = _Step(False, detail=why, lost=True)
-    return {name: results[name] for name, _ in threads}
+            ended[name] = _Step(False, detail=why, lost=True)
+    return {name: ended[name] for name, _ in threads}
 
 
 def _run_step(participant: Participant, phase: str, timeout: float, results: dict[str, _Step]) -> None:

@@ -20,6 +20,7 @@ abort    rolls the prepared (or still open) transaction back
 from __future__ import annotations
 
 import select
+import threading
 import time
 import uuid
 
@@ -69,6 +70,8 @@ class DataSlotSwitch:
         self.moved_at: float | None = None
         self.fence_note = ""  # why a commit went ahead without the fence, if it did
         self.seconds: dict[str, float] = {}
+        self._busy = threading.Lock()  # verify and revert never share the connection at once
+        self._stopping = False  # stop_verifying was called: a verify still to start or under way fails
 
     # ---- the five steps ----
 
@@ -132,6 +135,22 @@ class DataSlotSwitch:
 
     def verify(self, timeout: float) -> None:
         """Read the catalog back and run the smoke queries against the live data."""
+        with self._busy:
+            if self._stopping:
+                raise StepFailed("verify stopped (another participant's verify failed)")
+            self._verify(timeout)
+
+    def stop_verifying(self) -> None:
+        """Cancel a verify query under way (the switch reverts); its revert then gets the connection at once."""
+        self._stopping = True
+        connection = self.connection
+        if connection is not None:
+            try:
+                connection.cancel_safe(timeout=1.0) if hasattr(connection, "cancel_safe") else connection.cancel()
+            except Exception:  # a connection that already broke has nothing to cancel
+                pass
+
+    def _verify(self, timeout: float) -> None:
         try:
             connection = self._usable_connection(timeout)
             connection.autocommit = False
@@ -153,6 +172,16 @@ class DataSlotSwitch:
 
     def revert(self, timeout: float) -> None:
         """Put every data slot back: roll back the prepared renames, or rename back after a commit."""
+        # a verify under way was cancelled (stop_verifying) and ends at once; one stuck on a silent connection does
+        # not hold the revert past a few seconds: it then goes ahead on a new connection (_usable_connection)
+        got = self._busy.acquire(timeout=min(5.0, timeout / 2))
+        try:
+            self._revert(timeout)
+        finally:
+            if got:
+                self._busy.release()
+
+    def _revert(self, timeout: float) -> None:
         try:
             connection = self._usable_connection(timeout)
             connection.autocommit = True

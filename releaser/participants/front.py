@@ -11,13 +11,17 @@ commit   renames .releaser-next over the include, runs `nginx -t` (a refusal put
          moved) and `nginx -s reload`; one round trip at the second
 verify   GETs the server's live URL until the front answers with the release going live: the release header, or
          without one ([application] release_header unset) the release marker (releaser.identity) through the front;
-         a front answering with the old release is a stale copy (a cache, a reload that did not take)
-revert   puts .releaser-prev back by the same kind of rename, `nginx -t`, reload; safe to run twice
+         a front answering with the old release is a stale copy (a cache, a reload that did not take); error
+         answers from the new release, a few in a row, fail it at once (the public sees them); it stops when the
+         coordinator says another participant's verify failed (stop_verifying)
+revert   puts .releaser-prev back by the same kind of rename, `nginx -t`, reload, then GETs until the front answers
+         from the previous release (old workers take connections for a moment after a reload); safe to run twice
 abort    removes .releaser-next
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +35,8 @@ from releaser.transport import once_more_on_a_new_connection
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETTLED = 3  # answers in a row from the new release before verify believes the reload took
+_FAILING = 5  # failing answers in a row after the reload (the new release's, or any without a release header) that
+              # fail verify at once: the public would otherwise see them until the deadline
 
 # Shared by commit and revert: put today's include back from the copy prepare made.
 _PUT_BACK = r"""
@@ -157,6 +163,7 @@ class ServerFront:
         self.previous = previous
         self.port: int | None = None
         self.moved_at: float | None = None
+        self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
 
     def prepare(self, timeout: float) -> None:
         """Check the instance going live answers, and nginx's configuration; write the new include aside."""
@@ -177,36 +184,61 @@ class ServerFront:
 
     def verify(self, timeout: float) -> None:
         """GET the server's live URL until the front answers from the release going live, a few times in a row."""
+        self._wait_for(self.release, timeout, stoppable=True)
+
+    def _wait_for(self, release: str | None, timeout: float, *, stoppable: bool) -> None:
+        """Until the front answers healthy from `release` _SETTLED times in a row; StepFailed when it fails _FAILING
+        times in a row, or has not settled within twice [health] timeout (at most `timeout`)."""
         base = self.context.environment.server(self.server).live_url
         url = base + self.application.health_path
         deadline = time.monotonic() + min(timeout, self.context.environment.health.timeout * 2)
-        in_a_row, last = 0, ""
+        in_a_row, failing, last = 0, 0, ""
         while True:
+            if stoppable and self._stop.is_set():
+                raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
             left = max(0.5, deadline - time.monotonic())
             status, reports = _get(url, self.application.release_header, timeout=left)
             stale = None
             if self.application.release_header is None and status is not None and 200 <= status < 300:
-                stale = judge_served(read_served(base, timeout=left), self.release)  # the marker, through the front
+                stale = judge_served(read_served(base, timeout=left), release)  # the marker, through the front
             good = status is not None and 200 <= status < 300 and stale is None and (
-                self.application.release_header is None or reports == self.release)
+                self.application.release_header is None or reports == release)
             in_a_row = in_a_row + 1 if good else 0
             if in_a_row >= _SETTLED:
                 return
             last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
+            # an error status from the release going live (or from whatever answers, when nothing names it) is
+            # that release failing where the public sees it: a few in a row and the switch reverts now
+            failing = failing + 1 if _failing(status, reports, release, self.application.release_header) else 0
+            if failing >= _FAILING:
+                raise StepFailed(f"front: release {release} fails through the front: {last} ({failing} times in a row)")
             if time.monotonic() >= deadline:
-                old = status is not None and 200 <= status < 300 and reports and reports != self.release
+                old = status is not None and 200 <= status < 300 and reports and reports != release
                 why = (": the front is serving a stale copy; reload nginx and purge any cache in front of it"
                        if old else "")
-                raise StepFailed(f"front: expected release {self.release} from the front; {last}{why}")
+                raise StepFailed(f"front: expected release {release} from the front; {last}{why}")
             if not good:
-                time.sleep(0.02)
+                self._stop.wait(0.02) if stoppable else time.sleep(0.02)
+
+    def stop_verifying(self) -> None:
+        """End a verify under way at its next look (the switch reverts: another participant's verify failed)."""
+        self._stop.set()
 
     def revert(self, timeout: float) -> None:
-        """Put the include back on the previous instance and reload; once more on a new connection if it broke."""
+        """Put the include back on the previous instance and reload; once more on a new connection if it broke.
+
+        nginx's reload is a signal: its old workers may still take new connections for a moment. The revert ends
+        once the front answers from the previous release, so "back on" is said only when the public sees it.
+        """
         done = once_more_on_a_new_connection(self.host, 
             lambda: self.host.run(restore_argv(self.application, self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}", moved=True)
+        if self.previous is not None:
+            try:
+                self._wait_for(self.previous, timeout, stoppable=False)
+            except StepFailed as failure:
+                raise StepFailed(f"{failure.detail} (after putting the include back)", moved=True) from None
 
     def abort(self, timeout: float) -> None:
         """Remove the prepared include; nginx was not touched."""
@@ -215,6 +247,14 @@ class ServerFront:
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
 
+
+
+def _failing(status: int | None, reports: str | None, release: str | None, header: str | None) -> bool:
+    """Whether an answer through the front is the release going live failing: an error status (5xx or 4xx) that
+    names that release, or, when the instance names no release, any error status once nginx reloaded."""
+    if status is None or status < 400:
+        return False
+    return reports == release if header else True
 
 
 def public_release(application: Application, base_url: str, *, timeout: float) -> Served:

@@ -2,7 +2,8 @@
 
 Every answer carries the release id (from RELEASER_RELEASE_ID, which releaser gives the instance) in an
 X-Release-Id header and in its body, so a load generator can tell which instance served each request.
-/healthz answers 503 while the release directory holds a file `unhealthy`: a release that fails its health.
+/healthz answers 503 while the release directory holds a file `unhealthy`: a release that fails its health; or
+while the app root holds `unhealthy-RELEASE` (outside the release: it can fail after prepare checked the release).
 /.releaser/release.json answers with the release's marker (public/.releaser/release.json), as a site serving
 its public directory would.
 """
@@ -24,7 +25,8 @@ def app(environ, start_response):
     if environ.get("PATH_INFO") == MARKER:
         return marker(start_response)
     status = "200 OK"
-    if environ.get("PATH_INFO") == "/healthz" and (RELEASE_DIR / "unhealthy").exists():
+    if environ.get("PATH_INFO") == "/healthz" and ((RELEASE_DIR / "unhealthy").exists()
+                                                   or (RELEASE_DIR.parent.parent / f"unhealthy-{RELEASE}").exists()):
         status = "503 Service Unavailable"
     body = f"{'ok' if status.startswith('200') else 'unhealthy'} release={RELEASE} pid={os.getpid()}\n".encode()
     start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),

@@ -145,3 +145,41 @@ def test_a_second_ctrl_c_stops_waiting_for_the_silent_one_and_still_puts_the_oth
     assert report.outcome("a").state is State.REVERTED and things[0].position == "old"
     assert report.outcome("b").state is State.REVERTED  # it answered the revert
     assert report.decision is Decision.REVERTED and report.interrupted
+
+
+class SlowVerify(Thing):
+    """A participant whose verify takes `seconds` unless told to stop (StoppableVerify)."""
+
+    def __init__(self, name: str, seconds: float, *, stoppable: bool = True) -> None:
+        super().__init__(name)
+        self.seconds, self.stop = seconds, threading.Event()
+        if not stoppable:
+            self.stop_verifying = None
+
+    def verify(self, timeout):
+        if self.stop.wait(self.seconds):
+            raise StepFailed(f"verify stopped on {self.name}")
+        self.done.append("verify")
+
+    def stop_verifying(self):
+        self.stop.set()
+
+
+@pytest.mark.parametrize("stoppable", [True, False])
+def test_one_failed_verify_reverts_everyone_without_waiting_for_the_slower_verifies(stoppable):
+    """The public is not left on the new release while a slow verify runs on: the first failure starts the revert."""
+    things = [Thing("a", fail="verify"), SlowVerify("b", 5.0, stoppable=stoppable)]
+    started = time.monotonic()
+    report = run_switch(things, deadlines=Deadlines(prepare=5, commit=5, verify=10, revert=5))
+    assert time.monotonic() - started < 2.0
+    assert report.decision is Decision.REVERTED and report.cause == {"a": "verify broke on a"}
+    assert {t.position for t in things} == {"old"} and "revert" in things[1].done
+    assert things[1].stop.is_set() is stoppable
+
+
+def test_a_rollback_keeping_the_unhealthy_waits_for_every_verify():
+    """keep_unhealthy (a rollback) reports every verify's verdict, so it waits for the slow one."""
+    things = [Thing("a", fail="verify"), SlowVerify("b", 0.3)]
+    report = run_switch(things, deadlines=FAST, keep_unhealthy=True)
+    assert report.decision is Decision.UNHEALTHY
+    assert things[1].done == ["prepare", "commit", "verify"] and not things[1].stop.is_set()

@@ -103,6 +103,23 @@ def test_go_live_that_fails_on_one_server_is_reverted_under_load_with_no_failed_
         assert f"server 127.0.0.1:{view.of_slot('live').port};" in include.read_text()  # the include is back on r1
 
 
+def test_a_release_failing_through_the_front_is_reverted_at_once_not_at_the_verify_deadline(app_farm):
+    """r2 answers 503 on web-2 once live: verify stops after a few such answers and every server goes back.
+
+    Waiting out verify's window (twice [health] timeout) would leave the public on the failing r2 all that time.
+    """
+    marker = Path(str(app_farm.roots()["web-2"])) / "unhealthy-r2"  # outside the release: prepare's check still holds
+    try:
+        report = app_farm.switch("go-live", before_commit=lambda: marker.write_text("x"))
+    finally:
+        marker.unlink(missing_ok=True)
+    assert report.decision is Decision.REVERTED, report
+    assert any("503" in why for why in report.cause.values()), report.cause
+    assert report.timings["verify"] < app_farm.environment.health.timeout, report.timings
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
+
+
 def test_rollback_under_load_moves_the_front_to_the_warm_backup_and_starts_nothing(app_farm):
     assert app_farm.switch("go-live").decision is Decision.COMMITTED
     backup = {name: slots_of(view)["backup"] for name, view in app_farm.read().items()}
