@@ -62,12 +62,14 @@ def run_demo(project: Path) -> None:
             _scheduled(fleet, clock, seconds=3, reason="demo: broken update")
         except FleetReverted as error:
             ui.say(ui.plain("releaser: ", style="bold red") + ui.plain(str(error)))
+            exposed = error.exposed
         else:
             raise _failed(4, "r3 went live, but its failing health check should have switched every server back")
         served = _served_release(first.live_url)
         if served != "r2":
             raise _failed(4, f"after the revert {first.live_url}/ serves {served}, not r2")
-        ui.say(f"the public never saw r3: {first.live_url}/ serves release {served}")
+        ui.say(f"{first.live_url}/ serves release {served} again; r3 was public for at most {exposed:.2f} s, "
+               "until every server was put back")
 
         ui.narrate("5. On call, someone who did not make the release rolls back to r1 anyway",
                    "invoke rollback --yes --reason 'doubts about r2 figures'")

@@ -80,9 +80,17 @@ class HostKeyChanged(HostUnreachable):
 
 
 class FleetReverted(ReleaserError):
-    """A switch failed on some server; every reachable server was put back on the release it had."""
+    """A switch failed on some server; every reachable server was put back on the release it had.
+
+    `exposed`: the most seconds the release switched to can have been live anywhere (from the start of the
+    commit to the end of the revert), when the switch got as far as a commit.
+    """
 
     exit_code = 6
+
+    def __init__(self, what: str, *, hint: str | None = None, exposed: float | None = None) -> None:
+        super().__init__(what, hint=hint)
+        self.exposed = exposed
 
 
 class FleetMixed(ReleaserError):

@@ -299,9 +299,11 @@ class Fleet:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
         if report.decision is Decision.REVERTED:
-            self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
-            raise FleetReverted(f"{action} {why}; every server is back on {back_on}",
-                                hint=f"next: invoke runbook {runbook}")
+            exposed = exposure(report)
+            live_for = f"{target} was live for at most {exposed:.2f} s, from the commit to the end of the revert"
+            self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=f"{why}; {live_for}")
+            raise FleetReverted(f"{action} {why}; every server is back on {back_on} ({live_for})",
+                                hint=f"next: invoke runbook {runbook}", exposed=exposed)
         # MIXED: someone may not be back
         stuck, lost = report.stuck, report.lost
         back = report.back
@@ -366,6 +368,11 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
                      f"{'staged' if action == 'stage' else 'live'}")
     return FleetResult(action, target, previous, tuple(results), tuple(dict.fromkeys(notes)), dict(report.timings),
                        report.skew)
+
+
+def exposure(report: SwitchReport) -> float:
+    """The most seconds a reverted switch's release can have been live: commit, verify and revert, end to end."""
+    return sum(report.timings.get(phase, 0.0) for phase in ("commit", "verify", "revert"))
 
 
 def _runbook(action: str) -> str:
