@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -67,7 +69,15 @@ def main() -> int:
                         help="round trips to emulate, comma-separated; 0 is plain loopback (default 0)")
     parser.add_argument("--only", choices=("all", "at-t"), default="all",
                         help="at-t: only the scheduled go-lives' T-to-rename figures, one line per N (default all)")
+    parser.add_argument("--web-servers", choices=("python", "nginx"), default="python",
+                        help="what answers the live and staging URLs verification reads: the sandbox's Python web "
+                             "servers in a process of their own, or one nginx as in production (default python)")
     args = parser.parse_args()
+    global WEB_SERVERS
+    WEB_SERVERS = args.web_servers
+    if args.web_servers == "nginx" and nginx_binary() is None:
+        print("nginx not found; install nginx, or use --web-servers python", file=sys.stderr)
+        return 2
     if sshd_path() is None:
         print("sshd not found; install openssh-server", file=sys.stderr)
         return 2
@@ -96,8 +106,60 @@ def farm_for(stack: ExitStack, base: Path, n: int, *, skip_shell_rc: bool, rtt_m
     near = Reach([s.port for s in farm.servers], farm.known_hosts, free_ports(2 * n))
     reach = stack.enter_context(delayed(near, rtt_ms, base)) if rtt_ms else near
     # the web servers, up for the whole run, on the real ports behind any delay
-    stack.enter_context(served_apart(write_environment(farm, near, base / "near.toml")))
+    near_env = write_environment(farm, near, base / "near.toml")
+    stack.enter_context(served_by_nginx(near_env, base / "nginx") if WEB_SERVERS == "nginx" else served_apart(near_env))
     return farm, reach, write_environment(farm, reach, base / "bench.toml")
+
+
+WEB_SERVERS = "python"  # main() sets it from --web-servers
+
+
+def nginx_binary() -> str | None:
+    """Debian's nginx, if it is installed."""
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+@contextmanager
+def served_by_nginx(env_path: Path, directory: Path) -> Iterator[None]:
+    """Serve every server's live and staging URL with one nginx (two workers) for the block's duration.
+
+    What production has in front of each server: every request follows the slot link (no open_file_cache),
+    /healthz and the release marker are the release's own files. Stopped by its PID.
+    """
+    env = load_environment(str(env_path), PROJECT)
+    blocks = []
+    for server in env.servers:
+        for slot, url in (("live", server.live_url), ("staging", server.staging_url)):
+            port = url.rsplit(":", 1)[1]
+            blocks.append(f"server {{ listen 127.0.0.1:{port}; root {server.root}/{slot}/public; "
+                          "disable_symlinks off; open_file_cache off; location / { try_files $uri $uri/ =404; } }")
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(f"  {kind}_temp_path {directory / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (directory / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 2;\npid {directory / 'nginx.pid'};\nerror_log {directory / 'logs/error.log'};\n"
+        f"events {{ worker_connections 512; }}\nhttp {{\n  access_log off;\n{temp}\n  " + "\n  ".join(blocks) + "\n}\n")
+    process = subprocess.Popen([nginx_binary(), "-p", str(directory), "-c", str(directory / "nginx.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        first = env.servers[0].live_url.rsplit(":", 1)[1]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx did not start: {process.stderr.read().decode()}")
+            try:
+                socket.create_connection(("127.0.0.1", int(first)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 _SERVE = """
@@ -417,7 +479,8 @@ def median(repeat: int, measure) -> float:
 def show(mode: str, rtt_ms: float, rows: list[dict], repeat: int) -> None:
     rc = "skipped (sshd SetEnv SHLVL=1)" if mode == "skip" else "kept (root's ~/.bashrc runs pyenv init)"
     far = f"{rtt_ms:g} ms round trip (bench/delay.py)" if rtt_ms else "plain loopback"
-    print(f"\n{far}; shell rc {rc}; medians of {repeat}; {os.cpu_count()} CPUs")
+    web = "one nginx" if WEB_SERVERS == "nginx" else "the sandbox's Python web servers, in a process of their own"
+    print(f"\n{far}; shell rc {rc}; URLs answered by {web}; medians of {repeat}; {os.cpu_count()} CPUs")
     head = ("N", "switch s", "at-T s", "go-live cmd s", "rollback cmd s", "skew ms", "seq fabric s", "ratio", "ssh floor s",
             "cmd ms", "connect s", "cold rollback s", "cold status s", "--list s", "trips go-live", "trips rollback",
             "T->rename med ms", "worst ms", "earliest ms", "skew@T ms")

@@ -123,12 +123,27 @@ root=$PWD; verify=$2; shift 2
 prepare_links "$verify" "$@"
 """
 
+# slots_kept "SLOT...": after the slots to remove were removed (find -delete) and before any rename: did each go?
+# When none did (an immutable or read-only app root), nothing changed here: exit status 4, refused, so the fleet
+# knows this server is as it was and only aborts it. When some went and others did not: 1, it may have changed.
+_SLOTS_KEPT = r"""
+slots_kept() {
+  kept= gone=
+  for slot in $1; do
+    if [ -e "$slot" ] || [ -L "$slot" ]; then kept="$kept $slot"; else gone="$gone $slot"; fi
+  done
+  [ -z "$kept" ] && return 0
+  if [ -z "$gone" ]; then echo "cannot remove$kept (is the app root read-only or immutable?); nothing was switched here" >&2; return 4; fi
+  echo "cannot remove$kept (removed$gone); nothing was renamed here" >&2; return 1
+}
+"""
+
 # Before any rename: was anything in the release going live changed after prepare verified it and made
 # .releaser/next-live? Every write, chmod, new, removed or renamed file updates an inode change time (of the
 # file, or of its directory), which no user can set back, unlike the mtime; one `find` over the directory
 # entries (no file is read) answers, and stops at the first. A clock stepped back between prepare and commit
 # could hide a change; prepare's sha256 check of every file still stands before it.
-_RENAMES = r"""
+_RENAMES = _SLOTS_KEPT + r"""
 removes=
 for pair in "$@"; do
   case $pair in
@@ -143,9 +158,7 @@ if [ -n "$unchanged" ]; then  # one find: the check, then (only once it passed) 
     echo "release $unchanged changed on this server after it was prepared (its files differ); nothing was switched here" >&2
     exit 4
   fi
-  for slot in $removes; do
-    if [ -e "$slot" ] || [ -L "$slot" ]; then echo "cannot remove $slot; nothing was renamed here" >&2; exit 1; fi
-  done
+  slots_kept "$removes" || exit $?
 fi
 for pair in "$@"; do
   slot=${pair%%=*}; release=${pair#*=}
@@ -170,7 +183,7 @@ cd "$1"; unchanged=$2; shift 2
 # dropped) and the bound passing (timeout ends the gate: dash's `read` has no timeout) both end the gate
 # without "go": exit 8, nothing renamed or removed, so a client lost before T never commits late. The empty
 # .releaser/armed-PID directory is removed by the next finish, abort, restore or lock.
-_ARMED_COMMIT = r"""
+_ARMED_COMMIT = _SLOTS_KEPT + r"""
 cd "$1" || exit 3
 unchanged=$2; bound=$3; shift 3
 armed=.releaser/armed-$$
@@ -200,9 +213,7 @@ case $seen in
     exit 4 ;;
   *) rm -rf "$armed"; echo "no go line came (the connection closed, or $bound s passed); nothing was switched here" >&2; exit 8 ;;
 esac
-for slot in $removes; do
-  if [ -e "$slot" ] || [ -L "$slot" ]; then echo "cannot remove $slot; nothing was renamed here" >&2; exit 1; fi
-done
+slots_kept "$removes" || { kept_rc=$?; rm -rf "$armed"; exit $kept_rc; }
 mv -f -t . $moves || exit 1
 if [ -n "$live" ]; then echo now >&4; exec 4>&-; wait; fi
 exit 0

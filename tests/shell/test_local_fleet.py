@@ -33,7 +33,7 @@ def test_failed_verification_reverts_every_server(local_env, open_fleet):
     with open_fleet(local_env) as fleet:
         stage_and_go_live(fleet, "r1", "r2")
         fleet.stage(read_bundle(EXAMPLES / "r3"))
-        with pytest.raises(FleetReverted, match=r"healthz -> 404.*every server is back on r2; next: invoke runbook go-live"):
+        with pytest.raises(FleetReverted, match=r"healthz -> 404.*every server is back on r2 \(r3 was live for at most [0-9.]+ s, from the commit to the end of the revert\); next: invoke runbook go-live"):
             fleet.go_live()
     assert {(s.live, s.backup, s.staging) for s in read_slots(local_env).values()} == {("r2", "r1", "r3")}
 

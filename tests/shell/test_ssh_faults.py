@@ -512,6 +512,23 @@ def test_a_commit_failing_on_one_server_puts_every_other_server_back(sshd_farm, 
     assert not any(_partial(meta(ssh_env, name), "next-") or _partial(meta(ssh_env, name), "back-") for name in SERVERS)
 
 
+def test_an_app_root_made_immutable_before_commit_is_refused_there_and_the_fleet_reverted(sshd_farm, ssh_env, open_fleet,
+                                                                                         immutable):
+    """chattr +i on web-2's app root between prepare and commit: staging cannot be removed, so nothing is renamed
+    there. The fleet is REVERTED (not MIXED): web-2 is as it was, the others are back, and it says so."""
+    release_morning(open_fleet, ssh_env)
+    root = sshd_farm.server("web-2").root
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, env: script_of(argv) == "commit", before=lambda: immutable(root))
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.go_live()
+
+    assert read_slots(ssh_env) == everywhere(OLD)
+    message = str(failure.value)
+    assert "web-2 (commit failed: cannot remove staging (is the app root read-only or immutable?); nothing was switched here)" in message
+    assert "every server is back on r1" in message and "MIXED" not in message
+    assert lock_dirs(ssh_env) == []
+
+
 def test_a_live_slot_turned_into_a_directory_before_commit_is_reported_mixed_and_the_others_go_back(sshd_farm, ssh_env, open_fleet):
     """Someone replaces web-2's live link by a real directory between prepare and commit: mv -T cannot rename
     over it, and cannot put it back either. The fleet says MIXED, names web-2, and every other server is old."""

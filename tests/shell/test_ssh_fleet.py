@@ -122,7 +122,8 @@ def test_go_live_of_a_release_failing_its_health_check_puts_every_server_back(ss
 
     assert read_slots(ssh_env) == everywhere("r1", None, "r3", "r1", "r3")
     message = str(failure.value)
-    assert all(name in message for name in SERVERS)
+    # the first server whose verify failed starts the revert: the others' verdicts are not waited for
+    assert any(f"{name} (GET " in message for name in SERVERS)
     assert "/healthz -> 404" in message and "every server is back on r1" in message
     assert "next: invoke runbook go-live" in message  # its exit-code table: the release is late, what to do
     assert leftovers(ssh_env) == {name: [] for name in SERVERS}
