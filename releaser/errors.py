@@ -70,9 +70,10 @@ class HostUnreachable(ReleaserError):
 
     exit_code = 5
 
-    def __init__(self, server: str, what: str, *, hint: str | None = None) -> None:
+    def __init__(self, server: str, what: str, *, hint: str | None = None, answered: bool = False) -> None:
         super().__init__(f"{server}: {what}", hint=hint)
         self.server = server
+        self.answered = answered  # the server did answer, with an error (a full disk refusing an upload's bytes)
 
 
 class HostKeyChanged(HostUnreachable):

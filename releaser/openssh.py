@@ -100,7 +100,7 @@ def stream(argv: Sequence[str], local: Path, *, name: str, address: str, what: s
             child.wait(finish)
             ended = True
         except subprocess.TimeoutExpired as error:
-            raise HostUnreachable(name, f"{what} on {address} did not end within {finish:g} s of its last byte",
+            raise HostUnreachable(name, f"{what} on {address} did not end within {finish:.1f} s of its last byte",
                                   hint="see: invoke runbook server-failure") from error
         except _Stalled as error:
             raise HostUnreachable(name, f"{what} to {address} stalled: no byte moved for {stall:g} s "

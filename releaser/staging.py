@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from releaser import remote, shipping
 from releaser.bundle import Bundle, sha256sums_text
-from releaser.errors import Cancelled, FleetReverted, PlanRefused, ReleaserError
+from releaser.errors import Cancelled, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
 from releaser.group import summary
 from releaser.results import FleetResult, HostResult, with_leftovers
 from releaser.serverstate import states
@@ -38,8 +38,9 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         read = states(session.reports, f"staging {release_id}")
         plans = plan_fleet_stage(read, release_id)
         previous = fleet_release(read, "staging")
+        lost: set[str] = set()
         try:
-            outcomes = _upload_everywhere(fleet, bundle, plans)
+            outcomes = _upload_everywhere(fleet, bundle, plans, lost)
         except KeyboardInterrupt:
             fleet.group.stop.clear()  # every server's step has ended: now undo them
             with held_interrupts():
@@ -52,6 +53,11 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         if failed:
             _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
+            if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
+                why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
+                raise HostUnreachable(", ".join(sorted(failed)), f"did not answer while staging {release_id} ({why}); "
+                                      "no server's staging changed",
+                                      hint="see: invoke runbook server-failure; once it answers, run the same command again")
             raise FleetReverted(f"staging {release_id} failed on {summary(failed)}; no server's staging changed",
                                 hint=stage_hint(release_id, failed))
         upload_seconds = time.perf_counter() - started
@@ -116,8 +122,11 @@ def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
     fleet.group.run(lambda name: remote.remove_release_argv(fleet.group.root(name), release_id), names)
 
 
-def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> dict[str, tuple[bool, str]]:
-    """Put the verified release on every server that lacks it (releaser.shipping), and check it where it already is."""
+def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan], lost: set[str]) -> dict[str, tuple[bool, str]]:
+    """Put the verified release on every server that lacks it (releaser.shipping), and check it where it already is.
+
+    The servers that did not answer (HostUnreachable: dead, silent, connection lost) are added to `lost`.
+    """
     group, release_id = fleet.group, bundle.release_id
     sums_sha = hashlib.sha256(sha256sums_text(bundle.manifest.files).encode()).hexdigest()
     group.stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
@@ -139,4 +148,5 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) 
             return (True, detail) if hook is None else (False, hook)
 
         outcomes = group.each(place)
+    lost.update(name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered)
     return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}

@@ -500,8 +500,12 @@ class SshHost:
             self._sftp.get_channel().settimeout(self.upload_stall)  # an upload that stops moving ends here
             self._sftp.put(str(local), str(remote), callback=after_chunk)
         except (OSError, EOFError, _ssh_exception()) as error:
+            # an SFTP status (no space, permission denied) or a short file is the server answering; the rest is the
+            # connection or the server going away
+            answered = isinstance(error, OSError) and not isinstance(error, (ConnectionError, TimeoutError))
             raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
-                                  hint="check the server is up and its disk and permissions, then run the command again") from error
+                                  hint="check the server is up and its disk and permissions, then run the command again",
+                                  answered=answered) from error
 
     def stream_argv(self, argv: Sequence[str]) -> list[str] | None:
         """The OpenSSH client's argv running argv on this server, or None when there is no client or it cannot say

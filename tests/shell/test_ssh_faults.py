@@ -299,15 +299,16 @@ def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging
     hosts = hosts_over(ssh_env, way)
     watcher = kill_when(sshd_farm, "web-2", lambda: seen(web2))
 
-    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(HostUnreachable) as failure:
         fleet.stage(heavy_r2)
     watcher.join()
 
     assert sshd_farm.server("web-2").pid is None, "the watcher never saw the moment to kill web-2"
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
     assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
-    message = str(failure.value)
-    assert message.startswith("staging r2 failed on web-2 (") and "no server's staging changed" in message
+    message = str(failure.value)  # a server that stopped answering: exit 5 and the server-failure runbook
+    assert message.startswith("web-2: did not answer while staging r2 (") and "no server's staging changed" in message
+    assert failure.value.exit_code == 5 and "invoke runbook server-failure" in message
     assert said in message
     assert _partial(web2, debris)  # killed mid-way indeed: the half-written file or directory is still there
     if moment == "mid-transfer":
