@@ -45,8 +45,10 @@ printf 'df %s\n' "${fs%% *}"
 clock=date
 case ${fs#* } in
   ext2/ext3|xfs|btrfs|tmpfs|overlayfs|zfs|f2fs|jfs|reiserfs)
-    { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null && { printf '%s\n' "$$" > .releaser/clock-start; } 2>/dev/null \
-      && clock=files ;;
+    # a full disk may create the file and refuse its bytes: then `date`, and nothing of it stays behind
+    if { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null; then
+      if { printf '%s\n' "$$" > .releaser/clock-start; } 2>/dev/null; then clock=files; else rm -f .releaser/clock-start 2>/dev/null; fi
+    fi ;;
 esac
 [ "$clock" = files ] || printf 'clock %s\n' "$(date +%s.%N)"
 # The slots, with the shell's own `cd -P` (no process); a link that leads nowhere is read with `readlink`.

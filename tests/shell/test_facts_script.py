@@ -111,3 +111,26 @@ def test_on_a_file_system_that_is_not_local_the_clock_is_dates(local_env, open_f
     assert "\nclock " in text and "clock-files" not in text
     assert not (root / ".releaser" / "clock-start").exists()
     assert facts.clock is not None and before <= facts.clock <= after and facts.free_kib
+
+
+def test_on_a_full_disk_the_facts_take_the_clock_from_date_and_leave_no_clock_file(tmp_path):
+    """A tmpfs filled to the last byte: the clock file is created but its bytes refused; nothing of it stays."""
+    root = tmp_path / "full"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(root)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        import pytest
+
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        (root / ".releaser").mkdir()
+        subprocess.run(["dd", "if=/dev/zero", f"of={root / 'ballast'}", "bs=4k"], capture_output=True)  # until ENOSPC
+        before = time.time()
+        done = subprocess.run(facts_argv(root, None, verify=(), config=(), rehearsal=False), capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        facts = parse_facts(done.stdout, ())
+        assert facts.clock is not None and before - 1 <= facts.clock <= time.time() + 1
+        assert sorted(p.name for p in (root / ".releaser").iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=True)
