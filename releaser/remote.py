@@ -394,13 +394,16 @@ fi
 # Once the lock is ours, in the same round trip: remove what a command that died mid-way left in .releaser/
 # (part-written uploads and unpack directories, removals cut short, a switch's temporary links). Nothing is in
 # flight while we hold the lock, and the loop forks nothing unless there is something to remove.
-_CLEAN_LEFTOVERS = r"""
-if [ "$taken" = yes ]; then
+_LEFTOVERS = r"""
+clean_leftovers() {
   for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
       "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-* "$1"/.releaser/verified-*.tmp-* "$1"/.releaser/verifying-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
-fi
+}
+"""
+_CLEAN_LEFTOVERS = _LEFTOVERS + r"""
+if [ "$taken" = yes ]; then clean_leftovers "$1"; fi
 """
 
 # After the lock and the status, in the same round trip: the links a go-live ($3 = go-live) or a rollback
@@ -437,7 +440,10 @@ free_lock() {
 }
 """
 
-_UNLOCK = _FREE_LOCK + r"""
+# A forced unlock (no token: `invoke unlock`, the holder is gone) also removes what the holder left, while the lock
+# still stands, so no command that takes it next can have started anything it would remove.
+_UNLOCK = _FREE_LOCK + _LEFTOVERS + r"""
+if [ -z "$2" ] && [ -d "$1/.releaser/lock" ]; then clean_leftovers "$1"; fi
 free_lock "$1" "$2"
 """
 
@@ -616,7 +622,7 @@ def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = 
 
 
 def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
-    """Remove the lock; with a token only if the lock is ours."""
+    """Remove the lock; with a token only if the lock is ours. Without one (forced), first what its holder left."""
     return _script("unlock", _UNLOCK, str(root), token or "")
 
 

@@ -318,6 +318,7 @@ def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging
     sshd_farm.restart("web-2")
     with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet:
         fleet.unlock(reason="web-2 died while staging")
+        assert not _partial(web2, debris) and lock_dirs(ssh_env) == []  # the forced unlock took what the dead command left
         fleet.stage(heavy_r2)  # the same command again, once the server is back, converges
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, "r2", frozenset({"r1", "r2"})))
     assert complete_releases(ssh_env) == {name: {"r1", "r2"} for name in SERVERS}
