@@ -35,6 +35,8 @@ from releaser.transport import once_more_on_a_new_connection
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETTLED = 3  # answers in a row from the new release before verify believes the reload took
+_SETTLE_SECONDS = 0.2  # ... spanning at least this long: after a reload nginx's old workers accept new connections
+                       # until their shutdown signal is handled, a few ms after the new workers answer
 _FAILING = 5  # failing answers in a row after the reload (the new release's, or any without a release header) that
               # fail verify at once: the public would otherwise see them until the deadline
 
@@ -187,12 +189,12 @@ class ServerFront:
         self._wait_for(self.release, timeout, stoppable=True)
 
     def _wait_for(self, release: str | None, timeout: float, *, stoppable: bool) -> None:
-        """Until the front answers healthy from `release` _SETTLED times in a row; StepFailed when it fails _FAILING
-        times in a row, or has not settled within twice [health] timeout (at most `timeout`)."""
+        """Until the front answers healthy from `release` _SETTLED times in a row over _SETTLE_SECONDS; StepFailed when
+        it fails _FAILING times in a row, or has not settled within twice [health] timeout (at most `timeout`)."""
         base = self.context.environment.server(self.server).live_url
         url = base + self.application.health_path
         deadline = time.monotonic() + min(timeout, self.context.environment.health.timeout * 2)
-        in_a_row, failing, last = 0, 0, ""
+        in_a_row, failing, last, since = 0, 0, "", 0.0
         while True:
             if stoppable and self._stop.is_set():
                 raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
@@ -203,8 +205,10 @@ class ServerFront:
                 stale = judge_served(read_served(base, timeout=left), release)  # the marker, through the front
             good = status is not None and 200 <= status < 300 and stale is None and (
                 self.application.release_header is None or reports == release)
+            if good and in_a_row == 0:
+                since = time.monotonic()
             in_a_row = in_a_row + 1 if good else 0
-            if in_a_row >= _SETTLED:
+            if in_a_row >= _SETTLED and time.monotonic() - since >= _SETTLE_SECONDS:
                 return
             last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
             # an error status from the release going live (or from whatever answers, when nothing names it) is
@@ -217,7 +221,7 @@ class ServerFront:
                 why = (": the front is serving a stale copy; reload nginx and purge any cache in front of it"
                        if old else "")
                 raise StepFailed(f"front: expected release {release} from the front; {last}{why}")
-            if not good:
+            if not good or in_a_row >= _SETTLED:
                 self._stop.wait(0.02) if stoppable else time.sleep(0.02)
 
     def stop_verifying(self) -> None:
