@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -79,3 +79,25 @@ def test_a_disk_filled_at_the_second_names_the_journal_and_the_next_line_survive
     unlock = next(e for e in history if e["action"] == "unlock")
     assert unlock["seen_on"] == list(SERVERS)
     assert (meta(ssh_env, "web-2") / "journal.whole").exists()  # whole again: the next write costs no extra process
+
+
+def test_a_torn_journal_due_for_rotation_is_ended_first_so_no_part_ends_torn(tmp_path, monkeypatch):
+    """A write that failed left a cut line (journal.whole gone); the next write, due to rotate, ends the cut line
+    before moving the journal aside: the part ends with a newline and the new journal holds the new line alone."""
+    from releaser import journal as journal_module, remote
+    from releaser.transport import LocalHost
+
+    meta_dir = tmp_path / ".releaser"
+    meta_dir.mkdir()
+    (meta_dir / "journal.started").touch()
+    (meta_dir / "journal.jsonl").write_text('{"at":"2026-01-01T00:00:00Z","id":"a"}\n{"at":"2026-01-01T00:0')  # cut
+    monkeypatch.setattr(journal_module, "ROTATE_BYTES", 10)
+    line = '{"at":"2026-01-02T00:00:00Z","id":"b"}'
+
+    done = LocalHost("here").run(remote.append_journal_argv(PurePosixPath(str(tmp_path)), line))
+
+    assert done.ok, done
+    part = (meta_dir / "journal.jsonl.1").read_text()
+    assert part.endswith('{"at":"2026-01-01T00:0\n') and [e["id"] for e in parse_lines(part)] == ["a"]
+    assert (meta_dir / "journal.jsonl").read_text() == line + "\n"
+    assert (meta_dir / "journal.whole").exists()
