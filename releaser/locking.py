@@ -86,10 +86,6 @@ class LockSession:
                          f"this machine's journal has them, and the lock was freed there")
         return "; ".join(parts)
 
-    def may_hold_lock(self) -> list[str]:
-        """The servers where this command's lock is, or may be, still held."""
-        return sorted(name for name, left in self.stuck.items() if left.lock)
-
 
 def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str) -> str:
     """The warning for servers where nobody knows what the step that frees the lock and writes the journal did."""
@@ -101,7 +97,9 @@ def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str) -> str:
     if any(stuck[name].journal for name in names):
         may.append(f"{'its' if one else 'their'} journal may lack this command's events (this machine's journal has them)")
     said = f": {' and '.join(may)}" if may else ""
-    unlock = f", and once {'it answers' if one else 'they answer'}: invoke unlock --reason TEXT" if lock else ""
+    answers = (f"once {'it answers' if one else 'they answer'}" if not stuck[names[0]].answered
+               else f"if status shows {'it' if one else 'them'} locked")
+    unlock = f", and {answers}: invoke unlock --reason TEXT" if lock else ""
     return f"{', '.join(names)} {lead} ({_why(names, stuck)}){said}; run: invoke status{unlock}"
 
 
@@ -141,9 +139,7 @@ class DeployLock:
                 session = LockSession(token, reason, taken=self.group.reachable)
                 session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
                 self._free(session)
-            holding = session.may_hold_lock()
-            left = (f"; {', '.join(holding)} did not answer and may still hold it: once back, run: invoke unlock "
-                    "--reason TEXT") if holding else ""
+            left = f" (but: {session.leftover_warning()})" if session.stuck else ""
             raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
                             "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
         self.session, self.recorder.pending = session, session.lines
