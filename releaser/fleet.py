@@ -348,7 +348,8 @@ class Fleet:
             finally:
                 self.group.run(lambda name: remote.rehearsal_argv(self.root(name), setup=False))
             self.record("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
-        return FleetResult("rehearsal", result.release, result.previous, result.results, result.notes, timings, result.skew)
+        return with_leftovers(FleetResult("rehearsal", result.release, result.previous, result.results, result.notes,
+                                          timings, result.skew), session)
 
 
 def _switch_result(action: str, target: str | None, previous: str | None, plans: Mapping[str, Plan],

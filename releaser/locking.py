@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from releaser import remote
 from releaser.errors import Cancelled, HostUnreachable, LockHeld, ReleaserError
-from releaser.group import Group, failures, summary
+from releaser.group import Group, summary
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
 from releaser.participants.links import EarlyPrepare
 from releaser.recorder import Recorder
@@ -28,12 +28,28 @@ from releaser.transport import Completed
 COMMAND_MINUTES = 30  # a command's lock expires after this, so a killed command never blocks the next for long
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """What one server may still keep of a command once its lock was to be freed there, and why.
+
+    `known` is False when the server did not answer that step (`answered` False), or its script ended in a
+    way that says nothing of what it did: `lock` and `journal` then say only what may be left.
+    """
+
+    why: str
+    answered: bool
+    known: bool
+    lock: bool = False  # this command's lock is (or, not known, may be) still held there
+    journal: bool = False  # this command's journal lines are (or, not known, may be) missing there
+
+
 @dataclass
 class LockSession:
     """The deploy lock one command holds: its token, where it was taken, what was read under it.
 
     `lines` are the journal events that travel to the servers with the unlock; once the lock is freed,
-    `stuck` names each server where freeing it or writing those lines failed, with why.
+    `stuck` names each server where freeing it or writing those lines failed, or that did not answer, with
+    what is (or may be) left there.
     """
 
     token: str
@@ -42,21 +58,53 @@ class LockSession:
     reports: dict[str, ServerReport] = field(default_factory=dict)
     early: dict[str, EarlyPrepare] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
-    stuck: dict[str, str] = field(default_factory=dict)
+    stuck: dict[str, Leftover] = field(default_factory=dict)
     seconds: float = 0.0  # how long taking it took (with `early`, that round trip also prepared the links)
 
     def leftover_warning(self) -> str:
-        """Say which servers kept this command's lock or lack its journal lines, and what to do."""
-        kept = sorted(name for name in self.stuck if name in self.taken)
-        missing = sorted(self.stuck) if self.lines else []
+        """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
+        stuck = self.stuck
+        silent = sorted(name for name, left in stuck.items() if not left.answered)
+        unclear = sorted(name for name, left in stuck.items() if left.answered and not left.known)
+        kept = sorted(name for name, left in stuck.items() if left.known and left.lock)
+        missing = sorted(name for name, left in stuck.items() if left.known and left.journal and not left.lock)
         parts = []
+        if silent:
+            parts.append(_unknown(silent, stuck, "did not answer the step that frees this command's lock and writes its "
+                                                 "journal lines"))
+        if unclear:
+            parts.append(_unknown(unclear, stuck, "could not run the step that frees this command's lock and writes its "
+                                                  "journal lines"))
         if kept:
-            why = self.stuck[kept[0]] if len(kept) == 1 else summary({n: self.stuck[n] for n in kept})
+            journal = [name for name in kept if stuck[name].journal]
+            lacks = (f"; the journal on {', '.join(journal)} also lacks this command's events (this machine's journal "
+                     "has them)") if journal else ""
             parts.append(f"{', '.join(kept)} still {'holds' if len(kept) == 1 else 'hold'} this command's lock "
-                         f"({why}): once back, run: invoke unlock --reason TEXT")
+                         f"({_why(kept, stuck)}){lacks}: run: invoke unlock --reason TEXT")
         if missing:
-            parts.append(f"the journal on {', '.join(missing)} lacks this command's events (the local journal has them)")
+            parts.append(f"the journal on {', '.join(missing)} lacks this command's events ({_why(missing, stuck)}); "
+                         f"this machine's journal has them, and the lock was freed there")
         return "; ".join(parts)
+
+
+def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str) -> str:
+    """The warning for servers where nobody knows what the step that frees the lock and writes the journal did."""
+    one = len(names) == 1
+    lock = any(stuck[name].lock for name in names)
+    may = []
+    if lock:
+        may.append(f"{'it' if one else 'they'} may still hold the lock")
+    if any(stuck[name].journal for name in names):
+        may.append(f"{'its' if one else 'their'} journal may lack this command's events (this machine's journal has them)")
+    said = f": {' and '.join(may)}" if may else ""
+    answers = (f"once {'it answers' if one else 'they answer'}" if not stuck[names[0]].answered
+               else f"if status shows {'it' if one else 'them'} locked")
+    unlock = f", and {answers}: invoke unlock --reason TEXT" if lock else ""
+    return f"{', '.join(names)} {lead} ({_why(names, stuck)}){said}; run: invoke status{unlock}"
+
+
+def _why(names: list[str], stuck: dict[str, Leftover]) -> str:
+    return stuck[names[0]].why if len(names) == 1 else summary({name: stuck[name].why for name in names})
 
 
 class DeployLock:
@@ -91,8 +139,7 @@ class DeployLock:
                 session = LockSession(token, reason, taken=self.group.reachable)
                 session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
                 self._free(session)
-            left = (f"; {', '.join(session.stuck)} did not answer and may still hold it: once back, run: invoke unlock "
-                    "--reason TEXT") if session.stuck else ""
+            left = f" (but: {session.leftover_warning()})" if session.stuck else ""
             raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
                             "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
         self.session, self.recorder.pending = session, session.lines
@@ -128,7 +175,8 @@ class DeployLock:
         names = [name for name in group.hosts if name in session.taken or (lines and name not in group.unreachable)]
         outcomes = group.each_reconnecting(lambda name: group.hosts[name].run(
             remote.finish_argv(group.root(name), session.token if name in session.taken else "", lines)), names)
-        session.stuck = failures(outcomes)
+        session.stuck = {name: left for name, outcome in outcomes.items()
+                         if (left := finish_leftover(outcome, held=name in session.taken, lines=bool(lines)))}
 
     def _take(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None) -> LockSession:
         group, actor, now = self.group, self.recorder.actor, self.recorder.clock.now()
@@ -158,6 +206,26 @@ class DeployLock:
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
                            {name: early for name, (_, _, _, early) in answers.items() if early is not None})
+
+
+def finish_leftover(outcome: object, *, held: bool, lines: bool) -> Leftover | None:
+    """Read the finish script's answer on one server: None when all is done there, else what is (or may be) left.
+
+    `held`: this command took the lock there and asked to free it; `lines`: it sent journal lines. The
+    script's own exit status says which part failed (remote.FINISH_BASE plus FINISH_LOCK_KEPT and/or
+    FINISH_JOURNAL_MISSED); an error or any other status means nothing is known of either.
+    """
+    if isinstance(outcome, Exception):
+        what = outcome.what if isinstance(outcome, ReleaserError) else str(outcome)
+        why = what.removeprefix(f"{outcome.server}: ") if isinstance(outcome, HostUnreachable) else what
+        return Leftover(why, answered=False, known=False, lock=held, journal=lines)
+    if not isinstance(outcome, Completed) or outcome.ok:
+        return None
+    flags = outcome.exit_code - remote.FINISH_BASE
+    if 0 < flags <= remote.FINISH_LOCK_KEPT | remote.FINISH_JOURNAL_MISSED:
+        lock, journal = held and bool(flags & remote.FINISH_LOCK_KEPT), lines and bool(flags & remote.FINISH_JOURNAL_MISSED)
+        return Leftover(outcome.reason(), answered=True, known=True, lock=lock, journal=journal) if lock or journal else None
+    return Leftover(outcome.reason(), answered=True, known=False, lock=held, journal=lines)
 
 
 def lock_answer(name: str, outcome: object) -> tuple[str, LockInfo | None, ServerReport, EarlyPrepare | None]:

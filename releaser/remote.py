@@ -452,18 +452,31 @@ free_lock "$1" "$2"
 # removed, and the history reads them all). The latest rehearsal line is also kept alone in rehearsal.json,
 # so the rehearsal check reads one line instead of every journal. Event lines are JSON with sorted keys
 # and no spaces, and quotes inside values are escaped, so '"action":"rehearse"' matches only the action.
+# A write that fails (a full disk) can leave part of a line with no newline, and the next line appended
+# would be glued onto it, unreadable too. So .releaser/journal.whole exists while every write has ended
+# whole: a failed write removes it (removing needs no room on the disk, creating a marker might), and the
+# next write, finding it gone, first ends a torn last line with a newline (before any rotation, so no part
+# ends torn either). The torn line stays unreadable, and readers skip it; what follows stays readable. While
+# nothing failed, this costs one `[ -e ]`, no process.
 _WRITE_JOURNAL = r"""
 write_journal() {
   dir="$root/.releaser"; j="$dir/journal.jsonl"
   { [ -d "$dir" ] || mkdir -p "$dir"; } || return 1
   [ -e "$dir/journal.started" ] || touch "$dir/journal.started"
+  whole=yes
+  if [ ! -e "$dir/journal.whole" ]; then
+    whole=no
+    if [ -s "$j" ] && [ -n "$(tail -c 1 "$j")" ]; then printf '\n' >> "$j" || return 1; fi
+  fi
   # one find: the journal past max_bytes, or begun more than max_days ago
   if [ -s "$j" ] && [ -n "$(find "$j" "$dir/journal.started" \( -name journal.jsonl -size +"$max_bytes"c -o \
        -name journal.started -mtime +"$max_days" \) -print -quit 2>/dev/null)" ]; then
     n=1; while [ -e "$j.$n" ]; do n=$((n + 1)); done
     mv "$j" "$j.$n" && touch "$dir/journal.started" || return 1
   fi
-  printf '%s\n' "$@" >> "$j" || return 1
+  printf '%s\n' "$@" >> "$j" || { rm -f "$dir/journal.whole"; return 1; }
+  # `true`, not `:`: a redirection that fails on a special builtin ends dash itself
+  [ "$whole" = yes ] || true 2>/dev/null > "$dir/journal.whole" || true
   for line in "$@"; do
     case $line in
       *'"action":"rehearse"'*) printf '%s\n' "$line" > "$dir/rehearsal.json.tmp" && mv -f "$dir/rehearsal.json.tmp" "$dir/rehearsal.json" ;;
@@ -473,14 +486,27 @@ write_journal() {
 }
 """
 
+# What the finish script's exit status says (FINISH_BASE plus): 1 the lock it was to free is still held
+# there, 2 its journal lines could not be written whole; each is also said on stderr. Any other non-zero
+# status means the script itself did not run through (so nothing is known of either).
+FINISH_BASE = 40
+FINISH_LOCK_KEPT = 1
+FINISH_JOURNAL_MISSED = 2
+
 # Journal lines first, then the lock: the record is on disk before anyone else may act. A journal that
-# cannot be written (full disk) never keeps the lock held.
+# cannot be written (full disk) never keeps the lock held: the lock is freed all the same, and the exit
+# status and stderr say the lines are missing there.
 _FINISH = _FREE_LOCK + _WRITE_JOURNAL + r"""
 root=$1; token=$2; max_bytes=$3; max_days=$4; shift 4
-if [ $# -gt 0 ]; then write_journal "$@"; fi
+missed=0
+if [ $# -gt 0 ]; then
+  write_journal "$@" || { missed=2; echo "cannot write this command's journal lines in $root/.releaser/journal.jsonl (is its disk full?)" >&2; }
+fi
 for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
 for left in "$root"/.releaser/armed-*; do [ -d "$left" ] && rm -rf "$root"/.releaser/armed-*; break; done
-[ -z "$token" ] || free_lock "$root" "$token"
+kept=0
+if [ -n "$token" ]; then free_lock "$root" "$token" || { kept=1; echo "cannot remove the lock $root/.releaser/lock" >&2; }; fi
+[ $((kept + missed)) = 0 ] || exit $((40 + kept + missed))
 """
 
 _APPEND_JOURNAL = _WRITE_JOURNAL + r"""

@@ -22,7 +22,12 @@ class HostResult:
 
 @dataclass(frozen=True)
 class FleetResult:
-    """What a fleet command did: the release now in the slot it moved, one result per server, timings."""
+    """What a fleet command did: the release now in the slot it moved, one result per server, timings.
+
+    `notes` are the plan's (a command that showed its plan before asking need not show them again);
+    `warnings` are what went wrong after the work itself was done (a server kept the lock or lacks the
+    journal lines), and are always shown.
+    """
 
     action: str
     release: str | None
@@ -31,6 +36,7 @@ class FleetResult:
     notes: tuple[str, ...] = ()
     seconds: Mapping[str, float] | None = None
     skew: float | None = None
+    warnings: tuple[str, ...] = ()
 
     def renames(self) -> dict[str, float]:
         """When each server's live link was renamed (for the journal), where it moved."""
@@ -38,7 +44,7 @@ class FleetResult:
 
 
 def with_leftovers(result: FleetResult, session: LockSession) -> FleetResult:
-    """The result, with a loud note when some server kept the lock or missed the journal lines."""
+    """The result, with a warning when some server kept (or may keep) the lock or missed the journal lines."""
     if not session.stuck:
         return result
-    return replace(result, notes=(*result.notes, f"WARNING: {session.leftover_warning()}"))
+    return replace(result, warnings=(*result.warnings, session.leftover_warning()))

@@ -255,7 +255,10 @@ def _plan_rows(plan: Plan) -> tuple[tuple[str, str, str], ...]:
 
 
 def show_result(result: FleetResult, *, notes: bool = True) -> None:
-    """Show per server what a fleet command did, then one summary line (and the plan's notes, unless already shown)."""
+    """Show per server what a fleet command did, then one summary line (and the plan's notes, unless already shown).
+
+    Its warnings (a server that kept the lock or lacks the journal lines) are always shown.
+    """
     table = Table(title=plain(f"{result.action}: {result.previous or '-'} -> {result.release or '-'}"),
                   title_justify="left")
     for column in ("server", "outcome", "detail"):
@@ -269,6 +272,8 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
         say(plain(f"{figures}{skew}", style="dim"))
     for note in result.notes if notes else ():
         warn(note)
+    for warning in result.warnings:
+        warn(warning)
 
 
 def show_history(events: list[dict], *, as_json: bool = False) -> None:

@@ -242,6 +242,19 @@ class SshdFarm:
         if alive:
             raise RuntimeError(f"{name}: sshd sessions {alive} survived SIGKILL")
 
+    def freeze(self, name: str) -> list[int]:
+        """Simulate a server gone silent: SIGSTOP its listener and every session, sockets left open (thaw() ends it).
+
+        The kernel still accepts connections and acknowledges bytes, but nothing answers: no greeting, no output.
+        """
+        proc = self._procs.get(name)
+        return [] if proc is None else _tree_of(proc)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT every process of a frozen server, listener first."""
+        for pid in self.pids(name):
+            _signal(pid, signal.SIGCONT)
+
     def restart(self, name: str) -> None:
         """Start a stopped server again on the same port with the same host key (stops it first if running)."""
         server = self.server(name)

@@ -63,7 +63,7 @@ def test_every_fault_at_every_phase_leaves_one_release_live_and_says_so(fault, p
 
     assert hosts["web-2"].fired, "the fault never fired"
     assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
-    said = str(error) if error else " ".join(result.notes)  # what the user reads: the error and its hint, or the notes
+    said = str(error) if error else " ".join((*result.notes, *result.warnings))  # the error and its hint, or the notes
     slots = read_slots(env)
     code = error.exit_code if error else 0
     if code == 0:
