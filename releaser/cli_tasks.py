@@ -15,6 +15,7 @@ from pathlib import Path
 from invoke import Exit, Task
 from invoke import task as invoke_task
 
+from releaser import interrupts
 from releaser.errors import ReleaserError
 from releaser.project import find_project
 from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
@@ -25,10 +26,22 @@ YES_HELP = "Go ahead without asking (needed when there is no terminal)."
 
 
 class ReleaserTask(Task):
-    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts)."""
+    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts),
+    and whose Ctrl-C, wherever it lands in the task, ends in one true line and exit 130 (releaser/interrupts.py)."""
 
     def arg_opts(self, name, default, taken_names):
         return super().arg_opts(name, default, taken_names | {"h"})
+
+    def __call__(self, *args, **kwargs):
+        """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
+        try:
+            interrupts.task_started()
+            return super().__call__(*args, **kwargs)
+        except KeyboardInterrupt:  # Invoke's Program.run would make it a silent exit 1
+            interrupts.task_ended()
+            raise Exit(interrupts.interrupted_message(), code=130) from None
+        finally:
+            interrupts.task_ended()
 
 
 task = partial(invoke_task, klass=ReleaserTask)
@@ -38,15 +51,16 @@ DRY_HELP = "Show what would change on every server, and change nothing (Invoke's
 @contextmanager
 def exit_on_user_error():
     """Turn a ReleaserError into a one-line message and its exit code; anything else is a bug and keeps its traceback."""
+    interrupts.work_started()
     try:
         yield
+        interrupts.work_finished()
     except ReleaserError as error:
         from releaser.ui import visible  # a reason or a server's answer must not drive the terminal
 
         raise Exit(f"releaser: {visible(str(error))}", code=error.exit_code) from error
     except KeyboardInterrupt:  # every switch holds Ctrl-C until it has committed or reverted, so none was under way
-        raise Exit("releaser: interrupted (Ctrl-C) outside any switch; to see where every server stands, run: "
-                   "invoke status", code=130) from None
+        raise Exit(interrupts.interrupted_message(), code=130) from None
 
 
 @contextmanager
