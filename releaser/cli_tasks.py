@@ -107,6 +107,17 @@ def require(value, message: str) -> None:
         raise Exit(f"releaser: {message}", code=2)
 
 
+def one_line(value, flag: str) -> None:
+    """Stop with a usage error (exit 2) naming the flag and the character when free text others will read (a
+    notice, a reason) holds a control character: newline, tab, a terminal code (releaser/free_text.py)."""
+    from releaser.free_text import control_character_problem
+
+    problem = None if value is None else control_character_problem(str(value))
+    if problem:
+        raise Exit(f"releaser: {flag} holds {problem}; it must be one line of plain text (no newline, tab or "
+                   "terminal codes); nothing was asked of any server", code=2)
+
+
 def whole_number(value, flag: str, default: int) -> int:
     """A flag's value as a whole number of at least 0, or a usage error (exit 2) naming the flag."""
     if value is None:
@@ -161,6 +172,7 @@ def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False
     from releaser.bundle import read_bundle
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("deploy", hosts)
         require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
         if not stage:
@@ -195,6 +207,7 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
 
     off_calendar = []  # a forced publication off its slot: said after the result, which it qualifies
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("go-live", hosts)
         if is_dry(c, dry_run):
             from releaser.preview import preview_go_live
@@ -241,6 +254,7 @@ def notice(c, message=None, clear=False, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(message, "--message")
         require(message or clear, "notice needs --message TEXT or --clear")
         with open_fleet(env, "notice") as fleet:
             if is_dry(c, dry_run):
@@ -282,6 +296,7 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local", format
 def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
     """Put the previous live release back on every server."""
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("rollback", hosts)
         with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
             if is_dry(c, dry_run):
@@ -344,6 +359,7 @@ def lock(c, reason=None, minutes=None, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
         minutes = whole_number(minutes, "--minutes", 120)
         with open_fleet(env, "lock") as fleet:
@@ -364,6 +380,7 @@ def unlock(c, reason=None, yes=False, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.errors import Cancelled, HostUnreachable
         from releaser.preview import preview_unlock
 
@@ -601,6 +618,7 @@ def data_upload(c, dataset=None, file=None, reason=None, env="local", dry_run=Fa
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.uploads import upload_dataset
 
         require(dataset and file, "data-upload needs --dataset NAME and --file PATH; see: invoke data-status")
@@ -625,6 +643,7 @@ def data_sign_off(c, dataset=None, reason=None, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.uploads import sign_off_dataset
 
         require(dataset, "data-sign-off needs --dataset NAME; see: invoke data-status")
