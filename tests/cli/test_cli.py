@@ -143,8 +143,7 @@ def test_failed_go_live_exits_6_and_names_the_runbook(env_file):
     assert stopped.returncode == 4 and "smoke on web-1" in stopped.stderr and "nothing was switched" in stopped.stderr
     done = go_live_now(env_file, "--override", "smoke", "--override", "config-parity")
     assert done.returncode == 6
-    assert re.search(r"every server is back on r1 \(r3 was live for at most [0-9.]+ s, from the commit to the end of "
-                     r"the revert\); next: invoke runbook go-live", done.stderr), done.stderr
+    assert "every server is back on r1; next: invoke runbook go-live" in done.stderr
 
 
 def test_now_is_refused_where_the_environment_forbids_it(tmp_path):
