@@ -32,6 +32,9 @@ RELEASE_MARKER = "public/.releaser/release.json"  # written on each server at st
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SAFE_FILE_NAME = re.compile(  # file names a bundle may hold: no quotes, no shell metacharacters, no newline
     r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*\Z")
+_FILE_NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+@=-/ ")
+FILE_NAME_RULE = ("a file name in a bundle is a relative path of letters a-z A-Z, digits, spaces and . _ + @ = - /, "
+                  "not starting with a space or '/', with no '..' part")
 
 
 class DataSet(BaseModel):
@@ -126,6 +129,28 @@ def validate_release_id(text: str) -> str:
             hint="pick an id like 2026-12-phof (--release-id for invoke build, release_id in a manifest.json)",
         )
     return text
+
+
+def file_name_problem(name: str) -> str | None:
+    """What in `name` breaks FILE_NAME_RULE, said so a person sees which part to rename, or None if it keeps it.
+
+    The rule is SAFE_FILE_NAME plus no absolute path and no '..' part: a name stays inside the release and
+    reaches a server's shell only as one quoted argument, and a newline would break the sha256sums lines.
+    Characters are shown escaped (repr), so a control character is named, never sent to the terminal.
+    """
+    if not name:
+        return "it is empty"
+    if name.startswith("/"):
+        return "it starts with '/', so it is an absolute path, not one inside the release"
+    if ".." in PurePosixPath(name).parts:
+        return "it has a '..' part, which would leave the release's directory"
+    refused = sorted(set(name) - _FILE_NAME_CHARACTERS)
+    if refused:
+        shown = ", ".join(repr(c) for c in refused)
+        return f"it holds {shown}, which {'is' if len(refused) == 1 else 'are'} not allowed in file names"
+    if name.startswith(" "):
+        return "it starts with a space"
+    return None  # SAFE_FILE_NAME matches: tests/core/test_bundle_members.py holds the two to the same rule
 
 
 def checksum_problems(expected: dict[str, str], actual: dict[str, str]) -> list[str]:
@@ -267,9 +292,9 @@ def _parse_manifest(raw: bytes, where: Path) -> Manifest:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise BundleInvalid(f"{where}/{MANIFEST}: {field}: {first['msg']}", hint="rebuild it with: invoke build") from error
-    bad = [name for name in manifest.files if not _is_safe_member(name)]
-    if bad:
-        raise BundleInvalid(f"{where}/{MANIFEST}: unsafe file name {bad[0]!r}", hint="file names must be relative, without '..'")
+    for name in manifest.files:
+        if problem := file_name_problem(name):
+            raise BundleInvalid(f"{where}/{MANIFEST}: unsafe file name {name!r}: {problem}", hint=FILE_NAME_RULE)
     return manifest
 
 
@@ -295,8 +320,13 @@ def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int, str]:
                         continue
                     if member.isdir() and _is_safe_member(name.rstrip("/")):
                         continue  # a directory is made by the files in it; one escaping the root is refused below
-                    if not member.isfile() or not _is_safe_member(name):
-                        raise BundleInvalid(f"{path}: refusing archive member {member.name!r} (only plain relative files are allowed)")
+                    if problem := file_name_problem(name.rstrip("/") if member.isdir() else name):
+                        raise BundleInvalid(f"{path}: refusing archive member {member.name!r}: {problem}",
+                                            hint=FILE_NAME_RULE)
+                    if not member.isfile():
+                        raise BundleInvalid(f"{path}: refusing archive member {member.name!r}: it is "
+                                            f"{_MEMBER_KINDS.get(member.type, 'not a regular file')}; a bundle "
+                                            "holds regular files only")
                     source = archive.extractfile(member)
                     if name == MANIFEST:
                         manifest_raw = source.read()
@@ -323,15 +353,18 @@ def _files_in(root: Path) -> list[str]:
         if item.is_symlink():
             raise BundleInvalid(f"{root}: {name} is a symbolic link; bundles hold plain files only")
         if item.is_file():
-            if not _is_safe_member(name):
-                raise BundleInvalid(f"{root}: unsafe file name {name!r}", hint="use letters, digits and . _ - / in file names")
+            if problem := file_name_problem(name):
+                raise BundleInvalid(f"{root}: unsafe file name {name!r}: {problem}", hint=FILE_NAME_RULE)
             names.append(name)
     return names
 
 
 def _is_safe_member(name: str) -> bool:
-    parts = PurePosixPath(name).parts
-    return bool(SAFE_FILE_NAME.match(name)) and not name.startswith("/") and ".." not in parts
+    return file_name_problem(name) is None
+
+
+_MEMBER_KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a device",
+                 tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a named pipe"}
 
 
 def sha256_file(path: Path) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from invoke import Exit, Task
 from invoke import task as invoke_task
 
+from releaser import interrupts
 from releaser.errors import ReleaserError
 from releaser.project import find_project
 from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
@@ -25,10 +26,22 @@ YES_HELP = "Go ahead without asking (needed when there is no terminal)."
 
 
 class ReleaserTask(Task):
-    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts)."""
+    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts),
+    and whose Ctrl-C, wherever it lands in the task, ends in one true line and exit 130 (releaser/interrupts.py)."""
 
     def arg_opts(self, name, default, taken_names):
         return super().arg_opts(name, default, taken_names | {"h"})
+
+    def __call__(self, *args, **kwargs):
+        """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
+        try:
+            interrupts.task_started()
+            return super().__call__(*args, **kwargs)
+        except KeyboardInterrupt:  # Invoke's Program.run would make it a silent exit 1
+            interrupts.task_ended()
+            raise Exit(interrupts.interrupted_message(), code=130) from None
+        finally:
+            interrupts.task_ended()
 
 
 task = partial(invoke_task, klass=ReleaserTask)
@@ -38,15 +51,16 @@ DRY_HELP = "Show what would change on every server, and change nothing (Invoke's
 @contextmanager
 def exit_on_user_error():
     """Turn a ReleaserError into a one-line message and its exit code; anything else is a bug and keeps its traceback."""
+    interrupts.work_started()
     try:
         yield
+        interrupts.work_finished()
     except ReleaserError as error:
         from releaser.ui import visible  # a reason or a server's answer must not drive the terminal
 
         raise Exit(f"releaser: {visible(str(error))}", code=error.exit_code) from error
     except KeyboardInterrupt:  # every switch holds Ctrl-C until it has committed or reverted, so none was under way
-        raise Exit("releaser: interrupted (Ctrl-C) outside any switch; to see where every server stands, run: "
-                   "invoke status", code=130) from None
+        raise Exit(interrupts.interrupted_message(), code=130) from None
 
 
 @contextmanager
@@ -91,6 +105,17 @@ def require(value, message: str) -> None:
     """Stop with a usage error (exit 2) when a required flag is missing."""
     if not value:
         raise Exit(f"releaser: {message}", code=2)
+
+
+def one_line(value, flag: str) -> None:
+    """Stop with a usage error (exit 2) naming the flag and the character when free text others will read (a
+    notice, a reason) holds a control character: newline, tab, a terminal code (releaser/free_text.py)."""
+    from releaser.free_text import control_character_problem
+
+    problem = None if value is None else control_character_problem(str(value))
+    if problem:
+        raise Exit(f"releaser: {flag} holds {problem}; it must be one line of plain text (no newline, tab or "
+                   "terminal codes); nothing was asked of any server", code=2)
 
 
 def whole_number(value, flag: str, default: int) -> int:
@@ -147,6 +172,7 @@ def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False
     from releaser.bundle import read_bundle
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("deploy", hosts)
         require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
         if not stage:
@@ -181,6 +207,7 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
 
     off_calendar = []  # a forced publication off its slot: said after the result, which it qualifies
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("go-live", hosts)
         if is_dry(c, dry_run):
             from releaser.preview import preview_go_live
@@ -227,6 +254,7 @@ def notice(c, message=None, clear=False, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(message, "--message")
         require(message or clear, "notice needs --message TEXT or --clear")
         with open_fleet(env, "notice") as fleet:
             if is_dry(c, dry_run):
@@ -268,6 +296,7 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local", format
 def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
     """Put the previous live release back on every server."""
     with exit_on_user_error():
+        one_line(reason, "--reason")
         refuse_hosts("rollback", hosts)
         with open_fleet(env, "rollback") as fleet:  # first: its connections open while the rest is imported
             if is_dry(c, dry_run):
@@ -330,6 +359,7 @@ def lock(c, reason=None, minutes=None, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
         minutes = whole_number(minutes, "--minutes", 120)
         with open_fleet(env, "lock") as fleet:
@@ -350,6 +380,7 @@ def unlock(c, reason=None, yes=False, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.errors import Cancelled, HostUnreachable
         from releaser.preview import preview_unlock
 
@@ -587,6 +618,7 @@ def data_upload(c, dataset=None, file=None, reason=None, env="local", dry_run=Fa
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.uploads import upload_dataset
 
         require(dataset and file, "data-upload needs --dataset NAME and --file PATH; see: invoke data-status")
@@ -611,6 +643,7 @@ def data_sign_off(c, dataset=None, reason=None, env="local", dry_run=False):
     from releaser import ui
 
     with exit_on_user_error():
+        one_line(reason, "--reason")
         from releaser.uploads import sign_off_dataset
 
         require(dataset, "data-sign-off needs --dataset NAME; see: invoke data-status")

@@ -7,9 +7,12 @@ Shell completion: `releaser --print-completion-script bash` (or zsh, fish) print
 
 from __future__ import annotations
 
-from invoke import Collection, Program
+from releaser.interrupts import guard_startup
 
-from releaser import __version__, cli_tasks
+guard_startup()  # first: Ctrl-C while Invoke and the tasks import is one line and exit 130 (interrupts.py)
+from invoke import Collection, Program  # noqa: E402
+
+from releaser import __version__, cli_tasks  # noqa: E402
 
 
 def make_program() -> Program:

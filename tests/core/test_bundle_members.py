@@ -33,3 +33,66 @@ def test_the_unpack_deadline_grows_with_the_archive_so_a_large_bundle_is_not_cal
     assert unpack_deadline(20.0, 0) == 20.0
     assert unpack_deadline(20.0, 1_000_000_000) == 120.0
     assert unpack_deadline(5.0, 10_000_000) == 6.0
+
+
+def _plain_member(name: str) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.size = 0
+    return member
+
+
+def test_a_member_named_with_shell_characters_is_refused_for_those_characters(tmp_path):
+    """`public/$(touch x).html` is a plain relative file: the message names '$', '(' and ')', and the rule."""
+    from releaser.bundle import FILE_NAME_RULE
+
+    with pytest.raises(BundleInvalid) as caught:
+        read_bundle(archive_with(tmp_path, _plain_member("public/$(touch x).html")))
+    assert str(caught.value.args[0]).endswith(
+        "refusing archive member 'public/$(touch x).html': it holds '$', '(', ')', which are not allowed in file names")
+    assert caught.value.hint == FILE_NAME_RULE and "spaces" in FILE_NAME_RULE
+    assert "plain relative" not in str(caught.value)
+
+
+def test_a_symbolic_link_member_is_refused_as_a_link_not_for_its_name(tmp_path):
+    member = tarfile.TarInfo("public/index.html")
+    member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    with pytest.raises(BundleInvalid, match="'public/index.html': it is a symbolic link; a bundle holds regular files only"):
+        read_bundle(archive_with(tmp_path, member))
+
+
+def test_a_control_character_in_a_name_is_shown_escaped(tmp_path):
+    with pytest.raises(BundleInvalid) as caught:
+        read_bundle(archive_with(tmp_path, _plain_member("public/a\x1b[2J.html")))
+    assert "\x1b" not in str(caught.value) and "'\\x1b'" in str(caught.value)
+
+
+def test_build_takes_a_name_with_a_space_as_the_rule_says(tmp_path):
+    """The rule allows spaces (not first): build keeps `public/my file.html` and reading the bundle agrees."""
+    from releaser.bundle import build_bundle
+
+    source = tmp_path / "site"
+    (source / "public").mkdir(parents=True)
+    (source / "public" / "my file.html").write_text("hi")
+    bundle = build_bundle(source, "r9", tmp_path / "r9.tar.gz")
+    assert "public/my file.html" in read_bundle(bundle.path).manifest.files
+
+
+def test_build_refuses_a_name_the_rule_refuses_and_says_which_character(tmp_path):
+    from releaser.bundle import build_bundle
+
+    source = tmp_path / "site"
+    (source / "public").mkdir(parents=True)
+    (source / "public" / "it's.html").write_text("hi")
+    with pytest.raises(BundleInvalid, match=r"unsafe file name \"public/it's.html\": it holds \"'\", which is not"):
+        build_bundle(source, "r9", tmp_path / "r9.tar.gz")
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "a/b"])
+def test_the_words_of_the_rule_and_the_pattern_agree_on_every_character(prefix):
+    """file_name_problem and SAFE_FILE_NAME (which uploads.py uses too) accept exactly the same names."""
+    from releaser.bundle import SAFE_FILE_NAME, file_name_problem
+
+    for code in range(0x300):
+        for name in (prefix + chr(code), chr(code) + prefix, f"{prefix}{chr(code)}x"):
+            pattern = bool(SAFE_FILE_NAME.match(name)) and not name.startswith("/") and ".." not in name.split("/")
+            assert (file_name_problem(name) is None) == pattern, repr(name)

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from releaser.bundle import (
-    MANIFEST, RELEASE_ID_PATTERN, SAFE_FILE_NAME, build_bundle, read_bundle, seal_directory, validate_release_id,
+    FILE_NAME_RULE, MANIFEST, RELEASE_ID_PATTERN, SAFE_FILE_NAME, build_bundle, read_bundle, seal_directory, validate_release_id,
 )
 from releaser.config import NAME_PATTERN, load_environment
 from releaser.errors import BundleInvalid, ConfigError
@@ -123,7 +123,7 @@ def test_bundle_file_name_ending_in_a_newline_is_refused(tmp_path):
     with pytest.raises(BundleInvalid) as caught:
         seal_directory(source, "r6")
     assert one_line(caught.value) == (
-        f"{source}: unsafe file name 'data.csv\\n'; use letters, digits and . _ - / in file names")
+        f"{source}: unsafe file name 'data.csv\\n': it holds '\\n', which is not allowed in file names; {FILE_NAME_RULE}")
 
 
 def test_manifest_file_name_ending_in_a_newline_is_refused(tmp_path):

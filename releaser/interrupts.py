@@ -1,0 +1,103 @@
+"""Ctrl-C at every moment of a command: one true line on stderr and exit 130, never a traceback or a silent exit 1.
+
+Invoke's Program.run turns a KeyboardInterrupt into a silent `sys.exit(1)`, and before a task's own handling
+(exit_on_user_error in cli_tasks) begins, nothing of releaser's is there to catch it: the imports, Invoke's
+parsing of the flags, the imports at the top of the task. So the entry points (releaser/program.py for
+`releaser`, tasks.py for `invoke`) call `guard_startup()` first: until a task's work starts, Ctrl-C writes
+one line and ends the process at once, since nothing has been connected, written or asked by then. After
+that a task goes through these phases, which say what a Ctrl-C that reaches the task's edge means:
+
+    starting   the task's own imports and flag checks (library use, or a second task of one `invoke` run)
+    working    inside exit_on_user_error, which answers Ctrl-C itself (a switch holds it: held_interrupts)
+    finished   exit_on_user_error's block has ended: the command did its work and is showing the result
+
+After a task ends, a command ignores Ctrl-C for the few milliseconds Invoke takes to print the task's message
+and exit with the task's own code. A Python session or a test that imports tasks.py or releaser.program keeps
+its own Ctrl-C: only a process started as `releaser` or `invoke` is changed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+BEFORE_START = "releaser: interrupted (Ctrl-C) before the command started; nothing was changed"
+BEFORE_NEXT = ("releaser: interrupted (Ctrl-C) before this task started; the tasks before it on the command line "
+               "had finished")
+WHILE_WORKING = ("releaser: interrupted (Ctrl-C) outside any switch; to see where every server stands, run: "
+                 "invoke status")
+AFTER_WORK = ("releaser: interrupted (Ctrl-C) while showing the result; the command itself had finished "
+              "(to see what it did, run: invoke history)")
+
+_COMMANDS = {"releaser", "invoke", "inv"}  # the console scripts' names
+_MODULES = {"releaser.program", "invoke.__main__"}  # python -m ...
+_state = {"phase": "starting", "tasks": 0}
+
+
+def guard_startup() -> None:
+    """In a `releaser` or `invoke` process, make Ctrl-C before a task's work starts print BEFORE_START, exit 130.
+
+    The handler writes with os.write and leaves with os._exit: it may run in the middle of anything (an import,
+    inspect.signature, a print), where raising would come out as a traceback or Invoke's silent exit 1.
+    """
+    if _started_as_command():
+        signal.signal(signal.SIGINT, _exit_before_start)
+
+
+def task_started() -> None:
+    """A task's body begins. A later task of the same `invoke` run gets Ctrl-C back as KeyboardInterrupt at once."""
+    _state["tasks"] += 1
+    _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and _started_as_command():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def work_started() -> None:
+    """The task entered exit_on_user_error: Ctrl-C raises KeyboardInterrupt again, for the task to answer."""
+    _state["phase"] = "working"
+    if signal.getsignal(signal.SIGINT) is _exit_before_start:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def work_finished() -> None:
+    """exit_on_user_error's block ended without an error: what is left is showing the result."""
+    _state["phase"] = "finished"
+
+
+def task_ended() -> None:
+    """A task's body is over: in a command, ignore Ctrl-C while Invoke prints its message and exits with its code."""
+    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_before_start) and _started_as_command():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def interrupted_message() -> str:
+    """The true line for a caught Ctrl-C, by how far the task had come; the process will exit 130 with it.
+
+    CPython 3.11 marks a KeyboardInterrupt raised inside any exec() of a string (dataclasses and namedtuple
+    build their methods that way) as never handled and, under `python -m` (how tests/cli run invoke), ends the
+    process by SIGINT instead of the exit code asked for, though the interrupt was caught (cpython gh-128130
+    reworked that mark). One exec() of a string that does nothing clears the mark, so the exit code stays 130.
+    """
+    exec("pass", {})  # noqa: S102  (a constant: see the docstring)
+    return {"starting": BEFORE_START, "next": BEFORE_NEXT, "working": WHILE_WORKING,
+            "finished": AFTER_WORK}[_state["phase"]]
+
+
+def _started_as_command() -> bool:
+    """True when this process is the `releaser` or `invoke` command, not a program that imported releaser."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name in _MODULES:
+        return True
+    path = getattr(main, "__file__", None) or ""
+    return os.path.splitext(os.path.basename(path))[0] in _COMMANDS
+
+
+def _exit_before_start(signum, frame) -> None:
+    """The SIGINT handler until a task's work starts: one line on stderr, exit 130, no unwinding through what ran."""
+    try:
+        os.write(2, (BEFORE_START + "\n").encode())
+    except OSError:
+        pass  # stderr is closed: the exit code still says it
+    os._exit(130)

@@ -1,0 +1,25 @@
+"""Free text others will read (a notice, a --reason) is one line of printable characters."""
+
+import pytest
+
+from releaser.free_text import control_character_problem
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("Delayed \x1b[2J\x1b[31mRED", "an escape '\\x1b' at character 9"),
+    ("first line\nsecond line", "a newline '\\n' at character 11"),
+    ("a\tb", "a tab '\\t' at character 2"),
+    ("end\r", "a carriage return '\\r' at character 4"),
+    ("bell\x07", "a control character '\\x07' at character 5"),
+    ("c1 \x9b31m", "a control character '\\x9b' at character 4"),
+    ("del\x7f", "a delete '\\x7f' at character 4"),
+    ("wrap\u2028here", "a line separator '\\u2028' at character 5"),
+])
+def test_a_control_character_is_named_escaped_with_where_it_is(text, problem):
+    assert control_character_problem(text) == problem
+
+
+@pytest.mark.parametrize("text", ["Today's figures are delayed; next update 11:00", "Données retardées — 11 h",
+                                  "遅延しています", "delayed 🙂", ""])
+def test_plain_text_in_any_script_passes(text):
+    assert control_character_problem(text) is None
