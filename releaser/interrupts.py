@@ -43,6 +43,22 @@ def guard_startup() -> None:
     """
     if _started_as_command():
         signal.signal(signal.SIGINT, _exit_before_start)
+        sys.excepthook = _quiet_about_a_closed_pipe
+
+
+def _quiet_about_a_closed_pipe(kind, error, trace) -> None:
+    """`releaser --list | head`: the reader went away, which is no error of ours; end quietly as Unix tools do.
+
+    Only an uncaught BrokenPipeError at the top (Invoke printing to a closed stdout) is quieted; SIGPIPE stays
+    ignored, as Python sets it, so a server connection that breaks mid-switch is still an error releaser handles.
+    """
+    if not issubclass(kind, BrokenPipeError):
+        sys.__excepthook__(kind, error, trace)
+        return
+    try:  # the interpreter flushes stdout once more at exit: point it somewhere that takes the bytes
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def task_started() -> None:

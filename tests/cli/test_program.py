@@ -166,3 +166,14 @@ def _fetch_when_up(url: str, process: subprocess.Popen) -> bytes:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("command", [[str(RELEASER)], [str(Path(sys.executable).with_name("invoke")), "-r", str(PROJECT)]])
+def test_a_listing_read_by_head_ends_quietly_when_the_reader_goes(tmp_path, command):
+    """`releaser --list | head -1`: the closed pipe is the reader's choice, not an error to show with a traceback."""
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    listing = subprocess.run([*command, "--list"], stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=60,
+                             cwd=tmp_path, env={**os.environ, "COLUMNS": "40"})
+    reader.stdin.close()
+    reader.wait(10)
+    assert "Traceback" not in listing.stderr and "BrokenPipeError" not in listing.stderr, listing.stderr
