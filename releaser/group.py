@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 
 from releaser.errors import HostKeyChanged, HostUnreachable, ReleaserError
-from releaser.transport import Completed, Host, make_hosts, once_more_on_a_new_connection
+from releaser.transport import Completed, Host, make_hosts
 
 Progress = Callable[[str, str], None]
 
@@ -128,10 +128,21 @@ class Group:
     def each_reconnecting(self, work: Callable[[str], object], names: Iterable[str]) -> GroupResult:
         """each(), then once more on a new connection where the connection broke: the server may still be up.
 
-        For steps that must reach every server even after a network blip (putting links back, freeing the
-        lock), and that are safe to run twice.
+        For steps that must reach every server even after a network blip (freeing the lock, writing the
+        journal), and that are safe to run twice. A server that said nothing until the step's deadline is not
+        asked again: a new connection to it would wait out the handshake's deadline and then the step's, for
+        a result the caller reports as "may" anyway.
         """
-        return self.each(lambda name: once_more_on_a_new_connection(self.hosts[name], lambda: work(name)), names)
+        def once_more_unless_silent(name: str) -> object:
+            try:
+                return work(name)
+            except HostUnreachable as error:
+                if error.silent:
+                    raise
+            self.hosts[name].reconnect()
+            return work(name)
+
+        return self.each(once_more_unless_silent, names)
 
     def run(self, argv_for: Callable[[str], list[str]], names: Iterable[str] | None = None) -> GroupResult:
         """Run one command (argv_for(name)) on every server (or `names`) in parallel."""

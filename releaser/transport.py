@@ -445,7 +445,7 @@ class SshHost:
             shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
             _close_quietly(shell)
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                                  hint="see: invoke runbook server-failure") from error
+                                  hint="see: invoke runbook server-failure", silent=isinstance(error, TimeoutError)) from error
         finally:
             self._shell_free.release()
 
