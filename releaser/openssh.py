@@ -101,10 +101,10 @@ def stream(argv: Sequence[str], local: Path, *, name: str, address: str, what: s
             ended = True
         except subprocess.TimeoutExpired as error:
             raise HostUnreachable(name, f"{what} on {address} did not end within {finish:.1f} s of its last byte",
-                                  hint="see: invoke runbook server-failure") from error
+                                  hint="see: invoke runbook server-failure", silent=True) from error
         except _Stalled as error:
             raise HostUnreachable(name, f"{what} to {address} stalled: no byte moved for {stall:g} s "
-                                  f"({error.done} of {size} sent)", hint="see: invoke runbook server-failure") from None
+                                  f"({error.done} of {size} sent)", hint="see: invoke runbook server-failure", silent=True) from None
         finally:
             if not ended:
                 _end(child)
@@ -220,7 +220,9 @@ def translate(name: str, address: str, what: str, stderr: str):
     if _CLOSED.search(stderr):
         return HostUnreachable(name, f"{what} to {address} failed: the connection was closed (ssh: {last})",
                                hint="check the server is up; see: invoke runbook server-failure")
-    return HostUnreachable(name, f"{what} to {address} failed: ssh: {last}", hint="see: invoke runbook server-failure")
+    # with LogLevel=ERROR, ssh ending its connection when ServerAlive went unanswered says nothing at all
+    return HostUnreachable(name, f"{what} to {address} failed: ssh: {last}", hint="see: invoke runbook server-failure",
+                           silent=not lines or "timed out" in stderr.lower())
 
 
 def _option_path(path: str) -> str | None:

@@ -351,6 +351,7 @@ class SshHost:
         self._shell_free = threading.Lock()
         self._opening: threading.Thread | None = None
         self._opening_error: BaseException | None = None
+        self._silent: str | None = None  # why a step here ended by its deadline with no answer, until a reconnect
 
     def start_opening(self) -> None:
         """Start connecting in a background thread; open() waits for it and raises what it raised."""
@@ -433,6 +434,9 @@ class SshHost:
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""
         self.open()
+        if self._silent is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
+            raise HostUnreachable(self.name, f"not asked to run {_label(argv)}: {self.address} did not answer earlier "
+                                  f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True)
         timeout = timeout or self.step_timeout
         command = _command_line(argv, env)
         if not self._shell_free.acquire(blocking=False):
@@ -444,8 +448,9 @@ class SshHost:
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
             _close_quietly(shell)
-            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                                  hint="see: invoke runbook server-failure", silent=isinstance(error, TimeoutError)) from error
+            raise self._noted(HostUnreachable(
+                self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
+                hint="see: invoke runbook server-failure", silent=_is_silence(error))) from error
         finally:
             self._shell_free.release()
 
@@ -472,8 +477,9 @@ class SshHost:
             exit_code = channel.recv_exit_status()
             channel.close()
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
-            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                                  hint="see: invoke runbook server-failure") from error
+            raise self._noted(HostUnreachable(
+                self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
+                hint="see: invoke runbook server-failure", silent=_is_silence(error))) from error
         if exit_code == -1:
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}",
                                   hint="see: invoke runbook server-failure")
@@ -534,8 +540,32 @@ class SshHost:
         command = self.stream_argv(argv)
         if command is None:
             raise ValueError(f"{self.name}: no OpenSSH client can reach {self.address} with these settings")
-        return openssh.stream(command, local, name=self.name, address=self.address, what="upload",
-                              stall=self.upload_stall, finish=timeout, stop=stop, sent=sent)
+        try:
+            return openssh.stream(command, local, name=self.name, address=self.address, what="upload",
+                                  stall=self.upload_stall, finish=timeout, stop=stop, sent=sent)
+        except HostUnreachable as error:
+            raise self._noted(error) from None
+
+    def _noted(self, error: HostUnreachable) -> HostUnreachable:
+        """Remember a server gone silent: later steps here fail at once (run), until reconnect() reaches it again.
+
+        A step past its deadline is silence only if sshd does not open a channel either (a slow command on a
+        live server still gets its channel within a second or two); a closed or reset connection is not silence.
+        """
+        if error.silent and self._answers_a_channel():
+            error.silent = False
+        if error.silent:
+            self._silent = error.what.removeprefix(f"{self.name}: ")
+        return error
+
+    def _answers_a_channel(self, within: float = 2.0) -> bool:
+        """Whether sshd on this connection still opens a session channel within `within` seconds (then closes it)."""
+        try:
+            channel = self._connection.client.get_transport().open_session(timeout=min(within, self.step_timeout))
+        except Exception:  # timed out, or the connection is gone: silent either way
+            return False
+        _close_quietly(channel)
+        return True
 
     def read(self, remote: PurePosixPath) -> bytes:
         """Read a file over SFTP on the open connection."""
@@ -553,6 +583,7 @@ class SshHost:
         """Drop this connection and open a new one: a lost connection is not always a lost server."""
         self.close()
         self._connect()
+        self._silent = None  # it answered the handshake: its next steps are asked again
 
     def close(self) -> None:
         """Close the shell, the SFTP session and the connection."""
@@ -785,6 +816,11 @@ def _shell_step(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
     if not env and len(argv) > 3 and list(argv[:2]) == ["sh", "-c"] and argv[3].startswith("releaser-"):
         return f"set -- {shlex.join(argv[4:])}\n{argv[2]}"
     return _command_line(argv, env)
+
+
+def _is_silence(error: BaseException) -> bool:
+    """Whether a failed step ended by a deadline with nothing from the server (not a closed or reset connection)."""
+    return isinstance(error, TimeoutError) or "Timeout opening channel" in str(error)
 
 
 def _fingerprint(key) -> str:
