@@ -30,9 +30,10 @@ RELEASE_MARKER = "public/.releaser/release.json"  # written on each server at st
 # `\Z`, not `$`: in Python's `re`, `$` also matches before a trailing newline, so "r6\n" would pass.
 # fleet.py and uploads.py match with these too.
 RELEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_NAME_CHARACTERS = "A-Za-z0-9._+@=/ -"  # a regex character class's inside: the one list of what names may hold
 SAFE_FILE_NAME = re.compile(  # file names a bundle may hold: no quotes, no shell metacharacters, no newline
-    r"^[A-Za-z0-9._+@=-][A-Za-z0-9._+@=/ -]*\Z")
-_FILE_NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+@=-/ ")
+    rf"^[A-Za-z0-9._+@=-][{_NAME_CHARACTERS}]*\Z")
+_REFUSED_CHARACTER = re.compile(rf"[^{_NAME_CHARACTERS}]")
 FILE_NAME_RULE = ("a file name in a bundle is a relative path of letters a-z A-Z, digits, spaces and . _ + @ = - /, "
                   "not starting with a space or '/', with no '..' part")
 
@@ -144,7 +145,7 @@ def file_name_problem(name: str) -> str | None:
         return "it starts with '/', so it is an absolute path, not one inside the release"
     if ".." in PurePosixPath(name).parts:
         return "it has a '..' part, which would leave the release's directory"
-    refused = sorted(set(name) - _FILE_NAME_CHARACTERS)
+    refused = sorted(set(_REFUSED_CHARACTER.findall(name)))
     if refused:
         shown = ", ".join(repr(c) for c in refused)
         return f"it holds {shown}, which {'is' if len(refused) == 1 else 'are'} not allowed in file names"

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 
 from releaser.errors import HostKeyChanged, HostUnreachable, ReleaserError
-from releaser.transport import Completed, Host, make_hosts
+from releaser.transport import Completed, Host, make_hosts, once_more_on_a_new_connection
 
 Progress = Callable[[str, str], None]
 
@@ -133,16 +133,8 @@ class Group:
         asked again: a new connection to it would wait out the handshake's deadline and then the step's, for
         a result the caller reports as "may" anyway.
         """
-        def once_more_unless_silent(name: str) -> object:
-            try:
-                return work(name)
-            except HostUnreachable as error:
-                if error.silent:
-                    raise
-            self.hosts[name].reconnect()
-            return work(name)
-
-        return self.each(once_more_unless_silent, names)
+        return self.each(lambda name: once_more_on_a_new_connection(self.hosts[name], lambda: work(name),
+                                                                    after_silence=False), names)
 
     def run(self, argv_for: Callable[[str], list[str]], names: Iterable[str] | None = None) -> GroupResult:
         """Run one command (argv_for(name)) on every server (or `names`) in parallel."""

@@ -38,9 +38,8 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         read = states(session.reports, f"staging {release_id}")
         plans = plan_fleet_stage(read, release_id)
         previous = fleet_release(read, "staging")
-        lost: set[str] = set()
         try:
-            outcomes = _upload_everywhere(fleet, bundle, plans, lost)
+            outcomes, lost = _upload_everywhere(fleet, bundle, plans)
         except KeyboardInterrupt:
             fleet.group.stop.clear()  # every server's step has ended: now undo them
             with held_interrupts():
@@ -122,10 +121,11 @@ def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
     fleet.group.run(lambda name: remote.remove_release_argv(fleet.group.root(name), release_id), names)
 
 
-def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan], lost: set[str]) -> dict[str, tuple[bool, str]]:
+def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
+                       ) -> tuple[dict[str, tuple[bool, str]], set[str]]:
     """Put the verified release on every server that lacks it (releaser.shipping), and check it where it already is.
 
-    The servers that did not answer (HostUnreachable: dead, silent, connection lost) are added to `lost`.
+    Returns (ok, detail) per server, and the servers that did not answer (dead, silent, connection lost).
     """
     group, release_id = fleet.group, bundle.release_id
     sums_sha = hashlib.sha256(sha256sums_text(bundle.manifest.files).encode()).hexdigest()
@@ -148,5 +148,6 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan], 
             return (True, detail) if hook is None else (False, hook)
 
         outcomes = group.each(place)
-    lost.update(name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered)
-    return {name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()}
+    lost = {name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered}
+    return ({name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()},
+            lost)

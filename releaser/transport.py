@@ -268,17 +268,20 @@ class _Lines:
         return self.buffer
 
 
-def once_more_on_a_new_connection(host: Host, step: Callable[[], T]) -> T:
+def once_more_on_a_new_connection(host: Host, step: Callable[[], T], *, after_silence: bool = True) -> T:
     """Run a step; if it found the connection broken, reconnect once and run it again: the server may still be up.
 
     For steps that must reach a server even after a network blip and are safe to run twice (putting links
     back, removing prepared files, freeing the lock). A server really gone raises HostUnreachable again.
+    Without `after_silence`, a server that said nothing until the step's deadline is not asked again.
     """
     try:
         return step()
-    except HostUnreachable:
-        host.reconnect()
-        return step()
+    except HostUnreachable as error:
+        if error.silent and not after_silence:
+            raise
+    host.reconnect()
+    return step()
 
 
 def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Host]:

@@ -222,7 +222,10 @@ class ServerFront:
                        if old else "")
                 raise StepFailed(f"front: expected release {release} from the front; {last}{why}")
             if not good or in_a_row >= _SETTLED:
-                self._stop.wait(0.02) if stoppable else time.sleep(0.02)
+                if stoppable:
+                    self._stop.wait(0.02)  # ends early once stop_verifying is called
+                else:
+                    time.sleep(0.02)  # a revert: the stop a verify was given may already be set
 
     def stop_verifying(self) -> None:
         """End a verify under way at its next look (the switch reverts: another participant's verify failed)."""
