@@ -15,7 +15,7 @@ from pathlib import Path
 from invoke import Exit, Task
 from invoke import task as invoke_task
 
-from releaser import interrupts
+from releaser import interrupts, keep_bytecode
 from releaser.errors import ReleaserError
 from releaser.project import find_project
 from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
@@ -36,6 +36,7 @@ class ReleaserTask(Task):
         """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
         try:
             interrupts.task_started()
+            keep_bytecode()  # the installed `releaser` imported this package before Invoke's Program.run set it
             return super().__call__(*args, **kwargs)
         except KeyboardInterrupt:  # Invoke's Program.run would make it a silent exit 1
             interrupts.task_ended()
