@@ -149,5 +149,9 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
 
         outcomes = group.each(place)
     lost = {name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered}
-    return ({name: (o if isinstance(o, tuple) else (False, str(o).removeprefix(f"{name}: "))) for name, o in outcomes.items()},
-            lost)
+    return {name: o if isinstance(o, tuple) else (False, _what_failed(name, o)) for name, o in outcomes.items()}, lost
+
+
+def _what_failed(name: str, error: Exception) -> str:
+    """What went wrong on one server, without the error's own hint: the stage's message ends with the hint to follow."""
+    return (getattr(error, "what", None) or str(error)).removeprefix(f"{name}: ")
