@@ -60,6 +60,7 @@ class LockSession:
     lines: list[str] = field(default_factory=list)
     stuck: dict[str, Leftover] = field(default_factory=dict)
     seconds: float = 0.0  # how long taking it took (with `early`, that round trip also prepared the links)
+    reported: bool = False  # its leftover warning went into a result or an error (else open_fleet shows it)
 
     def leftover_warning(self) -> str:
         """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
@@ -114,6 +115,7 @@ class DeployLock:
         self.group = group
         self.recorder = recorder
         self.session: LockSession | None = None  # the one held now, if any
+        self.freed: list[LockSession] = []  # every session this command held, once freed
 
     @contextmanager
     def held(self, reason: str, *, prepare_for: str | None = None) -> Iterator[LockSession]:
@@ -152,8 +154,14 @@ class DeployLock:
         finally:
             with held_interrupts():
                 self._free(session)
+            self.freed.append(session)
             if failure is not None and session.stuck:
                 failure.hint = (failure.hint + "; " if failure.hint else "") + session.leftover_warning()
+                session.reported = True
+
+    def unreported_leftovers(self) -> list[str]:
+        """The leftover warnings of freed sessions that no result or error carried (prune, data-upload, notice...)."""
+        return [session.leftover_warning() for session in self.freed if session.stuck and not session.reported]
 
     def take(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it.

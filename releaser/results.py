@@ -47,4 +47,5 @@ def with_leftovers(result: FleetResult, session: LockSession) -> FleetResult:
     """The result, with a warning when some server kept (or may keep) the lock or missed the journal lines."""
     if not session.stuck:
         return result
+    session.reported = True
     return replace(result, warnings=(*result.warnings, session.leftover_warning()))

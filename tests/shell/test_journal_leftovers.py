@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from releaser.journal import parse_lines
-from test_ssh_faults import NEW, SERVERS, everywhere, hosts_with, lock_dirs, meta, read_slots, release_morning, script_of
+from test_ssh_faults import NEW, SERVERS, bundle, everywhere, hosts_with, lock_dirs, meta, read_slots, release_morning, script_of
 from test_ssh_faults import tiny_disk  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.ssh
@@ -101,3 +101,35 @@ def test_a_torn_journal_due_for_rotation_is_ended_first_so_no_part_ends_torn(tmp
     assert part.endswith('{"at":"2026-01-01T00:0\n') and [e["id"] for e in parse_lines(part)] == ["a"]
     assert (meta_dir / "journal.jsonl").read_text() == line + "\n"
     assert (meta_dir / "journal.whole").exists()
+
+
+def test_a_prune_whose_journal_line_missed_a_server_says_so(sshd_farm, ssh_env, open_fleet):
+    """prune returns only what it removed; the warning that web-2's journal lacks its event still reaches the
+    command (Fleet.unreported_leftovers, which the CLI prints), and a go-live's own warning is not said twice."""
+    release_morning(open_fleet, ssh_env)
+    with open_fleet(ssh_env) as fleet:
+        fleet.go_live()
+        fleet.rollback()  # r1 live again: r2 is left for prune
+    journal = meta(ssh_env, "web-2") / "journal.jsonl"
+
+    def journal_unwritable() -> None:  # a directory where the journal was: the finish cannot append to it
+        journal.rename(journal.with_name("journal.kept"))
+        journal.mkdir()
+
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "finish", before=journal_unwritable)
+    with open_fleet(ssh_env, hosts=hosts) as fleet:
+        removed = fleet.prune(keep=0)
+        warnings = fleet.unreported_leftovers()
+
+    assert hosts["web-2"].fired and removed == {name: ("r2",) for name in SERVERS}
+    assert len(warnings) == 1 and "the journal on web-2 lacks this command's events" in warnings[0], warnings
+    assert lock_dirs(ssh_env) == []
+
+    journal.rmdir()
+    journal.with_name("journal.kept").rename(journal)
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "finish", before=journal_unwritable)
+    with open_fleet(ssh_env, hosts=hosts) as fleet:
+        fleet.stage(bundle("r2"))
+        result = fleet.go_live()
+        assert "the journal on web-2 lacks" in " ".join(result.warnings)
+        assert fleet.unreported_leftovers() == []  # the result carries it: the CLI shows it once
