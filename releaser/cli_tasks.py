@@ -89,7 +89,7 @@ def open_fleet(env: str, verb: str, hosts: str | None = None, *, loaded=None):
     finally:
         for fleet in opened:  # deliveries are known once the fleet has closed, after any switch, failed or not
             ui.show_deliveries(fleet.deliveries)
-            for warning in fleet.unreported_leftovers():  # a prune, data-upload... that kept a lock somewhere
+            for warning in fleet.unreported_warnings():  # a prune, data-upload... that kept a lock somewhere
                 ui.warn(warning)
 
 

@@ -157,9 +157,9 @@ class Fleet:
         """Hold the deploy lock on every server while the block runs (see DeployLock.held)."""
         return self.lock.held(reason, prepare_for=prepare_for)
 
-    def unreported_leftovers(self) -> list[str]:
+    def unreported_warnings(self) -> list[str]:
         """Warnings about locks kept or journal lines missed that no result or error of this command carried."""
-        return self.lock.unreported_leftovers()
+        return [*self.lock.unreported_leftovers(), *self.recorder.missed_warnings()]
 
     def take_lock(self, reason: str, *, token: str, kind: str, minutes: float) -> list[str]:
         """Take the lock on every server or on none; return the servers where this call took it."""

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from releaser import remote
+from releaser.group import summary
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
 from releaser.transport import Completed
 
@@ -28,6 +29,7 @@ class Recorder:
         self.deliveries: list = []
         self.context: dict = {}  # fields every event of the current go-live carries (planned time etc.)
         self.pending: list[str] | None = None  # while a lock is held: its journal lines wait for the unlock
+        self.missed: list[tuple[str, dict[str, str]]] = []  # (action, {server: why}) of appends that failed
 
     def write(self, action: str, outcome: str, **fields) -> None:
         """Append one event to every reachable server's journal and to the local one; never raises for a server."""
@@ -36,11 +38,20 @@ class Recorder:
         if self.pending is not None:
             self.pending.append(line)  # a lock is held: the line reaches the servers with the unlock
         else:
-            self.group.run(lambda name: remote.append_journal_argv(self.group.root(name), line), self.group.reachable)
+            outcomes = self.group.run(lambda name: remote.append_journal_argv(self.group.root(name), line),
+                                      self.group.reachable)
+            if outcomes.failed:
+                self.missed.append((action, outcomes.failed))
         if self.journal_path is not None:
             append_local(self.journal_path, event)
         if self.notifier is not None:
             self.notifier.send(event)  # in the background: a channel that is down never delays a switch
+
+    def missed_warnings(self) -> list[str]:
+        """One sentence per event some server's journal did not take (a full disk, a server gone), and where it is."""
+        kept = "this machine's journal has it" if self.journal_path is not None else "no other journal has it"
+        return [f"the journal on {', '.join(sorted(failed))} lacks this command's {action} event ({_why(failed)}); {kept}"
+                for action, failed in self.missed]
 
     def line(self, action: str, outcome: str, **fields) -> str:
         """One journal line, for a step that writes it itself (with the unlock); also kept in the local journal."""
@@ -68,3 +79,8 @@ class Recorder:
         outcomes = self.group.run(lambda name: remote.read_journal_argv(self.group.root(name)), self.group.reachable)
         by_server = {name: parse_lines(o.stdout) for name, o in outcomes.items() if isinstance(o, Completed)}
         return merge_history(by_server, read_local(self.journal_path) if self.journal_path else [])
+
+
+def _why(failed: dict[str, str]) -> str:
+    """The one server's reason, or each server's named."""
+    return next(iter(failed.values())) if len(failed) == 1 else summary(failed)

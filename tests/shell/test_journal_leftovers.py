@@ -105,7 +105,7 @@ def test_a_torn_journal_due_for_rotation_is_ended_first_so_no_part_ends_torn(tmp
 
 def test_a_prune_whose_journal_line_missed_a_server_says_so(sshd_farm, ssh_env, open_fleet):
     """prune returns only what it removed; the warning that web-2's journal lacks its event still reaches the
-    command (Fleet.unreported_leftovers, which the CLI prints), and a go-live's own warning is not said twice."""
+    command (Fleet.unreported_warnings, which the CLI prints), and a go-live's own warning is not said twice."""
     release_morning(open_fleet, ssh_env)
     with open_fleet(ssh_env) as fleet:
         fleet.go_live()
@@ -119,7 +119,7 @@ def test_a_prune_whose_journal_line_missed_a_server_says_so(sshd_farm, ssh_env, 
     hosts = hosts_with(ssh_env, "web-2", when=lambda argv, e: script_of(argv) == "finish", before=journal_unwritable)
     with open_fleet(ssh_env, hosts=hosts) as fleet:
         removed = fleet.prune(keep=0)
-        warnings = fleet.unreported_leftovers()
+        warnings = fleet.unreported_warnings()
 
     assert hosts["web-2"].fired and removed == {name: ("r2",) for name in SERVERS}
     assert len(warnings) == 1 and "the journal on web-2 lacks this command's events" in warnings[0], warnings
@@ -132,4 +132,17 @@ def test_a_prune_whose_journal_line_missed_a_server_says_so(sshd_farm, ssh_env, 
         fleet.stage(bundle("r2"))
         result = fleet.go_live()
         assert "the journal on web-2 lacks" in " ".join(result.warnings)
-        assert fleet.unreported_leftovers() == []  # the result carries it: the CLI shows it once
+        assert fleet.unreported_warnings() == []  # the result carries it: the CLI shows it once
+
+
+def test_an_event_written_outside_a_lock_that_a_server_refused_is_named(sshd_farm, ssh_env, open_fleet):
+    """`unlock` journals after the lock is gone, with one append per server: web-2's refusal is a warning."""
+    release_morning(open_fleet, ssh_env)
+    journal = meta(ssh_env, "web-2") / "journal.jsonl"
+    journal.rename(journal.with_name("journal.kept"))
+    journal.mkdir()
+    with open_fleet(ssh_env) as fleet:
+        fleet.unlock(reason="tests")
+        warnings = fleet.unreported_warnings()
+    assert len(warnings) == 1 and warnings[0].startswith("the journal on web-2 lacks this command's unlock event (sh: "), warnings
+    assert warnings[0].endswith("; this machine's journal has it")
