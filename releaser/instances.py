@@ -142,11 +142,18 @@ exit 0
 
 _START = _PID + r"""
 cd "$1" || exit 3
-port=$2 release=$3 slot=$4 address=$5 health=$6 timeout_ms=$7 mode=$8 how=$9
+port=$2 release=$3 slot=$4 address=$5 health=$6 timeout_ms=$7 mode=$8 how=$9 again=${10}
 d=$PWD/.releaser/instances
 [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
 mkdir -p "$d" || exit 3
-if [ -f "$d/$port.env" ]; then echo "port $port still has the instance of $(release_of "$port"); stop it first" >&2; exit 3; fi
+if [ -f "$d/$port.env" ]; then
+  # again: the recorded instance of this very release, whose process is gone (a crash, a reboot), starts anew
+  if [ "$again" != again ] || [ "$(release_of "$port")" != "$release" ]; then
+    echo "port $port still has the instance of $(release_of "$port"); stop it first" >&2; exit 3
+  fi
+  pid=$(instance_pid "$port")
+  [ -z "$pid" ] || { echo "the instance of $release on port $port runs (pid $pid) but does not answer GET $health; restart it with its own command, or stop it" >&2; exit 3; }
+fi
 code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port/" 2>/dev/null)
 case $code in 000|'') ;; *) echo "something not started by releaser already answers on $address:$port" >&2; exit 3 ;; esac
 export RELEASER_RELEASE_ID="$release" RELEASER_RELEASE_DIR="$PWD/releases/$release" RELEASER_PORT="$port" \
@@ -246,16 +253,18 @@ def parse_instances(stdout: str) -> ServerInstances:
     return ServerInstances(slots, instances)
 
 
-def start_argv(application: Application, root: PurePosixPath, port: int, release: str, slot: str) -> list[str]:
+def start_argv(application: Application, root: PurePosixPath, port: int, release: str, slot: str, *,
+               again: bool = False) -> list[str]:
     """Record and start `release`'s instance on `port` with the declared command, then wait for its health path.
 
     Prints 'started <port> <pid>'; exits 4 with the reason when it never answers (and stops what it started),
-    3 when the port is taken.
+    3 when the port is taken. With `again`, the port's recorded instance of the same release whose process is
+    gone is started anew (the server re-checks both).
     """
     mode, unit = _how(application)
     return _script("start", _START, str(root), str(port), validate_release_id(release), slot, application.address,
                    application.health_path, str(math.ceil(application.start_timeout * 1000)), mode,
-                   unit if mode == "unit" else application.start or "")
+                   unit if mode == "unit" else application.start or "", "again" if again else "-")
 
 
 def stop_argv(application: Application, root: PurePosixPath, port: int, *, retired_only: bool = True) -> list[str]:
@@ -305,6 +314,17 @@ def start_staging_instance(host: Host, environment: Environment, root: PurePosix
         raise PlanRefused(f"{host.name}: the instance of {release} on port {plan.port} stopped answering after its start",
                           hint="look at its log, then run the stage again")
     return started
+
+
+def start_again(host: Host, environment: Environment, root: PurePosixPath, release: str, port: int, slot: str, *,
+                timeout: float) -> None:
+    """Start anew the recorded instance of `release` on `port` whose process is gone (a crash, a reboot), and wait
+    until it answers its health path: a warm backup that died must not stand between the on-call and a rollback.
+
+    Raises PlanRefused naming the server and why when its process still runs or it does not come up.
+    """
+    application = environment.application
+    _run(host, start_argv(application, root, port, release, slot, again=True), timeout, "start")
 
 
 def stop_retired_instances(host: Host, environment: Environment, root: PurePosixPath) -> list[Instance]:

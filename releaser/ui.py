@@ -193,6 +193,13 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
         lines.append(f"there is NO BACKUP on {', '.join(bare)}: a rollback is impossible until the next go-live, which "
                      "is still fine to run (it makes today's live the backup); see: invoke runbook rollback "
                      "(section NO BACKUP)")
+    for report in reports:
+        for slot in ("backup", "staging"):
+            instance = report.instances.of_slot(slot) if report.instances is not None else None
+            if instance is not None and not instance.is_healthy:
+                lines.append(f"{report.server}: the {slot} instance of {instance.release} on port {instance.port} "
+                             f"{_instance_trouble(instance, slot)}; "
+                             f"see: invoke runbook {'rollback' if slot == 'backup' else 'go-live'}")
     if not host_keys_checked:
         lines.append(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): a server could be "
                      "impersonated; turn it back on once known_hosts is filled; see: invoke runbook server-failure")
@@ -205,6 +212,18 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
     if down:
         lines.append(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")
     return lines
+
+
+def _instance_trouble(instance, slot: str) -> str:
+    """What is wrong with an instance that fails its health path, and what brings it back."""
+    if slot == "staging":  # a stage of the same release stops an unhealthy staging instance and starts it again
+        state = "is not running" if instance.health is None and instance.pid is None else "fails its health path"
+        return f"{state}; go-live's smoke checks will fail: stage {instance.release} again to restart it"
+    if instance.health is None and instance.pid is None:
+        return "is not running; a rollback starts it again first"
+    state = "does not answer" if instance.health is None else f"answers its health path with {instance.health}"
+    pid = f" (pid {instance.pid})" if instance.pid else ""
+    return f"runs{pid} but {state}; a rollback refuses until it answers: restart it with the application's own command"
 
 
 def show_plan(title: str, plans: Mapping[str, Plan]) -> None:

@@ -64,7 +64,8 @@ done
 code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
 case $code in
   2??) ;;
-  *) echo "the instance of $release on port $port does not answer GET $health (status ${code:-none})" >&2; exit 4 ;;
+  000|'') echo "port $port"; echo "the instance of $release on port $port does not answer GET $health (no answer)" >&2; exit 5 ;;
+  *) echo "the instance of $release on port $port does not answer GET $health (status $code)" >&2; exit 4 ;;
 esac
 out=$("$@" -q -t 2>&1) || { echo "nginx -t fails before the switch: $(printf '%s\n' "$out" | grep -v 'test failed' | tail -n 1)" >&2; exit 4; }
 dir=$(dirname "$include")
@@ -168,12 +169,38 @@ class ServerFront:
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
 
     def prepare(self, timeout: float) -> None:
-        """Check the instance going live answers, and nginx's configuration; write the new include aside."""
+        """Check the front answers, the instance going live answers (starting it again if its process is gone), and
+        nginx's configuration; write the new include aside."""
+        end = time.monotonic() + timeout
+        self._require_the_front_answers()
         done = self.host.run(prepare_argv(self.application, self.root, self.release), timeout=timeout)
+        port = _port_in(done.stdout)
+        if done.exit_code == 5 and port is not None:  # nothing answers on its port: start it again if it died
+            from releaser.errors import PlanRefused
+            from releaser.instances import start_again
+
+            slot = "backup" if self.context.action == "rollback" else "staging"
+            try:
+                start_again(self.host, self.context.environment, self.root, self.release, port, slot,
+                            timeout=max(1.0, min(self.application.start_timeout + 10.0, end - time.monotonic() - 5.0)))
+            except PlanRefused as refused:
+                raise StepFailed(f"front: the instance of {self.release} on port {port} did not answer, and could not be "
+                                 f"started again: {refused.what.removeprefix(self.server + ': ')}") from None
+            done = self.host.run(prepare_argv(self.application, self.root, self.release),
+                                 timeout=max(1.0, end - time.monotonic()))
+            port = _port_in(done.stdout)
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
-        words = done.stdout.split()
-        self.port = int(words[1]) if len(words) >= 2 and words[0] == "port" and words[1].isdigit() else None
+        self.port = port
+
+    def _require_the_front_answers(self) -> None:
+        """Refuse before anything moves when nothing answers at the server's live URL (nginx stopped): a reload
+        would fail there after the other servers' fronts had moved."""
+        url = self.context.environment.server(self.server).live_url + self.application.health_path
+        status, _ = _get(url, None, timeout=max(1.0, self.context.environment.health.timeout))
+        if status is None:
+            raise StepFailed(f"front: nothing answers GET {url}: is nginx running on {self.server}? start it, check "
+                             "that the page loads, then run the command again")
 
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared include over the live one and reload nginx gracefully."""
@@ -254,6 +281,12 @@ class ServerFront:
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
 
+
+
+def _port_in(stdout: str) -> int | None:
+    """The instance's port from prepare's `port N` line."""
+    words = stdout.split()
+    return int(words[1]) if len(words) >= 2 and words[0] == "port" and words[1].isdigit() else None
 
 
 def _failing(status: int | None, reports: str | None, release: str | None, header: str | None) -> bool:

@@ -76,8 +76,12 @@ class Front:
             f"    server {{\n        listen 127.0.0.1:{port};\n"
             f"        location = /nginx-status {{ stub_status; }}\n"
             f"        location / {{ proxy_pass http://app_live; }}\n    }}\n}}\n")
-        self.process = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(self.conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.start()
+
+    def start(self) -> None:
+        """Start the master (again, after stop)."""
+        self.process = subprocess.Popen([NGINX, "-p", str(self.directory), "-c", str(self.conf)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def argv(self) -> list[str]:
         """The [application.front] nginx argv for this front, relative to the server's app root (root/../nginx)."""
@@ -209,6 +213,15 @@ nginx = [{nginx_argv}]
         report = self.switch("stage", release=release)
         assert report.decision.value == "committed", report
         self.start_staging(release)
+
+    def stop_front(self, name: str) -> None:
+        """Stop one server's nginx (a front that is down)."""
+        self.fronts[name].stop()
+
+    def start_front(self, name: str) -> None:
+        """Start one server's nginx again and wait until it answers."""
+        self.fronts[name].start()
+        self.fronts[name].wait_until_answering()
 
     def read(self) -> dict[str, instances.ServerInstances]:
         """Every server's slots and instances, read back over SSH."""

@@ -53,3 +53,25 @@ def test_the_sandbox_people_file_promises_nothing_it_does_not_show():
 
     text = (Path(__file__).parents[2] / "environments" / "local.toml").read_text()
     assert "rota below" not in text
+
+
+def test_an_instance_that_fails_its_health_path_is_a_warning_saying_what_the_next_switch_does():
+    """A dead backup is started again by the rollback; a hung one makes it refuse; a staging one needs a stage again."""
+    from releaser.instances import Instance, ServerInstances
+
+    slots = {"live": "r2", "backup": "r1", "staging": "r3"}
+
+    def report(name, backup, staging):
+        return ServerReport(name, state("r2", "r1"), instances=ServerInstances(slots, (
+            Instance(8001, "r2", 11, 200, "r2", "live"), backup, staging)))
+
+    lines = status_warnings("prod", [
+        report("web-1", Instance(8002, "r1", None, None, None, "backup"), Instance(8003, "r3", 13, 200, "r3", "staging")),
+        report("web-2", Instance(8002, "r1", 22, None, None, "backup"), Instance(8003, "r3", 23, 503, "r3", "staging"))])
+    assert lines == [
+        "web-1: the backup instance of r1 on port 8002 is not running; a rollback starts it again first; "
+        "see: invoke runbook rollback",
+        "web-2: the backup instance of r1 on port 8002 runs (pid 22) but does not answer; a rollback refuses until it "
+        "answers: restart it with the application's own command; see: invoke runbook rollback",
+        "web-2: the staging instance of r3 on port 8003 fails its health path; go-live's smoke checks will fail: "
+        "stage r3 again to restart it; see: invoke runbook go-live"]

@@ -135,20 +135,60 @@ def test_rollback_under_load_moves_the_front_to_the_warm_backup_and_starts_nothi
         assert view.of_release("r2").slot is None  # r2 is retired, still running until prune
 
 
-def test_rollback_to_a_backup_instance_that_died_is_refused_before_anything_moves(app_farm):
+def _kill_instance(app_farm, name: str, pid: int) -> None:
+    """SIGKILL an instance's master and workers and wait until they are gone."""
+    os.killpg(pid, signal.SIGKILL)  # master and workers: supervise starts each instance in a session of its own
+    gone = app_farm.hosts[name].run(["sh", "-c", 'i=0; while kill -0 -"$1" 2>/dev/null && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done; ! kill -0 -"$1" 2>/dev/null',
+                                     "wait", str(pid)], timeout=15)
+    assert gone.ok
+
+
+def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything_moves(app_farm):
+    """A warm backup whose process is gone (a crash, a reboot) must not stand between the on-call and a rollback:
+    prepare starts it again on its own port and waits for its health path; then the switch goes as usual."""
     assert app_farm.switch("go-live").decision is Decision.COMMITTED
     dead = app_farm.read()["web-2"].of_slot("backup")
-    os.killpg(dead.pid, signal.SIGKILL)  # master and workers: supervise starts each instance in a session of its own
-    gone = app_farm.hosts["web-2"].run(["sh", "-c", 'i=0; while kill -0 -"$1" 2>/dev/null && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done; ! kill -0 -"$1" 2>/dev/null',
-                                        "wait", str(dead.pid)], timeout=15)
-    assert gone.ok
+    _kill_instance(app_farm, "web-2", dead.pid)
 
     report = app_farm.switch("rollback")
 
+    assert report.decision is Decision.COMMITTED, report
+    again = app_farm.read()["web-2"].of_slot("live")
+    assert (again.release, again.port, again.reports, again.health) == ("r1", dead.port, "r1", 200)
+    assert again.pid and again.pid != dead.pid
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
+
+
+def test_rollback_to_a_backup_instance_that_hangs_is_refused_before_anything_moves(app_farm):
+    """A backup whose process runs but does not answer is not started twice on its port: refused, nothing moved."""
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    hung = app_farm.read()["web-2"].of_slot("backup")
+    os.killpg(hung.pid, signal.SIGSTOP)
+    try:
+        report = app_farm.switch("rollback")
+    finally:
+        os.killpg(hung.pid, signal.SIGCONT)
+
     assert report.decision is Decision.REFUSED, report
-    assert "does not answer GET /healthz" in report.cause["web-2:front"]
+    cause = report.cause["web-2:front"]
+    assert "could not be started again" in cause and f"runs (pid {hung.pid}) but does not answer" in cause, cause
     for name in SERVERS:
         assert app_farm.served(name) == {(200, "r2")}
+
+
+def test_a_front_whose_nginx_is_stopped_refuses_the_switch_before_anything_moves(app_farm):
+    """nginx stopped on web-3: `nginx -t` still passes, so prepare asks the front itself; nothing moves anywhere."""
+    app_farm.stop_front("web-3")
+    try:
+        report = app_farm.switch("go-live")
+    finally:
+        app_farm.start_front("web-3")
+
+    assert report.decision is Decision.REFUSED, report
+    assert "is nginx running on web-3?" in report.cause["web-3:front"], report.cause
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
 
 
 def test_prune_stops_retired_instances_and_never_one_a_slot_names(app_farm):
