@@ -298,7 +298,7 @@ class Fleet:
                 raise HostUnreachable(", ".join(lost), f"did not answer while preparing {action} ({cause}); nothing was "
                                       f"switched{after}", hint="see: invoke runbook server-failure")
             raise FleetReverted(f"{action} stopped before any switch: {cause}; nothing was switched{after}",
-                                hint=f"fix that server, then run the same command again; see: invoke runbook {runbook}")
+                                hint=f"fix what it names, then run the same command again; see: invoke runbook {runbook}")
         if rehearsal and report.decision is Decision.REVERTED:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")

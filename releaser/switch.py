@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
 
-from releaser.errors import Cancelled
+from releaser.errors import Cancelled, HostUnreachable, ReleaserError
 
 
 INTERRUPTED = "ctrl-c"  # the cause's key when Ctrl-C, not a participant, made the switch revert
@@ -436,7 +436,10 @@ def _run_step(participant: Participant, phase: str, timeout: float, results: dic
         results[participant.name] = _Step(False, detail=failure.detail, moved=failure.moved)
     except Exception as error:  # a broken connection, a timeout: the step may or may not have happened
         detail = getattr(error, "what", None) or str(error) or type(error).__name__
-        results[participant.name] = _Step(False, detail=_without_name(detail, participant.name), lost=True)
+        # a refusal the participant knows for sure (bad configuration, a plan it will not follow) before it
+        # touched anything; a prepare or abort only, where "nothing moved" is certain
+        known = phase in ("prepare", "abort") and isinstance(error, ReleaserError) and not isinstance(error, HostUnreachable)
+        results[participant.name] = _Step(False, detail=_without_name(detail, participant.name), lost=not known)
     else:
         results[participant.name] = _Step(True, value)
 

@@ -19,6 +19,7 @@ abort    rolls the prepared (or still open) transaction back
 
 from __future__ import annotations
 
+import os
 import select
 import threading
 import time
@@ -46,6 +47,7 @@ def participants(context: SwitchContext) -> list["DataSlotSwitch"]:
     database = context.environment.database
     if database is None or context.rehearsal or context.action not in ("go-live", "rollback"):
         return []  # staging data is loaded by datastore.load_staging at stage time, not switched
+    database.dsn(os.environ)  # a connection string that is not set is a ConfigError now, before any phase
     return [DataSlotSwitch(database, context.action, context.target, context.previous)]
 
 

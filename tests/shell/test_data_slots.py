@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -17,7 +18,7 @@ from releaser import datastore
 from releaser.bundle import read_bundle, seal_directory
 from releaser.config import Environment
 from releaser.dataslots import judge_data_agreement
-from releaser.errors import FleetReverted, PlanRefused
+from releaser.errors import ConfigError, FleetReverted, PlanRefused
 from releaser.participants import SwitchContext
 from releaser.participants.database import DataSlotSwitch, participants
 from releaser.switch import Deadlines, Decision, State, StepFailed, run_switch
@@ -403,6 +404,25 @@ def test_fleet_rollback_puts_the_backup_files_and_data_back(fleet_env, open_flee
         fleet.rollback(reason="bad figures")
     assert {s.live for s in read_slots(fleet_env).values()} == {"r1"}
     assert datastore.read_data_slots(fleet_env).live == "r1" and live_releases(fleet_env) == {"r1"}
+
+
+def test_a_rollback_without_the_connection_string_is_a_config_error_and_moves_nothing(fleet_env, open_fleet, tmp_path,
+                                                                                       monkeypatch):
+    """$DSN_ENV unset at 09:31: one line saying which variable to set (exit 2), not "the database did not answer",
+    and neither the servers nor the data move."""
+    with open_fleet(fleet_env) as fleet:
+        for release in ("r1", "r2"):
+            stage_both(fleet, fleet_env, tmp_path, release)
+            fleet.go_live()
+    dsn = os.environ[DSN_ENV]
+    monkeypatch.delenv(DSN_ENV)
+    with open_fleet(fleet_env) as fleet, pytest.raises(ConfigError) as refused:
+        fleet.rollback(reason="bad figures")
+    assert refused.value.exit_code == 2 and f"${DSN_ENV}, which is not set" in str(refused.value)
+    assert "did not answer" not in str(refused.value)
+    assert {(s.live, s.backup) for s in read_slots(fleet_env).values()} == {("r2", "r1")}
+    monkeypatch.setenv(DSN_ENV, dsn)
+    assert datastore.read_data_slots(fleet_env).live == "r2"
 
 
 # ---- which switches the database takes part in ----
