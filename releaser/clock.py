@@ -55,3 +55,9 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move the fake time forward by `seconds`."""
         self._now += timedelta(seconds=seconds)
+
+
+def seconds_text(seconds: float) -> str:
+    """A number of seconds as a message says it: to a tenth, without a trailing ".0" (10, 10.2; never 10.1553),
+    and under a second to two digits (0.25, 0.05)."""
+    return f"{seconds:.2g}" if 0 < seconds < 1 else f"{seconds:.1f}".removesuffix(".0")

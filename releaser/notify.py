@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from releaser import __version__
+from releaser.clock import seconds_text
 from releaser.config import EmailChannel, WebhookChannel
 
 Channel = WebhookChannel | EmailChannel
@@ -202,7 +203,7 @@ class Notifier:
             if job.thread.ident is not None:  # started (a thread that failed to start has its Delivery)
                 job.thread.join(max(0.0, deadline - time.monotonic()))
         return [job.delivery or Delivery(job.channel, job.event_name, False,
-                                         f"no result within {timeout:g} s; still sending in the background")
+                                         f"no result within {seconds_text(timeout)} s; still sending in the background")
                 for job in jobs]
 
     def _run(self, job: "_Job", channel: Channel, event: dict) -> None:
@@ -359,7 +360,7 @@ def _failure(error: BaseException, timeout: float) -> str:
     """Say in a few words why a connection failed."""
     reason = error.reason if isinstance(error, urllib.error.URLError) else error
     if isinstance(reason, (TimeoutError, socket.timeout)):
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {seconds_text(timeout)} s"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused (is it running?)"
     if isinstance(reason, socket.gaierror):

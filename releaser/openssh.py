@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from releaser.clock import seconds_text
 from releaser.errors import Cancelled, HostKeyChanged, HostUnreachable
 
 CHUNK = 1 << 20  # bytes handed to ssh per write: progress, stop() and the stall deadline are checked this often
@@ -103,7 +104,7 @@ def stream(argv: Sequence[str], local: Path, *, name: str, address: str, what: s
             raise HostUnreachable(name, f"{what} on {address} did not end within {finish:.1f} s of its last byte",
                                   hint="see: invoke runbook server-failure", silent=True) from error
         except _Stalled as error:
-            raise HostUnreachable(name, f"{what} to {address} stalled: no byte moved for {stall:g} s "
+            raise HostUnreachable(name, f"{what} to {address} stalled: no byte moved for {seconds_text(stall)} s "
                                   f"({error.done} of {size} sent)", hint="see: invoke runbook server-failure", silent=True) from None
         finally:
             if not ended:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Protocol
 
+from releaser.clock import seconds_text
 from releaser.errors import Cancelled, HostUnreachable, ReleaserError
 
 
@@ -424,7 +425,7 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
                 ended[name] = _Step(False, detail="not judged: another participant's verify failed first", unjudged=True)
                 continue
             why = "stopped waiting after Ctrl-C was pressed again" if presses.count >= stop_at else \
-                f"no answer within {timeout:g} s"
+                f"no answer within {seconds_text(timeout)} s"
             ended[name] = _Step(False, detail=why, lost=True)
     return {name: ended[name] for name, _ in threads}
 

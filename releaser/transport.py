@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from releaser.clock import seconds_text
 from releaser.errors import Cancelled, ConfigError, HostKeyChanged, HostUnreachable
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class _LocalRunning(_LineReader):
         self.err = b""
 
     def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
-        return HostUnreachable(self.name, f"{_label(self.argv)} ended or said nothing within {timeout:g} s")
+        return HostUnreachable(self.name, f"{_label(self.argv)} ended or said nothing within {seconds_text(timeout)} s")
 
     def send(self, text: str) -> None:
         """Write to the process's stdin."""
@@ -213,7 +214,7 @@ class _LocalRunning(_LineReader):
             code = self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired as error:
             self.process.kill()
-            raise HostUnreachable(self.name, f"{_label(self.argv)} did not end within {timeout:g} s") from error
+            raise HostUnreachable(self.name, f"{_label(self.argv)} did not end within {seconds_text(timeout)} s") from error
         finally:
             self.close()
         return Completed(code, self.out.rest().decode(errors="replace"), self.err.decode(errors="replace"))
@@ -418,7 +419,7 @@ class SshHost:
             _close_quietly(sock)
             if _SILENT.search(str(error)):  # paramiko says this when no SSH greeting came before its deadline
                 raise HostUnreachable(self.name, f"ssh to {self.address} failed: the connection ended before login (no SSH "
-                                      f"greeting within {s['connect_timeout']:g} s: the server, or the network to it, "
+                                      f"greeting within {seconds_text(s['connect_timeout'])} s: the server, or the network to it, "
                                       "may be silent)", hint="see: invoke runbook server-failure") from error
             hint = ("its host key is not in known_hosts; verify it, then add it (ssh-keyscan -p PORT HOST)"
                     if "not found in known_hosts" in str(error) else "check the server is up and your key is authorised")
@@ -610,7 +611,7 @@ class _ChannelRunning(_LineReader):
         self.err = b""
 
     def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
-        return self._lost("it ended" if ended else f"no line from it within {timeout:g} s")
+        return self._lost("it ended" if ended else f"no line from it within {seconds_text(timeout)} s")
 
     def send(self, text: str) -> None:
         """Write to the command's stdin (one SSH packet for a short text)."""
@@ -626,7 +627,7 @@ class _ChannelRunning(_LineReader):
             while self._read_some(deadline):
                 pass
             if time.monotonic() >= deadline and not self.channel.exit_status_ready():
-                raise self._lost(f"no answer within {timeout:g} s")
+                raise self._lost(f"no answer within {seconds_text(timeout)} s")
             code = self.channel.exit_status if self.channel.exit_status_ready() else -1
         finally:
             self.close()
@@ -743,7 +744,7 @@ class _Shell:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     self.close()
-                    raise TimeoutError(f"no answer within {timeout:g} s")
+                    raise TimeoutError(f"no answer within {seconds_text(timeout)} s")
                 select.select([self.channel], [], [], left)
         return Completed(int(out.status), out.text(), err.text())
 

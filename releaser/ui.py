@@ -258,7 +258,7 @@ def show_preview_lines(preview) -> None:
         return
     table = Table(title=plain(f"{preview.action}, per server"), title_justify="left")
     table.add_column("server", no_wrap=True)
-    table.add_column("would", overflow="fold")
+    table.add_column("dry run", overflow="fold")  # the lines say "would ..." themselves
     for server, line in preview.lines.items():
         _add_row(table, server, line)
     print_table(table, console=err)
