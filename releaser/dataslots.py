@@ -215,6 +215,15 @@ def plan_data_prune(slots: DataSlots, keep_ids: Sequence[str] = ()) -> tuple[str
     return tuple(name for name, release in sorted(slots.retired.items()) if release is None or release not in held)
 
 
+def retired_copies(slots: DataSlots, release_id: str) -> tuple[str, ...]:
+    """The retired schemas holding `release_id`'s data: a stage of that release again replaces them.
+
+    After a rollback and a new stage of the same release id, they would otherwise carry the same comment as the
+    new staging (later live) schema, and an application finding its data by the release it runs could read one.
+    """
+    return tuple(name for name, release in sorted(slots.retired.items()) if release == release_id)
+
+
 def judge_data_agreement(files: Mapping[str, str | None], data: DataSlots) -> list[str]:
     """What disagrees between the servers' slots (slot -> release id) and the data slots; empty when they agree.
 

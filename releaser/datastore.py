@@ -28,7 +28,7 @@ from psycopg import sql
 from releaser.bundle import Bundle, DataFile
 from releaser.config import Database, Environment
 from releaser.dataslots import (DataSlots, Rename, judge_smoke_value, marker, plan_data_prune, read_slots,
-                                schema_names)
+                                retired_copies, schema_names)
 from releaser.errors import HostUnreachable, PlanRefused
 
 GID_PREFIX = "releaser:"
@@ -181,6 +181,8 @@ def load_staging(environment: Environment, bundle: Bundle, release_id: str | Non
                                       hint="fix the data or the query and stage again")
                 # Replace staging only now, so its readers (the staging instance) wait a moment, not the whole load.
                 connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.staging)))
+                for retired in retired_copies(slots, release_id):  # one schema per release id carries its comment
+                    connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
                 _rename(connection, Rename(names.loading, names.staging))
                 connection.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
                     sql.Identifier(names.staging), sql.Literal(marker(release_id))))

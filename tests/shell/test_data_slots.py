@@ -207,6 +207,21 @@ def test_rollback_puts_the_backup_data_back_live(environment, tmp_path):
     assert live_releases(environment) == {"r1"}
 
 
+def test_staging_a_rolled_back_release_again_replaces_its_retired_copy(environment, tmp_path):
+    """Rollback retires r2's data; staging r2 again drops that copy, so one schema carries r2's comment (an
+    application finding its data by the release it runs cannot read the retired one), and the new r2 goes live."""
+    staged_and_live(environment, tmp_path, "r1", "r2")
+    assert switch(environment, "rollback", "r1", "r2").decision is Decision.COMMITTED
+    assert dict(datastore.read_data_slots(environment).retired) == {"phof__old_1": "r2"}
+
+    datastore.load_staging(environment, make_bundle(tmp_path / "again", "r2"))
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.staging, dict(slots.retired)) == ("r1", "r2", {})
+    assert switch(environment, "go-live", "r2", "r1").decision is Decision.COMMITTED
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.backup, dict(slots.retired)) == ("r2", "r1", {})
+
+
 def test_go_live_refuses_when_the_database_staged_another_release(environment, tmp_path):
     """Files going live with r3 while the data staged is r2: refused at prepare, nothing moves."""
     staged_and_live(environment, tmp_path, "r1")
