@@ -126,3 +126,15 @@ def test_check_warns_of_a_transaction_left_prepared():
     results = judge(facts, limits(database=DATABASE), NOW)
     assert [(r.server, r.status) for r in results] == [("web-1", "PASS"), (ALL, "WARN")]
     assert "releaser:phof:9" in results[1].detail
+
+
+def test_status_says_a_leftover_transaction_as_it_is_and_a_disagreement_as_one(capsys):
+    """Under the status table: the staging gap is 'files and data disagree'; the prepared transaction is not."""
+    from releaser import ui
+    from releaser.fleet import ServerReport
+
+    found = judge_data_status("phof", data("r2", "r1", pending=["releaser:phof:1"]), {"web-1": state("r2", "r1", "r3")})
+    ui.show_status("prod", [ServerReport("web-1", state("r2", "r1", "r3"))], data=found)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("WARNING")]
+    assert any(line.startswith("WARNING: files and data disagree: staging: the servers have r3") for line in warnings)
+    assert any(line.startswith("WARNING: 1 switch transaction(s) left prepared") for line in warnings), warnings
