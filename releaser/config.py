@@ -48,29 +48,64 @@ class Strict(BaseModel):
 Day = Annotated[date, StrictType(False)]
 
 
+# A login name as useradd takes it (no leading '-': it would read as an option); a host as DNS or an address.
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+_DNS_NAME = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+User = Annotated[str, AfterValidator(lambda user: _checked(user, _USER, "a login name (letters, digits, '_', '.', "
+                                                                     "'-', not starting with '-')"))]
+
+
+def _checked(value: str, pattern: re.Pattern, expected: str) -> str:
+    if not pattern.match(value):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return value
+
+
+def _is_host(host: str) -> str:
+    """A DNS name or an IP address, nothing a resolver or ssh could read as anything else."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        return host.removeprefix("[").removesuffix("]")
+    except ValueError:
+        return _checked(host, _DNS_NAME, "a DNS name (letters, digits, '-' and '.') or an IP address")
+
+
 class SshSettings(Strict):
     """How to reach servers over SSH; each server may override user, port and key_file."""
 
-    user: str | None = None
+    user: User | None = None
     port: int = Field(22, ge=1, le=65535)
     key_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
     check_host_keys: bool = True
-    connect_timeout: float = Field(10.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, le=300)
 
 
 class Server(Strict):
     """One web server: its name, how to reach it, its app root and its two URLs."""
 
     name: str = Field(pattern=_NAME)
-    host: str | None = Field(None, min_length=1)  # required over SSH (checked by load_environment)
+    host: Annotated[str, AfterValidator(_is_host)] | None = None  # required over SSH (checked by load_environment)
     port: int | None = Field(None, ge=1, le=65535)
-    user: str | None = None
+    user: User | None = None
     key_file: str | None = None
     root: str
     live_url: str
     staging_url: str
     app_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(None, min_length=3)  # else [application] ports
+
+    @field_validator("root")
+    @classmethod
+    def _is_an_app_root(cls, root: str) -> str:
+        parts = PurePosixPath(root).parts
+        if not root.strip().strip("/"):
+            raise ValueError(f"expected the app's own directory, got {root!r}: releaser writes releases/, live, "
+                             "backup, staging and .releaser/ in it")
+        if ".." in parts:
+            raise ValueError(f"expected a path without '..', got {root!r}: write the app root in full")
+        return root
 
     @field_validator("live_url", "staging_url")
     @classmethod
@@ -425,13 +460,13 @@ class Deadlines(Strict):
     drop (packets vanish, nothing is closed) costs at most one deadline, never a hang.
     """
 
-    step: float = Field(20.0, gt=0)
-    prepare: float = Field(60.0, gt=0)  # checks every file's sha256 on the server: a big release needs time
-    commit: float = Field(10.0, gt=0)
-    verify: float = Field(30.0, gt=0)
-    revert: float = Field(20.0, gt=0)
-    upload_stall: float = Field(30.0, gt=0)
-    keepalive: float = Field(5.0, gt=0)
+    step: float = Field(20.0, gt=0, le=3600)  # an hour at most: a deadline must end (not inf, not 1e300)
+    prepare: float = Field(60.0, gt=0, le=3600)  # checks every file's sha256 on the server: a big release needs time
+    commit: float = Field(10.0, gt=0, le=3600)
+    verify: float = Field(30.0, gt=0, le=3600)
+    revert: float = Field(20.0, gt=0, le=3600)
+    upload_stall: float = Field(30.0, gt=0, le=3600)
+    keepalive: float = Field(5.0, gt=0, le=3600)
 
 
 class GoLiveSettings(Strict):

@@ -321,6 +321,10 @@ def _require_key_files(environment: Environment) -> None:
             where = environment.path or environment.name
             raise ConfigError(f"{where}: {field}: no key file at {resolved}",
                               hint="fix the path in the environment file, or create the key (ssh-keygen -t ed25519)")
+    known = _resolve(environment.ssh.known_hosts, environment)
+    if environment.ssh.check_host_keys and known is not None and not os.path.isfile(known):
+        raise ConfigError(f"{environment.path or environment.name}: ssh.known_hosts: no known_hosts file at {known}",
+                          hint="fix the path, or fill it with each server's verified host key (ssh-keyscan -p PORT HOST)")
 
 
 def _resolve(path: str | None, environment: Environment) -> str | None:

@@ -157,3 +157,36 @@ def test_a_webhook_token_is_refused_over_plain_http_to_another_host(tmp_path):
         load_environment(str(path), tmp_path)
     path.write_text(base + 'url = "http://127.0.0.1:9/x"\n')
     assert load_environment(str(path), tmp_path).notifications[0].url == "http://127.0.0.1:9/x"
+
+
+@pytest.mark.parametrize(("tables", "field", "expected"), [
+    pytest.param('host = "$(touch /tmp/pwned)"\n', "servers[0].host", "expected a DNS name", id="host-substitution"),
+    pytest.param('host = "web-1;reboot"\n', "servers[0].host", "expected a DNS name", id="host-semicolon"),
+    pytest.param('host = "-oProxyCommand=sh"\n', "servers[0].host", "expected a DNS name", id="host-option"),
+    pytest.param('host = "web\u202e1.example.org"\n', "servers[0].host", "expected a DNS name", id="host-rtl-override"),
+    pytest.param('user = "-oProxyCommand=sh"\n', "servers[0].user", "expected a login name", id="user-option"),
+    pytest.param('[ssh]\nuser = "deploy;id"\n', "ssh.user", "expected a login name", id="ssh-user-semicolon"),
+    pytest.param('[deadlines]\ncommit = inf\n', "deadlines.commit", "less than or equal to 3600", id="deadline-inf"),
+    pytest.param('[ssh]\nconnect_timeout = 1e300\n', "ssh.connect_timeout", "less than or equal to 300", id="connect-huge"),
+])
+def test_what_reaches_ssh_or_the_servers_file_system_is_checked_first(tmp_path, tables, field, expected):
+    """A host, a login name or an app root that ssh or the servers would read as something else is a config
+    error naming the field (exit 2), never a connection attempt or a directory made at /."""
+    text = config_error(tmp_path, "", tables)
+    assert text.startswith(f"env.toml: {field}: ") and expected in text, text
+
+
+@pytest.mark.parametrize("host", ["web-1.example.org", "10.0.0.7", "::1", "[fe80::1]", "localhost", "web-1.example.org."])
+def test_dns_names_and_addresses_are_hosts(tmp_path, host):
+    environment = load_environment(write(tmp_path, "", f'host = "{host}"\n'), PROJECT)
+    assert environment.servers[0].host == host.strip("[]")
+
+
+@pytest.mark.parametrize(("root", "expected"), [("/", "expected the app's own directory"), ("//", "expected the app's own directory"),
+                                                ("/srv/app/../../etc", "without '..'")])
+def test_an_app_root_that_is_the_file_system_root_or_climbs_out_is_refused(tmp_path, root, expected):
+    path = tmp_path / "env.toml"
+    path.write_text(SERVERS.replace('root = "servers/web-1"', f'root = "{root}"'))
+    with pytest.raises(ConfigError, match=re.escape("env.toml: servers[0].root: ")) as refused:
+        load_environment(str(path), PROJECT)
+    assert expected in str(refused.value)

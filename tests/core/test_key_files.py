@@ -16,9 +16,10 @@ staging_url = "http://127.0.0.1:8081"
 """
 
 
-def environment(tmp_path, ssh: str, servers: str):
+def environment(tmp_path, ssh: str, servers: str, *, known_hosts: str = 'known_hosts = "known_hosts"'):
     path = tmp_path / "prod.toml"
-    path.write_text(f'transport = "ssh"\n[ssh]\n{ssh}\n{servers}')
+    (tmp_path / "known_hosts").touch()
+    path.write_text(f'transport = "ssh"\n[ssh]\n{known_hosts}\n{ssh}\n{servers}')
     return load_environment(str(path), tmp_path)
 
 
@@ -39,4 +40,19 @@ def test_a_server_s_own_missing_key_file_names_that_server_s_field(tmp_path):
 def test_key_files_that_exist_relative_to_the_environment_file_are_fine(tmp_path):
     (tmp_path / "deploy").write_text("key")
     env = environment(tmp_path, 'key_file = "deploy"', SERVER.format(n=1))
+    assert list(make_hosts(env)) == ["web-1"]
+
+
+def test_a_missing_known_hosts_file_is_a_config_error_not_every_server_down(tmp_path):
+    (tmp_path / "deploy").write_text("key")
+    env = environment(tmp_path, 'key_file = "deploy"', SERVER.format(n=1), known_hosts='known_hosts = "keys/known"')
+    with pytest.raises(ConfigError, match=r"prod\.toml: ssh\.known_hosts: no known_hosts file at .*keys/known") as refused:
+        make_hosts(env)
+    assert "ssh-keyscan" in refused.value.hint
+
+
+def test_without_host_key_checking_no_known_hosts_file_is_needed(tmp_path):
+    (tmp_path / "deploy").write_text("key")
+    env = environment(tmp_path, 'key_file = "deploy"\ncheck_host_keys = false', SERVER.format(n=1),
+                      known_hosts='known_hosts = "keys/known"')
     assert list(make_hosts(env)) == ["web-1"]
