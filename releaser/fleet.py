@@ -329,7 +329,8 @@ class Fleet:
         """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.
 
         The copy lives in <root>/.releaser/rehearsal and shares releases/, so the public site is untouched;
-        verification reads each staging URL, where the release that will go live is served. It is the same
+        verification reads each staging URL, where the release that will go live is served (with [application],
+        asks each server's staging instance on its private port, where that release runs). It is the same
         coordinator over the same participants, aimed at the copy. The durations are journaled so go-live
         can say how long a switch and a revert take.
         """

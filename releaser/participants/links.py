@@ -172,11 +172,34 @@ class ServerLinks:
         return self.moved_at
 
     def verify(self, timeout: float) -> None:
-        """GET the server's live URL (a rehearsal's staging URL), judge it against [health], check its marker."""
+        """GET the server's live URL (a rehearsal's staging URL), judge it against [health], check its marker.
+
+        A rehearsal of an application release asks the staging instance instead, on the server: it serves the
+        staged release on a private port, and nothing answers the staging URL with it.
+        """
+        if self.context.rehearsal and self.context.environment.application is not None:
+            self._verify_the_staging_instance(timeout)
+            return
         self.probe = check_health(self.context.environment, self.server, rehearsal=self.context.rehearsal,
                                   timeout=timeout, expect=self.going_live or self.context.target)
         if not self.probe.ok:
             raise StepFailed(self.probe.detail)
+
+    def _verify_the_staging_instance(self, timeout: float) -> None:
+        """The rehearsed release's instance answers its health path on its server (and names that release)."""
+        from releaser.instances import read_instances
+
+        release = self.context.target
+        environment = self.context.environment
+        root = environment.app_root(environment.server(self.server))  # the real one: a rehearsal's roots are copies
+        instance = read_instances(self.host, environment, root, timeout=timeout).of_release(release) if release else None
+        if instance is None:
+            raise StepFailed(f"no instance of {release} runs on this server; stage it again to start one")
+        if not instance.is_healthy or (instance.reports is not None and instance.reports != release):
+            answer = f"status {instance.health}" if instance.health is not None else "no answer"
+            named = f", release {instance.reports}" if instance.reports and instance.reports != release else ""
+            raise StepFailed(f"the staging instance of {release} on port {instance.port} fails GET "
+                             f"{self.context.environment.application.health_path} ({answer}{named})")
 
     def revert(self, timeout: float) -> None:
         """Put every slot this switch touched back on its old release; try once more on a new connection."""

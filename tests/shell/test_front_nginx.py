@@ -17,6 +17,7 @@ import pytest
 
 from apps.appfarm import AppFarm, Load
 from releaser import instances, ui
+from releaser.errors import FleetReverted
 from releaser.participants import front as front_participant
 from releaser.switch import Decision
 
@@ -357,3 +358,22 @@ def test_without_a_release_header_verify_reads_the_marker_through_the_front(app_
     assert "serving a stale copy" in cause
     for name in SERVERS:  # every front is back on r1
         wait_until_served(app_farm, name, "r1")
+
+
+def test_a_rehearsal_of_an_application_release_asks_the_staging_instance(app_farm, open_fleet):
+    """Nothing serves the staging URL with an application's staged release: the rehearsal's verify asks the
+    staging instance on its server (its private port), so a healthy one passes, and a dead one fails by name."""
+    environment = app_farm.environment.model_copy(update={"sandbox": None})  # the fronts hold the live ports
+    with open_fleet(environment) as fleet:
+        result = fleet.rehearse()
+    assert result.release == "r2" and all(r.ok for r in result.results), result
+
+    dead = app_farm.read()["web-3"].of_slot("staging")
+    _kill_instance(app_farm, "web-3", dead.pid)
+    with open_fleet(environment) as fleet, pytest.raises(FleetReverted) as failed:
+        fleet.rehearse()
+    message = str(failed.value)
+    assert f"web-3 (the staging instance of r2 on port {dead.port} fails GET /healthz (no answer))" in message, message
+    assert "web-1" not in message and "web-2" not in message
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}  # a rehearsal never touches the public site
