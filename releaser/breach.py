@@ -170,8 +170,9 @@ def off_calendar_lines(*, release_id: str, publication: str, slot: datetime, pub
                        minutes: int, command: str) -> list[str]:
     """What a forced off-calendar publication must be told: how far off its slot, that it is a breach, what to run."""
     due = slot.strftime("%H:%M %Z on %A %d %B %Y")
-    if minutes == 0:
-        return [f"{release_id} went live on time for {publication}'s release at {due}"]
+    if minutes == 0:  # within the minute (publication.minutes_between rounds down): the slot is a minute, not a second
+        return [f"{release_id} went live at {published_at.astimezone(slot.tzinfo):%H:%M:%S %Z}, within the minute of "
+                f"{publication}'s release at {due}: on time to the minute"]
     return [
         f"{release_id} went live {describe_offset(minutes)} against {publication}'s scheduled release at {due} "
         f"(live at {published_at.astimezone(slot.tzinfo):%H:%M:%S %Z on %d %B %Y})",

@@ -147,6 +147,15 @@ def test_off_calendar_warning_says_breach_and_the_command():
     assert lines[2] == "draft the report with: invoke breach-report --release r4 --out breach.md"
 
 
+def test_a_forced_go_live_within_the_minute_says_the_second_it_went_live():
+    """16 s after the slot is on time to the minute (the calendar's unit), and the line says 09:30:16, not 'on time'."""
+    slot = datetime(2026, 12, 1, 9, 30, tzinfo=LONDON)
+    lines = off_calendar_lines(release_id="r4", publication="phof", slot=slot, published_at=slot + timedelta(seconds=16),
+                               minutes=0, command="invoke breach-report --release r4 --out breach.md")
+    assert lines == ["r4 went live at 09:30:16 GMT, within the minute of phof's release at 09:30 GMT on Tuesday "
+                     "01 December 2026: on time to the minute"]
+
+
 def test_a_go_live_before_the_slot_was_tried_is_not_its_publication():
     """r1 went live (no slot) seconds before r3 was tried for the slot and reverted: the slot is not published."""
     events = [event("2014-11-04T09:29:50.000Z", "go-live", "done", releases={"live": "r1"}),
