@@ -113,12 +113,15 @@ def require(value, message: str) -> None:
 def one_line(value, flag: str) -> None:
     """Stop with a usage error (exit 2) naming the flag and the character when free text others will read (a
     notice, a reason) holds a control character: newline, tab, a terminal code (releaser/free_text.py)."""
-    from releaser.free_text import control_character_problem
+    from releaser.free_text import control_character_problem, length_problem
 
     problem = None if value is None else control_character_problem(str(value))
     if problem:
-        raise Exit(f"releaser: {flag} holds {problem}; it must be one line of plain text (no newline, tab or "
-                   "terminal codes); nothing was asked of any server", code=2)
+        raise Exit(f"releaser: {flag} holds {problem}; it must be one line of plain text (no newline, tab, "
+                   "terminal codes or direction overrides); nothing was asked of any server", code=2)
+    long = None if value is None else length_problem(str(value))
+    if long:
+        raise Exit(f"releaser: {flag} is {long}; say it in fewer words; nothing was asked of any server", code=2)
 
 
 def whole_number(value, flag: str, default: int) -> int:

@@ -10,19 +10,30 @@ from __future__ import annotations
 
 _NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x1b": "an escape",
           "\x00": "a NUL", "\x7f": "a delete", "\u2028": "a line separator", "\u2029": "a paragraph separator"}
+# Bidirectional embeddings, overrides and isolates: invisible, they make the text read in another order than
+# it is written (U+202E turns "txt.exe" around), on the public page and in every terminal showing history.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+MAX_CHARACTERS = 1000  # a notice or a reason is a sentence or two; a public banner of 5,000 characters is a mistake
 
 
 def control_character_problem(text: str) -> str | None:
     """Which control character `text` holds first and where, e.g. "a newline '\\n' at character 12", or None.
 
-    Control characters are C0 (U+0000-U+001F, newline and tab included), DEL, C1 (U+0080-U+009F), and the
-    Unicode line and paragraph separators, which break a line as a newline does. The character is shown
-    escaped, so the message itself never carries it.
+    Control characters are C0 (U+0000-U+001F, newline and tab included), DEL, C1 (U+0080-U+009F), the
+    Unicode line and paragraph separators, which break a line as a newline does, and the bidirectional
+    overrides and isolates. The character is shown escaped, so the message itself never carries it.
     """
     for index, character in enumerate(text, start=1):
         if _is_control(character):
             return f"{_NAMES.get(character, 'a control character')} {character!r} at character {index}"
+        if character in _BIDI:
+            return f"a bidirectional control {character!r} at character {index}"
     return None
+
+
+def length_problem(text: str) -> str | None:
+    """Say how long `text` is when it is over MAX_CHARACTERS, or None."""
+    return f"{len(text)} characters (at most {MAX_CHARACTERS})" if len(text) > MAX_CHARACTERS else None
 
 
 def _is_control(character: str) -> bool:

@@ -196,12 +196,13 @@ def test_a_down_server_makes_status_exit_5_and_history_say_what_is_missing(sshd_
     (["notice", "--message", "Delayed \x1b[2J\x1b[31mRED\nsecond line"], "--message", "an escape '\\x1b' at character 9"),
     (["lock", "--reason", "maintenance\nsecond line"], "--reason", "a newline '\\n' at character 12"),
     (["go-live", "--now", "--yes", "--reason", "tab\there"], "--reason", "a tab '\\t' at character 4"),
+    (["notice", "--message", "figures \u202edelayed"], "--message", "a bidirectional control '\\u202e' at character 9"),
 ])
 def test_a_control_character_in_a_notice_or_reason_is_one_usage_line_before_any_server(env_file, args, flag, shown):
     """Exit 2 with one line naming the flag and the character (escaped); no server was asked: nothing written."""
     done = invoke(*args, "--env", str(env_file))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "\x1b" not in done.stderr
     assert done.stderr.splitlines() == [f"releaser: {flag} holds {shown}; it must be one line of plain text (no newline, "
-                                        "tab or terminal codes); nothing was asked of any server"]
+                                        "tab, terminal codes or direction overrides); nothing was asked of any server"]
     assert not list(env_file.parent.glob("web-*/**/notice.txt")) and not list(env_file.parent.glob("web-*/**/*.lock"))
     assert not list(env_file.parent.glob("web-*"))  # not even a server's root was made

@@ -2,7 +2,7 @@
 
 import pytest
 
-from releaser.free_text import control_character_problem
+from releaser.free_text import MAX_CHARACTERS, control_character_problem, length_problem
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -14,12 +14,20 @@ from releaser.free_text import control_character_problem
     ("c1 \x9b31m", "a control character '\\x9b' at character 4"),
     ("del\x7f", "a delete '\\x7f' at character 4"),
     ("wrap\u2028here", "a line separator '\\u2028' at character 5"),
+    ("figures\u202etxt.exe", "a bidirectional control '\\u202e' at character 8"),
+    ("\u2066isolated\u2069", "a bidirectional control '\\u2066' at character 1"),
 ])
 def test_a_control_character_is_named_escaped_with_where_it_is(text, problem):
     assert control_character_problem(text) == problem
 
 
 @pytest.mark.parametrize("text", ["Today's figures are delayed; next update 11:00", "Données retardées — 11 h",
-                                  "遅延しています", "delayed 🙂", ""])
+                                  "遅延しています", "delayed 🙂", "",
+                                  "التحديث متأخر", "עדכון \u200fנדחה"])
 def test_plain_text_in_any_script_passes(text):
     assert control_character_problem(text) is None
+
+
+def test_a_text_longer_than_a_sentence_or_two_is_named_with_its_length():
+    assert length_problem("x" * MAX_CHARACTERS) is None
+    assert length_problem("x" * 5000) == f"5000 characters (at most {MAX_CHARACTERS})"
