@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from rich.console import Console
 from rich.live import Live
@@ -203,6 +203,7 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
                 lines.append(f"{report.server}: the {slot} instance of {instance.release} on port {instance.port} "
                              f"{_instance_trouble(instance, slot)}; "
                              f"see: invoke runbook {'rollback' if slot == 'backup' else 'go-live'}")
+    lines.extend(_command_lock_lines(reports))
     if not host_keys_checked:
         lines.append(f"host key checking is OFF for {environment} ([ssh] check_host_keys = false): a server could be "
                      "impersonated; turn it back on once known_hosts is filled; see: invoke runbook server-failure")
@@ -214,6 +215,25 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
     down = [r.server for r in reports if r.state is None]
     if down:
         lines.append(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")
+    return lines
+
+
+def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
+    """A command's lock seen from outside it: that command is running now, or it failed and left the lock."""
+    held: dict[str, list[str]] = {}
+    about: dict[str, object] = {}
+    for report in reports:
+        if report.lock is not None and report.lock.kind == "command":
+            held.setdefault(report.lock.token, []).append(report.server)
+            about[report.lock.token] = report.lock
+    lines = []
+    for token, servers in held.items():
+        lock = about[token]
+        utc = timezone.utc
+        until = f", until {lock.expires.astimezone(utc):%H:%M} UTC" if lock.expires else ""
+        lines.append(f"{', '.join(servers)} {'is' if len(servers) == 1 else 'are'} locked by {lock.owner}'s "
+                     f"{lock.reason} since {lock.since.astimezone(utc):%H:%M:%S} UTC{until}: if that command is not running now, it "
+                     "ended without freeing it; free it with: invoke unlock --reason TEXT; see: invoke runbook rollback")
     return lines
 
 

@@ -75,3 +75,18 @@ def test_an_instance_that_fails_its_health_path_is_a_warning_saying_what_the_nex
         "answers: restart it with the application's own command; see: invoke runbook rollback",
         "web-2: the staging instance of r3 on port 8003 fails its health path; go-live's smoke checks will fail: "
         "stage r3 again to restart it; see: invoke runbook go-live"]
+
+
+def test_a_command_s_lock_seen_by_status_says_it_may_be_left_over_and_how_to_free_it():
+    """A go-live that died (kill -9, a server silent at its finish) leaves its lock: status says so once per lock."""
+    from releaser.locks import LockInfo
+
+    since = datetime(2026, 12, 1, 9, 29, 2, tzinfo=timezone.utc)
+    held = LockInfo("ana@laptop", "go-live", since, since.replace(minute=59), "t1", kind="command")
+    manual = LockInfo("ben@laptop", "data fix", since, None, "t2", kind="manual")
+    lines = status_warnings("prod", [ServerReport("web-1", state("r2", "r1"), lock=held, locked=True),
+                                     ServerReport("web-2", state("r2", "r1"), lock=held, locked=True),
+                                     ServerReport("web-3", state("r2", "r1"), lock=manual, locked=True)])
+    assert lines == ["web-1, web-2 are locked by ana@laptop's go-live since 09:29:02 UTC, until 09:59 UTC: if that "
+                     "command is not running now, it ended without freeing it; free it with: invoke unlock --reason "
+                     "TEXT; see: invoke runbook rollback"]
