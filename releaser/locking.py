@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from releaser import remote
 from releaser.errors import Cancelled, HostUnreachable, LockHeld, ReleaserError
@@ -199,21 +200,34 @@ class DeployLock:
             answers.update({name: lock_answer(name, o) for name, o in group.each(lock_and_read, expired).items()})
         taken = [name for name, (said, _, _, _) in answers.items() if said == "taken"]
         holders = {name: holder for name, (said, holder, _, _) in answers.items() if said == "held"}
-        for name, holder in list(holders.items()):
-            if holder and holder.owner == actor and holder.kind == "manual" and kind == "command":
-                del holders[name]
+        refusal = lock_refusal(holders, actor=actor, kind=kind)  # the expired ones were taken over just above
         errors = {name: report.error for name, (said, _, report, _) in answers.items() if said == "error"}
-        if holders or errors:  # give back what was taken, with any links the lock's trip prepared early
+        if refusal or errors:  # give back what was taken, with any links the lock's trip prepared early
             group.run(lambda name: remote.finish_argv(group.root(name), token, []), taken)
-            if holders:
-                name, holder = sorted(holders.items())[0]
-                raise LockHeld(f"{describe_lock(holder)} on {', '.join(sorted(holders))}",
-                               hint="wait, or run: invoke unlock --reason TEXT")
+            if refusal:
+                raise refusal
             name, error = sorted(errors.items())[0]
             raise HostUnreachable(name, f"cannot take the lock: {error}",
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
                            {name: early for name, (_, _, _, early) in answers.items() if early is not None})
+
+
+def lock_refusal(holders: Mapping[str, LockInfo | None], *, actor: str, kind: str,
+                 expired_at: datetime | None = None) -> LockHeld | None:
+    """The LockHeld a command of `kind` by `actor` meets where `holders` hold the lock (None: an unreadable holder),
+    or None when it may go on: a manual lock lets its holder's own commands through, and with `expired_at` (a dry
+    run, which takes nothing) a lock expired by then counts as taken over, as the command would take it over.
+
+    Shared by the lock itself and the dry runs, so a dry run refuses what the command would.
+    """
+    refusing = {name: holder for name, holder in holders.items()
+                if not (holder and ((expired_at is not None and is_expired(holder, expired_at))
+                                    or (holder.owner == actor and holder.kind == "manual" and kind == "command")))}
+    if not refusing:
+        return None
+    name, holder = sorted(refusing.items())[0]
+    return LockHeld(f"{describe_lock(holder)} on {', '.join(sorted(refusing))}", hint="wait, or run: invoke unlock --reason TEXT")
 
 
 def finish_leftover(outcome: object, *, held: bool, lines: bool) -> Leftover | None:

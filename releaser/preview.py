@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from releaser.fleet import Fleet
-from releaser.slots import Plan, plan_fleet_rollback, plan_fleet_stage, plan_prune
+from releaser.serverstate import states
+from releaser.slots import Plan, SlotState, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,27 @@ class Preview:
         return not self.lines and all(plan.is_noop() for plan in self.plans.values())
 
 
+def read_as_the_command(fleet: Fleet, doing: str) -> dict[str, SlotState]:
+    """Every server's slots, refused as the command itself would be: a server that cannot be read, or a lock
+    the command could not take (held by someone else, not expired)."""
+    return states({report.server: report for report in _reports_as_the_command(fleet, doing)}, doing)
+
+
+def _reports_as_the_command(fleet: Fleet, doing: str) -> list:
+    from releaser.locking import lock_refusal
+
+    fleet.group.require_all_reachable(doing)
+    reports = fleet.read_status(with_health=False)
+    refusal = lock_refusal({r.server: r.lock for r in reports if r.locked}, actor=fleet.recorder.actor,
+                           kind="command", expired_at=fleet.clock.now())
+    if refusal is not None:
+        raise refusal
+    return reports
+
+
 def preview_stage(fleet: Fleet, release_id: str) -> Preview:
     """The stage plan of a (verified) bundle on every server."""
-    plans = plan_fleet_stage(fleet.read_states(f"staging {release_id}"), release_id)
+    plans = plan_fleet_stage(read_as_the_command(fleet, f"staging {release_id}"), release_id)
     return Preview("deploy", f"would stage {release_id} on every server", plans=plans)
 
 
@@ -38,7 +57,7 @@ def preview_go_live(fleet: Fleet, *, now: bool, at: str | None) -> Preview:
     """The go-live plan and the moment of the switch: now, --at, or the staged release's calendar."""
     from releaser.golive import environment_zone, next_publication_time, parse_at
 
-    plans = fleet.plan_go_live()
+    plans = plan_fleet_go_live(read_as_the_command(fleet, "go-live"))
     release = next(iter(plans.values())).before.staging
     zone = environment_zone(fleet.environment)
     if now:
@@ -53,7 +72,7 @@ def preview_go_live(fleet: Fleet, *, now: bool, at: str | None) -> Preview:
 
 def preview_rollback(fleet: Fleet) -> Preview:
     """The rollback plan: the backup back live on every server."""
-    plans = plan_fleet_rollback(fleet.read_states("rollback"))
+    plans = plan_fleet_rollback(read_as_the_command(fleet, "rollback"))
     release = next(iter(plans.values())).before.backup if plans else None
     return Preview("rollback", f"would put {release} back live on every server", plans=plans)
 
@@ -61,9 +80,8 @@ def preview_rollback(fleet: Fleet) -> Preview:
 def preview_prune(fleet: Fleet, keep: int | None) -> Preview:
     """Which releases prune would remove on each server (never one a slot points to)."""
     keep = fleet.environment.keep_releases if keep is None else keep
-    fleet.require_all_reachable("prune")
     plans = {report.server: plan_prune(report.state, keep, report.oldest_first)
-             for report in fleet.read_status(with_health=False) if report.state is not None}
+             for report in _reports_as_the_command(fleet, "prune") if report.state is not None}
     return Preview("prune", f"would remove old releases, keeping {keep} besides those a slot points to", plans=plans)
 
 

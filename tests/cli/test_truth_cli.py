@@ -126,6 +126,25 @@ def test_dry_run_shows_the_plan_and_changes_nothing(two_live, args, headline):
     assert server_files(two_live) == before
 
 
+@pytest.mark.parametrize("args", [["rollback", "--yes", "--dry-run"], ["go-live", "--now", "--dry-run"],
+                                  ["deploy", "--stage", "--release", str(EXAMPLES / "r3"), "--dry-run"],
+                                  ["prune", "--keep", "0", "--yes", "--dry-run"]], ids=lambda a: a[0])
+def test_a_dry_run_is_refused_by_someone_else_s_lock_as_the_command_would_be(two_live, args):
+    """ana's lock (left by her go-live, or taken with invoke lock): ben's dry run says it would be refused, exit 3,
+    with the real command's words, instead of promising a change the command would refuse."""
+    ana = {"RELEASER_ACTOR": "ana@laptop"}
+    assert invoke("lock", "--reason", "data fix", "--env", str(two_live), env_extra=ana).returncode == 0
+    try:
+        done = invoke(*args, "--env", str(two_live))
+        assert done.returncode == 3, done.stderr
+        assert 'lock held by ana@laptop since' in done.stderr and '(reason: "data fix"' in done.stderr, done.stderr
+        assert "would " not in done.stderr
+        mine = invoke(*args, "--env", str(two_live), env_extra=ana)  # her own commands go through her manual lock
+        assert mine.returncode == 0, mine.stderr
+    finally:
+        assert invoke("unlock", "--reason", "t", "--yes", "--env", str(two_live)).returncode == 0
+
+
 @pytest.mark.parametrize("task", ["rehearse", "demo", "demo-app"])
 def test_invoke_dry_on_a_task_without_a_dry_run_is_refused(two_live, task):
     """`invoke --dry rehearse` is refused with exit 2 rather than rehearsing for real."""
