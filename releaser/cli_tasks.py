@@ -317,7 +317,11 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
     if all(r.ok for r in result.results):
         ui.say(f"{result.release} is live again on every server; {result.previous} stays on disk for inspection")
     else:
-        raise Exit(f"releaser: rolled back to {result.release} but its health check fails; see: invoke runbook rollback", code=1)
+        from releaser.group import summary
+
+        failing = summary({r.server: r.detail for r in result.results if not r.ok})
+        raise Exit(f"releaser: every server's live link is back on {result.release}, but the check after the switch "
+                   f"fails on {failing}; see: invoke runbook rollback", code=1)
 
 
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table.", "hosts": HOSTS_HELP})
