@@ -302,6 +302,10 @@ class Fleet:
         if rehearsal and report.decision is Decision.REVERTED:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
+        if report.decision is Decision.REVERTED and slot != "live":  # a stage: nothing the public sees moved
+            self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
+            raise FleetReverted(f"{action} {why}; every server's {slot} is back on {previous or 'nothing'}",
+                                hint=f"next: invoke runbook {runbook}")
         if report.decision is Decision.REVERTED:
             exposed = exposure(report)
             live_for = f"{target} was live for at most {exposed:.2f} s, from the commit to the end of the revert"

@@ -294,6 +294,25 @@ def test_an_after_switch_hook_failing_on_one_server_puts_every_server_back(sshd_
     assert lock_dirs(env) == []
 
 
+def test_an_after_switch_hook_failing_at_a_stage_says_staging_moved_back_not_live(sshd_farm, tmp_path, open_fleet):
+    """Hooks run for a stage's switch of staging too: when one fails, the message is about staging (nothing the
+    public sees was live), and every staging link is back where it was."""
+    web2_root = sshd_farm.server("web-2").root
+    env = ssh_environment_for(sshd_farm, tmp_path / "hooks.toml", extra=(
+        "[hooks]\n"
+        f"""after_switch = '[ "$RELEASER_ROOT:$RELEASER_SLOT" != "{web2_root}:staging" ] || {{ echo "cache warm-up failed" >&2; exit 3; }}'\n"""
+    ))
+
+    with open_fleet(env) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.stage(bundle("r1"))
+
+    message = str(failure.value)
+    assert "web-2 (after-switch hook exited 3: cache warm-up failed)" in message, message
+    assert "every server's staging is back on nothing" in message and "was live" not in message, message
+    assert {state.staging for state in read_slots(env).values()} == {None}
+    assert lock_dirs(env) == []
+
+
 # ---- host keys ----
 
 
