@@ -376,8 +376,9 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
     if report.interrupted:
         notes.append(f"Ctrl-C came while the {action} was switching; it had reached every server, so {target} stays "
                      f"{'staged' if action == 'stage' else 'live'}")
+    warnings = [line for participant in participants for line in getattr(participant, "warnings", ())]  # optional
     return FleetResult(action, target, previous, tuple(results), tuple(dict.fromkeys(notes)), dict(report.timings),
-                       report.skew)
+                       report.skew, warnings=tuple(warnings))
 
 
 def exposure(report: SwitchReport) -> float:

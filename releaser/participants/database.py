@@ -135,6 +135,15 @@ class DataSlotSwitch:
         self.seconds["commit"] = time.perf_counter() - started
         return self.moved_at
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the switch's result must say beyond OK: a commit that went ahead without the fence came late."""
+        if not self.fence_note or self.moved_at is None:
+            return []
+        waited = self.seconds.get("commit", 0.0)
+        return [f"database: the data's commit ended {waited:.2f} s after the commit phase began ({self.fence_note}); "
+                "queries in that time may have read the old data while the servers served the new release"]
+
     def verify(self, timeout: float) -> None:
         """Read the catalog back and run the smoke queries against the live data."""
         with self._busy:

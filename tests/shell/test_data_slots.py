@@ -421,6 +421,22 @@ def test_fleet_rollback_puts_the_backup_files_and_data_back(fleet_env, open_flee
     assert datastore.read_data_slots(fleet_env).live == "r1" and live_releases(fleet_env) == {"r1"}
 
 
+def test_a_go_live_whose_fence_timed_out_says_the_data_came_late(fleet_env, open_fleet, tmp_path):
+    """A reader holding r1's table past fence_timeout (2 s here): the switch goes ahead without the fence, the data
+    commits that much after the servers, and the result says so instead of a plain OK."""
+    with open_fleet(fleet_env) as fleet:
+        stage_both(fleet, fleet_env, tmp_path, "r1")
+        fleet.go_live()
+        stage_both(fleet, fleet_env, tmp_path, "r2")
+        with psycopg.connect(os.environ[DSN_ENV]) as reader:
+            reader.execute("SELECT count(*) FROM phof.indicators").fetchone()  # its transaction holds the table
+            result = fleet.go_live()
+            reader.rollback()
+    assert {s.live for s in read_slots(fleet_env).values()} == {"r2"} and datastore.read_data_slots(fleet_env).live == "r2"
+    [warning] = [w for w in result.warnings if w.startswith("database:")]
+    assert "went ahead without the fence" in warning and "after the commit phase began" in warning, warning
+
+
 def test_a_rollback_without_the_connection_string_is_a_config_error_and_moves_nothing(fleet_env, open_fleet, tmp_path,
                                                                                        monkeypatch):
     """$DSN_ENV unset at 09:31: one line saying which variable to set (exit 2), not "the database did not answer",
