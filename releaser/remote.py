@@ -269,7 +269,8 @@ write_marker "$work" "$release" || fail "cannot write the release marker of $rel
 rm -f "$archive"
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
 size=$(du -sk "$work") || size=
-mv -T "$work" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
+# across file systems (releases/ mounted apart) mv copies, and a full disk leaves half a copy: never keep it
+mv -T "$work" "releases/$release" || { rm -rf "releases/$release"; fail "cannot move $release into releases/ (disk full? read-only? permissions?)" 5; }
 # its size, measured once: the disk check reads it (a release never changes once unpacked)
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 """
@@ -344,7 +345,8 @@ mv -f "$sums" "$work/release/.releaser-sha256sums" || fail "cannot place $releas
 write_marker "$work/release" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
 size=$(du -sk "$work/release") || size=
-mv -T "$work/release" "releases/$release" || fail "cannot move $release into releases/ (read-only? permissions?)" 5
+# across file systems (releases/ mounted apart) mv copies, and a full disk leaves half a copy: never keep it
+mv -T "$work/release" "releases/$release" || { rm -rf "releases/$release"; fail "cannot move $release into releases/ (disk full? read-only? permissions?)" 5; }
 rm -rf "$work"
 printf '%s\n' "${size%%[!0-9]*}" > ".releaser/size-$release" 2>/dev/null || rm -f ".releaser/size-$release"
 # stamped after the rename (it changes the release directory's inode): prepare (sums_fresh) need not read them now

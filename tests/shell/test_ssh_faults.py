@@ -392,7 +392,7 @@ def test_a_server_whose_releases_dir_is_unwritable_gets_nothing_staged_anywhere(
     assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
     message = str(failure.value)
     assert message.startswith("staging r2 failed on web-2 (") and "web-1" not in message and "web-3" not in message
-    assert "web-2 (cannot move r2 into releases/ (read-only? permissions?))" in message
+    assert "web-2 (cannot move r2 into releases/ (disk full? read-only? permissions?))" in message
     assert "no server's staging changed" in message
     assert lock_dirs(ssh_env) == []
 
@@ -411,6 +411,30 @@ def tiny_disk():
     yield mount
     for path in reversed(mounted):
         subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_releases_dir_mounted_apart_and_too_small_keeps_no_half_copy(sshd_farm, ssh_env, open_fleet, tiny_disk,
+                                                                        heavy_r2):
+    """releases/ on its own small file system: the final move copies and runs out of room; the half copy is removed,
+    so the release id stays usable (no 'the r2 already on web-2 is not this bundle's files') and prune cannot keep it."""
+    r1_live(open_fleet, ssh_env)
+    releases = sshd_farm.server("web-2").root / "releases"
+    kept = {p.name: p for p in releases.iterdir()}
+    moved_aside = releases.with_name("releases.kept")
+    releases.rename(moved_aside)
+    releases.mkdir()
+    tiny_disk(releases, "12m")  # room for r1 (copied back below) but not for r2's 24 MB
+    for name in kept:
+        subprocess.run(["cp", "-a", str(moved_aside / name), str(releases / name)], check=True)
+
+    with open_fleet(ssh_env) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.stage(heavy_r2)
+
+    message = str(failure.value)
+    assert "web-2 (cannot move r2 into releases/ (disk full? read-only? permissions?))" in message, message
+    assert sorted(p.name for p in releases.iterdir()) == sorted(kept)  # no half r2
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert lock_dirs(ssh_env) == []
 
 
 def test_a_server_with_a_full_disk_gets_nothing_staged_anywhere(sshd_farm, ssh_env, open_fleet, tiny_disk):
