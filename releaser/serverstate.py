@@ -92,10 +92,18 @@ def read_status(group: Group, *, with_health: bool = True) -> list[ServerReport]
 
     environment = group.environment
 
+    def down(name: str, error: object) -> ServerReport:
+        # SSH is not the web: what its public URL serves is still worth knowing (a MIXED fleet's odd server)
+        health = check_health(environment, name) if with_health else None
+        return ServerReport(name, None, error=str(error), health=health)
+
     def read(name: str) -> ServerReport:
         if name in group.unreachable:
-            return ServerReport(name, None, error=str(group.unreachable[name]))
-        report = parse_status(name, group.hosts[name].run(remote.status_argv(group.root(name))))
+            return down(name, group.unreachable[name])
+        try:
+            report = parse_status(name, group.hosts[name].run(remote.status_argv(group.root(name))))
+        except ReleaserError as error:
+            return down(name, error)
         if with_health and report.state and report.state.live:
             report = replace(report, health=check_health(environment, name))
         if environment.application is not None and report.state is not None:

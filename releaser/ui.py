@@ -152,8 +152,9 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
     for column in ("server", "live", "public sees", "backup", "staging", "on disk", "disk free", "lock", "health"):
         table.add_column(column)
     for report in reports:
-        if report.state is None:
-            _add_row(table, report.server, word("DOWN"), "", "", "", "", "", "", plain(report.error, style="red"))
+        if report.state is None:  # its public URL may still answer: what it serves is shown (SSH is not the web)
+            _add_row(table, report.server, word("DOWN"), _public_sees(report), "", "", "", "", "",
+                     plain(report.error, style="red"))
             continue
         state = report.state
         backup = Text(state.backup) if state.backup else word("NO BACKUP") if state.live else Text("-")
@@ -214,7 +215,10 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
                      "runbook server-failure")
     down = [r.server for r in reports if r.state is None]
     if down:
-        lines.append(f"{', '.join(down)} did not answer; see: invoke runbook server-failure")
+        serving = [f"{r.server}'s public URL serves {r.health.served.release}" for r in reports if r.state is None
+                   and r.health and r.health.served and r.health.served.release]
+        also = f" ({'; '.join(serving)})" if serving else ""
+        lines.append(f"{', '.join(down)} did not answer{also}; see: invoke runbook server-failure")
     return lines
 
 

@@ -168,6 +168,10 @@ def test_status_shows_a_stopped_server_as_down_and_reads_the_others(sshd_farm, s
     rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.split()[1:2] in (["web-1"], ["web-2"], ["web-3"])}
     assert "DOWN" in rows["web-2"]
     assert "r1" in rows["web-1"] and "r2" in rows["web-3"] and "DOWN" not in rows["web-1"] + rows["web-3"]
+    # SSH is down, its web server is not: what the public gets there is still read, and said
+    assert reports["web-2"].health.served.release == "r1" and "│ DOWN │ r1 │" in " ".join(rows["web-2"].split())
+    assert ui.status_warnings(ssh_env.name, list(reports.values()))[-1] == \
+        "web-2 did not answer (web-2's public URL serves r1); see: invoke runbook server-failure"
     assert read_slots(ssh_env) == everywhere("r1", None, "r2", "r1", "r2")  # reading changed nothing
 
 
