@@ -154,12 +154,15 @@ def actor() -> str:
     return os.environ.get("RELEASER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def approver(assume_yes: bool):
-    """Show the plan, then ask before changing anything (unless --yes)."""
+def approver(assume_yes: bool, fleet=None):
+    """Show the plan (with what moves beside the links, given the fleet), then ask before changing anything
+    (unless --yes)."""
     from releaser import ui
+    from releaser.participants import moves_beside_the_links
 
     def approve(action, plans) -> bool:
-        ui.show_plan(f"{action} plan", plans)
+        also = moves_beside_the_links(fleet.environment, action, plans) if fleet is not None else []
+        ui.show_plan(f"{action} plan", plans, also=also)
         return ui.confirm(f"{action} on {len(plans)} server(s)?", assume_yes=assume_yes)
     return approve
 
@@ -223,7 +226,7 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
         with open_fleet(env, "go-live") as fleet, ui.countdown() as tick:
             result = golive.go_live_command(
                 fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,
-                approve=approver(yes), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
+                approve=approver(yes, fleet), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
                 off_calendar=lambda off: off_calendar.append(off),
             )
     ui.show_result(result, notes=False)  # the plan showed them before asking
@@ -310,7 +313,7 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
                 from releaser.preview import preview_rollback
 
                 return ui.show_preview(preview_rollback(fleet))
-            result = fleet.rollback(reason=reason, approve=approver(yes))
+            result = fleet.rollback(reason=reason, approve=approver(yes, fleet))
     from releaser import ui
 
     ui.show_result(result, notes=False)  # the plan showed them before asking

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from releaser.fleet import Fleet
+from releaser.participants import moves_beside_the_links
 from releaser.serverstate import states
 from releaser.slots import Plan, SlotState, plan_fleet_go_live, plan_fleet_rollback, plan_fleet_stage, plan_prune
 
@@ -23,6 +24,7 @@ class Preview:
     headline: str
     plans: Mapping[str, Plan] = field(default_factory=dict)
     lines: Mapping[str, str] = field(default_factory=dict)
+    also: tuple[str, ...] = ()  # what moves besides the links (participants.moves_beside_the_links)
 
     def changes_nothing(self) -> bool:
         """True when the command would change no server at all."""
@@ -67,14 +69,16 @@ def preview_go_live(fleet: Fleet, *, now: bool, at: str | None) -> Preview:
     else:
         scheduled = next_publication_time(fleet.environment, fleet.read_manifest(release).publications, fleet.clock.now())
         moment = f"at {scheduled.at.astimezone(zone):%a %d %b %Y %H:%M:%S %Z} ({scheduled.publication}'s calendar)"
-    return Preview("go-live", f"would switch {release} live {moment}, once every check passes", plans=plans)
+    return Preview("go-live", f"would switch {release} live {moment}, once every check passes", plans=plans,
+                   also=tuple(moves_beside_the_links(fleet.environment, "go-live", plans)))
 
 
 def preview_rollback(fleet: Fleet) -> Preview:
     """The rollback plan: the backup back live on every server."""
     plans = plan_fleet_rollback(read_as_the_command(fleet, "rollback"))
     release = next(iter(plans.values())).before.backup if plans else None
-    return Preview("rollback", f"would put {release} back live on every server", plans=plans)
+    return Preview("rollback", f"would put {release} back live on every server", plans=plans,
+                   also=tuple(moves_beside_the_links(fleet.environment, "rollback", plans)))
 
 
 def preview_prune(fleet: Fleet, keep: int | None) -> Preview:

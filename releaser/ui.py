@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timezone
@@ -253,8 +253,9 @@ def _instance_trouble(instance, slot: str) -> str:
     return f"runs{pid} but {state}; a rollback refuses until it answers: restart it with the application's own command"
 
 
-def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
-    """Show what a command is about to change on each server, before it asks to go ahead."""
+def show_plan(title: str, plans: Mapping[str, Plan], *, also: Sequence[str] = ()) -> None:
+    """Show what a command is about to change on each server, before it asks to go ahead; `also`: what moves
+    with the links (the front, the data), one line each, under the table."""
     table = Table(title=plain(title), title_justify="left")
     for column in ("server", "slot", "from", "to"):
         table.add_column(column)
@@ -266,6 +267,8 @@ def show_plan(title: str, plans: Mapping[str, Plan]) -> None:
         for i, row in enumerate(rows):
             _add_row(table, label if i == 0 else "", *row)
     print_table(table, console=err)
+    for line in also:
+        say(plain(f"with the links: {line}"))
     for note in dict.fromkeys(n for plan in plans.values() for n in plan.notes):
         warn(note)
 
@@ -274,7 +277,7 @@ def show_preview(preview) -> None:
     """Show a dry run: the plan per server, then say plainly that nothing was changed."""
     say(plain(f"dry run of {preview.action}: {preview.headline}", style="bold"))
     if preview.plans:
-        show_plan(f"{preview.action} plan", preview.plans)
+        show_plan(f"{preview.action} plan", preview.plans, also=preview.also)
     show_preview_lines(preview)
     say("dry run: nothing was changed on any server and nothing was journaled")
 

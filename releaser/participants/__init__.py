@@ -54,3 +54,28 @@ def _kinds(environment: Environment) -> list[Callable[[SwitchContext], list[Part
 def participants_for(context: SwitchContext) -> list[Participant]:
     """Every participant of one switch, kind by kind, in the order they are listed."""
     return [participant for kind in _kinds(context.environment) for participant in kind(context)]
+
+
+def moves_beside_the_links(environment: Environment, action: str, plans: Mapping[str, Plan]) -> list[str]:
+    """What a go-live or rollback moves besides the slot links shown in its plan, one line per kind, for the
+    person approving it (and a dry run): the front's upstream and the database's data slots."""
+    moving = [plan for plan in plans.values() if any(c.slot == "live" and c.new for c in plan.links)]
+    if action not in ("go-live", "rollback") or not moving:
+        return []
+    target, previous = moving[0].after.live, moving[0].before.live
+    lines = []
+    application = environment.application
+    if application is not None and application.front is not None:
+        whose = "the warm backup instance" if action == "rollback" else "the staging instance"
+        lines.append(f"nginx on {len(moving)} server(s): the public moves to {whose} of {target}, already running on "
+                     "its own port (the include is replaced, then a graceful reload)")
+    database = environment.database
+    if database is not None:
+        name = database.schema_name
+        if action == "go-live":
+            lines.append(f"database schema {name}: {target}'s staged data becomes live, {previous or 'nothing'}'s becomes "
+                         "the backup and the old backup is retired, in one transaction at the second")
+        else:
+            lines.append(f"database schema {name}: {target}'s backup data becomes live again and "
+                         f"{previous or 'nothing'}'s is retired, in one transaction at the second")
+    return lines
