@@ -784,6 +784,9 @@ def available_environments(project_dir: Path) -> list[str]:
 def _environment_path(name: str, project_dir: Path) -> Path:
     if name.endswith(".toml") or "/" in name:
         path = Path(name)
+        if path.is_dir():
+            raise ConfigError(f"--env {name} is a directory, not an environment file",
+                              hint="name the .toml file itself, e.g. --env environments/production.toml")
         if not path.is_file():
             raise ConfigError(f"environment file {name} does not exist", hint=how_to_make_environment(project_dir, path))
         return path

@@ -190,3 +190,8 @@ def test_an_app_root_that_is_the_file_system_root_or_climbs_out_is_refused(tmp_p
     with pytest.raises(ConfigError, match=re.escape("env.toml: servers[0].root: ")) as refused:
         load_environment(str(path), PROJECT)
     assert expected in str(refused.value)
+
+
+def test_an_env_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"--env {tmp_path}/ is a directory, not an environment file")):
+        load_environment(f"{tmp_path}/", PROJECT)
