@@ -1,8 +1,10 @@
 """Every kind of thing a switch moves, and the one list that says which kinds take part.
 
-A kind is a module with `participants(context) -> list[Participant]`, returning nothing when the environment
-does not declare it. Adding a kind (a web front, a database) is one module and one line in KINDS; the
-coordinator (releaser.switch) does not change.
+A kind is a module with `participants(context) -> list[Participant]` (the Protocol in releaser.switch), called
+for every switch: a stage (`context.slot == "staging"`), a go-live or rollback, and a rehearsal
+(`context.rehearsal`). It returns [] when the environment does not declare it or it must not take part in
+this switch. Adding a kind (a web front, a database) is one module and one line in `_kinds()`, plus a model in
+releaser.config for any new section of the environment file; the coordinator (releaser.switch) does not change.
 """
 
 from __future__ import annotations

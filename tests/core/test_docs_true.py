@@ -62,3 +62,11 @@ def test_the_rehearsal_check_fails_and_the_docs_say_so():
     runbook = (PROJECT / "runbooks" / "go-live.md").read_text(encoding="utf-8")
     assert "warns when there is no rehearsal" not in runbook
     assert "the `rehearsal` check **FAILs**" in runbook
+
+
+def test_every_check_is_in_the_go_live_runbooks_failing_check_table():
+    """A FAIL at T-10 min has somewhere to go: each registered check is named in the go-live runbook's table."""
+    runbook = (PROJECT / "runbooks" / "go-live.md").read_text(encoding="utf-8")
+    table = runbook.split("| failing check | follow |", 1)[1].split("\n\n", 1)[0]
+    missing = [module.NAME for module in CHECKS if f"`{module.NAME}`" not in table]
+    assert not missing, f"runbooks/go-live.md's failing-check table does not name {', '.join(missing)}"
