@@ -126,7 +126,7 @@ def validate_release_id(text: str) -> str:
     """
     if not RELEASE_ID_PATTERN.match(text):
         raise BundleInvalid(
-            f"bad release id {text!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with '.' or '-')",
+            f"bad release id {text!r}: use letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit)",
             hint="pick an id like 2026-12-phof (--release-id for invoke build, release_id in a manifest.json)",
         )
     return text

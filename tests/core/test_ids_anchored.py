@@ -86,7 +86,7 @@ def test_release_id_with_a_newline_is_refused(release_id):
     with pytest.raises(BundleInvalid) as caught:
         validate_release_id(release_id)
     assert one_line(caught.value) == (
-        f"bad release id {release_id!r}: use letters, digits, '.', '_' or '-' (at most 64, not starting with '.' or '-'); "
+        f"bad release id {release_id!r}: use letters, digits, '.', '_' or '-' (at most 64, the first a letter or digit); "
         "pick an id like 2026-12-phof (--release-id for invoke build, release_id in a manifest.json)")
 
 
