@@ -201,9 +201,11 @@ def how_late(delta) -> str:
 
 
 def moment_text(moment: datetime, like: datetime | None = None) -> str:
-    """Show a moment as "Wed 25 Nov 17:00 GMT", in the zone of `like` (a deadline) when given."""
+    """Show a moment as "Wed 25 Nov 17:00 GMT", in the zone of `like` (a deadline) when given, with its year
+    when that is not the year of `like` ("Wed 10 Jan 2024 14:00 GMT": a file uploaded long before the deadline)."""
     shown = moment.astimezone(like.tzinfo) if like is not None and like.tzinfo is not None else moment
-    return f"{shown:%a} {shown.day} {shown:%b %H:%M} {shown.tzname() or ''}".rstrip()
+    year = f" {shown.year}" if like is not None and shown.year != like.astimezone(shown.tzinfo).year else ""
+    return f"{shown:%a} {shown.day} {shown:%b}{year} {shown:%H:%M} {shown.tzname() or ''}".rstrip()
 
 
 def _stamp(item: Mapping) -> Stamp:
