@@ -68,12 +68,18 @@ def exit_on_user_error():
 def open_fleet(env: str, verb: str, hosts: str | None = None, *, loaded=None):
     """Load the environment (unless `loaded` is it already) and connect to every server (or those --hosts names),
     showing a progress line per server."""
-    from releaser.config import load_environment
-    from releaser.selection import select_servers
-    from releaser.transport import make_hosts
+    from releaser.transport import let_go, make_hosts, warm_hosts
 
-    environment = select_servers(loaded or load_environment(env, PROJECT), hosts)
-    hosts = make_hosts(environment, start=True)  # the handshakes run while the rest is imported
+    warm = {} if loaded is not None else warm_hosts(env, PROJECT)  # handshakes while pydantic validates the file
+    try:
+        from releaser.config import load_environment
+        from releaser.selection import select_servers
+
+        environment = select_servers(loaded or load_environment(env, PROJECT), hosts)
+    except BaseException:
+        let_go(warm.values())
+        raise
+    hosts = make_hosts(environment, start=True, warm=warm)  # the handshakes run while the rest is imported
     from releaser import ui
     from releaser.clock import SystemClock
     from releaser.fleet import connected

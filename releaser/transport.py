@@ -285,31 +285,108 @@ def once_more_on_a_new_connection(host: Host, step: Callable[[], T], *, after_si
     return step()
 
 
-def make_hosts(environment: Environment, *, start: bool = False) -> dict[str, Host]:
+def make_hosts(environment: Environment, *, start: bool = False, warm: Mapping[str, SshHost] | None = None
+               ) -> dict[str, Host]:
     """Build one Host per server from the environment (LocalHost for the sandbox, SshHost otherwise).
 
     With `start`, every SSH connection starts opening in the background at once, so whatever the command
-    does before its first step (imports, rendering) overlaps the handshakes.
+    does before its first step (imports, rendering) overlaps the handshakes. `warm`: hosts warm_hosts() began
+    connecting before the environment was validated; each is used where it was made with exactly the settings
+    the validated environment gives, and let go of otherwise.
     """
-    if environment.transport == "local":
-        return {server.name: LocalHost(server.name, step_timeout=environment.deadlines.step) for server in environment.servers}
-    ssh = environment.ssh
-    _require_key_files(environment)
-    client = shutil.which("ssh")  # bulk uploads go through it (releaser.openssh); without it, over SFTP
-    hosts = {
-        server.name: SshHost(
-            server.name, server.host, port=server.port or ssh.port, user=server.user or ssh.user,
-            key_file=_resolve(server.key_file or ssh.key_file, environment),
-            known_hosts=_resolve(ssh.known_hosts, environment),
-            check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
-            step_timeout=environment.deadlines.step, upload_stall=environment.deadlines.upload_stall,
-            keepalive=environment.deadlines.keepalive, ssh_client=client,
-        )
-        for server in environment.servers
-    }
-    for host in hosts.values() if start else ():
-        host.start_opening()
+    warm = dict(warm or {})
+    try:
+        if environment.transport == "local":
+            return {server.name: LocalHost(server.name, step_timeout=environment.deadlines.step)
+                    for server in environment.servers}
+        ssh = environment.ssh
+        _require_key_files(environment)
+        client = shutil.which("ssh")  # bulk uploads go through it (releaser.openssh); without it, over SFTP
+        hosts = {}
+        for server in environment.servers:
+            settings = dict(
+                host=server.host, port=server.port or ssh.port, user=server.user or ssh.user,
+                key_file=_resolve(server.key_file or ssh.key_file, environment),
+                known_hosts=_resolve(ssh.known_hosts, environment),
+                check_host_keys=ssh.check_host_keys, connect_timeout=ssh.connect_timeout,
+                step_timeout=environment.deadlines.step, upload_stall=environment.deadlines.upload_stall,
+                keepalive=environment.deadlines.keepalive, ssh_client=client,
+            )
+            early = warm.get(server.name)
+            if early is not None and early.made_with == settings:
+                hosts[server.name] = warm.pop(server.name)
+            else:
+                hosts[server.name] = SshHost(server.name, **settings)
+                if start:
+                    hosts[server.name].start_opening()
+        return hosts
+    finally:
+        let_go(warm.values())
+
+
+def warm_hosts(env: str, project_dir: Path) -> dict[str, SshHost]:
+    """Start connecting to the SSH servers an environment file names, before pydantic has validated it.
+
+    Validating the environment costs a cold command ~150 ms (importing pydantic, building the models); the
+    handshakes need only a few fields, read here from the TOML as written, so they run meanwhile. Nothing is
+    run on a server: make_hosts uses a warm host only where the validated settings are the very same, and lets
+    go of the rest. Anything unusual (no such file, bad TOML, a value of the wrong type, a host or user that
+    is not plain) means no warm host for it; load_environment then says what is wrong.
+    """
+    try:
+        path = Path(env) if env.endswith(".toml") or "/" in env else project_dir / "environments" / f"{env}.toml"
+        import tomllib
+
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        made = _settings_as_written(data, path.resolve())
+    except Exception:  # load_environment reads the same file and says what is wrong with it
+        return {}
+    hosts = {}
+    for name, settings in made.items():
+        hosts[name] = SshHost(name, **settings)
+        hosts[name].start_opening()
     return hosts
+
+
+def let_go(hosts) -> None:
+    """Close hosts nobody will use, in the background: a handshake under way must not hold the command."""
+    for host in list(hosts):
+        threading.Thread(target=host.close, name=f"let-go-{host.name}", daemon=True).start()
+
+
+_PLAIN_HOST = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|[0-9A-Fa-f:.]{2,45})\Z")
+_PLAIN_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+
+
+def _settings_as_written(data: dict, path: Path) -> dict[str, dict]:
+    """SshHost's settings per server from an environment file's TOML, with config.py's defaults; {} unless plain."""
+    if data.get("transport") != "ssh":
+        return {}
+    ssh, deadlines = data.get("ssh", {}), data.get("deadlines", {})
+
+    def resolved(value):  # as _resolve does it for the validated environment (whose path is this one, resolved)
+        if value is None:
+            return None
+        expanded = Path(value).expanduser()
+        return str(expanded if expanded.is_absolute() else path.parent / expanded)
+
+    made = {}
+    client = shutil.which("ssh")
+    for server in data.get("servers", []):
+        name, host, user = server.get("name"), server.get("host"), server.get("user") or ssh.get("user")
+        port = server.get("port") or ssh.get("port", 22)
+        if not (isinstance(name, str) and isinstance(host, str) and _PLAIN_HOST.match(host)
+                and (user is None or (isinstance(user, str) and _PLAIN_USER.match(user)))
+                and isinstance(port, int) and 0 < port < 65536):
+            continue
+        made[name] = dict(
+            host=host, port=port, user=user, key_file=resolved(server.get("key_file") or ssh.get("key_file")),
+            known_hosts=resolved(ssh.get("known_hosts", "~/.ssh/known_hosts")),
+            check_host_keys=ssh.get("check_host_keys", True), connect_timeout=ssh.get("connect_timeout", 10.0),
+            step_timeout=deadlines.get("step", 20.0), upload_stall=deadlines.get("upload_stall", 30.0),
+            keepalive=deadlines.get("keepalive", 5.0), ssh_client=client,
+        )
+    return made
 
 
 def _require_key_files(environment: Environment) -> None:
@@ -346,6 +423,9 @@ class SshHost:
         step_timeout: float = 20.0, upload_stall: float = 30.0, keepalive: float = 5.0, ssh_client: str | None = None,
     ) -> None:
         self.name = name
+        self.made_with = dict(host=host, port=port, user=user, key_file=key_file, known_hosts=known_hosts,
+                              check_host_keys=check_host_keys, connect_timeout=connect_timeout, step_timeout=step_timeout,
+                              upload_stall=upload_stall, keepalive=keepalive, ssh_client=ssh_client)
         self.ssh_client = ssh_client  # the OpenSSH client that streams uploads (stream()); None: put() over SFTP only
         self.step_timeout = step_timeout  # every run() without a timeout of its own gets this one
         self.upload_stall = upload_stall
