@@ -157,7 +157,14 @@ def actor() -> str:
     import getpass
     import socket
 
-    return os.environ.get("RELEASER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+    from releaser.free_text import control_character_problem
+
+    who = os.environ.get("RELEASER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+    problem = control_character_problem(who)  # it goes into every lock, journal line and history row
+    if problem:
+        raise Exit(f"releaser: RELEASER_ACTOR holds {problem}; set it to plain text such as ana@laptop; nothing was "
+                   "asked of any server", code=2)
+    return who
 
 
 def approver(assume_yes: bool, fleet=None):

@@ -28,7 +28,7 @@ from releaser.approval import Approve, ask
 from releaser.bundle import MANIFEST, Bundle, Manifest
 from releaser.clock import Clock
 from releaser.config import Environment
-from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, ReleaserError
+from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
 from releaser.group import Group, GroupResult, Progress, summary
 from releaser.hooks import run_hook
 from releaser.locking import DeployLock, LockSession
@@ -151,7 +151,14 @@ class Fleet:
     def read_manifest(self, release_id: str) -> Manifest:
         """Read a release's manifest.json from the first reachable server."""
         name = self.group.reachable[0]
-        return Manifest.model_validate_json(self.hosts[name].read(self.root(name) / "releases" / release_id / MANIFEST))
+        try:
+            text = self.hosts[name].read(self.root(name) / "releases" / release_id / MANIFEST)
+        except HostUnreachable as error:
+            if not error.answered:
+                raise
+            raise PlanRefused(f"{error.what}: the staged release {release_id} lacks its manifest there",
+                              hint="stage the release again (invoke deploy --stage --release PATH)") from None
+        return Manifest.model_validate_json(text)
 
     def locked(self, reason: str, *, prepare_for: str | None = None):
         """Hold the deploy lock on every server while the block runs (see DeployLock.held)."""
@@ -301,7 +308,9 @@ class Fleet:
                                 hint=f"fix what it names, then run the same command again; see: invoke runbook {runbook}")
         if rehearsal and report.decision is Decision.REVERTED:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
-                                hint="fix the staged release and stage it as a new release id; see: invoke runbook go-live")
+                                hint="fix what it names (a broken release: build it again as a new release id and stage that; a "
+                                     "dead or hung staging instance: stage the same release again), then rehearse again; "
+                                     "see: invoke runbook go-live")
         if report.decision is Decision.REVERTED and slot != "live":  # a stage: nothing the public sees moved
             self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
             raise FleetReverted(f"{action} {why}; every server's {slot} is back on {previous or 'nothing'}",

@@ -160,7 +160,7 @@ class LocalHost:
         try:
             return Path(remote).read_bytes()
         except OSError as error:
-            raise HostUnreachable(self.name, f"cannot read {remote}: {error.strerror}") from error
+            raise HostUnreachable(self.name, f"cannot read {remote}: {error.strerror}", answered=True) from error
 
     def close(self) -> None:
         """Nothing to close."""
@@ -665,7 +665,9 @@ class SshHost:
             with self._sftp.open(str(remote), "rb") as handle:
                 return handle.read()
         except (OSError, EOFError, _ssh_exception()) as error:
-            raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}") from error
+            answered = isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError))  # SFTP said so
+            raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}",
+                                  answered=answered) from error
 
     def reconnect(self) -> None:
         """Drop this connection and open a new one: a lost connection is not always a lost server."""

@@ -69,8 +69,9 @@ def moves_beside_the_links(environment: Environment, action: str, plans: Mapping
     application = environment.application
     if application is not None and application.front is not None:
         whose = "the warm backup instance" if action == "rollback" else "the staging instance"
-        lines.append(f"nginx on {len(moving)} server(s): the public moves to {whose} of {target}, already running on "
-                     "its own port (the include is replaced, then a graceful reload)")
+        lines.append(f"nginx on {len(moving)} server(s): the public moves to {whose} of {target} on its own port "
+                     "(one whose process is gone is started again first; the include is replaced, then a graceful "
+                     "reload)")
     database = environment.database
     if database is not None:
         name = database.schema_name

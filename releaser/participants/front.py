@@ -166,6 +166,7 @@ class ServerFront:
         self.previous = previous
         self.port: int | None = None
         self.moved_at: float | None = None
+        self.started_again: str | None = None  # the instance prepare had to start again, said in the result
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
 
     def prepare(self, timeout: float) -> None:
@@ -186,12 +187,19 @@ class ServerFront:
             except PlanRefused as refused:
                 raise StepFailed(f"front: the instance of {self.release} on port {port} did not answer, and could not be "
                                  f"started again: {refused.what.removeprefix(self.server + ': ')}") from None
+            self.started_again = (f"{self.server}: the {slot} instance of {self.release} on port {port} was not "
+                                  "running (its process was gone); it was started again before the switch")
             done = self.host.run(prepare_argv(self.application, self.root, self.release),
                                  timeout=max(1.0, end - time.monotonic()))
             port = _port_in(done.stdout)
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
         self.port = port
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the switch's result says beyond OK: an instance prepare found dead and started again."""
+        return [self.started_again] if self.started_again else []
 
     def _require_the_front_answers(self) -> None:
         """Refuse before anything moves when nothing answers at the server's live URL (nginx stopped): a reload

@@ -1,6 +1,7 @@
 """The command line as a user meets it: `invoke ...` run as a subprocess, messages and exit codes."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -206,3 +207,15 @@ def test_a_control_character_in_a_notice_or_reason_is_one_usage_line_before_any_
                                         "tab, terminal codes or direction overrides); nothing was asked of any server"]
     assert not list(env_file.parent.glob("web-*/**/notice.txt")) and not list(env_file.parent.glob("web-*/**/*.lock"))
     assert not list(env_file.parent.glob("web-*"))  # not even a server's root was made
+
+
+def test_an_actor_with_a_direction_override_is_one_usage_line(tmp_path):
+    """RELEASER_ACTOR goes into every lock, journal line and history row: a control there is refused, exit 2."""
+    from checkenv import write_environment as complete_environment
+
+    env_file = complete_environment(tmp_path, servers=1)
+    done = subprocess.run([sys.executable, "-m", "invoke", "lock", "--reason", "x", "--env", str(env_file)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "RELEASER_ACTOR": "ana\u202e@laptop", "NO_COLOR": "1"})
+    assert done.returncode == 2 and "RELEASER_ACTOR holds a bidirectional control '\\u202e'" in done.stderr, done.stderr
+    assert not list(tmp_path.glob("web-*/**/lock"))

@@ -16,8 +16,8 @@ def morning() -> dict[str, SlotState]:
 def test_a_go_live_plan_says_nginx_and_the_data_move_too():
     lines = moves_beside_the_links(environment(**APP), "go-live", plan_fleet_go_live(morning()))
     assert lines == [
-        "nginx on 2 server(s): the public moves to the staging instance of r2, already running on its own port "
-        "(the include is replaced, then a graceful reload)",
+        "nginx on 2 server(s): the public moves to the staging instance of r2 on its own port (one whose process is "
+        "gone is started again first; the include is replaced, then a graceful reload)",
         "database schema phof: r2's staged data becomes live, r1's becomes the backup and the old backup is retired, "
         "in one transaction at the second"]
 

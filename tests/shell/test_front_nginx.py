@@ -144,16 +144,20 @@ def _kill_instance(app_farm, name: str, pid: int) -> None:
     assert gone.ok
 
 
-def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything_moves(app_farm):
+def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything_moves(app_farm, open_fleet):
     """A warm backup whose process is gone (a crash, a reboot) must not stand between the on-call and a rollback:
-    prepare starts it again on its own port and waits for its health path; then the switch goes as usual."""
+    prepare starts it again on its own port and waits for its health path; then the switch goes as usual, and the
+    result says it was started again."""
     assert app_farm.switch("go-live").decision is Decision.COMMITTED
     dead = app_farm.read()["web-2"].of_slot("backup")
     _kill_instance(app_farm, "web-2", dead.pid)
 
-    report = app_farm.switch("rollback")
+    with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
+        result = fleet.rollback()
 
-    assert report.decision is Decision.COMMITTED, report
+    assert result.release == "r1" and all(r.ok for r in result.results), result
+    assert result.warnings == (f"web-2: the backup instance of r1 on port {dead.port} was not running (its process "
+                               "was gone); it was started again before the switch",)
     again = app_farm.read()["web-2"].of_slot("live")
     assert (again.release, again.port, again.reports, again.health) == ("r1", dead.port, "r1", 200)
     assert again.pid and again.pid != dead.pid

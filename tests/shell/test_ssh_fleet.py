@@ -17,7 +17,7 @@ import pytest
 from conftest import ACTOR, EXAMPLES, read_slots, ssh_environment_for
 from releaser import remote, ui
 from releaser.bundle import Bundle, read_bundle
-from releaser.errors import BundleInvalid, FleetReverted, HostUnreachable, LockHeld
+from releaser.errors import BundleInvalid, FleetReverted, HostUnreachable, LockHeld, PlanRefused
 from releaser.fleet import make_hosts
 from releaser.slots import SlotState
 from releaser.web import probe
@@ -343,3 +343,14 @@ def test_host_key_checking_refuses_servers_it_cannot_verify_and_changes_nothing(
     assert expected in message and "nothing was changed" in message
     assert read_slots(env) == everywhere(None, None, None)
     assert all(not any(s.root.iterdir()) for s in sshd_farm.servers)
+
+
+def test_a_staged_release_without_its_manifest_is_a_refusal_not_a_server_down(sshd_farm, ssh_env, open_fleet):
+    """The server answered ("no such file"): exit 3 naming the file and what to do, not exit 5 'did not answer'."""
+    r1_live_r2_staged(open_fleet, ssh_env)
+    for server in sshd_farm.servers:
+        (server.root / "releases" / "r2" / "manifest.json").unlink()
+    with open_fleet(ssh_env) as fleet, pytest.raises(PlanRefused) as refused:
+        fleet.read_manifest("r2")
+    assert refused.value.exit_code == 3 and "the staged release r2 lacks its manifest there" in str(refused.value)
+    assert "manifest.json" in str(refused.value) and "No such file" in str(refused.value), str(refused.value)
