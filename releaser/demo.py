@@ -73,7 +73,7 @@ def run_demo(project: Path) -> None:
 
         ui.narrate("5. On call, someone who did not make the release rolls back to r1 anyway",
                    "invoke rollback --yes --reason 'doubts about r2 figures'")
-        _require_ok(5, "rollback to r1", _shown(fleet.rollback(reason="demo: on-call rollback")))
+        _require_ok(5, "rollback to r1", _shown(fleet.rollback(reason="doubts about r2 figures")))
 
         ui.narrate("6. Where every server stands now", "invoke status")
         reports = fleet.read_status()
