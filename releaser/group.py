@@ -118,8 +118,10 @@ class Group:
 
         if len(names) == 1:
             return GroupResult({names[0]: guarded(names[0])})
-        futures = {name: self._pool.submit(guarded, name) for name in names}
-        try:
+        futures: dict[str, Future] = {}
+        try:  # a Ctrl-C while the steps are being handed out stops the ones already handed out, too
+            for name in names:
+                futures[name] = self._pool.submit(guarded, name)
             return GroupResult({name: future.result() for name, future in futures.items()})
         except KeyboardInterrupt:
             self._stop_at_the_next_step(list(futures.values()))

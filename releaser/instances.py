@@ -8,6 +8,7 @@ Only then may it be stopped (prune, or a stage that needs its port).
 
     <root>/.releaser/instances/<port>.env   RELEASER_* of the instance on <port> (a systemd unit's EnvironmentFile)
     <root>/.releaser/instances/<port>.pid   its pid file, written by the start command (not used by a unit)
+    <root>/.releaser/instances/<port>.told  only while a start waits: its input ended, stop waiting (Ctrl-C)
 
 The planning here is pure (`plan_staging_instance`, `retired_instances`); the server scripts are constant text
 taking every value as a positional argument, like releaser.remote, and each sits beside the parser of what it
@@ -17,13 +18,13 @@ prints. The three functions at the end run them through a Host they are given.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from releaser.bundle import validate_release_id
 from releaser.config import Application, Environment
-from releaser.errors import PlanRefused
+from releaser.errors import Cancelled, PlanRefused
 from releaser.transport import Host
 
 
@@ -163,6 +164,14 @@ printf '%s\n' "RELEASER_RELEASE_ID=$RELEASER_RELEASE_ID" "RELEASER_RELEASE_DIR=$
   "RELEASER_PORT=$port" "RELEASER_SLOT=$slot" "RELEASER_ADDRESS=$address" "RELEASER_PID_FILE=$RELEASER_PID_FILE" \
   "RELEASER_ROOT=$RELEASER_ROOT" > "$d/$port.env.tmp" && mv -f "$d/$port.env.tmp" "$d/$port.env" || exit 3
 rm -f "$d/$port.pid"
+# told to stop waiting when this script's input ends: releaser closes it on Ctrl-C (so does a lost connection)
+told=$d/$port.told
+rm -f "$told"
+exec 3<&0
+( while IFS= read -r _; do :; done; : >"$told" ) <&3 >/dev/null 2>&1 &
+listener=$!
+exec 3<&-
+trap 'kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null; rm -f "$told"' EXIT
 # the start command's output goes to a file: a process it leaves running must not hold this session's streams
 if [ "$mode" = unit ]; then
   systemctl start "${how%@.service}@$port.service" </dev/null >"$d/$port.start.log" 2>&1; rc=$?
@@ -174,6 +183,7 @@ end=$(( $(now_ms) + timeout_ms ))
 why=
 while :; do
   [ "$rc" = 0 ] || { why="the start command exited $rc: $(tail -n 3 "$d/$port.start.log" | tr '\n' ' ')"; break; }
+  [ ! -e "$told" ] || { why="releaser stopped waiting for it (Ctrl-C, or its connection was lost)"; break; }
   code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
   case $code in 2??) pid=$(instance_pid "$port"); echo "started $port ${pid:--}"; exit 0 ;; esac
   if [ "$mode" != unit ] && [ -f "$d/$port.pid" ] && [ -z "$(instance_pid "$port")" ]; then
@@ -258,7 +268,8 @@ def start_argv(application: Application, root: PurePosixPath, port: int, release
     """Record and start `release`'s instance on `port` with the declared command, then wait for its health path.
 
     Prints 'started <port> <pid>'; exits 4 with the reason when it never answers (and stops what it started),
-    3 when the port is taken. With `again`, the port's recorded instance of the same release whose process is
+    3 when the port is taken. It also stops waiting (exit 4) once its stdin ends, so run it with Host.start and
+    end that input to stop it (Host.run gives a step /dev/null: it would stop at once). With `again`, the port's recorded instance of the same release whose process is
     gone is started anew (the server re-checks both).
     """
     mode, unit = _how(application)
@@ -293,11 +304,15 @@ def read_instances(host: Host, environment: Environment, root: PurePosixPath, *,
     return parse_instances(done.stdout)
 
 
-def start_staging_instance(host: Host, environment: Environment, root: PurePosixPath, release: str) -> Instance | None:
+def start_staging_instance(host: Host, environment: Environment, root: PurePosixPath, release: str, *,
+                           stop: Callable[[], bool] | None = None,
+                           starting: Callable[[int], None] | None = None) -> Instance | None:
     """Start the instance of the staged `release` on its port and wait until it answers its health path.
 
-    Stops the retired instance holding that port first. Returns the healthy instance (None without
-    [application]); raises PlanRefused naming the server and why when it does not come up.
+    Stops the retired instance holding that port first. `starting(port)` is called just before the start,
+    so a caller can stop what was started if it undoes the stage; once stop() is true (Ctrl-C) the server
+    stops waiting for the health path at once and this raises Cancelled. Returns the healthy instance (None
+    without [application]); raises PlanRefused naming the server and why when it does not come up.
     """
     application = environment.application
     if application is None:
@@ -308,7 +323,9 @@ def start_staging_instance(host: Host, environment: Environment, root: PurePosix
     if not plan.already_running:
         for port in plan.stop_first:
             _run(host, stop_argv(application, root, port, retired_only=not plan.restart), timeout, "stop")
-        _run(host, start_argv(application, root, plan.port, release, "staging"), timeout, "start")
+        if starting is not None:
+            starting(plan.port)
+        _start(host, start_argv(application, root, plan.port, release, "staging"), timeout, stop=stop)
     started = read_instances(host, environment, root).of_release(release)
     if started is None or not started.is_healthy:
         raise PlanRefused(f"{host.name}: the instance of {release} on port {plan.port} stopped answering after its start",
@@ -324,7 +341,19 @@ def start_again(host: Host, environment: Environment, root: PurePosixPath, relea
     Raises PlanRefused naming the server and why when its process still runs or it does not come up.
     """
     application = environment.application
-    _run(host, start_argv(application, root, port, release, slot, again=True), timeout, "start")
+    _start(host, start_argv(application, root, port, release, slot, again=True), timeout)
+
+
+def stop_started_instance(host: Host, environment: Environment, root: PurePosixPath, release: str, port: int) -> None:
+    """Stop the instance of `release` on `port` that a stage started and then gave up on (Ctrl-C), and forget it.
+
+    Nothing is stopped when the port holds no instance of that release (its start was refused, say):
+    whatever runs there was not started by that stage. Raises PlanRefused when the stop command fails.
+    """
+    application = environment.application
+    instance = read_instances(host, environment, root).of_release(release)
+    if instance is not None and instance.port == port:
+        _run(host, stop_argv(application, root, port, retired_only=False), application.stop_timeout + 30.0, "stop")
 
 
 def stop_retired_instances(host: Host, environment: Environment, root: PurePosixPath) -> list[Instance]:
@@ -338,12 +367,21 @@ def stop_retired_instances(host: Host, environment: Environment, root: PurePosix
     return retired
 
 
+def _start(host: Host, argv: Sequence[str], timeout: float, *, stop: Callable[[], bool] | None = None) -> None:
+    """Run a start script on a channel of its own, its stdin open: ending that input (once stop() is true) is the
+    script's cue to stop waiting for the health path, so a Ctrl-C ends the wait at once instead of at start_timeout."""
+    done = host.start(argv).wait(timeout, stop=stop)
+    if stop is not None and stop():
+        raise Cancelled(f"{host.name}: stopped waiting for the instance (Ctrl-C)")
+    if not done.ok:
+        raise PlanRefused(f"{host.name}: {done.reason()}",
+                          hint="fix the [application] start and stop commands, or the release, then run it again")
+
+
 def _run(host: Host, argv: Sequence[str], timeout: float, what: str) -> str:
     done = host.run(argv, timeout=timeout)
     if not done.ok:
-        raise PlanRefused(f"{host.name}: {done.reason()}",
-                          hint="fix the [application] start and stop commands, or the release, then run it again"
-                          if what == "start" else "see the instance's stop log under .releaser/instances/")
+        raise PlanRefused(f"{host.name}: {done.reason()}", hint=f"see the instance's {what} log under .releaser/instances/")
     return done.stdout
 
 

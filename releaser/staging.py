@@ -2,7 +2,8 @@
 
 Staging moves only when every server holds the verified release; otherwise the releases this run unpacked
 are removed again and no server's staging changes. Ctrl-C stops every upload at its next chunk and
-removes what was uploaded or unpacked. Leftovers of an earlier run (partial uploads, temporary links) are
+removes what was uploaded or unpacked. Ctrl-C while the staged release's instance starts ends that wait at
+once and stops the instances it started; staging stays on the release (see _start_staging_instances). Leftovers of an earlier run (partial uploads, temporary links) are
 removed by the lock's own round trip.
 """
 
@@ -62,7 +63,7 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         upload_seconds = time.perf_counter() - started
         _stage_data(fleet, bundle, plans)  # issue 14: data slots; nothing when there is no [database]
         fleet.switch(plans, action="stage", verify=False)
-        _start_staging_instances(fleet, release_id)  # issue 13: nothing when there is no [application]
+        _start_staging_instances(fleet, release_id, previous)  # issue 13: nothing when there is no [application]
         fleet.record("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                      timings={"upload": upload_seconds, "total": time.perf_counter() - started})
     return with_leftovers(FleetResult("stage", release_id, previous,
@@ -82,19 +83,41 @@ def stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
 _DAMAGED = re.compile(r"fails its checksums on this server|has different files from the bundle")
 
 
-def _start_staging_instances(fleet: Fleet, release_id: str) -> None:
+def _start_staging_instances(fleet: Fleet, release_id: str, previous: str | None) -> None:
     """Start the staged release's instance on every server and wait for its health (issue 13).
 
     The staging links have moved by then; a server where the instance does not come up is named, and
-    the stage is journaled as failed: staging points at a release that is not running there.
+    the stage is journaled as failed: staging points at a release that is not running there. Ctrl-C ends
+    every server's wait at once and stops the instances this stage started; staging keeps pointing at the
+    release, as after a failed start: its data (with a [database]) has replaced the staging data already, and
+    the previous staging instance may have been stopped to free the port, so pointing back would not give
+    back the staging there was.
     """
     if fleet.environment.application is None:
         return
     from releaser import instances
 
     group = fleet.group
-    started = group.each(lambda name: instances.start_staging_instance(group.hosts[name], fleet.environment,
-                                                                       group.root(name), release_id))
+    starting: dict[str, int] = {}  # server -> the port this stage started the instance on
+    group.stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these starts
+    try:
+        started = group.each(lambda name: instances.start_staging_instance(
+            group.hosts[name], fleet.environment, group.root(name), release_id, stop=group.stop.is_set,
+            starting=lambda port: starting.__setitem__(name, port)))
+    except KeyboardInterrupt:
+        group.stop.clear()  # every server's step has ended (or was given up on): now stop what they started
+        with held_interrupts(f"Ctrl-C noted; the instances of {release_id} this stage started are being stopped "
+                             "first (each stop has a deadline), then it stops"):
+            stopped = group.each(lambda name: instances.stop_started_instance(
+                group.hosts[name], fleet.environment, group.root(name), release_id, starting[name]), list(starting))
+            left = f"; it could not be stopped on {stopped.summary()} and may still run there" if stopped.failed else ""
+            fleet.record("stage", "interrupted", releases={"staging": release_id, "previous_staging": previous},
+                         detail=f"Ctrl-C while its instance was starting; the instances it had started were stopped{left}")
+        raise Cancelled(f"staging {release_id} stopped (Ctrl-C) while its instance was starting; the instances of "
+                        f"{release_id} it had started were stopped{left}; staging still points at {release_id} on every "
+                        "server (live and backup were not touched)",
+                        hint=f"run the same command again to start {release_id}'s instance, or stage another release"
+                        + ("; see: invoke status" if left else "")) from None
     if started.failed:
         fleet.record("stage", "failed", releases={"staging": release_id}, detail=f"instance: {started.summary()}")
         raise PlanRefused(f"staging now points at {release_id}, but its instance did not start on {started.summary()}",

@@ -322,11 +322,12 @@ class Presses:
 
 
 @contextmanager
-def held_interrupts() -> Iterator[Presses]:
+def held_interrupts(said: str | None = None) -> Iterator[Presses]:
     """While the block runs, Ctrl-C is counted instead of raised (from the main thread only).
 
     The first press says that the switch finishes or is put back first; the second says that the command
-    stops waiting and will report what it knows.
+    stops waiting and will report what it knows. A block that is no switch (the cleanup after a Ctrl-C,
+    which waits for none of the presses) gives the line every press prints instead, as `said`.
     """
     presses = Presses()
     if threading.current_thread() is not threading.main_thread():
@@ -335,7 +336,9 @@ def held_interrupts() -> Iterator[Presses]:
 
     def note(signum, frame) -> None:
         presses.count += 1
-        if presses.count == 1:
+        if said is not None:
+            print(f"\nreleaser: {said}", file=sys.stderr, flush=True)
+        elif presses.count == 1:
             print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops "
                   "(press Ctrl-C again to stop waiting for a server that does not answer)", file=sys.stderr, flush=True)
         else:

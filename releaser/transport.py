@@ -66,8 +66,12 @@ class Running(Protocol):
         """Write `text` to the command's stdin at once."""
         ...
 
-    def wait(self, timeout: float) -> Completed:
-        """Wait for the command to exit; its stdout holds what came after the lines readline returned."""
+    def wait(self, timeout: float, *, stop: Callable[[], bool] | None = None) -> Completed:
+        """Wait for the command to exit; its stdout holds what came after the lines readline returned.
+
+        With `stop`, asked a few times a second: once it is true the command's stdin is closed (it reads end
+        of file, its cue to stop waiting) and its end is still waited for, within the same `timeout`.
+        """
         ...
 
     def close(self) -> None:
@@ -166,6 +170,9 @@ class LocalHost:
         """Nothing to close."""
 
 
+_STOP_EVERY = 0.1  # how often a wait with a stop() asks it
+
+
 class _LineReader:
     """readline() for a started command: `out` fills from `_read_some` until a whole line is there."""
 
@@ -179,7 +186,23 @@ class _LineReader:
                 raise self._no_line(timeout, ended=time.monotonic() < deadline)
         return line
 
+    def _read_to_the_end(self, deadline: float, stop: Callable[[], bool] | None) -> None:
+        """Read the command's output until it has ended or `deadline`; once stop() is true, end its input (once)."""
+        while True:
+            if stop is not None and stop():
+                self._end_input()
+                stop = None
+            look = deadline if stop is None else min(deadline, time.monotonic() + _STOP_EVERY)
+            if not self._read_some(look) and (self._ended() or time.monotonic() >= deadline):
+                return
+
     def _read_some(self, deadline: float) -> bool:
+        raise NotImplementedError
+
+    def _ended(self) -> bool:
+        raise NotImplementedError
+
+    def _end_input(self) -> None:
         raise NotImplementedError
 
     def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
@@ -205,11 +228,10 @@ class _LocalRunning(_LineReader):
         except (OSError, ValueError) as error:
             raise HostUnreachable(self.name, f"{_label(self.argv)} no longer reads its input: {error}") from error
 
-    def wait(self, timeout: float) -> Completed:
-        """Read the rest of the process's output, then its exit status."""
+    def wait(self, timeout: float, *, stop: Callable[[], bool] | None = None) -> Completed:
+        """Read the rest of the process's output, then its exit status; once stop() is true, close its stdin."""
         deadline = time.monotonic() + timeout
-        while self._read_some(deadline):
-            pass
+        self._read_to_the_end(deadline, stop)
         try:
             code = self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired as error:
@@ -226,6 +248,12 @@ class _LocalRunning(_LineReader):
         if self.process.poll() is not None:
             _close_quietly(self.process.stdout)
             _close_quietly(self.process.stderr)
+
+    def _ended(self) -> bool:
+        return all(s is None or s.closed for s in (self.process.stdout, self.process.stderr))
+
+    def _end_input(self) -> None:
+        _close_quietly(self.process.stdin)
 
     def _read_some(self, deadline: float) -> bool:
         """Read what stdout or stderr has; False once both ended, or at the deadline."""
@@ -706,12 +734,11 @@ class _ChannelRunning(_LineReader):
         except (OSError, EOFError, _ssh_exception()) as error:
             raise self._lost(_why(error)) from error
 
-    def wait(self, timeout: float) -> Completed:
-        """Read the rest of the command's output and its exit status."""
+    def wait(self, timeout: float, *, stop: Callable[[], bool] | None = None) -> Completed:
+        """Read the rest of the command's output and its exit status; once stop() is true, send end of file to its stdin."""
         deadline = time.monotonic() + timeout
         try:
-            while self._read_some(deadline):
-                pass
+            self._read_to_the_end(deadline, stop)
             if time.monotonic() >= deadline and not self.channel.exit_status_ready():
                 raise self._lost(f"no answer within {seconds_text(timeout)} s")
             code = self.channel.exit_status if self.channel.exit_status_ready() else -1
@@ -723,12 +750,18 @@ class _ChannelRunning(_LineReader):
 
     def close(self) -> None:
         """Send end of file to the command's stdin and close the channel."""
+        self._end_input()
+        _close_quietly(self.channel)
+
+    def _end_input(self) -> None:
         try:
             if not self.channel.closed:
                 self.channel.shutdown_write()
         except Exception:  # a channel whose connection broke cannot say goodbye
             pass
-        _close_quietly(self.channel)
+
+    def _ended(self) -> bool:
+        return self.channel.closed or (self.channel.eof_received and self.channel.exit_status_ready())
 
     def _read_some(self, deadline: float) -> bool:
         """Read what stdout or stderr has; False once the channel has ended and been read out, or at the deadline."""
@@ -740,7 +773,7 @@ class _ChannelRunning(_LineReader):
                 if self.channel.recv_stderr_ready():
                     self.err += self.channel.recv_stderr(65536)
                     return True
-                if self.channel.closed or (self.channel.eof_received and self.channel.exit_status_ready()):
+                if self._ended():
                     return False
                 left = deadline - time.monotonic()
                 if left <= 0:
