@@ -43,7 +43,8 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
             outcomes, lost = _upload_everywhere(fleet, bundle, plans)
         except KeyboardInterrupt:
             fleet.group.stop.clear()  # every server's step has ended: now undo them
-            with held_interrupts():
+            with held_interrupts(f"Ctrl-C noted; removing what this stage of {release_id} uploaded or unpacked, "
+                                 "then it stops"):
                 _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
                 fleet.record("stage", "interrupted", releases={"staging": release_id},
                              detail="Ctrl-C while staging; anything it had unpacked was removed")
