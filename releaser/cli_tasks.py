@@ -8,7 +8,7 @@ inside the tasks so `invoke --list` answers at once. Exit codes come from releas
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -67,36 +67,41 @@ def exit_on_user_error():
 @contextmanager
 def open_fleet(env: str, verb: str, hosts: str | None = None, *, loaded=None):
     """Load the environment (unless `loaded` is it already) and connect to every server (or those --hosts names),
-    showing a progress line per server."""
+    showing a progress line per server. Until every connection is open, Ctrl-C ends the command at once
+    (interrupts.connecting): nothing has been asked of a server yet."""
     from releaser.transport import let_go, make_hosts, warm_hosts
 
-    warm = {} if loaded is not None else warm_hosts(env, PROJECT)  # handshakes while pydantic validates the file
+    stack = ExitStack()
     try:
-        from releaser.config import load_environment
-        from releaser.selection import select_servers
+        with interrupts.connecting():
+            warm = {} if loaded is not None else warm_hosts(env, PROJECT)  # handshakes while pydantic validates
+            try:
+                from releaser.config import load_environment
+                from releaser.selection import select_servers
 
-        environment = select_servers(loaded or load_environment(env, PROJECT), hosts)
+                environment = select_servers(loaded or load_environment(env, PROJECT), hosts)
+            except BaseException:
+                let_go(warm.values())
+                raise
+            hosts = make_hosts(environment, start=True, warm=warm)  # the handshakes run while the rest is imported
+            from releaser import ui
+            from releaser.clock import SystemClock
+            from releaser.fleet import connected
+            from releaser.journal import local_journal_path
+
+            progress = stack.enter_context(ui.progress([s.name for s in environment.servers], verb))
+            fleet = stack.enter_context(connected(environment, actor=actor(), clock=SystemClock(), progress=progress,
+                                                  hosts=hosts, journal_path=local_journal_path(environment.path)))
     except BaseException:
-        let_go(warm.values())
+        stack.close()
         raise
-    hosts = make_hosts(environment, start=True, warm=warm)  # the handshakes run while the rest is imported
-    from releaser import ui
-    from releaser.clock import SystemClock
-    from releaser.fleet import connected
-    from releaser.journal import local_journal_path
-
-    opened = []
     try:
-        with ui.progress([s.name for s in environment.servers], verb) as progress:
-            with connected(environment, actor=actor(), clock=SystemClock(), progress=progress, hosts=hosts,
-                           journal_path=local_journal_path(environment.path)) as fleet:
-                opened.append(fleet)
-                yield fleet
-    finally:
-        for fleet in opened:  # deliveries are known once the fleet has closed, after any switch, failed or not
-            ui.show_deliveries(fleet.deliveries)
-            for warning in fleet.unreported_warnings():  # a prune, data-upload... that kept a lock somewhere
-                ui.warn(warning)
+        with stack:
+            yield fleet
+    finally:  # deliveries are known once the fleet has closed, after any switch, failed or not
+        ui.show_deliveries(fleet.deliveries)
+        for warning in fleet.unreported_warnings():  # a prune, data-upload... that kept a lock somewhere
+            ui.warn(warning)
 
 
 def is_dry(c, dry_run: bool) -> bool:

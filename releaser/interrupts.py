@@ -21,6 +21,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 BEFORE_START = "releaser: interrupted (Ctrl-C) before the command started; nothing was changed"
 BEFORE_NEXT = ("releaser: interrupted (Ctrl-C) before this task started; the tasks before it on the command line "
@@ -29,6 +32,8 @@ WHILE_WORKING = ("releaser: interrupted (Ctrl-C) outside any switch; to see wher
                  "invoke status")
 AFTER_WORK = ("releaser: interrupted (Ctrl-C) while showing the result; the command itself had finished "
               "(to see what it did, run: invoke history)")
+
+WHILE_CONNECTING = "releaser: interrupted (Ctrl-C) while connecting to the servers; nothing was changed"
 
 _COMMANDS = {"releaser", "invoke", "inv"}  # the console scripts' names
 _MODULES = {"releaser.program", "invoke.__main__"}  # python -m ...
@@ -100,6 +105,30 @@ def interrupted_message() -> str:
             "finished": AFTER_WORK}[_state["phase"]]
 
 
+@contextmanager
+def connecting() -> Iterator[None]:
+    """While a command opens its connections, Ctrl-C prints WHILE_CONNECTING and ends the process at once (exit 130).
+
+    The handshakes run in threads while the main thread imports what the command needs. A KeyboardInterrupt
+    raised inside an import can leave CPython's import lock held ("Exception ignored in ... _get_module_lock"),
+    and then every thread that imports, and the exit that waits for them, waits forever: the command hung.
+    Nothing has been asked of any server before the connections are open, so ending at once is true and safe.
+    """
+    if not _started_as_command() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _exit_while_connecting)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is _exit_while_connecting:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _exit_while_connecting(signum, frame) -> None:
+    _leave(WHILE_CONNECTING)
+
+
 def _started_as_command() -> bool:
     """True when this process is the `releaser` or `invoke` command, not a program that imported releaser."""
     main = sys.modules.get("__main__")
@@ -112,8 +141,13 @@ def _started_as_command() -> bool:
 
 def _exit_before_start(signum, frame) -> None:
     """The SIGINT handler until a task's work starts: one line on stderr, exit 130, no unwinding through what ran."""
+    _leave(BEFORE_START)
+
+
+def _leave(line: str) -> None:
+    """Write `line` on stderr (showing the cursor again, which a progress display may have hidden) and exit 130."""
     try:
-        os.write(2, (BEFORE_START + "\n").encode())
+        os.write(2, (("\x1b[?25h\n" if os.isatty(2) else "\n") + line + "\n").encode())
     except OSError:
         pass  # stderr is closed: the exit code still says it
     os._exit(130)

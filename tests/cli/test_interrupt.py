@@ -5,41 +5,18 @@ Each run sends SIGINT a given time after the entry point took Ctrl-C over (a mar
 so the sweep covers the imports, Invoke's parsing of the flags, the task's own imports and its work.
 """
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from checkenv import write_environment as complete_environment
 from conftest import PROJECT
-from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_WORKING
+from interrupting import interrupted_after
+from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING
 
-HARNESS = Path(__file__).with_name("interrupt_marker")
 DELAYS = [0, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.45]
 NOT_STAGED = "nothing is staged"  # go-live's own answer on an environment where nothing was deployed
-
-
-def interrupted_after(argv, delay: float, *, cwd: Path, marker: Path) -> subprocess.CompletedProcess:
-    """Start argv, wait for the marker, sleep `delay`, send SIGINT, and return the finished process."""
-    marker.unlink(missing_ok=True)
-    environ = {**os.environ, "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1", "COLUMNS": "200",
-               "RELEASER_INTERRUPT_MARKER": str(marker),
-               "PYTHONPATH": os.pathsep.join([str(HARNESS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    environ.pop("RELEASER_PROJECT", None)
-    process = subprocess.Popen(argv, cwd=cwd, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert marker.exists(), "the command never reached guard_startup"
-    time.sleep(delay)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 @pytest.mark.parametrize("command", ["releaser", "invoke"])
@@ -59,10 +36,10 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(command, tmp_path):
         lines = [line for line in done.stderr.splitlines() if line]
         assert "Traceback" not in done.stderr and lines, (delay, done.returncode, done.stderr)
         if done.returncode == 130:
-            assert lines[-1] in (BEFORE_START, WHILE_WORKING, AFTER_WORK), (delay, lines)
+            assert lines[-1] in (BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, AFTER_WORK), (delay, lines)
         else:
             assert done.returncode == 3 and NOT_STAGED in lines[-1], (delay, done.returncode, lines)
-        if lines[-1] == BEFORE_START or done.returncode == 3:  # once the work started, a step may first say it noted Ctrl-C
+        if lines[-1] in (BEFORE_START, WHILE_CONNECTING) or done.returncode == 3:  # once the work started, a step may first say it noted Ctrl-C
             assert len(lines) == 1, (delay, lines)
         seen.append(lines[-1])
     assert seen[0] == BEFORE_START  # SIGINT right after the entry point: before any task, nothing changed
