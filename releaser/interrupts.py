@@ -92,6 +92,11 @@ def task_ended() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def note_finished(what: str) -> None:
+    """The command's switch is over and `what` says how it ended: a later Ctrl-C says so instead of WHILE_WORKING."""
+    _state["finished_what"] = what
+
+
 def interrupted_message() -> str:
     """The true line for a caught Ctrl-C, by how far the task had come; the process will exit 130 with it.
 
@@ -101,6 +106,9 @@ def interrupted_message() -> str:
     reworked that mark). One exec() of a string that does nothing clears the mark, so the exit code stays 130.
     """
     exec("pass", {})  # noqa: S102  (a constant: see the docstring)
+    if _state["phase"] == "working" and _state.get("finished_what"):
+        return (f"releaser: interrupted (Ctrl-C) after the switch had ended ({_state['finished_what']}), while the "
+                "command was closing; to see where every server stands, run: invoke status")
     return {"starting": BEFORE_START, "next": BEFORE_NEXT, "working": WHILE_WORKING,
             "finished": AFTER_WORK}[_state["phase"]]
 

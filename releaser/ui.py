@@ -245,7 +245,7 @@ def _instance_trouble(instance, slot: str) -> str:
     """What is wrong with an instance that fails its health path, and what brings it back."""
     if slot == "staging":  # a stage of the same release stops an unhealthy staging instance and starts it again
         state = "is not running" if instance.health is None and instance.pid is None else "fails its health path"
-        return f"{state}; go-live's smoke checks will fail: stage {instance.release} again to restart it"
+        return f"{state}; stage {instance.release} again to restart it before the go-live"
     if instance.health is None and instance.pid is None:
         return "is not running; a rollback starts it again first"
     state = "does not answer" if instance.health is None else f"answers its health path with {instance.health}"

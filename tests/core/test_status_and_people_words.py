@@ -73,8 +73,8 @@ def test_an_instance_that_fails_its_health_path_is_a_warning_saying_what_the_nex
         "see: invoke runbook rollback",
         "web-2: the backup instance of r1 on port 8002 runs (pid 22) but does not answer; a rollback refuses until it "
         "answers: restart it with the application's own command; see: invoke runbook rollback",
-        "web-2: the staging instance of r3 on port 8003 fails its health path; go-live's smoke checks will fail: "
-        "stage r3 again to restart it; see: invoke runbook go-live"]
+        "web-2: the staging instance of r3 on port 8003 fails its health path; stage r3 again to restart it before "
+        "the go-live; see: invoke runbook go-live"]
 
 
 def test_a_command_s_lock_seen_by_status_says_it_may_be_left_over_and_how_to_free_it():

@@ -1,0 +1,23 @@
+"""The line a caught Ctrl-C prints says how far the command had come (releaser.interrupts). Pure state, no signals."""
+
+import pytest
+
+from releaser import interrupts
+
+
+@pytest.fixture
+def state():
+    saved = dict(interrupts._state)
+    yield interrupts._state
+    interrupts._state.clear()
+    interrupts._state.update(saved)
+
+
+def test_a_ctrl_c_after_the_switch_ended_says_how_it_ended(state):
+    """QA: Ctrl-C as a rollback closed its connections said 'outside any switch' though r1 was live on all 20."""
+    interrupts.work_started()
+    assert interrupts.interrupted_message() == interrupts.WHILE_WORKING
+    interrupts.note_finished("r1 is live again on every server")
+    assert interrupts.interrupted_message() == (
+        "releaser: interrupted (Ctrl-C) after the switch had ended (r1 is live again on every server), while the "
+        "command was closing; to see where every server stands, run: invoke status")
