@@ -506,6 +506,16 @@ if [ $# -gt 0 ]; then
 fi
 for link in "$root"/.releaser/next-*; do [ -L "$link" ] && rm -f "$root"/.releaser/next-*; break; done
 for left in "$root"/.releaser/armed-*; do [ -d "$left" ] && rm -rf "$root"/.releaser/armed-*; break; done
+# an upload or unpack this command's connection lost mid-way (a reset kills the receiving script before its own
+# cleanup): only a lock holder uploads, and this one's steps have ended, so what is there is its own
+if [ -n "$token" ] && [ -d "$root/.releaser/lock" ]; then
+  IFS= read -r held 2>/dev/null < "$root/.releaser/lock/info.json" || held=
+  case $held in *"$token"*)
+    for left in "$root"/.releaser/upload-* "$root"/.releaser/unpack-* "$root"/.releaser/removing-*; do
+      if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
+    done ;;
+  esac
+fi
 kept=0
 if [ -n "$token" ]; then free_lock "$root" "$token" || { kept=1; echo "cannot remove the lock $root/.releaser/lock" >&2; }; fi
 [ $((kept + missed)) = 0 ] || exit $((40 + kept + missed))

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import EXAMPLES, read_slots, ssh_environment_for
 from releaser.bundle import Bundle, read_bundle, seal_directory
-from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, LockHeld, PlanRefused
+from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, LockHeld, PlanRefused, ReleaserError
 from releaser.fleet import make_hosts
 from releaser.slots import SlotState
 from releaser.transport import Completed, Host
@@ -323,6 +323,32 @@ def test_a_server_killed_during_the_upload_leaves_no_half_release_and_no_staging
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, "r2", frozenset({"r1", "r2"})))
     assert complete_releases(ssh_env) == {name: {"r1", "r2"} for name in SERVERS}
     assert [p.name for p in web2.iterdir() if p.name.startswith(("upload-", "unpack-"))] == []  # the lock's round trip cleaned
+
+
+@pytest.mark.parametrize("way", ["openssh", "sftp"])
+def test_a_connection_reset_mid_upload_leaves_no_upload_debris_on_a_server_still_up(sshd_farm, ssh_env, open_fleet,
+                                                                                     heavy_r2, way):
+    """web-2's sessions killed mid-upload (the server itself stays up): the stage fails naming web-2, and the finish
+    step, on a new connection, removes what the cut upload left (QA: an upload-*.sha256sums stayed behind)."""
+    r1_live(open_fleet, ssh_env)
+    web2 = meta(ssh_env, "web-2")
+    moving = {"sftp": lambda: _partial(web2, "upload-r2-", min_bytes=1 << 20), "openssh": lambda: _streamed(web2, 1 << 20)}[way]
+
+    def cut() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not moving():
+            time.sleep(0.001)
+        sshd_farm.drop_sessions("web-2")
+    cutter = threading.Thread(target=cut, daemon=True)
+    cutter.start()
+    with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet, pytest.raises(ReleaserError) as failure:
+        fleet.stage(heavy_r2)
+    cutter.join()
+
+    assert "web-2" in str(failure.value) and "no server's staging changed" in str(failure.value)
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert [p.name for p in web2.iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
+    assert lock_dirs(ssh_env) == []
 
 
 @pytest.mark.parametrize("way", ["openssh", "sftp"])
