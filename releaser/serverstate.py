@@ -41,13 +41,29 @@ class ServerReport:
     instances: ServerInstances | None = None  # when the environment has [application]
 
 
+def public_release(report: ServerReport) -> str | None:
+    """The release the public gets from a server: what its public URL names (a stale copy, or a server whose SSH
+    did not answer, included), else where its live link points; None when neither is known."""
+    served = report.health.served if report.health else None
+    if served is not None and served.release:
+        return served.release
+    return report.state.live if report.state else None
+
+
+def public_releases(reports: list[ServerReport]) -> set[str | None]:
+    """What the public gets across the servers: each answering server's (None: it has no live release) and each
+    silent server's whose public URL said; more than one is a MIXED fleet."""
+    return {public_release(r) for r in reports if r.state is not None or public_release(r) is not None}
+
+
 def status_exit_code(reports: list[ServerReport]) -> int:
     """What `invoke status` exits with, so a monitor or script can tell without reading the table.
 
-    The codes a switch uses for the same states: 7 when the servers that answered serve different live
-    releases (MIXED), 5 when a server did not answer, else 0.
+    The codes a switch uses for the same states: 7 when the public gets different releases from different
+    servers (MIXED: live links apart, a stale copy, or a silent server's web server still serving another), 5
+    when a server did not answer, else 0.
     """
-    if len({report.state.live for report in reports if report.state}) > 1:
+    if len(public_releases(reports)) > 1:
         return FleetMixed.exit_code
     if any(report.state is None for report in reports):
         return HostUnreachable.exit_code

@@ -188,9 +188,11 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
     lines = [f"{report.server}'s public URL serves {report.health.served.release} while its live link points at "
              f"{report.state.live}: the web server is serving a stale copy; reload it and purge any cache in front; "
              "see: invoke runbook server-failure" for report in reports if _is_stale(report)]
-    live = {r.state.live for r in reports if r.state}
-    if len(live) > 1:
-        lines.append(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in live))}; "
+    from releaser.serverstate import public_releases
+
+    public = public_releases(reports)
+    if len(public) > 1:
+        lines.append(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in public))}; "
                      "see: invoke runbook rollback (section MIXED)")
     bare = [r.server for r in reports if r.state and r.state.live and not r.state.backup]
     if bare:
