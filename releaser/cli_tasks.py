@@ -248,7 +248,6 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
                 approve=approver(yes, fleet), tick=tick, announce=ui.announce_go_live, show_checks=ui.show_checks_brief,
                 off_calendar=lambda off: off_calendar.append(off),
             )
-            interrupts.note_finished(f"{result.release} is live on every server")
     ui.show_result(result, notes=False)  # the plan showed them before asking
     ui.say(f"{result.release} is live on every server; rollback target: {result.previous or 'NONE'}")
     from releaser.breach import breach_report_command
@@ -334,7 +333,6 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
 
                 return ui.show_preview(preview_rollback(fleet))
             result = fleet.rollback(reason=reason, approve=approver(yes, fleet))
-            interrupts.note_finished(f"{result.release} is live again on every server")
     from releaser import ui
 
     ui.show_result(result, notes=False)  # the plan showed them before asking

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
-from releaser import remote
+from releaser import interrupts, remote
 from releaser.approval import Approve, ask
 from releaser.bundle import MANIFEST, Bundle, Manifest
 from releaser.clock import Clock
@@ -231,6 +231,7 @@ class Fleet:
                                      until_commit=until_commit)
                 self.record("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
                             timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
+                interrupts.note_finished(f"{result.release} is live on every server")  # what a later Ctrl-C says
         finally:
             self.recorder.context = {}
         return with_leftovers(result, session)
@@ -249,6 +250,7 @@ class Fleet:
             self.record("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
                         releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
                         timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
+            interrupts.note_finished(f"{result.release} is live again on every server")  # what a later Ctrl-C says
         return with_leftovers(result, session)
 
     def switch(self, plans: Mapping[str, Plan], *, action: str, verify: bool, keep_unhealthy: bool = False,

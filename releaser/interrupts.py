@@ -77,6 +77,7 @@ def task_started() -> None:
 def work_started() -> None:
     """The task entered exit_on_user_error: Ctrl-C raises KeyboardInterrupt again, for the task to answer."""
     _state["phase"] = "working"
+    _state["finished_what"] = None  # nothing of this task's has finished yet
     if signal.getsignal(signal.SIGINT) is _exit_before_start:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
