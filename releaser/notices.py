@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from releaser import remote
+from releaser.errors import ReleaserError
 
 if TYPE_CHECKING:
     from releaser.fleet import Fleet
@@ -20,7 +21,17 @@ def publish_notice(fleet: Fleet, message: str, *, clear: bool = False) -> None:
     group.require_all_reachable("notice")
     path = lambda name: group.root(name) / fleet.environment.notice_file
     if clear:
-        group.run_everywhere(lambda name: ["rm", "-f", str(path(name))], "remove the notice")
+        outcomes = group.run(lambda name: ["rm", "-f", str(path(name))])
     else:
-        group.run_everywhere(lambda name: remote.write_file_argv(path(name), message), "publish the notice")
+        outcomes = group.run(lambda name: remote.write_file_argv(path(name), message))
+    doing = "remove the notice" if clear else "publish the notice"
+    if outcomes.failed:  # the others do show (or no longer show) it: journaled and said, for the breach report
+        done = sorted(set(group.hosts) - set(outcomes.failed))
+        fleet.record("notice", "failed", detail=f"{message if not clear else '(clear)'}; done on "
+                     f"{', '.join(done) or 'no server'}; failed on {outcomes.summary()}")
+        where = (f"; {', '.join(done)} {'no longer show' if clear else 'show'} it now, so the servers differ"
+                 if done else "")
+        raise ReleaserError(f"could not {doing} on {outcomes.summary()}{where}",
+                            hint="fix that server (disk, permissions) and run the same command again; "
+                                 "see: invoke runbook server-failure")
     fleet.record("notice", "cleared" if clear else "done", detail=message if not clear else "")

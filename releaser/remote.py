@@ -558,7 +558,7 @@ _WRITE_FILE = r"""
 set -e
 mkdir -p "$(dirname "$2")"
 printf '%s' "$3" > "$2.releaser-tmp"
-mv -f "$2.releaser-tmp" "$2"
+mv -fT "$2.releaser-tmp" "$2" || { rm -f "$2.releaser-tmp"; exit 1; }
 """
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import EXAMPLES, read_slots
 from releaser.bundle import build_bundle, read_bundle
-from releaser.errors import BundleInvalid, Cancelled, FleetReverted, LockHeld, PlanRefused
+from releaser.errors import BundleInvalid, Cancelled, FleetReverted, LockHeld, PlanRefused, ReleaserError
 from releaser import remote
 from releaser.slots import SlotState
 from releaser.transport import LocalHost
@@ -293,3 +293,18 @@ def test_saying_no_to_the_plan_leaves_no_prepared_link_and_no_lock(local_env, op
         assert not any(report.locked for report in fleet.read_status(with_health=False))
     assert read_slots(local_env) == before
     assert _temporary_links(local_env) == []
+
+
+def test_a_notice_that_fails_on_one_server_says_where_it_shows_and_is_journaled(local_env, open_fleet):
+    """web-2 cannot take the notice (its path is a directory): the error says web-1 shows it, so the servers differ,
+    and the journal has the failed notice with where it went (the breach report lists each notice published)."""
+    web2 = Path(str(local_env.app_root(local_env.server("web-2")))) / ".releaser" / "notice.txt"
+    web2.mkdir(parents=True)
+    with open_fleet(local_env) as fleet, pytest.raises(ReleaserError) as failure:
+        fleet.publish_notice("Figures delayed until 11:00")
+    message = str(failure.value)
+    assert message.startswith("could not publish the notice on web-2 (") and "web-1" in message.split("; ", 1)[1], message
+    assert "show it now, so the servers differ" in message
+    with open_fleet(local_env) as fleet:
+        event = [e for e in fleet.read_history() if e["action"] == "notice"][-1]
+    assert event["outcome"] == "failed" and "done on web-1" in event["detail"] and "failed on web-2" in event["detail"]
