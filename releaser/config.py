@@ -49,10 +49,12 @@ Day = Annotated[date, StrictType(False)]
 
 
 # A login name as useradd takes it (no leading '-': it would read as an option); a host as DNS or an address.
-_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
-_DNS_NAME = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+# (directory logins such as jdoe@corp.example and svc$ included; '_' in host names, as internal DNS often has)
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@$-]{0,63}\Z")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_DNS_NAME = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.?\Z")
 User = Annotated[str, AfterValidator(lambda user: _checked(user, _USER, "a login name (letters, digits, '_', '.', "
-                                                                     "'-', not starting with '-')"))]
+                                                                     "'@', '$', '-', not starting with '-')"))]
 
 
 def _checked(value: str, pattern: re.Pattern, expected: str) -> str:
@@ -69,7 +71,7 @@ def _is_host(host: str) -> str:
         ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
         return host.removeprefix("[").removesuffix("]")
     except ValueError:
-        return _checked(host, _DNS_NAME, "a DNS name (letters, digits, '-' and '.') or an IP address")
+        return _checked(host, _DNS_NAME, "a DNS name (letters, digits, '-', '_' and '.') or an IP address")
 
 
 class SshSettings(Strict):

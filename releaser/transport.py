@@ -382,8 +382,8 @@ def let_go(hosts) -> None:
         threading.Thread(target=host.close, name=f"let-go-{host.name}", daemon=True).start()
 
 
-_PLAIN_HOST = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|[0-9A-Fa-f:.]{2,45})\Z")
-_PLAIN_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+_PLAIN_HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|[0-9A-Fa-f:.]{2,45})\Z")  # as config.py's, roughly
+_PLAIN_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@$-]{0,63}\Z")
 
 
 def _settings_as_written(data: dict, path: Path) -> dict[str, dict]:

@@ -176,7 +176,8 @@ def test_what_reaches_ssh_or_the_servers_file_system_is_checked_first(tmp_path, 
     assert text.startswith(f"env.toml: {field}: ") and expected in text, text
 
 
-@pytest.mark.parametrize("host", ["web-1.example.org", "10.0.0.7", "::1", "[fe80::1]", "localhost", "web-1.example.org."])
+@pytest.mark.parametrize("host", ["web-1.example.org", "10.0.0.7", "::1", "[fe80::1]", "localhost", "web-1.example.org.",
+                                  "web_1.internal"])
 def test_dns_names_and_addresses_are_hosts(tmp_path, host):
     environment = load_environment(write(tmp_path, "", f'host = "{host}"\n'), PROJECT)
     assert environment.servers[0].host == host.strip("[]")
@@ -195,3 +196,9 @@ def test_an_app_root_that_is_the_file_system_root_or_climbs_out_is_refused(tmp_p
 def test_an_env_that_is_a_directory_says_so(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"--env {tmp_path}/ is a directory, not an environment file")):
         load_environment(f"{tmp_path}/", PROJECT)
+
+
+@pytest.mark.parametrize("user", ["deploy", "deploy.bot-1", "jdoe@corp.example", "svc$", "1deploy", "a" * 40])
+def test_login_names_as_directories_give_them_are_accepted(tmp_path, user):
+    environment = load_environment(write(tmp_path, "", f'user = "{user}"\n'), PROJECT)
+    assert environment.servers[0].user == user
