@@ -143,7 +143,7 @@ exit 0
 
 _START = _PID + r"""
 cd "$1" || exit 3
-port=$2 release=$3 slot=$4 address=$5 health=$6 timeout_ms=$7 mode=$8 how=$9 again=${10}
+port=$2 release=$3 slot=$4 address=$5 health=$6 timeout_ms=$7 mode=$8 how=$9 again=${10} stop_how=${11} stop_s=${12}
 d=$PWD/.releaser/instances
 [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
 mkdir -p "$d" || exit 3
@@ -192,8 +192,12 @@ while :; do
   [ "$(now_ms)" -lt "$end" ] || { why="no answer to GET $health within $((timeout_ms / 1000)) s (last status ${code:-none})"; break; }
   sleep 0.05
 done
-# a failed start leaves nothing running behind it
-if [ "$mode" = unit ]; then systemctl stop "${how%@.service}@$port.service" >/dev/null 2>&1; fi
+# a failed start leaves nothing running behind it (after a Ctrl-C, the stage stops it itself: stop_started_instance)
+if [ "$mode" = unit ]; then systemctl stop "${how%@.service}@$port.service" >/dev/null 2>&1
+elif [ ! -e "$told" ] && [ -n "$stop_how" ]; then
+  if command -v timeout >/dev/null 2>&1; then bound="timeout $stop_s"; else bound=; fi
+  $bound sh -c "$stop_how" </dev/null >"$d/$port.stop.log" 2>&1 || true
+fi
 echo "the instance of $release on port $port did not start: $why" >&2
 exit 4
 """
@@ -275,7 +279,8 @@ def start_argv(application: Application, root: PurePosixPath, port: int, release
     mode, unit = _how(application)
     return _script("start", _START, str(root), str(port), validate_release_id(release), slot, application.address,
                    application.health_path, str(math.ceil(application.start_timeout * 1000)), mode,
-                   unit if mode == "unit" else application.start or "", "again" if again else "-")
+                   unit if mode == "unit" else application.start or "", "again" if again else "-",
+                   "" if mode == "unit" else application.stop or "", str(math.ceil(application.stop_timeout)))
 
 
 def stop_argv(application: Application, root: PurePosixPath, port: int, *, retired_only: bool = True) -> list[str]:

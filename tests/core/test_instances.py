@@ -112,7 +112,8 @@ def test_server_scripts_take_every_value_as_a_positional_argument():
     prepare = front.prepare_argv(application, root, "r2")
 
     assert start[:2] == ["sh", "-c"] and start[4:] == ["/srv/phof $HOME", "8102", "r2", "staging", "127.0.0.1", "/healthz",
-                                                       "30000", "command", "supervise start", "-"]
+                                                       "30000", "command", "supervise start", "-",
+                                                       "supervise stop", "30"]
     assert prepare[4:] == ["/srv/phof $HOME", "/etc/nginx/phof live.upstream", "r2", "127.0.0.1", "/healthz",
                            "/usr/sbin/nginx", "-c", "/etc/x; rm -rf /"]
     with pytest.raises(Exception):

@@ -381,3 +381,22 @@ def test_a_rehearsal_of_an_application_release_asks_the_staging_instance(app_far
     assert "web-1" not in message and "web-2" not in message
     for name in SERVERS:
         assert app_farm.served(name) == {(200, "r1")}  # a rehearsal never touches the public site
+
+
+def test_a_start_that_never_answers_leaves_no_process_behind(app_farm):
+    """r3's instance answers 503 until start_timeout (2 s here): the start fails, naming why, and its process is
+    stopped with the declared stop command (in command mode, as a unit is stopped), not left running unhealthy."""
+    server = app_farm.environment.servers[0]
+    host, root = app_farm.hosts[server.name], app_farm.environment.app_root(server)
+    quick = app_farm.environment.model_copy(update={"application": app_farm.environment.application.model_copy(
+        update={"start_timeout": 2.0})})
+    (Path(str(root)) / "unhealthy-r3").write_text("")
+    running = app_farm.read()[server.name]
+    free = next(p for p in quick.instance_ports(server) if p not in {i.port for i in running.instances})
+
+    with pytest.raises(Exception) as failed:
+        instances._start(host, instances.start_argv(quick.application, root, free, "r3", "staging"), 30.0)
+
+    assert "did not start: no answer to GET /healthz within 2 s (last status 503)" in str(failed.value), failed.value
+    after = app_farm.read()[server.name].of_release("r3")
+    assert after is not None and after.pid is None and after.health is None, after  # recorded, stopped, not answering
