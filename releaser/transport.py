@@ -392,12 +392,6 @@ def _settings_as_written(data: dict, path: Path) -> dict[str, dict]:
         return {}
     ssh, deadlines = data.get("ssh", {}), data.get("deadlines", {})
 
-    def resolved(value):  # as _resolve does it for the validated environment (whose path is this one, resolved)
-        if value is None:
-            return None
-        expanded = Path(value).expanduser()
-        return str(expanded if expanded.is_absolute() else path.parent / expanded)
-
     made = {}
     client = shutil.which("ssh")
     for server in data.get("servers", []):
@@ -408,8 +402,8 @@ def _settings_as_written(data: dict, path: Path) -> dict[str, dict]:
                 and isinstance(port, int) and 0 < port < 65536):
             continue
         made[name] = dict(
-            host=host, port=port, user=user, key_file=resolved(server.get("key_file") or ssh.get("key_file")),
-            known_hosts=resolved(ssh.get("known_hosts", "~/.ssh/known_hosts")),
+            host=host, port=port, user=user, key_file=_resolved(server.get("key_file") or ssh.get("key_file"), path),
+            known_hosts=_resolved(ssh.get("known_hosts", "~/.ssh/known_hosts"), path),
             check_host_keys=ssh.get("check_host_keys", True), connect_timeout=ssh.get("connect_timeout", 10.0),
             step_timeout=deadlines.get("step", 20.0), upload_stall=deadlines.get("upload_stall", 30.0),
             keepalive=deadlines.get("keepalive", 5.0), ssh_client=client,
@@ -434,11 +428,16 @@ def _require_key_files(environment: Environment) -> None:
 
 def _resolve(path: str | None, environment: Environment) -> str | None:
     """A path from the environment file: ~ expanded, relative ones taken from the file's directory."""
+    return _resolved(path, environment.path)
+
+
+def _resolved(path: str | None, env_file: Path | None) -> str | None:
+    """`path` as written in the environment file `env_file` (None: relative to here), ~ expanded."""
     if path is None:
         return None
     expanded = Path(path).expanduser()
-    if not expanded.is_absolute() and environment.path is not None:
-        expanded = environment.path.parent / expanded
+    if not expanded.is_absolute() and env_file is not None:
+        expanded = env_file.parent / expanded
     return str(expanded)
 
 
