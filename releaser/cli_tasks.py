@@ -15,7 +15,7 @@ from pathlib import Path
 from invoke import Exit, Task
 from invoke import task as invoke_task
 
-from releaser import interrupts, keep_bytecode
+from releaser import interrupts, invocation, keep_bytecode
 from releaser.errors import ReleaserError
 from releaser.project import find_project
 from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
@@ -36,11 +36,12 @@ class ReleaserTask(Task):
         """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
         try:
             interrupts.task_started()
+            invocation.begin(invocation.program_name(), kwargs.get("env"))
             keep_bytecode()  # the installed `releaser` imported this package before Invoke's Program.run set it
             return super().__call__(*args, **kwargs)
         except KeyboardInterrupt:  # Invoke's Program.run would make it a silent exit 1
             interrupts.task_ended()
-            raise Exit(interrupts.interrupted_message(), code=130) from None
+            raise Exit(invocation.for_this_run(interrupts.interrupted_message()), code=130) from None
         finally:
             interrupts.task_ended()
 
@@ -59,9 +60,9 @@ def exit_on_user_error():
     except ReleaserError as error:
         from releaser.ui import visible  # a reason or a server's answer must not drive the terminal
 
-        raise Exit(f"releaser: {visible(str(error))}", code=error.exit_code) from error
+        raise Exit(invocation.for_this_run(f"releaser: {visible(str(error))}"), code=error.exit_code) from error
     except KeyboardInterrupt:  # every switch holds Ctrl-C until it has committed or reverted, so none was under way
-        raise Exit(interrupts.interrupted_message(), code=130) from None
+        raise Exit(invocation.for_this_run(interrupts.interrupted_message()), code=130) from None
 
 
 @contextmanager
@@ -118,7 +119,7 @@ def refuse_dry(c, task_name: str) -> None:
 def require(value, message: str) -> None:
     """Stop with a usage error (exit 2) when a required flag is missing."""
     if not value:
-        raise Exit(f"releaser: {message}", code=2)
+        raise Exit(invocation.for_this_run(f"releaser: {message}"), code=2)
 
 
 def one_line(value, flag: str) -> None:
@@ -203,7 +204,8 @@ def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False
         refuse_hosts("deploy", hosts)
         require(release, "deploy needs --release PATH (a bundle directory or .tar.gz)")
         if not stage:
-            raise Exit("releaser: deploy only stages; pass --stage (then go live with: invoke go-live)", code=2)
+            raise Exit(invocation.for_this_run("releaser: deploy only stages; pass --stage (then go live with: "
+                                               "invoke go-live)"), code=2)
         bundle = read_bundle(Path(release))
         with open_fleet(env, "staging") as fleet:
             if is_dry(c, dry_run):
@@ -343,7 +345,7 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
 
         failing = summary({r.server: r.detail for r in result.results if not r.ok})
         raise Exit(f"releaser: every server's live link is back on {result.release}, but the check after the switch "
-                   f"fails on {failing}; see: invoke runbook rollback", code=1)
+                   f"fails on {failing}; see: {invocation.for_this_run('invoke runbook rollback')}", code=1)
 
 
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table.", "hosts": HOSTS_HELP})

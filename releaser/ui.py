@@ -21,6 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from releaser.invocation import for_this_run
+
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # ui renders what the fleet returns but never calls it
@@ -71,12 +73,12 @@ def say(message: str | Text) -> None:
 
     A str is printed as it is, never read as markup: messages carry paths, reasons and ids. Style with Text.
     """
-    err.print(plain(message))
+    err.print(plain(for_this_run(message) if isinstance(message, str) else message))
 
 
 def warn(message: str) -> None:
     """Print a warning line."""
-    err.print(Text("WARNING: ", style="bold yellow") + plain(message))
+    err.print(Text("WARNING: ", style="bold yellow") + plain(for_this_run(message)))
 
 
 def show_off_calendar(off, command: str) -> None:
@@ -315,7 +317,7 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
     for column in ("server", "outcome", "detail"):
         table.add_column(column)
     for host in result.results:
-        _add_row(table, host.server, word("OK" if host.ok else "FAIL"), host.detail)
+        _add_row(table, host.server, word("OK" if host.ok else "FAIL"), for_this_run(host.detail))
     print_table(table)
     figures = ", ".join(f"{k} {v:.2f}s" for k, v in (result.seconds or {}).items())
     skew = f", rename skew {result.skew * 1000:.0f} ms" if result.skew is not None else ""
@@ -589,7 +591,7 @@ def show_checks_brief(which: str, results) -> None:
     say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
         + (f", {len(failed)} not PASS" if failed else ""))
     for result in failed:
-        err.print(word(result.status) + plain(f" {result.check} on {result.server}: {result.detail}"))
+        err.print(word(result.status) + plain(for_this_run(f" {result.check} on {result.server}: {result.detail}")))
 
 
 def write_text(text: str, path: str | None) -> None:
@@ -616,9 +618,9 @@ def show_runbooks(runbooks: list) -> None:
     for column in ("name", "what it covers", "show it with"):
         table.add_column(column, no_wrap=column != "what it covers")
     for runbook in runbooks:
-        _add_row(table, runbook.name, runbook.title, f"invoke runbook {runbook.name}")
+        _add_row(table, runbook.name, runbook.title, for_this_run(f"invoke runbook {runbook.name}"))
     print_table(table)
-    out.print("show one with: invoke runbook NAME (they are Markdown files in runbooks/)")
+    out.print(for_this_run("show one with: invoke runbook NAME (they are Markdown files in runbooks/)"))
 
 
 # ---- checks, calendar, data (issue 5) ----
@@ -636,7 +638,7 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
         table.add_column(column, no_wrap=True)
     table.add_column("detail", overflow="fold")
     for result in results:
-        _add_row(table, result.check, result.server, word(result.status), result.detail)
+        _add_row(table, result.check, result.server, word(result.status), for_this_run(result.detail))
     print_table(table)
     verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
     err.print(word(verdict) + plain(f" {summarise(results)}"))
@@ -697,7 +699,7 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
     print_table(table)
     for row in status.rows:
         if row.verdict.status != "PASS":
-            err.print(word(row.verdict.status) + plain(f" {row.verdict.detail}"))
+            err.print(word(row.verdict.status) + plain(for_this_run(f" {row.verdict.detail}")))
 
 
 def show_data_change(change) -> None:

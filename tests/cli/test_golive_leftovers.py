@@ -63,7 +63,8 @@ def test_a_server_silent_right_after_its_switch_is_named_in_a_warning(sshd_farm,
     said = " ".join(done.stderr.split())  # rich may wrap a long line
     assert "WARNING: web-2 did not answer the step that frees this command's lock and writes its journal lines" in said
     assert "it may still hold the lock and its journal may lack this command's events" in said
-    assert "run: invoke status, and once it answers: invoke unlock --reason TEXT" in said
+    assert (f"run: invoke status --env {env.path}, and once it answers: invoke unlock --env {env.path} --reason TEXT"
+            in said)  # the commands name the environment this one ran on (releaser/invocation.py)
     assert "r2 is live on every server; rollback target: r1" in said
     assert said.index("WARNING: web-2") < said.index("r2 is live on every server")
     # what the warning says was so: web-2 kept the lock and its journal has no go-live line of this attempt

@@ -14,6 +14,7 @@ from checkenv import write_environment as complete_environment
 from conftest import PROJECT
 from interrupting import interrupted_after
 from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING
+from releaser.invocation import Invocation, suggested
 
 DELAYS = [0, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.45]
 NOT_STAGED = "nothing is staged"  # go-live's own answer on an environment where nothing was deployed
@@ -30,13 +31,15 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(command, tmp_path):
         argv, cwd = [str(Path(sys.executable).with_name("releaser")), *go_live], tmp_path
     else:
         argv, cwd = [sys.executable, "-m", "invoke", *go_live], PROJECT
+    ran_as = Invocation(command, str(env_file))  # the lines' suggested commands name that program and environment
+    known = [suggested(line, ran_as) for line in (BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, AFTER_WORK)]
     seen = []
     for delay in DELAYS:
         done = interrupted_after(argv, delay, cwd=cwd, marker=tmp_path / "marker")
         lines = [line for line in done.stderr.splitlines() if line]
         assert "Traceback" not in done.stderr and lines, (delay, done.returncode, done.stderr)
         if done.returncode == 130:
-            assert lines[-1] in (BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, AFTER_WORK), (delay, lines)
+            assert lines[-1] in known, (delay, lines)
         else:
             assert done.returncode == 3 and NOT_STAGED in lines[-1], (delay, done.returncode, lines)
         if lines[-1] in (BEFORE_START, WHILE_CONNECTING) or done.returncode == 3:  # once the work started, a step may first say it noted Ctrl-C

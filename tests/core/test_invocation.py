@@ -1,0 +1,37 @@
+"""The commands messages suggest, written as the person ran releaser (releaser/invocation.py)."""
+
+from releaser.invocation import Invocation, program_name, suggested
+
+HINT = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
+
+
+def test_plain_invoke_on_the_default_environment_is_left_as_written():
+    assert suggested(HINT, Invocation("invoke", None)) == HINT
+    assert suggested(HINT, Invocation("invoke", "local")) == HINT
+
+
+def test_another_environment_is_added_to_the_tasks_that_read_one():
+    assert suggested(HINT, Invocation("invoke", "production")) == (
+        "run: invoke status --env production, then follow: invoke runbook rollback (section MIXED)")
+
+
+def test_the_installed_command_names_itself_and_quotes_a_path():
+    got = suggested("free it with: invoke unlock --reason TEXT", Invocation("releaser", "/home/on call/prod.toml"))
+    assert got == "free it with: releaser unlock --env '/home/on call/prod.toml' --reason TEXT"
+
+
+def test_a_command_with_its_own_env_keeps_it():
+    text = "See: invoke status --env staging; then invoke history"
+    assert suggested(text, Invocation("invoke", "production")) == (
+        "See: invoke status --env staging; then invoke history --env production")
+
+
+def test_words_that_are_not_tasks_stay():
+    text = "Invoke's parser; invoke --dry would not stop it; invoke statuses"
+    assert suggested(text, Invocation("releaser", "production")) == text
+
+
+def test_the_program_is_read_from_the_script_name():
+    assert program_name("/usr/local/bin/releaser") == "releaser"
+    assert program_name(".venv/bin/invoke") == "invoke"
+    assert program_name("/usr/bin/inv") == "invoke"
