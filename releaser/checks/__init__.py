@@ -6,10 +6,11 @@ CheckResults, so most of a check is tested without a server. `run_checks` first 
 once, in one round trip each (releaser.facts: slots, disk, lock, clock, the release under check and, for the
 checks that need them, its checksums and configuration files), then runs every check's gather in parallel
 and judges. A check that needs sums verified says so in `VERIFY` ("staged", "live"), one that reads the
-configuration files with `CONFIG = True`, and the one that reads the latest rehearsal with `REHEARSAL = True`.
+configuration files with `CONFIG = True`, and the one that reads the latest rehearsal with `REHEARSAL = True`. A check that asks over HTTP while the
+facts are read (`USES_VIEW = False`) and compares its answers with them has `join(gathered, view)`.
 
 CHECKS is the order the table shows: can we reach the servers, is there room, is the right release staged,
-is there something to roll back to, does the database hold the same releases, does staging work, does it
+is there something to roll back to, does the public see today's live, does the database hold the same releases, does staging work, does it
 match live, is it private, is the way clear, is the data in on time, is it the day, are the people there,
 was it rehearsed. A new check is a module and its place in CHECKS, and also its name in the fixed order of
 tests/core/test_checks_runner.py, a row in README's check table and its name in the go-live runbook's
@@ -163,8 +164,14 @@ def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Se
         view = reading.result()
         gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
                     for module in modules}
-        batches = [module.judge(gathered[module].result(), limits, now) for module in modules]
+        batches = [module.judge(_joined(module, gathered[module].result(), view), limits, now) for module in modules]
     return CheckRun(view.release, view.due, tuple(result for batch in batches for result in batch))
+
+
+def _joined(module, gathered, view: ReleaseView):
+    """An early check's HTTP answers with the servers' facts added, for a check that compares the two (`join`)."""
+    join = getattr(module, "join", None)
+    return join(gathered, view) if join is not None else gathered
 
 
 def parse_moment(text: str, timezone_name: str, *, now: datetime | None = None, flag: str = "--at") -> datetime:
@@ -357,11 +364,12 @@ from releaser.checks import (  # noqa: E402
     rehearsal,
     reachable,
     rollback_target,
+    serving,
     smoke,
     staged,
     window,
 )
 
-CHECKS = (reachable, disk, staged, rollback_target, data_slots, smoke, config_parity, embargo, lock, deadline, window,
-          people, rehearsal)
+CHECKS = (reachable, disk, staged, rollback_target, serving, data_slots, smoke, config_parity, embargo, lock, deadline,
+          window, people, rehearsal)
 

@@ -76,12 +76,20 @@ def check_health(environment: Environment, server_name: str, *, rehearsal: bool 
     if environment.application is not None:
         if expect is not None:
             return answer
-        from releaser.participants.front import public_release
-
-        return replace(answer, served=public_release(environment.application, base, timeout=wait))
-    answer = replace(answer, served=read_served(base, timeout=wait, headers=headers))
+        return replace(answer, served=served_at(environment, base, timeout=wait))
+    answer = replace(answer, served=served_at(environment, base, timeout=wait, headers=headers))
     problem = judge_served(answer.served, expect) if expect is not None and answer.ok else None
     return replace(answer, ok=False, detail=problem) if problem else answer
+
+
+def served_at(environment: Environment, base_url: str, *, timeout: float, headers: dict[str, str] | None = None):
+    """Which release the public sees at a site's URL: its release marker, or with [application] the release the
+    instance answering through the front names (releaser.identity.Served)."""
+    if environment.application is not None:
+        from releaser.participants.front import public_release
+
+        return public_release(environment.application, base_url, timeout=timeout)
+    return read_served(base_url, timeout=timeout, headers=headers)
 
 
 class ServerLinks:

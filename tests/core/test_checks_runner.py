@@ -21,7 +21,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def test_registry_order_is_the_table_order():
     """Checks run and show in one fixed order, each module named as the table shows it."""
-    assert check_names() == ("reachable", "disk", "staged", "rollback-target", "data-slots", "smoke", "config-parity",
+    assert check_names() == ("reachable", "disk", "staged", "rollback-target", "serving", "data-slots", "smoke", "config-parity",
                              "embargo", "lock", "deadline", "window", "people", "rehearsal")
     assert all(callable(module.gather) and callable(module.judge) for module in CHECKS)
 

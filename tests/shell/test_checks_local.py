@@ -79,11 +79,11 @@ def failed(results) -> set[str]:
 
 
 def test_good_staged_release_passes_every_check(scene, tmp_path):
-    """A release staged everywhere, on time, signed off, private and working passes all thirteen checks."""
+    """A release staged everywhere, on time, signed off, private and working passes all fourteen checks."""
     scene.build(make_release(tmp_path, "r2"))
     results = scene.check()
     assert {status for status, _ in results.values()} == {"PASS"}, {k: v for k, v in results.items() if v[0] != "PASS"}
-    assert {check for check, _ in results} == {"reachable", "disk", "staged", "rollback-target", "data-slots", "smoke",
+    assert {check for check, _ in results} == {"reachable", "disk", "staged", "rollback-target", "serving", "data-slots", "smoke",
                                                "config-parity", "embargo", "lock", "deadline", "window", "people", "rehearsal"}
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from conftest import EXAMPLES, free_ports, read_slots, ssh_environment_for
 from releaser import ui
 from releaser.bundle import read_bundle
+from releaser.checks import Limits, run_checks
 from releaser.config import load_environment
 from releaser.errors import FleetReverted
 from releaser.sandbox import serving
@@ -95,6 +97,14 @@ def test_a_web_server_serving_the_old_release_fails_go_live_and_status_shows_it(
             with open_fleet(env) as fleet:
                 fleet.go_live(verify=False)
                 reports = fleet.read_status()
+                checked = {r.server: r for r in run_checks(fleet, Limits(env), now=datetime.now(timezone.utc),
+                                                           only="serving")}
+            # `invoke check` finds it before the next go-live would (its verification would put every server back)
+            assert checked["web-2"].status == "FAIL", checked["web-2"]
+            assert "-> release r1, but live points at r2: the web server serves a stale copy" in checked["web-2"].detail
+            assert "reload the web server" in checked["web-2"].detail
+            assert [(checked[n].status, checked[n].detail) for n in ("web-1", "web-3")] == [
+                ("PASS", "the public sees r2, where live points")] * 2
             assert {name: state.live for name, state in read_slots(env).items()} == dict.fromkeys(SERVERS, "r2")
             capsys.readouterr()
             ui.show_status(env.name, reports, as_json=True)
