@@ -606,10 +606,11 @@ def write_text(text: str, path: str | None) -> None:
 
 
 def show_runbook(text: str) -> None:
-    """Render one runbook's Markdown on stdout (headings, numbered steps, commands in code blocks)."""
+    """Render one runbook's Markdown on stdout (headings, numbered steps, commands in code blocks); under the
+    installed `releaser` its commands say `releaser`, as the person will type them."""
     from rich.markdown import Markdown
 
-    out.print(Markdown(text, code_theme="ansi_dark", hyperlinks=False))
+    out.print(Markdown(for_this_run(text), code_theme="ansi_dark", hyperlinks=False))
 
 
 def show_runbooks(runbooks: list) -> None:

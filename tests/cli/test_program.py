@@ -70,6 +70,18 @@ def test_releaser_goes_live_and_rolls_back_from_another_directory(tmp_path, else
     assert {s.live for s in read_slots(load_environment(env_file, PROJECT)).values()} == {"r1"}
 
 
+def test_what_releaser_tells_you_to_run_is_a_releaser_command_on_your_environment(tmp_path, elsewhere):
+    """Hints and runbooks name the program typed; a hint adds the --env given, so it never reads the sandbox."""
+    env_file = str(complete_environment(tmp_path, servers=2))
+    refused = releaser("deploy", "--release", str(EXAMPLES / "r1"), "--env", env_file, cwd=elsewhere)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (f"releaser: deploy only stages; pass --stage (then go live with: releaser "
+                                      f"go-live --env {env_file})")
+    runbook = releaser("runbook", "rollback", cwd=elsewhere)
+    assert runbook.returncode == 0, runbook.stderr
+    assert "releaser rollback --env production" in runbook.stdout and "invoke rollback" not in runbook.stdout
+
+
 def test_an_unknown_task_is_a_usage_error(elsewhere):
     """A typo in the task name exits 1 with Invoke's message, not a traceback."""
     done = releaser("stauts", cwd=elsewhere)
