@@ -344,8 +344,9 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
         from releaser.group import summary
 
         failing = summary({r.server: r.detail for r in result.results if not r.ok})
-        raise Exit(f"releaser: every server's live link is back on {result.release}, but the check after the switch "
-                   f"fails on {failing}; see: {invocation.for_this_run('invoke runbook rollback')}", code=1)
+        raise Exit(invocation.for_this_run(f"releaser: every server's live link is back on {result.release}, but the "
+                                           f"check after the switch fails on {failing}; see: invoke runbook rollback"),
+                   code=1)
 
 
 @task(help={"env": ENV_HELP, "json": "Print JSON instead of a table.", "hosts": HOSTS_HELP})

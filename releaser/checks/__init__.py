@@ -6,13 +6,14 @@ CheckResults, so most of a check is tested without a server. `run_checks` first 
 once, in one round trip each (releaser.facts: slots, disk, lock, clock, the release under check and, for the
 checks that need them, its checksums and configuration files), then runs every check's gather in parallel
 and judges. A check that needs sums verified says so in `VERIFY` ("staged", "live"), one that reads the
-configuration files with `CONFIG = True`, and the one that reads the latest rehearsal with `REHEARSAL = True`. A check that asks over HTTP while the
-facts are read (`USES_VIEW = False`) and compares its answers with them has `join(gathered, view)`.
+configuration files with `CONFIG = True`, and the one that reads the latest rehearsal with `REHEARSAL = True`.
+A check that asks over HTTP while the facts are read (`USES_VIEW = False`) and compares its answers with them
+has `join(gathered, view)`.
 
 CHECKS is the order the table shows: can we reach the servers, is there room, is the right release staged,
-is there something to roll back to, does the public see today's live, does the database hold the same releases, does staging work, does it
-match live, is it private, is the way clear, is the data in on time, is it the day, are the people there,
-was it rehearsed. A new check is a module and its place in CHECKS, and also its name in the fixed order of
+is there something to roll back to, does the public see today's live, does the database hold the same
+releases, does staging work, does it match live, is it private, is the way clear, is the data in on time, is
+it the day, are the people there, was it rehearsed. A new check is a module and its place in CHECKS, and also its name in the fixed order of
 tests/core/test_checks_runner.py, a row in README's check table and its name in the go-live runbook's
 failing-check table (tests/core/test_docs_true.py checks both).
 """

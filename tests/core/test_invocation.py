@@ -35,3 +35,18 @@ def test_the_program_is_read_from_the_script_name():
     assert program_name("/usr/local/bin/releaser") == "releaser"
     assert program_name(".venv/bin/invoke") == "invoke"
     assert program_name("/usr/bin/inv") == "invoke"
+
+
+def test_the_tasks_said_to_read_an_environment_are_those_with_an_env_flag():
+    """ENV_TASKS is written out (invocation imports no task code); it must stay the tasks that take --env."""
+    import inspect
+
+    from invoke import Collection
+
+    from releaser import cli_tasks
+    from releaser.invocation import ENV_TASKS, OTHER_TASKS
+
+    tasks = Collection.from_module(cli_tasks)
+    with_env = {name for name in tasks.task_names if "env" in inspect.signature(tasks[name].body).parameters}
+    assert set(ENV_TASKS) == with_env
+    assert set(OTHER_TASKS) == set(tasks.task_names) - with_env
