@@ -156,7 +156,7 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
     for report in reports:
         if report.state is None:  # its public URL may still answer: what it serves is shown (SSH is not the web)
             _add_row(table, report.server, word("DOWN"), _public_sees(report), "", "", "", "", "",
-                     plain(report.error, style="red"))
+                     plain(for_this_run(report.error), style="red"))
             continue
         state = report.state
         backup = Text(state.backup) if state.backup else word("NO BACKUP") if state.live else Text("-")
@@ -167,7 +167,7 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
         else:
             health = word("PASS" if report.health.ok else "FAIL")
             if not report.health.ok:
-                health += plain(f" {report.health.detail}")
+                health += plain(for_this_run(f" {report.health.detail}"))
         _add_row(table, report.server, state.live or "-", _public_sees(report), backup, state.staging or "-",
                  len(state.on_disk), _bytes(report.free_bytes), lock, health)
     if data is not None:

@@ -50,3 +50,15 @@ def test_the_tasks_said_to_read_an_environment_are_those_with_an_env_flag():
     with_env = {name for name in tasks.task_names if "env" in inspect.signature(tasks[name].body).parameters}
     assert set(ENV_TASKS) == with_env
     assert set(OTHER_TASKS) == set(tasks.task_names) - with_env
+
+
+def test_status_of_a_server_that_is_down_suggests_the_command_as_it_was_run(capsys, monkeypatch):
+    """The DOWN row's error cell names the program and --env too, like the warnings under the table."""
+    from releaser import invocation, ui
+    from releaser.fleet import ServerReport
+
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal: the table prints as a list, nothing cut
+    monkeypatch.setattr(invocation, "_current", [Invocation("releaser", "/srv/prod.toml")])
+    ui.show_status("prod", [ServerReport("web-1", None, error="web-1: ssh failed; see: invoke runbook server-failure")])
+    out = capsys.readouterr().out
+    assert "see: releaser runbook server-failure" in out and "invoke runbook" not in out
