@@ -71,11 +71,12 @@ class HostUnreachable(ReleaserError):
     exit_code = 5
 
     def __init__(self, server: str, what: str, *, hint: str | None = None, answered: bool = False,
-                 silent: bool = False) -> None:
+                 silent: bool = False, unsent: bool = False) -> None:
         super().__init__(f"{server}: {what}", hint=hint)
         self.server = server
         self.answered = answered  # the server did answer, with an error (a full disk refusing an upload's bytes)
         self.silent = silent  # nothing came back before the step's deadline (not a closed or reset connection)
+        self.unsent = unsent  # not one byte of the command left this machine: none of it ran on the server
 
 
 class HostKeyChanged(HostUnreachable):

@@ -35,12 +35,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from releaser.clock import seconds_text
 from releaser.errors import Cancelled, HostUnreachable, ReleaserError
 
 
+T = TypeVar("T")
 INTERRUPTED = "ctrl-c"  # the cause's key when Ctrl-C, not a participant, made the switch revert
 
 
@@ -55,6 +56,21 @@ class StepFailed(Exception):
         super().__init__(detail)
         self.detail = detail
         self.moved = moved
+
+
+def unless_unsent(step: Callable[[], T], prefix: str = "") -> T:
+    """Run a participant's one command; a server the command never reached is a clean failure, not a lost one.
+
+    A connection already closed before one byte of the command left (a server killed between prepare and
+    commit) proves that nothing of it ran there: StepFailed, nothing moved. Any other lost connection stays
+    what it is: the command may have run.
+    """
+    try:
+        return step()
+    except HostUnreachable as error:
+        if not error.unsent:
+            raise
+        raise StepFailed(f"{prefix}not sent, nothing moved there: {error.what.removeprefix(error.server + ': ')}") from error
 
 
 class Participant(Protocol):

@@ -551,21 +551,23 @@ class SshHost:
         self.open()
         if self._silent is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
             raise HostUnreachable(self.name, f"not asked to run {_label(argv)}: {self.address} did not answer earlier "
-                                  f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True)
+                                  f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True,
+                                  unsent=True)
         timeout = timeout or self.step_timeout
         command = _command_line(argv, env)
         if not self._shell_free.acquire(blocking=False):
             return self._run_on_channel(command, argv, timeout)
         try:
             if self._shell is None:
-                self._shell = _Shell(self._connection.client.get_transport())
+                self._shell = _Shell.started(self._connection.client.get_transport())
             return self._shell.run(_shell_step(argv, env), timeout)
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
             _close_quietly(shell)
             raise self._noted(HostUnreachable(
                 self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                hint="see: invoke runbook server-failure", silent=_is_silence(error))) from error
+                hint="see: invoke runbook server-failure", silent=_is_silence(error),
+                unsent=isinstance(error, _Unsent))) from error
         finally:
             self._shell_free.release()
 
@@ -574,17 +576,17 @@ class SshHost:
         self.open()
         timeout = timeout or self.step_timeout
         try:
-            channel = self._connection.client.get_transport().open_session(timeout=timeout)
+            channel = _opened_session(self._connection.client.get_transport(), timeout)
             channel.exec_command(_command_line(argv, None))
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while starting {_label(argv)}: {_why(error)}",
-                                  hint="see: invoke runbook server-failure") from error
+                                  hint="see: invoke runbook server-failure", unsent=isinstance(error, _Unsent)) from error
         return _ChannelRunning(self.name, self.address, argv, channel)
 
     def _run_on_channel(self, command: str, argv: Sequence[str], timeout: float | None) -> Completed:
         """Run one command on an exec channel of its own (sshd starts a session and the login shell for it)."""
         try:
-            channel = self._connection.client.get_transport().open_session(timeout=timeout or 30)
+            channel = _opened_session(self._connection.client.get_transport(), timeout or 30)
             channel.settimeout(timeout)
             channel.exec_command(command)
             stdout = channel.makefile("rb").read().decode(errors="replace")
@@ -594,7 +596,8 @@ class SshHost:
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             raise self._noted(HostUnreachable(
                 self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                hint="see: invoke runbook server-failure", silent=_is_silence(error))) from error
+                hint="see: invoke runbook server-failure", silent=_is_silence(error),
+                unsent=isinstance(error, _Unsent))) from error
         if exit_code == -1:
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}",
                                   hint="see: invoke runbook server-failure")
@@ -844,11 +847,22 @@ class _Shell:
         self.channel = transport.open_session()
         self.channel.exec_command("exec sh")
 
+    @classmethod
+    def started(cls, transport) -> "_Shell":
+        """A new shell on the connection; _Unsent when it cannot be started (no command of the step was sent)."""
+        try:
+            return cls(transport)
+        except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
+            raise _Unsent(_why(error)) from error
+
     def run(self, command: str, timeout: float | None) -> Completed:
-        """Run one shell command line and return its exit status, stdout and stderr."""
+        """Run one shell command line and return its exit status, stdout and stderr.
+
+        _Unsent when the connection refused the very first byte: the server cannot have run any of it.
+        """
         mark = uuid.uuid4().hex
-        self.channel.sendall((f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2\n( {command}\n) </dev/null\n"
-                              f"rc=$?; printf '\\n%s %s\\n' {mark} $rc; printf '\\n%s\\n' {mark} >&2\n").encode())
+        _send_all(self.channel, (f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2\n( {command}\n) </dev/null\n"
+                                 f"rc=$?; printf '\\n%s %s\\n' {mark} $rc; printf '\\n%s\\n' {mark} >&2\n").encode())
         out, err = _Framed(mark), _Framed(mark)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not (out.done and err.done):
@@ -869,6 +883,30 @@ class _Shell:
     def close(self) -> None:
         """End the shell (closing its channel)."""
         self.channel.close()
+
+
+class _Unsent(OSError):
+    """The connection failed before one byte of the command was handed to it: nothing of it can have run."""
+
+
+def _send_all(channel, data: bytes) -> None:
+    """channel.sendall, telling a failure before the first byte (_Unsent) from one part way through."""
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += channel.send(data[sent:])
+    except (OSError, EOFError) as error:
+        if sent == 0:
+            raise _Unsent(_why(error)) from error
+        raise
+
+
+def _opened_session(transport, timeout: float):
+    """A new exec channel; _Unsent when the connection cannot open one (no command has been sent on it)."""
+    try:
+        return transport.open_session(timeout=timeout)
+    except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
+        raise _Unsent(_why(error)) from error
 
 
 class _Framed:
@@ -969,6 +1007,8 @@ def _label(argv: Sequence[str]) -> str:
 def _why(error: BaseException) -> str:
     """Say in words what went wrong; paramiko raises some errors with no text at all (a closed connection)."""
     text = str(error).strip()
+    if isinstance(error, _Unsent):
+        return text  # already said in words where it was raised
     sizes = re.search(r"size mismatch in put!\s*(\d+) != (\d+)", text)
     if sizes:  # paramiko stats the file after writing it: the server kept less than was sent
         return f"the server kept {sizes.group(1)} of {sizes.group(2)} bytes (is its disk full?)"

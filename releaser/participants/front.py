@@ -30,7 +30,7 @@ from pathlib import PurePosixPath
 from releaser.config import Application
 from releaser.identity import Served, judge_served, read_release_header, read_served
 from releaser.participants import SwitchContext
-from releaser.switch import StepFailed
+from releaser.switch import StepFailed, unless_unsent
 from releaser.transport import once_more_on_a_new_connection
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -212,7 +212,7 @@ class ServerFront:
 
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared include over the live one and reload nginx gracefully."""
-        done = self.host.run(commit_argv(self.application, self.root), timeout=timeout)
+        done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root), timeout=timeout), "front: ")
         moment = done.stdout.split()[0] if done.stdout.strip() else ""
         self.moved_at = float(moment) if moment.replace(".", "", 1).isdigit() else None
         if not done.ok:

@@ -30,7 +30,7 @@ from releaser.hooks import run_hook
 from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
-from releaser.switch import StepFailed
+from releaser.switch import StepFailed, unless_unsent
 from releaser.transport import Running, once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
@@ -168,7 +168,8 @@ class ServerLinks:
             done = fired.wait(timeout + self._armed_late)
         if done is None or done.exit_code == _NO_GO:
             self._disarm()
-            done = self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live), timeout=timeout)
+            done = unless_unsent(lambda: self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live),
+                                                       timeout=timeout))
         if not done.ok:  # exit 4: refused before any rename; else maybe half done
             raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None

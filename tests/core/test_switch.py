@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from releaser.switch import Deadlines, Decision, Outcome, State, StepFailed, decide, run_switch
+from releaser.errors import HostUnreachable
+from releaser.switch import Deadlines, Decision, Outcome, State, StepFailed, decide, run_switch, unless_unsent
 
 FAST = Deadlines(prepare=0.5, commit=0.5, verify=0.5, revert=0.5)
 
@@ -72,6 +73,37 @@ def test_a_failed_commit_reverts_whoever_moved():
     assert report.decision is Decision.REVERTED
     assert {t.position for t in things} == {"old"}
     assert "revert" in things[0].done and "abort" in things[1].done
+
+
+class Unreached(Thing):
+    """A participant whose server's connection broke before (`unsent`) or after its commit command was written."""
+
+    def __init__(self, name: str, *, unsent: bool) -> None:
+        super().__init__(name)
+        self.unsent = unsent
+
+    def commit(self, timeout):
+        def send():
+            raise HostUnreachable(self.name, "lost the connection while running releaser-commit", unsent=self.unsent)
+        return unless_unsent(send)
+
+
+def test_a_commit_never_sent_is_a_clean_failure_and_the_rest_is_reverted():
+    """The connection was closed before a byte of b's commit left: b cannot have moved, so REVERTED, not MIXED."""
+    things = [Thing("a"), Unreached("b", unsent=True)]
+    report = run_switch(things, deadlines=FAST)
+    assert report.decision is Decision.REVERTED
+    b = report.outcome("b")
+    assert (b.state, b.may_have_moved) == (State.FAILED, False)
+    assert report.cause["b"] == "not sent, nothing moved there: lost the connection while running releaser-commit"
+
+
+def test_a_commit_lost_after_it_was_sent_may_have_moved():
+    """The same break once the command was written: nobody can tell whether b renamed, so it is LOST and may have moved."""
+    things = [Thing("a"), Unreached("b", unsent=False)]
+    report = run_switch(things, deadlines=FAST)
+    assert "revert" in things[1].done and "abort" not in things[1].done  # put back like a server that moved
+    assert (report.outcome("b").state, report.outcome("b").phase) == (State.REVERTED, "revert")
 
 
 def test_a_commit_that_moved_and_then_failed_is_reverted_too():

@@ -138,22 +138,39 @@ def lock_dirs(env) -> list[str]:
 # ---- (a) a server dies between prepare and commit ----
 
 
-def test_a_server_dying_before_its_commit_leaves_every_server_on_the_old_release(sshd_farm, ssh_env, open_fleet, tmp_path):
-    release_morning(open_fleet, ssh_env)
-    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, env: script_of(argv) == "commit",
-                       before=lambda: sshd_farm.stop("web-2"))
+def _stop_and_see_it_gone(sshd_farm, host, name: str) -> Callable[[], None]:
+    """Kill the server's sshd, then wait until this client's connection to it has seen the end (so no byte of the next
+    command can leave): the server died before its commit was sent."""
+    def stop() -> None:
+        sshd_farm.stop(name)
+        transport = host._connection.client.get_transport()
+        deadline = time.monotonic() + 10
+        while transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not transport.is_active(), f"{name}'s connection still looked open 10 s after its sshd was killed"
+    return stop
 
-    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetMixed) as failure:
+
+def test_a_server_dying_before_its_commit_was_sent_is_not_switched_and_the_others_go_back(sshd_farm, ssh_env, open_fleet,
+                                                                                       tmp_path):
+    """web-2 dies between prepare and commit, and the connection is closed before the commit could be written: it
+    never got it, so it is known to be on r1. A plain revert (exit 6), not MIXED: no load balancer to drain."""
+    release_morning(open_fleet, ssh_env)
+    hosts = make_hosts(ssh_env)
+    hosts["web-2"] = Tripwire(hosts["web-2"], when=lambda argv, env: script_of(argv) == "commit",
+                              before=_stop_and_see_it_gone(sshd_farm, hosts["web-2"], "web-2"))
+
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(FleetReverted) as failure:
         fleet.go_live()
 
     assert read_slots(ssh_env) == everywhere(OLD)  # web-2 never renamed; the others were put back
     message = str(failure.value)
-    assert "go-live failed on web-2 (lost the connection" in message
-    # from here nobody can tell whether web-2 renamed before it went away: never "every server is back"
-    assert "web-1, web-3 are back on r1; web-2 did not answer, so it may still serve r2; the fleet is MIXED" in message
-    assert "keep web-2 away from the public (load balancer)" in message and "invoke runbook rollback" in message
+    assert "go-live failed on web-2 (not sent, nothing moved there: lost the connection" in message
+    assert "the connection was closed (OSError: Socket is closed)" in message or "SSH session not active" in message
+    assert "every server is back on r1" in message and "MIXED" not in message
+    assert failure.value.exit_code == 6
     last = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])
-    assert (last["action"], last["outcome"]) == ("go-live", "mixed")  # the breach report must not read "reverted"
+    assert (last["action"], last["outcome"]) == ("go-live", "reverted")
 
     sshd_farm.restart("web-2")
     with open_fleet(ssh_env) as fleet:
