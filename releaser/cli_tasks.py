@@ -17,6 +17,7 @@ from invoke import task as invoke_task
 
 from releaser import interrupts, invocation, keep_bytecode
 from releaser.errors import ReleaserError
+from releaser.order import counted
 from releaser.project import find_project
 from releaser.selection import HOSTS_HELP, REFUSED_HELP, refuse_hosts
 
@@ -438,7 +439,7 @@ def unlock(c, reason=None, yes=False, env="local", dry_run=False):
             fleet.unlock(reason=reason)
             ui.say(f"removed the lock on {', '.join(preview.lines)}")
             if fleet.unreachable:
-                raise HostUnreachable(", ".join(sorted(fleet.unreachable)), "did not answer, so any lock there is still "
+                raise HostUnreachable(", ".join(counted(fleet.unreachable)), "did not answer, so any lock there is still "
                                       "there", hint="once it answers, run: invoke unlock --reason TEXT again")
 
 
@@ -501,7 +502,7 @@ def history(c, release=None, json=False, env="local", hosts=None):
         events = events_about_release(release, events)
     ui.show_history(events, as_json=json)
     if fleet.unreachable:
-        ui.warn(f"{', '.join(sorted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "
+        ui.warn(f"{', '.join(counted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "
                 "see: invoke runbook server-failure")
 
 

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from releaser.config import Environment
 from releaser.errors import ReleaserError
 from releaser.journal_tail import JournalTail
+from releaser.order import counted_items
 
 if TYPE_CHECKING:
     from releaser.dataslots import DataSlots
@@ -76,7 +77,7 @@ def board_state(environment: Environment, reports: list[ServerReport], *, notice
         "mixed": len({r.state.live for r in reports if r.state}) > 1,
         "checks": _check_json(checks[-1], zone, [s.name for s in environment.servers]) if checks else None,
         "lock": locks,
-        "notices": [{"server": server, "text": text} for server, text in sorted(notices.items())],
+        "notices": [{"server": server, "text": text} for server, text in counted_items(notices)],
         "timeline": [_event_json(e, zone) for e in todays],
     }
 

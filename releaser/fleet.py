@@ -32,6 +32,7 @@ from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, PlanRefu
 from releaser.group import Group, GroupResult, Progress, summary
 from releaser.hooks import run_hook
 from releaser.locking import DeployLock, LockSession
+from releaser.order import counted
 from releaser.participants import SwitchContext, participants_for
 from releaser.participants.links import ServerLinks
 from releaser.recorder import Recorder
@@ -297,8 +298,8 @@ class Fleet:
         back_on = previous or "no release"
         runbook = _runbook(action)
         if report.decision is Decision.REFUSED:
-            lost = sorted(o.name for o in report.outcomes if o.state is State.LOST)
-            leftovers = sorted(o.name for o in report.outcomes if o.state is State.ABORTED and o.detail)
+            lost = counted(o.name for o in report.outcomes if o.state is State.LOST)
+            leftovers = counted(o.name for o in report.outcomes if o.state is State.ABORTED and o.detail)
             after = (f"; {', '.join(leftovers)} kept its temporary links (harmless; the next stage or prune removes them)"
                      if leftovers else "")
             if not rehearsal:
@@ -328,11 +329,11 @@ class Fleet:
         back = report.back
         parts = []
         if stuck:
-            parts.append(f"{', '.join(sorted(stuck))} could not be put back ({summary(stuck)})")
+            parts.append(f"{', '.join(counted(stuck))} could not be put back ({summary(stuck)})")
         if lost:
             parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
                          f"{target or 'the new links'}")
-        done = f"{', '.join(sorted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
+        done = f"{', '.join(counted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
         self.record(action, "mixed", releases={slot: previous, "attempted": target},
                     detail=f"{why}; {'; '.join(parts)}")
         hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 
 from releaser.errors import HostKeyChanged, HostUnreachable, ReleaserError
+from releaser.order import counted, counted_items
 from releaser.transport import Completed, Host, make_hosts, once_more_on_a_new_connection
 
 Progress = Callable[[str, str], None]
@@ -59,7 +60,7 @@ def failures(outcomes: Mapping[str, object]) -> dict[str, str]:
 
 def summary(failed: Mapping[str, str]) -> str:
     """Name every failed server with its reason, sorted, on one line."""
-    return "; ".join(f"{name} ({detail})" for name, detail in sorted(failed.items()))
+    return "; ".join(f"{name} ({detail})" for name, detail in counted_items(failed))
 
 
 class Group:
@@ -99,9 +100,9 @@ class Group:
         changed = {name: e for name, e in self.unreachable.items() if isinstance(e, HostKeyChanged)}
         if changed:  # never a thing to override or retry: the key must be verified first
             first = next(iter(changed.values()))
-            raise HostKeyChanged(", ".join(sorted(changed)), f"cannot be reached safely: {first.what.split(': ', 1)[-1]}",
+            raise HostKeyChanged(", ".join(counted(changed)), f"cannot be reached safely: {first.what.split(': ', 1)[-1]}",
                                  hint=first.hint)
-        names = ", ".join(sorted(self.unreachable))
+        names = ", ".join(counted(self.unreachable))
         first = next(iter(self.unreachable.values()))
         raise HostUnreachable(names, f"cannot be reached safely ({first.what.split(': ', 1)[-1]}); nothing was changed, "
                               f"{doing} not started", hint=first.hint or "see: invoke runbook server-failure")

@@ -20,6 +20,7 @@ from releaser import remote
 from releaser.errors import Cancelled, HostUnreachable, LockHeld, ReleaserError
 from releaser.group import Group, summary
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
+from releaser.order import counted, counted_items
 from releaser.participants.links import EarlyPrepare
 from releaser.recorder import Recorder
 from releaser.serverstate import ServerReport, parse_status
@@ -66,10 +67,10 @@ class LockSession:
     def leftover_warning(self) -> str:
         """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
         stuck = self.stuck
-        silent = sorted(name for name, left in stuck.items() if not left.answered)
-        unclear = sorted(name for name, left in stuck.items() if left.answered and not left.known)
-        kept = sorted(name for name, left in stuck.items() if left.known and left.lock)
-        missing = sorted(name for name, left in stuck.items() if left.known and left.journal and not left.lock)
+        silent = counted(name for name, left in stuck.items() if not left.answered)
+        unclear = counted(name for name, left in stuck.items() if left.answered and not left.known)
+        kept = counted(name for name, left in stuck.items() if left.known and left.lock)
+        missing = counted(name for name, left in stuck.items() if left.known and left.journal and not left.lock)
         parts = []
         if silent:
             parts.append(_unknown(silent, stuck, "did not answer the step that frees this command's lock and writes its "
@@ -206,7 +207,7 @@ class DeployLock:
             group.run(lambda name: remote.finish_argv(group.root(name), token, []), taken)
             if refusal:
                 raise refusal
-            name, error = sorted(errors.items())[0]
+            name, error = counted_items(errors)[0]
             raise HostUnreachable(name, f"cannot take the lock: {error}",
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
@@ -226,8 +227,8 @@ def lock_refusal(holders: Mapping[str, LockInfo | None], *, actor: str, kind: st
                                     or (holder.owner == actor and holder.kind == "manual" and kind == "command")))}
     if not refusing:
         return None
-    name, holder = sorted(refusing.items())[0]
-    return LockHeld(f"{describe_lock(holder)} on {', '.join(sorted(refusing))}", hint="wait, or run: invoke unlock --reason TEXT")
+    name, holder = counted_items(refusing)[0]
+    return LockHeld(f"{describe_lock(holder)} on {', '.join(counted(refusing))}", hint="wait, or run: invoke unlock --reason TEXT")
 
 
 def finish_leftover(outcome: object, *, held: bool, lines: bool) -> Leftover | None:

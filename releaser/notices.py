@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from releaser import remote
 from releaser.errors import ReleaserError
+from releaser.order import counted
 
 if TYPE_CHECKING:
     from releaser.fleet import Fleet
@@ -26,7 +27,7 @@ def publish_notice(fleet: Fleet, message: str, *, clear: bool = False) -> None:
         outcomes = group.run(lambda name: remote.write_file_argv(path(name), message))
     doing = "remove the notice" if clear else "publish the notice"
     if outcomes.failed:  # the others do show (or no longer show) it: journaled and said, for the breach report
-        done = sorted(set(group.hosts) - set(outcomes.failed))
+        done = counted(set(group.hosts) - set(outcomes.failed))
         fleet.record("notice", "failed", detail=f"{message if not clear else '(clear)'}; done on "
                      f"{', '.join(done) or 'no server'}; failed on {outcomes.summary()}")
         where = (f"; {', '.join(done)} {'no longer show' if clear else 'show'} it now, so the servers differ"

@@ -13,6 +13,7 @@ from pathlib import Path
 from releaser import remote
 from releaser.group import summary
 from releaser.journal import append_local, event_line, make_event, merge_history, parse_lines, read_local
+from releaser.order import counted
 from releaser.transport import Completed
 
 
@@ -50,7 +51,7 @@ class Recorder:
     def missed_warnings(self) -> list[str]:
         """One sentence per event some server's journal did not take (a full disk, a server gone), and where it is."""
         kept = "this machine's journal has it" if self.journal_path is not None else "no other journal has it"
-        return [f"the journal on {', '.join(sorted(failed))} lacks this command's {action} event ({_why(failed)}); {kept}"
+        return [f"the journal on {', '.join(counted(failed))} lacks this command's {action} event ({_why(failed)}); {kept}"
                 for action, failed in self.missed]
 
     def line(self, action: str, outcome: str, **fields) -> str:
@@ -63,7 +64,7 @@ class Recorder:
     def _event(self, action: str, outcome: str, **fields) -> dict:
         fields["extra"] = {**self.context, **(fields.get("extra") or {})}
         return make_event(action, event_id=uuid.uuid4().hex, environment=self.environment.name, actor=self.actor,
-                          now=self.clock.now(), outcome=outcome, servers=sorted(self.group.hosts), **fields)
+                          now=self.clock.now(), outcome=outcome, servers=counted(self.group.hosts), **fields)
 
     def finish_notifications(self) -> None:
         """Wait briefly for this command's notifications and journal every channel that failed."""

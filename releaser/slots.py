@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from releaser.errors import PlanRefused
+from releaser.order import counted_items
 
 SLOTS = ("live", "backup", "staging")
 
@@ -204,7 +205,7 @@ def fleet_release(states: Mapping[str, SlotState], slot: str) -> str | None:
 def _require_same(states: Mapping[str, SlotState], slot: str, *, hint: str) -> None:
     values = {server: state.slot(slot) for server, state in states.items()}
     if len(set(values.values())) > 1:
-        listed = ", ".join(f"{server} {release or 'empty'}" for server, release in sorted(values.items()))
+        listed = ", ".join(f"{server} {release or 'empty'}" for server, release in counted_items(values))
         raise PlanRefused(f"servers disagree on {slot} ({listed})", hint=hint)
 
 

@@ -21,6 +21,7 @@ from releaser import remote, shipping
 from releaser.bundle import Bundle, sha256sums_text
 from releaser.errors import Cancelled, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
 from releaser.group import summary
+from releaser.order import counted
 from releaser.results import FleetResult, HostResult, with_leftovers
 from releaser.serverstate import states
 from releaser.slots import Plan, fleet_release, plan_fleet_stage
@@ -56,7 +57,7 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
             if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
                 why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
-                raise HostUnreachable(", ".join(sorted(failed)), f"did not answer while staging {release_id} ({why}); "
+                raise HostUnreachable(", ".join(counted(failed)), f"did not answer while staging {release_id} ({why}); "
                                       "no server's staging changed",
                                       hint="see: invoke runbook server-failure; once it answers, run the same command again")
             raise FleetReverted(f"staging {release_id} failed on {summary(failed)}; no server's staging changed",
@@ -74,7 +75,7 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
 
 def stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
     """What to do after a failed stage: running it again mends a full disk, not a damaged copy already there."""
-    damaged = sorted(name for name, detail in failed.items() if _DAMAGED.search(detail))
+    damaged = counted(name for name, detail in failed.items() if _DAMAGED.search(detail))
     if damaged:
         return (f"the {release_id} already on {', '.join(damaged)} is not this bundle's files, and a release id never "
                 f"changes its files: build the bundle as a new release id and stage that (invoke build --help)")

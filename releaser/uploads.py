@@ -28,6 +28,7 @@ from releaser.datasets import (
     parse_sums, records_json, sums_with, with_sign_off, with_upload,
 )
 from releaser.errors import HostUnreachable, PlanRefused, ReleaserError
+from releaser.order import counted, counted_items
 
 
 
@@ -67,18 +68,18 @@ def staged_release_for_data(servers: Mapping[str, ServerView]) -> str:
     """Return the release every server stages, refusing when data could land in live or backup or servers disagree."""
     broken = {name: view.error for name, view in servers.items() if view.error}
     if broken:
-        name, error = sorted(broken.items())[0]
+        name, error = counted_items(broken)[0]
         raise HostUnreachable(name, error, hint="nothing was changed; fix that server and run the command again")
     staged = {view.staging for view in servers.values()}
     if None in staged:
-        empty = ", ".join(sorted(n for n, v in servers.items() if v.staging is None))
+        empty = ", ".join(counted(n for n, v in servers.items() if v.staging is None))
         raise PlanRefused(f"nothing is staged on {empty}; data goes only into a staged release",
                           hint="stage the release first: invoke deploy --stage --release PATH")
     if len(staged) > 1:
         raise PlanRefused(f"servers stage different releases ({', '.join(sorted(staged))}); nothing was changed",
                           hint="stage one release everywhere: invoke deploy --stage --release PATH")
     release = staged.pop()
-    for name, view in sorted(servers.items()):
+    for name, view in counted_items(servers):
         for slot in ("live", "backup"):
             if getattr(view, slot) == release:
                 raise PlanRefused(f"staging on {name} is the {slot} release {release}; data never goes into live or backup",
@@ -152,7 +153,7 @@ def _change(fleet, action: str, name: str, *, reason: str | None, data: Path | N
             stamp = Stamp(fleet.actor, stamp_at, current.pop())
         _install_everywhere(fleet, view.servers, release, dataset.file, name, stamp, data)
     change = DataChange(action.removeprefix("data-"), release, name, dataset.file, stamp.sha256, stamp.by, stamp.at,
-                        tuple(sorted(view.servers)))
+                        tuple(counted(view.servers)))
     fleet.record(action, "done", releases={"staging": release}, reason=reason,
                  detail=f"{name} ({dataset.file}) sha256 {stamp.sha256[:12]}",
                  extra={"dataset": name, "file": dataset.file, "sha256": stamp.sha256})
@@ -207,7 +208,7 @@ def _install_everywhere(fleet, servers: Mapping[str, ServerView], release: str, 
         failed = _failures(installed)
         if failed:
             run_phase("discard")
-            done = ", ".join(sorted(set(servers) - set(failed))) or "no server"
+            done = ", ".join(counted(set(servers) - set(failed))) or "no server"
             raise ReleaserError(f"data {name} changed on {done} but not on {_summary(failed)}",
                                 hint="run the same command again; `invoke check` fails the staged check until every server agrees")
 
@@ -223,7 +224,7 @@ def _failures(outcomes: Mapping[str, object]) -> dict[str, str]:
 
 
 def _summary(failed: Mapping[str, str]) -> str:
-    return "; ".join(f"{server} ({detail})" for server, detail in sorted(failed.items()))
+    return "; ".join(f"{server} ({detail})" for server, detail in counted_items(failed))
 
 
 def _is_name(name: str) -> bool:

@@ -15,6 +15,7 @@ from releaser.calendar import next_release, upload_deadline_for
 from releaser.checks import ALL, CheckResult, Limits, ReleaseView, ServerView, sums_digest
 from releaser.config import Environment
 from releaser.datasets import dataset_states, judge_dataset, parse_sums
+from releaser.order import counted
 
 NAME = "deadline"
 
@@ -38,7 +39,7 @@ def records_differ(servers: Mapping[str, ServerView]) -> tuple[str, ...]:
     if not readable:
         return ()
     common = max(set(readable.values()), key=list(readable.values()).count)
-    return tuple(sorted(name for name, digest in readable.items() if digest != common))
+    return tuple(counted(name for name, digest in readable.items() if digest != common))
 
 
 def upload_deadline(environment: Environment, publication: str, at: datetime | None, now: datetime) -> datetime | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts
 from releaser.facts import Verified
+from releaser.order import counted
 
 NAME = "rollback-target"
 VERIFY = ("live",)  # the facts' round trip checks the live release's files against its sums
@@ -43,7 +44,7 @@ def _judge_one(fact: Verified, common: str | None, facts: Mapping[str, object]) 
         return "FAIL", "no live release: after go-live there would be NO rollback target"
     release = fact.release
     if release != common:
-        elsewhere = ", ".join(sorted(s for s, f in facts.items() if isinstance(f, Verified) and f.release == common))
+        elsewhere = ", ".join(counted(s for s, f in facts.items() if isinstance(f, Verified) and f.release == common))
         return "FAIL", f"live is {release} here but {common} on {elsewhere}: servers would roll back to different releases"
     if fact.outcome == "missing":
         return "FAIL", f"live points at {release}, which is not on disk: after go-live there would be NO rollback target"

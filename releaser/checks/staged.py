@@ -9,6 +9,7 @@ from datetime import datetime
 
 from releaser.checks import CheckResult, Limits, ReleaseView, ServerView, Unreadable, not_checked, sums_digest
 from releaser.facts import Verified
+from releaser.order import counted
 
 NAME = "staged"
 VERIFY = ("staged",)  # the facts' round trip checks the staged release's files against its sums
@@ -67,13 +68,13 @@ def _judge_one(fact: StagedFacts, expected: str | None, reference: str | None, r
     if not view.on_disk:
         return "FAIL", f"staging points at {release}, which is not on this server"
     if release != reference:
-        elsewhere = ", ".join(sorted(s for s, f in others.items() if f.view.release == reference))
+        elsewhere = ", ".join(counted(s for s, f in others.items() if f.view.release == reference))
         return "FAIL", f"staging is {release} here but {reference} on {elsewhere}: stage one release everywhere"
     digest = sums_digest(view.sums)
     if not digest:
         return "FAIL", f"{release} has no checksums file here: stage it again"
     if digest != reference_sums:
-        elsewhere = ", ".join(sorted(s for s, f in others.items() if sums_digest(f.view.sums) == reference_sums))
+        elsewhere = ", ".join(counted(s for s, f in others.items() if sums_digest(f.view.sums) == reference_sums))
         return "FAIL", f"{release} has different files here (sums {digest[:8]}) than on {elsewhere} ({reference_sums[:8]})"
     verified = fact.verified
     if verified is None or verified.outcome != "intact":
