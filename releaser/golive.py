@@ -19,6 +19,7 @@ from releaser.clock import Clock
 from releaser.config import Environment
 from releaser.errors import Cancelled, ChecksFailed, HostUnreachable, PlanRefused, UsageError
 from releaser.fleet import Approve, Fleet, FleetResult
+from releaser.order import counted, counted_items
 from releaser.publication import GRACE, Slot, choose_slot
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
@@ -147,7 +148,7 @@ def refuse_if_down(fleet: Fleet, record: Record) -> None:
     try:
         fleet.require_all_reachable("go-live")
     except HostUnreachable as error:
-        record("refused", error.what, unreachable=sorted(fleet.unreachable))
+        record("refused", error.what, unreachable=counted(fleet.unreachable))
         raise
 
 
@@ -158,7 +159,7 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
     failed = failing(results)
     lost = {r.server: r.detail for r in failed if r.check == "reachable"}
     if lost:
-        record("refused", f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer", unreachable=sorted(lost))
+        record("refused", f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer", unreachable=counted(lost))
         raise _servers_down(lost, f"go-live stopped at {which} before {at:%H:%M}")
     if failed:
         names = ", ".join(sorted({f"{r.check} on {r.server}" for r in failed}))
@@ -172,9 +173,9 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
 
 def _servers_down(lost: dict[str, str], doing: str) -> HostUnreachable:
     """One error for servers that did not answer, one line per server, pointing at the server-failure runbook."""
-    lines = "".join(f"\n  {server}: {detail}" for server, detail in sorted(lost.items()))
+    lines = "".join(f"\n  {server}: {detail}" for server, detail in counted_items(lost))
     count = f"{len(lost)} servers" if len(lost) > 1 else "1 server"
-    return HostUnreachable(", ".join(sorted(lost)), f"{doing}: {count} did not answer, so nothing was switched and "
+    return HostUnreachable(", ".join(counted(lost)), f"{doing}: {count} did not answer, so nothing was switched and "
                            f"no check override can help{lines}", hint="see: invoke runbook server-failure")
 
 
@@ -238,7 +239,7 @@ def start_attempt(fleet: Fleet, clock: Clock) -> Attempt:
     try:
         plans = fleet.plan_go_live()
     except HostUnreachable as error:  # journaled, so the breach report can say the servers were down
-        fleet.record("go-live", "refused", detail=error.what, extra={**context, "unreachable": sorted(fleet.unreachable)})
+        fleet.record("go-live", "refused", detail=error.what, extra={**context, "unreachable": counted(fleet.unreachable)})
         raise
     release = next(iter(plans.values())).before.staging
     publications = tuple(fleet.read_manifest(release).publications) if release else ()
@@ -352,9 +353,12 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
     else:
         record = _recorder(fleet, {**attempt.context, "requested_at": _utc(clock.now())}, attempt.release)
         _stop_on_failures(fleet, checks("all"), "every check", clock.now(), record=record)
-        extra = {"forced": True} if force else {}
-        result = fleet.go_live(reason=reason, approve=approve,
-                               journal_extra={**attempt.context, **extra, "switched_at": _utc(clock.now())})
+        journal_extra = {**attempt.context, **({"forced": True} if force else {})}
+
+        def note_the_second() -> None:  # after the checks, the lock and the question: the second of the commit
+            journal_extra["switched_at"] = _utc(clock.now())
+
+        result = fleet.go_live(reason=reason, approve=approve, before_commit=note_the_second, journal_extra=journal_extra)
     if slot is not None and off_calendar is not None:
         off_calendar(OffCalendar(result.release, slot.publication, slot.at.astimezone(zone), clock.now().astimezone(zone)))
     return result

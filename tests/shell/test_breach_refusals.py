@@ -39,3 +39,4 @@ def test_a_server_lost_at_the_lock_is_a_journaled_refusal(local_env, open_fleet,
     last = [e for e in history if e["action"] == "go-live"][-1]
     assert last["outcome"] == "refused" and "connection reset while taking the lock" in last["detail"]
     assert last.get("attempt"), "the refusal carries its go-live command's attempt id"
+    assert "switched_at" not in last, "nothing was switched: the refusal names no second of a switch"

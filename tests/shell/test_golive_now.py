@@ -23,3 +23,21 @@ def test_go_live_now_checks_judge_the_moment_it_goes_live(tmp_path, open_fleet, 
     by = {r.check: r for r in shown["all"] if r.server == "all"}
     assert by["lock"].detail == "no other publication due within 7 days of Mon 30 Nov 09:00 GMT", by["lock"].detail
     assert "Mon 30 Nov 09:00 GMT" in by["people"].detail and "Tue 1 Dec" not in by["people"].detail
+
+
+def test_go_live_now_journals_the_second_of_the_switch_not_of_the_command(tmp_path, open_fleet, fake_clock):
+    """The release manager reads the plan for 40 s before saying yes: `switched_at` (what the breach report calls
+    the moment of publication) is the commit's second, after the question, not when the command started."""
+    def slow_yes(action, plans):
+        fake_clock.advance(40)
+        return True
+
+    environment = load_environment(str(write_environment(tmp_path)), PROJECT)
+    with open_fleet(environment) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        fleet.go_live()
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        go_live_command(fleet, clock=fake_clock, now=True, approve=slow_yes)
+        event = [e for e in fleet.read_history() if e["action"] == "go-live"][-1]
+    assert event["outcome"] == "done"
+    assert event["switched_at"] == "2026-11-30T09:00:40.000Z"
