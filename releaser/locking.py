@@ -208,7 +208,7 @@ class DeployLock:
             if refusal:
                 raise refusal
             name, error = counted_items(errors)[0]
-            raise HostUnreachable(name, f"cannot take the lock: {error}",
+            raise HostUnreachable(name, f"cannot take the lock: {error}", answered=True,
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
                            {name: early for name, (_, _, _, early) in answers.items() if early is not None})
