@@ -89,7 +89,7 @@ def headline(event: Mapping, name: str) -> str:
         return f"{where}: go-live FAILED"
     if name == "rolled-back":
         if outcome in ("reverted", "mixed"):
-            return f"{where}: rollback to {live} FAILED ({outcome}); act now: invoke status"
+            return f"{where}: rollback to {live} FAILED ({outcome}); act now: invoke status --env {where}"
         if outcome == "unhealthy":
             return f"{where}: rolled back to {live}, but the health check FAILS"
         return f"{where}: rolled back; {live} is live again (was {releases.get('rolled_back')})"
