@@ -36,7 +36,7 @@ class ReleaserTask(Task):
     def __call__(self, *args, **kwargs):
         """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
         try:
-            interrupts.task_started()
+            interrupts.task_started(reading=self.name.replace("_", "-") if self.name in READING_TASKS else None)
             invocation.begin(invocation.program_name(), kwargs.get("env"))
             keep_bytecode()  # the installed `releaser` imported this package before Invoke's Program.run set it
             return super().__call__(*args, **kwargs)
@@ -47,6 +47,7 @@ class ReleaserTask(Task):
             interrupts.task_ended()
 
 
+READING_TASKS = {"status", "check", "history", "breach_report", "data_status"}  # they change nothing on any server
 task = partial(invoke_task, klass=ReleaserTask)
 DRY_HELP = "Show what would change on every server, and change nothing (Invoke's --dry does the same)."
 
@@ -633,6 +634,7 @@ def check(c, release=None, only=None, at=None, json_=False, env="local", hosts=N
             limits = Limits(environment, release=release, at=parse_moment(at, zone, now=fleet.clock.now()) if at else None,
                             actor=actor())
             run = check_release(fleet, limits, now=fleet.clock.now(), only=only)
+            interrupts.note_writing()  # the journal line of this check run
             fleet.record("check", "failed" if run.failed else "done", releases={"staging": run.release},
                          detail=summarise(run.results),
                          extra={"checks": [r for r in results_json(run.results) if r["status"] != "PASS"]})

@@ -125,7 +125,7 @@ class Group:
                 futures[name] = self._pool.submit(guarded, name)
             return GroupResult({name: future.result() for name, future in futures.items()})
         except KeyboardInterrupt:
-            self._stop_at_the_next_step(list(futures.values()))
+            self.stop_at_the_next_step(list(futures.values()))
             raise
 
     def each_reconnecting(self, work: Callable[[str], object], names: Iterable[str]) -> GroupResult:
@@ -150,7 +150,7 @@ class Group:
             raise ReleaserError(f"could not {doing} on {outcomes.summary()}", hint="see: invoke runbook server-failure")
         return outcomes
 
-    def _stop_at_the_next_step(self, futures: list[Future]) -> None:
+    def stop_at_the_next_step(self, futures: list[Future]) -> None:
         """After Ctrl-C, let every server's current step end (uploads stop at their next chunk) before going on.
 
         Leaving while they run would leave servers working after the command said it stopped, and the

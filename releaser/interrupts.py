@@ -66,9 +66,13 @@ def _quiet_about_a_closed_pipe(kind, error, trace) -> None:
         pass
 
 
-def task_started() -> None:
-    """A task's body begins. A later task of the same `invoke` run gets Ctrl-C back as KeyboardInterrupt at once."""
+def task_started(*, reading: str | None = None) -> None:
+    """A task's body begins. A later task of the same `invoke` run gets Ctrl-C back as KeyboardInterrupt at once.
+
+    `reading`: the task's name when it only reads the servers (status, check): its Ctrl-C line says nothing changed.
+    """
     _state["tasks"] += 1
+    _state["reading"] = reading
     _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and _started_as_command():
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -93,6 +97,12 @@ def task_ended() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def note_writing() -> None:
+    """A task that only read the servers writes from here on (check's journal line): its Ctrl-C line says no more
+    that nothing changed."""
+    _state["reading"] = None
+
+
 def note_finished(what: str) -> None:
     """The command's switch is over and `what` says how it ended: a later Ctrl-C says so instead of WHILE_WORKING."""
     _state["finished_what"] = what
@@ -107,6 +117,8 @@ def interrupted_message() -> str:
     reworked that mark). One exec() of a string that does nothing clears the mark, so the exit code stays 130.
     """
     exec("pass", {})  # noqa: S102  (a constant: see the docstring)
+    if _state["phase"] == "working" and _state.get("reading"):
+        return f"releaser: interrupted (Ctrl-C) during {_state['reading']}, which only reads the servers; nothing was changed"
     if _state["phase"] == "working" and _state.get("finished_what"):
         return (f"releaser: interrupted (Ctrl-C) after the switch had ended ({_state['finished_what']}), while the "
                 "command was closing; to see where every server stands, run: invoke status")

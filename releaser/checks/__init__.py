@@ -159,13 +159,21 @@ def check_release(fleet: Fleet, limits: Limits, *, now: datetime, only: str | Se
     # the servers' facts are asked for first; checks that ask only over HTTP (USES_VIEW = False) start at once
     # beside them, on threads of their own, so the facts never queue behind the HTTP requests
     with ThreadPoolExecutor(max_workers=len(modules) + 1, thread_name_prefix="check") as pool:
-        reading = pool.submit(read_view, fleet, limits, now, verify=verify, config=config, rehearsal=rehearsal)
-        early = {module: pool.submit(module.gather, fleet, None, limits)
-                 for module in modules if not getattr(module, "USES_VIEW", True)}
-        view = reading.result()
-        gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
-                    for module in modules}
-        batches = [module.judge(_joined(module, gathered[module].result(), view), limits, now) for module in modules]
+        asked = []  # after Ctrl-C, the command says it waits for these and lets each end (every one has a deadline)
+        try:
+            reading = pool.submit(read_view, fleet, limits, now, verify=verify, config=config, rehearsal=rehearsal)
+            asked.append(reading)
+            early = {module: pool.submit(module.gather, fleet, None, limits)
+                     for module in modules if not getattr(module, "USES_VIEW", True)}
+            asked += early.values()
+            view = reading.result()
+            gathered = {module: early[module] if module in early else pool.submit(module.gather, fleet, view, limits)
+                        for module in modules}
+            asked += gathered.values()
+            batches = [module.judge(_joined(module, gathered[module].result(), view), limits, now) for module in modules]
+        except KeyboardInterrupt:
+            fleet.group.stop_at_the_next_step(asked)
+            raise
     return CheckRun(view.release, view.due, tuple(result for batch in batches for result in batch))
 
 

@@ -46,3 +46,22 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(command, tmp_path):
             assert len(lines) == 1, (delay, lines)
         seen.append(lines[-1])
     assert seen[0] == BEFORE_START  # SIGINT right after the entry point: before any task, nothing changed
+
+
+def test_ctrl_c_during_status_says_nothing_was_changed(tmp_path):
+    """status only reads: a Ctrl-C during its work says so, instead of sending the on-call engineer to run status."""
+    env_file = complete_environment(tmp_path, servers=6)  # six servers' reads: a window the sweep cannot miss
+    argv = [str(Path(sys.executable).with_name("releaser")), "status", "--env", str(env_file)]
+    reading = "releaser: interrupted (Ctrl-C) during status, which only reads the servers; nothing was changed"
+    shown = suggested(AFTER_WORK, Invocation("releaser", str(env_file)))  # the table was being printed
+    seen = set()
+    for delay in [0, *(0.1 + 0.025 * i for i in range(24))]:
+        done = interrupted_after(argv, delay, cwd=tmp_path, marker=tmp_path / "marker")
+        lines = [line for line in done.stderr.splitlines() if line]
+        assert "Traceback" not in done.stderr, (delay, done.stderr)
+        if done.returncode == 130:
+            assert lines[-1] in (BEFORE_START, WHILE_CONNECTING, reading, shown), (delay, lines)
+            seen.add(lines[-1])
+        else:
+            assert done.returncode == 0, (delay, done.returncode, lines)  # it had finished
+    assert {BEFORE_START, reading} <= seen, seen  # the sweep reached the work too

@@ -21,3 +21,17 @@ def test_a_ctrl_c_after_the_switch_ended_says_how_it_ended(state):
     assert interrupts.interrupted_message() == (
         "releaser: interrupted (Ctrl-C) after the switch had ended (r1 is live again on every server), while the "
         "command was closing; to see where every server stands, run: invoke status")
+
+
+def test_a_ctrl_c_during_a_command_that_only_reads_says_nothing_was_changed(state):
+    """`invoke check` interrupted while it reads the servers: no 'outside any switch, run status' worry for on-call;
+    once it writes its journal line, the plain working line again."""
+    interrupts.task_started(reading="check")
+    interrupts.work_started()
+    assert interrupts.interrupted_message() == (
+        "releaser: interrupted (Ctrl-C) during check, which only reads the servers; nothing was changed")
+    interrupts.note_writing()
+    assert interrupts.interrupted_message() == interrupts.WHILE_WORKING
+    interrupts.task_started()  # a later task of the same run, one that writes
+    interrupts.work_started()
+    assert interrupts.interrupted_message() == interrupts.WHILE_WORKING
