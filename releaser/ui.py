@@ -292,7 +292,7 @@ def show_preview_lines(preview) -> None:
         return
     table = Table(title=plain(f"{preview.action}, per server"), title_justify="left")
     table.add_column("server", no_wrap=True)
-    table.add_column("dry run", overflow="fold")  # the lines say "would ..." themselves
+    table.add_column("plan", overflow="fold")  # the lines say "would ..." themselves; unlock shows them before it asks
     for server, line in preview.lines.items():
         _add_row(table, server, line)
     print_table(table, console=err)

@@ -175,6 +175,7 @@ def test_unlock_names_the_lock_it_removed(tmp_path):
     assert done.returncode == 0
     assert "removed the lock on web-1, web-2" in done.stderr
     assert 'lock held by truth@tests since' in done.stderr and '(reason: "hotfix r41"' in done.stderr
+    assert "dry run" not in done.stdout + done.stderr  # QA: the plan shown before it asks was headed "dry run"
     status = json.loads(invoke("status", "--json", "--env", str(env)).stdout)
     assert [s["lock"] for s in status["servers"]] == [None, None]
     assert "unlock" in {e["action"] for e in json.loads(invoke("history", "--json", "--env", str(env)).stdout)}
