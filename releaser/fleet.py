@@ -304,9 +304,12 @@ class Fleet:
                      if leftovers else "")
             if not rehearsal:
                 self.record(action, "refused", releases={slot: target}, detail=cause)
+            at_the_second = any(o.phase == "ready" for o in report.outcomes)  # lost during the wait for T
             if lost and len(lost) == len(report.cause):
-                raise HostUnreachable(", ".join(lost), f"did not answer while preparing {action} ({cause}); nothing was "
-                                      f"switched{after}", hint="see: invoke runbook server-failure")
+                doing = f"was lost before {action}'s switch, so no server was told to switch" if at_the_second else \
+                    f"did not answer while preparing {action}"
+                raise HostUnreachable(", ".join(lost), f"{doing} ({cause}); nothing was switched{after}",
+                                      hint="see: invoke runbook server-failure")
             raise FleetReverted(f"{action} stopped before any switch: {cause}; nothing was switched{after}",
                                 hint=f"fix what it names, then run the same command again; see: invoke runbook {runbook}")
         if rehearsal and report.decision is Decision.REVERTED:

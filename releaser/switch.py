@@ -104,6 +104,17 @@ class Participant(Protocol):
         ...
 
 
+class ReadyCheck(Protocol):
+    """A participant that can tell, from this process alone and at once, that it cannot commit (its connection to
+    the server is already gone). Asked of every participant at the moment, before any is told to move: one that
+    is not ready stops the switch with nothing moved anywhere, where committing the others would show the new
+    release for the length of a revert."""
+
+    def ready(self) -> str | None:
+        """Why this participant cannot commit now, or None; must not wait for anything."""
+        ...
+
+
 class StoppableVerify(Protocol):
     """A participant whose verify can be told to end early: another participant's verify failed, so the switch
     reverts without waiting for it. `stop_verifying` must return at once; verify then ends soon, failing."""
@@ -281,6 +292,12 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
             _abort_all(participants, deadlines, presses)
             raise
 
+    unready = _unready(participants)
+    if unready:  # known before any is told to move (a server died during the wait): nobody moves
+        failed = {name: _Step(False, detail=why, lost=True) for name, why in unready.items()}
+        outcomes = _abort_all(participants, deadlines, presses, failed=failed, phase="ready")
+        return SwitchReport(decide(outcomes), outcomes, {name: step.detail for name, step in failed.items()}, timings)
+
     with held_interrupts() as presses:
         moment = time.perf_counter()
         if armed:
@@ -391,6 +408,17 @@ def _arm_quietly(participant: ArmedCommit, bound: float, timeout: float) -> None
         participant.arm(bound, timeout)
     except Exception:  # not armed: this participant commits the usual way at the moment
         pass
+
+
+def _unready(participants: Sequence[Participant]) -> dict[str, str]:
+    """Every participant that says it cannot commit now (ReadyCheck), with why; asking costs no round trip."""
+    unready = {}
+    for participant in participants:
+        ready = getattr(participant, "ready", None)
+        why = ready() if callable(ready) else None
+        if why:
+            unready[participant.name] = why
+    return unready
 
 
 def _say_go(participants: Sequence[Participant]) -> None:

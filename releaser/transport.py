@@ -111,6 +111,10 @@ class Host(Protocol):
         """Drop the connection and open a new one: a broken connection is not always a lost server."""
         ...
 
+    def broken(self) -> str | None:
+        """Why this host's connection is already known to be gone, without asking the server; None when it is not."""
+        ...
+
     def close(self) -> None:
         """Release the connection, if any."""
         ...
@@ -128,6 +132,10 @@ class LocalHost:
 
     def reconnect(self) -> None:
         """Nothing to reconnect."""
+
+    def broken(self) -> str | None:
+        """A local host has no connection to lose."""
+        return None
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv as a local process, with `env` added to this process's environment."""
@@ -545,6 +553,17 @@ class SshHost:
             self._shell = _Shell(connection.client.get_transport())
         except (OSError, EOFError, paramiko.SSHException):
             self._shell = None  # run() tries again, and reports what it finds
+
+    def broken(self) -> str | None:
+        """Why the connection is already known to be gone (the server's end closed it, or it went silent earlier in
+        this command), read from this process alone: a switch asks every server this at the second, before any moves."""
+        if self._silent is not None:
+            return f"{self.address} did not answer earlier in this command ({self._silent})"
+        connection = self._connection
+        transport = connection.client.get_transport() if connection is not None else None
+        if connection is not None and (transport is None or not transport.is_active()):
+            return f"the connection to {self.address} was closed (the server went away, or its sshd ended the session)"
+        return None
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
         """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""

@@ -210,6 +210,10 @@ class ServerFront:
             raise StepFailed(f"front: nothing answers GET {url}: is nginx running on {self.server}? start it, check "
                              "that the page loads, then run the command again")
 
+    def ready(self) -> str | None:
+        """At the second, before anyone moves: why this front cannot be told to commit (its server's connection is gone)."""
+        return self.host.broken()
+
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared include over the live one and reload nginx gracefully."""
         done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root), timeout=timeout), "front: ")

@@ -118,6 +118,10 @@ class ServerLinks:
         if not done.ok:
             raise StepFailed(done.reason())
 
+    def ready(self) -> str | None:
+        """At the second, before anyone moves: why this server cannot be told to commit (its connection is gone)."""
+        return self.host.broken()
+
     def arm(self, bound: float, timeout: float) -> None:
         """Start this server's commit ahead of the second, blocked until go(); it gives up by itself after `bound` s.
 

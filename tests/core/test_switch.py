@@ -106,6 +106,23 @@ def test_a_commit_lost_after_it_was_sent_may_have_moved():
     assert (report.outcome("b").state, report.outcome("b").phase) == (State.REVERTED, "revert")
 
 
+class Gone(Thing):
+    """A participant whose connection is already known to be gone when the moment comes."""
+
+    def ready(self):
+        return "the connection was closed"
+
+
+def test_a_participant_not_ready_at_the_moment_stops_the_switch_before_anyone_moves():
+    """b's server died during the wait for T: nobody is told to commit (no flash of the new release), all abort."""
+    things = [Thing("a"), Gone("b"), Thing("c")]
+    report = run_switch(things, deadlines=FAST, before_commit=lambda: None)
+    assert report.decision is Decision.REFUSED
+    assert report.cause == {"b": "the connection was closed"}
+    assert [t.done for t in things] == [["prepare", "abort"]] * 3 and {t.position for t in things} == {"old"}
+    assert (report.outcome("b").state, report.outcome("b").phase) == (State.LOST, "ready")
+
+
 def test_a_commit_that_moved_and_then_failed_is_reverted_too():
     things = [Thing("a"), Thing("b", fail="commit", moved=True)]
     report = run_switch(things, deadlines=FAST)

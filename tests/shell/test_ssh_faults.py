@@ -82,6 +82,9 @@ class Tripwire:
     def reconnect(self) -> None:
         self.host.reconnect()
 
+    def broken(self) -> str | None:
+        return self.host.broken()
+
     def close(self) -> None:
         self.host.close()
 
@@ -184,6 +187,24 @@ def test_a_server_dying_before_its_commit_was_sent_is_not_switched_and_the_other
         fleet.go_live()
     assert read_slots(ssh_env) == everywhere(NEW)
     assert lock_dirs(ssh_env) == []
+
+
+def test_a_server_dying_while_the_go_live_waits_for_the_second_stops_it_before_anyone_moves(sshd_farm, ssh_env,
+                                                                                              open_fleet, tmp_path):
+    """web-2 dies after prepare, while a scheduled go-live waits for T (QA: the others committed at T and were
+    put back 70 ms later). Its connection is known gone at the second, so no server is told to switch: exit 5."""
+    release_morning(open_fleet, ssh_env)
+    hosts = make_hosts(ssh_env)
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(HostUnreachable) as failure:
+        fleet.go_live(before_commit=_stop_and_see_it_gone(sshd_farm, hosts["web-2"], "web-2"))
+
+    assert read_slots(ssh_env) == everywhere(OLD)
+    message = str(failure.value)
+    assert "web-2: was lost before go-live's switch, so no server was told to switch" in message
+    assert message.count("nothing was switched") == 1 and failure.value.exit_code == 5
+    last = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])
+    assert (last["action"], last["outcome"]) == ("go-live", "refused")
+    assert "renamed_at" not in last and "switched_at" not in last
 
 
 def _web2_cut_right_after_its_rename(sshd_farm, tmp_path, open_fleet, cut: Callable[[], None]) -> tuple:
