@@ -49,6 +49,22 @@ write_marker() {
   mkdir -p "$1/public/.releaser" && printf '%s\n' "$want" > "$1/public/.releaser/release.json.tmp" \
     && mv -f "$1/public/.releaser/release.json.tmp" "$1/public/.releaser/release.json"
 }
+only_listed() {
+  # only_listed DIR: DIR holds directories, its manifest.json, its .releaser-sha256sums and exactly the files that
+  # lists, nothing else; else prints the first entry that differs. The client checked every member as Python's
+  # tarfile reads it; a header tar reads otherwise (GNU tar ignores a ustar prefix under the old GNU magic) could
+  # still put a file nobody reviewed into the release, so the server checks what tar really made.
+  ( cd "$1" || exit 1
+    odd=$(find . ! -type f ! -type d -print 2>/dev/null | head -n 1)
+    [ -z "$odd" ] || { printf '%s is not a plain file or a directory\n' "${odd#./}"; exit 1; }
+    listed=$(sed 's/^[0-9a-f]\{64\}  //' .releaser-sha256sums | LC_ALL=C sort)
+    found=$(find . -type f ! -path ./.releaser-sha256sums ! -path ./manifest.json | sed 's|^\./||' | LC_ALL=C sort)
+    [ "$listed" = "$found" ] && exit 0
+    extra=$(printf '%s\n' "$found" | grep -vxF -e "$listed" | head -n 1)
+    [ -z "$extra" ] || { printf '%s is in the archive but not in the manifest\n' "$extra"; exit 1; }
+    printf '%s is in the manifest but not in the archive\n' "$(printf '%s\n' "$listed" | grep -vxF -e "$found" | head -n 1)"
+    exit 1 )
+}
 stamp_begin() {
   # stamp_begin ID: date the stamp now, by a file of this run's own ($$): another run cannot date it later
   stamp=.releaser/verified-$1
@@ -261,10 +277,11 @@ actual=$(sha256sum "$archive" | cut -d' ' -f1)
 actual=$(sha256sum < "$sums" | cut -d' ' -f1)
 [ "$actual" = "$sums_expected" ] || fail "upload of $release's checksums arrived corrupt (sha256 differs)" 4
 mkdir -p releases "$work"
-tar -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
+tar --no-same-owner --no-same-permissions -xzf "$archive" -C "$work" || fail "cannot unpack $release (disk full?)" 5
 mv -f "$sums" "$work/.releaser-sha256sums" || fail "cannot place $release's checksums (disk full?)" 5
 (cd "$work" && sha256sum --check --quiet --strict .releaser-sha256sums >/dev/null 2>&1) \
   || fail "unpacked files of $release do not match their checksums" 4
+odd=$(only_listed "$work") || fail "$release is refused: $odd (the server reads the archive otherwise than the client did)" 4
 write_marker "$work" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
 rm -f "$archive"
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
@@ -324,7 +341,7 @@ if command -v openssl >/dev/null 2>&1; then hasher="openssl dgst -sha256 -r"; el
 exec 3<&0
 out=$(
   tee "$work/fifo" <&3 | $hasher &
-  { { inflate | tar -xf - -C "$work/release" 2>&1 >/dev/null || echo "tar failed"; } | grep -v 'Exiting with failure status' | tail -n 2
+  { { inflate | tar --no-same-owner --no-same-permissions -xf - -C "$work/release" 2>&1 >/dev/null || echo "tar failed"; } | grep -v 'Exiting with failure status' | tail -n 2
     cat > /dev/null; } < "$work/fifo"
   wait
 )
@@ -342,6 +359,7 @@ done
 [ "$actual" = "$expected" ] || fail "upload of $release arrived corrupt (sha256 differs)" 4
 [ -z "$failed" ] || fail "cannot unpack $release: ${why:-tar failed} (disk full?)" 5
 mv -f "$sums" "$work/release/.releaser-sha256sums" || fail "cannot place $release's checksums (disk full?)" 5
+odd=$(only_listed "$work/release") || fail "$release is refused: $odd (the server reads the archive otherwise than the client did)" 4
 write_marker "$work/release" "$release" || fail "cannot write the release marker of $release (disk full?)" 5
 if [ -e "releases/$release" ]; then rm -rf "$work"; echo "release $release appeared meanwhile" >&2; exit 6; fi
 size=$(du -sk "$work/release") || size=
