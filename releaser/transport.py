@@ -645,7 +645,8 @@ class SshHost:
         except (OSError, EOFError, _ssh_exception()) as error:
             # an SFTP status (no space, permission denied) or a short file is the server answering; the rest is the
             # connection or the server going away
-            answered = isinstance(error, OSError) and not isinstance(error, (ConnectionError, TimeoutError))
+            answered = (isinstance(error, OSError) and not isinstance(error, (ConnectionError, TimeoutError))
+                        and not _CLOSED.search(str(error)))  # paramiko's "Socket is closed": the server went away
             raise HostUnreachable(self.name, f"upload to {self.address}:{remote} failed: {_why(error)}",
                                   hint="check the server is up and its disk and permissions, then run the command again",
                                   answered=answered) from error
