@@ -21,14 +21,25 @@ def control_character_problem(text: str) -> str | None:
 
     Control characters are C0 (U+0000-U+001F, newline and tab included), DEL, C1 (U+0080-U+009F), the
     Unicode line and paragraph separators, which break a line as a newline does, and the bidirectional
-    overrides and isolates. The character is shown escaped, so the message itself never carries it.
+    overrides and isolates. Bytes that are not UTF-8 are refused too: they reach a terminal as raw bytes (\\x9b
+    starts an escape sequence there) and cannot be written as JSON. The character is shown escaped, so the
+    message itself never carries it.
     """
     for index, character in enumerate(text, start=1):
         if _is_control(character):
             return f"{_NAMES.get(character, 'a control character')} {character!r} at character {index}"
         if character in _BIDI:
             return f"a bidirectional control {character!r} at character {index}"
+        if 0xD800 <= ord(character) <= 0xDFFF:  # how Python hands over argv bytes that are not UTF-8 (\x9b, \xff)
+            return (f"a byte that is not UTF-8 ({_byte_of(character)}) at character {index}; "
+                    f"type the text in UTF-8")
     return None
+
+
+def _byte_of(character: str) -> str:
+    """The byte an argv surrogate stands for, as \\xNN, or the code point when it is no such byte."""
+    code = ord(character)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
 
 
 def length_problem(text: str) -> str | None:

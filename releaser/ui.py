@@ -40,8 +40,8 @@ _WORD_STYLES = {"PASS": "bold green", "OK": "bold green", "WARN": "bold yellow",
 
 
 def word(text: str) -> Text:
-    """Render a status word with its colour."""
-    return Text(text, style=_WORD_STYLES.get(text, ""))
+    """Render a status word with its colour (a word read from a journal is data: shown as plain() shows it)."""
+    return Text(visible(text), style=_WORD_STYLES.get(text, ""))
 
 
 def plain(value, style: str = "") -> Text:
@@ -56,11 +56,16 @@ def plain(value, style: str = "") -> Text:
 
 
 def visible(text: str) -> str:
-    """The text with every control character but newline and tab written as an escape (\\x1b, \\x07)."""
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    """The text with every control character but newline and tab written as an escape (\\x1b, \\x07).
+
+    Also the bidirectional controls (U+202E would show the line in another order than it is written), the line
+    and paragraph separators, and the bytes that were not UTF-8 (Python's surrogates: printed, \\x9b is a raw
+    escape-sequence byte). Journal lines and files on a server reach the terminal only through here.
+    """
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _add_row(table: Table, *cells) -> None:

@@ -31,3 +31,12 @@ def test_plain_text_in_any_script_passes(text):
 def test_a_text_longer_than_a_sentence_or_two_is_named_with_its_length():
     assert length_problem("x" * MAX_CHARACTERS) is None
     assert length_problem("x" * 5000) == f"5000 characters (at most {MAX_CHARACTERS})"
+
+
+def test_bytes_that_are_not_utf8_are_refused_naming_the_byte():
+    """QA: `lock --reason $'c1\\x9b31m'` was accepted (\\x9b is an escape-sequence byte) and a notice of \\xff
+    crashed with UnicodeEncodeError; Python hands such argv bytes over as surrogates."""
+    import os
+
+    assert control_character_problem(os.fsdecode(b"delay\xff")) == (
+        "a byte that is not UTF-8 (\\xff) at character 6; type the text in UTF-8")

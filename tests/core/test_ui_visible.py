@@ -10,3 +10,19 @@ def test_escape_sequences_in_a_lock_reason_are_shown_not_obeyed():
 
 def test_newlines_and_tabs_stay():
     assert visible("one\n\ttwo") == "one\n\ttwo"
+
+
+def test_bidi_overrides_separators_and_bytes_that_were_not_utf8_are_shown_escaped():
+    """QA: a journal line's U+202E and an argv's \\x9b (a surrogate in Python) reached the terminal raw."""
+    assert visible("web\u202e1") == "web\\u202e1"
+    assert visible("a\u2028b") == "a\\u2028b"
+    assert visible("c1\udc9b31m") == "c1\\udc9b31m"
+    assert visible("עדכון \u200fנדחה") == "עדכון \u200fנדחה"  # a right-to-left mark in Hebrew text is text
+
+
+def test_a_status_word_read_from_a_journal_is_shown_escaped():
+    """history shows a journal's outcome as a coloured word: it is data too."""
+    from releaser.ui import word
+
+    assert word("DONE\x1b[2J").plain == "DONE\\x1b[2J"
+    assert word("PASS").style == "bold green"
