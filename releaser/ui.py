@@ -77,13 +77,14 @@ def say(message: str | Text) -> None:
     """Print a message for the person at the terminal (stderr, so --json stays clean).
 
     A str is printed as it is, never read as markup: messages carry paths, reasons and ids. Style with Text.
+    Never broken into lines by releaser (the terminal wraps it): a command in it must paste as one line.
     """
-    err.print(plain(for_this_run(message) if isinstance(message, str) else message))
+    err.print(plain(for_this_run(message) if isinstance(message, str) else message), soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    """Print a warning line."""
-    err.print(Text("WARNING: ", style="bold yellow") + plain(for_this_run(message)))
+    """Print a warning line, never broken into lines (see say)."""
+    err.print(Text("WARNING: ", style="bold yellow") + plain(for_this_run(message)), soft_wrap=True)
 
 
 def show_off_calendar(off, command: str) -> None:
@@ -596,7 +597,7 @@ def show_checks_brief(which: str, results) -> None:
     say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
         + (f", {len(failed)} not PASS" if failed else ""))
     for result in failed:
-        err.print(word(result.status) + plain(for_this_run(f" {result.check} on {result.server}: {result.detail}")))
+        err.print(word(result.status) + plain(for_this_run(f" {result.check} on {result.server}: {result.detail}")), soft_wrap=True)
 
 
 def write_text(text: str, path: str | None) -> None:
@@ -647,7 +648,7 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
         _add_row(table, result.check, result.server, word(result.status), for_this_run(result.detail))
     print_table(table)
     verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
-    err.print(word(verdict) + plain(f" {summarise(results)}"))
+    err.print(word(verdict) + plain(f" {summarise(results)}"), soft_wrap=True)
 
 
 def show_calendar(releases, *, now: datetime, start: datetime | None = None, titles: Mapping[str, str] | None = None,
@@ -705,7 +706,7 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
     print_table(table)
     for row in status.rows:
         if row.verdict.status != "PASS":
-            err.print(word(row.verdict.status) + plain(for_this_run(f" {row.verdict.detail}")))
+            err.print(word(row.verdict.status) + plain(for_this_run(f" {row.verdict.detail}")), soft_wrap=True)
 
 
 def show_data_change(change) -> None:

@@ -142,3 +142,19 @@ def test_status_warns_about_a_server_short_of_disk(shown):
     assert_all_shown(" ".join(err.split()), "web-1 has less than 1.0 GiB free: a stage or go-live there may fail",
                      "invoke check --only disk")
     assert "web-2" not in err
+
+
+def test_a_message_is_never_broken_into_lines_so_its_command_pastes_whole(monkeypatch):
+    """QA: at 80 columns (any pipe) rich broke `--env '/release team shared/.../prod.toml'` inside the quotes."""
+    import io
+
+    from rich.console import Console
+
+    from releaser import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "err", Console(file=screen, width=40, highlight=False))
+    command = "run: invoke status --env '/srv/release team shared/environments for production/prod.toml'"
+    ui.say(command)
+    ui.warn(command)
+    assert screen.getvalue() == f"{command}\nWARNING: {command}\n"
