@@ -582,4 +582,10 @@ def parse_day_flag(text: str, *, zone: str, flag: str = "--from") -> datetime:
         day = date.fromisoformat(text.strip())
     except ValueError as error:
         raise UsageError(f"{flag} {text!r}: cannot read the day", hint="write it as YYYY-MM-DD, e.g. 2026-09-01") from error
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:  # bank holiday tables and time zones are not known that far away
+        raise UsageError(f"{flag} {text!r}: the calendar covers the years {FIRST_YEAR} to {LAST_YEAR}",
+                         hint="give a day in that range, e.g. 2026-09-01")
     return _wall_time(day, time(0), ZoneInfo(zone))
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2199

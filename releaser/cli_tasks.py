@@ -8,6 +8,7 @@ inside the tasks so `invoke --list` answers at once. Exit codes come from releas
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
@@ -138,14 +139,28 @@ def one_line(value, flag: str) -> None:
         raise Exit(f"releaser: {flag} is {long}; say it in fewer words; nothing was asked of any server", code=2)
 
 
-def whole_number(value, flag: str, default: int) -> int:
-    """A flag's value as a whole number of at least 0, or a usage error (exit 2) naming the flag."""
+def whole_number(value, flag: str, default: int, *, at_most: int | None = None) -> int:
+    """A flag's value as a whole number of at least 0 (and at most `at_most`), or a usage error (exit 2) naming the flag."""
     if value is None:
         return default
     text = str(value).strip()
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit():
         raise Exit(f"releaser: {flag} takes a whole number of 0 or more, got {value!r}", code=2)
+    if at_most is not None and (len(text) > 12 or int(text) > at_most):
+        raise Exit(f"releaser: {flag} takes a whole number from 0 to {at_most}, got {text}", code=2)
     return int(text)
+
+
+@contextmanager
+def writing(flag: str, path) -> Iterator[None]:
+    """Turn a file this machine cannot write (no such directory, a directory, no permission) into one line, exit 2."""
+    try:
+        yield
+    except OSError as error:
+        from releaser.errors import UsageError
+
+        raise UsageError(f"cannot write {flag} {path}: {error.strerror or error}",
+                         hint="name a file in a directory that exists and that you can write") from None
 
 
 def source_directory(value: str, flag: str) -> Path:
@@ -315,7 +330,8 @@ def breach_report(c, release=None, out=None, scheduled=None, env="local", format
         form = choose_report_form(format_, out)
         with open_fleet(env, "breach-report") as fleet:
             text = golive.breach_report_for(fleet, release, scheduled_text=scheduled, form=form)
-    ui.write_text(text, out)
+        with writing("--out", out):
+            ui.write_text(text, out)
 
 
 @task(help={
@@ -398,7 +414,7 @@ def lock(c, reason=None, minutes=None, env="local", dry_run=False):
     with exit_on_user_error():
         one_line(reason, "--reason")
         require(reason, "lock needs --reason TEXT (it is shown to anyone the lock refuses)")
-        minutes = whole_number(minutes, "--minutes", 120)
+        minutes = whole_number(minutes, "--minutes", 120, at_most=525_600)  # a year
         with open_fleet(env, "lock") as fleet:
             if is_dry(c, dry_run):
                 from releaser.preview import preview_lock
@@ -480,8 +496,9 @@ def build(c, source=None, release_id=None, out=None, publication=None):
         require(source and release_id, "build needs --source DIR and --release-id ID")
         source = source_directory(source, "--source")
         target = Path(out or f"dist/{release_id}.tar.gz")
-        bundle = build_bundle(source, release_id, target, publications=[publication] if publication else [],
-                              now=datetime.now(timezone.utc))
+        with writing("--out", target):
+            bundle = build_bundle(source, release_id, target, publications=[publication] if publication else [],
+                                  now=datetime.now(timezone.utc))
     ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
 
 
@@ -593,13 +610,14 @@ def calendar(c, publication=None, months=None, from_=None, ics=None, json_=False
         if not environment.publications:
             raise ConfigError(f"{environment.name} declares no publications", hint="add [[publications]] tables (name, rule, deadline)")
         now = SystemClock().now()
-        count = whole_number(months, "--months", 3)
+        count = whole_number(months, "--months", 3, at_most=1200)
         zone = (environment.publication(publication) if publication else environment.publications[0]).timezone
         start = parse_day_flag(from_, zone=zone, flag="--from") if from_ else now
         releases = upcoming_releases(environment, start, months=count, publication=publication)
         titles = {p.name: p.title for p in environment.publications}
         if ics:
-            Path(ics).write_text(to_ics(releases, now=now, titles=titles), encoding="utf-8", newline="")
+            with writing("--ics", ics):
+                Path(ics).write_text(to_ics(releases, now=now, titles=titles), encoding="utf-8", newline="")
     ui.show_calendar(releases, now=now, start=start, titles=titles, as_json=json_)
     if ics:
         refused = refused_count(releases)
@@ -735,7 +753,7 @@ def dashboard(c, env="local", port=None, bind="127.0.0.1", every=None):
     from releaser.journal import local_journal_path
 
     with exit_on_user_error():
-        port = whole_number(port, "--port", 8700)
+        port = whole_number(port, "--port", 8700, at_most=65535)
         every = whole_number(every, "--every", 2) or 1
         environment = load_environment(env, PROJECT)
         with connected(environment, actor=actor(), clock=SystemClock(),

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from releaser.config import Environment
-from releaser.errors import ReleaserError
+from releaser.errors import ReleaserError, UsageError
 from releaser.journal_tail import JournalTail
 from releaser.order import counted_items
 
@@ -300,7 +300,11 @@ def serving_dashboard(fleet: Fleet, *, bind: str = "127.0.0.1", port: int = 8700
     board, stop, journals = Board(), threading.Event(), JournalTail()
     board.publish(read_board(fleet, journals))
     handler = type("Handler", (DashboardHandler,), {"board": board, "stopping": stop})
-    httpd = ThreadingHTTPServer((bind, port), handler)
+    try:
+        httpd = ThreadingHTTPServer((bind, port), handler)
+    except OSError as error:  # a name that does not resolve, a port taken or not ours to bind
+        raise UsageError(f"cannot serve the dashboard on {bind}:{port}: {error.strerror or error}",
+                         hint="pick another --port, or a --bind address of this machine (default 127.0.0.1)") from None
     bound = httpd.server_address[1]
     handler.allowed_hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]", bind))
     httpd.daemon_threads = True

@@ -266,3 +266,25 @@ def test_a_missing_or_clashing_flag_exits_2(complete_env, args, said):
     assert done.returncode == 2, done.stderr
     assert said in done.stderr
     assert server_files(complete_env) == before
+
+
+# ---- a path or number this machine cannot use: one line and exit 2, never a traceback ----
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["calendar", "--ics", "{tmp}/no/such/dir/x.ics"], "cannot write --ics {tmp}/no/such/dir/x.ics: No such file or directory"),
+    (["calendar", "--months", "100000"], "--months takes a whole number from 0 to 1200, got 100000"),
+    (["calendar", "--from", "0001-01-01"], "the calendar covers the years 1970 to 2199"),
+    (["calendar", "--from", "9999-12-31"], "the calendar covers the years 1970 to 2199"),
+    (["lock", "--reason", "x", "--minutes", "99999999999999999999999"], "--minutes takes a whole number from 0 to 525600"),
+    (["build", "--source", "examples/releases/r1", "--release-id", "r9", "--out", "{tmp}"], "cannot write --out {tmp}: Is a directory"),
+    (["dashboard", "--port", "99999"], "--port takes a whole number from 0 to 65535, got 99999"),
+    (["dashboard", "--port", "0", "--bind", "no.such.host.invalid"], "cannot serve the dashboard on no.such.host.invalid:0"),
+], ids=["ics-dir", "months", "from-early", "from-late", "minutes", "build-out-dir", "port", "bind"])
+def test_what_this_machine_cannot_use_is_one_line_and_exit_2(args, said, tmp_path):
+    """QA hostile input: each of these ended in a Python traceback, exit 1."""
+    from checkenv import write_environment as complete_environment
+
+    env = [] if args[0] == "build" else ["--env", str(complete_environment(tmp_path, servers=2))]
+    done = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args], *env)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr and said.replace("{tmp}", str(tmp_path)) in done.stderr, done.stderr
