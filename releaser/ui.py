@@ -196,12 +196,17 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
     lines = [f"{report.server}'s public URL serves {report.health.served.release} while its live link points at "
              f"{report.state.live}: the web server is serving a stale copy; reload it and purge any cache in front; "
              "see: invoke runbook server-failure" for report in reports if _is_stale(report)]
-    from releaser.serverstate import public_releases
+    from releaser.order import counted
+    from releaser.serverstate import public_release, public_releases
 
     public = public_releases(reports)
     if len(public) > 1:
-        lines.append(f"the fleet is MIXED: servers serve {', '.join(sorted(str(x) for x in public))}; "
-                     "see: invoke runbook rollback (section MIXED)")
+        serving = {release: counted(r.server for r in reports if (r.state is not None or public_release(r) is not None)
+                                    and public_release(r) == release) for release in public}
+        who = "; ".join(f"{release or 'no release'} on {', '.join(servers)}"
+                        for release, servers in sorted(serving.items(), key=lambda item: (-len(item[1]), str(item[0]))))
+        lines.append(f"the fleet is MIXED: servers serve {who}; see: invoke runbook rollback (section MIXED: it says "
+                     "whether to roll back, or to bring the servers behind in line)")
     bare = [r.server for r in reports if r.state and r.state.live and not r.state.backup]
     if bare:
         lines.append(f"there is NO BACKUP on {', '.join(bare)}: a rollback is impossible until the next go-live, which "

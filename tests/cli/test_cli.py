@@ -121,7 +121,7 @@ def test_status_exits_7_when_the_fleet_is_mixed(env_file):
     os.remove(live)
     os.symlink("releases/r0", live)
     done = invoke("status", "--env", str(env_file))
-    assert done.returncode == 7 and "the fleet is MIXED: servers serve r0, r1" in done.stderr
+    assert done.returncode == 7 and "the fleet is MIXED: servers serve r0 on web-2; r1 on web-1; " in done.stderr
 
 
 def test_rollback_without_terminal_needs_yes(env_file):
