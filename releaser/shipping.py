@@ -26,13 +26,18 @@ from releaser.transport import Host, SshHost
 
 @dataclass(frozen=True)
 class Upload:
-    """A bundle ready to send: its archive and the sums file, each with its sha256."""
+    """A bundle ready to send: its archive and the sums file, each with its sha256, and the bytes its files hold."""
 
     release_id: str
     archive: Path
     archive_sha256: str
     sums: Path
     sums_sha256: str
+    unpacked_bytes: int = 0  # what the server writes and hashes: far more than the archive when it compresses well
+
+    def unpack_deadline(self, step: float) -> float:
+        """The server's check-and-unpack deadline for this upload (see unpack_deadline)."""
+        return unpack_deadline(step, max(self.archive.stat().st_size, self.unpacked_bytes))
 
 
 class Transfer(str):
@@ -61,14 +66,15 @@ def prepare_upload(bundle: Bundle, workdir: Path) -> Upload:
     text = sha256sums_text(bundle.manifest.files).encode()
     sums = workdir / f"{bundle.release_id}.sha256sums"
     sums.write_bytes(text)
-    return Upload(bundle.release_id, archive, archive_sha256, sums, hashlib.sha256(text).hexdigest())
+    return Upload(bundle.release_id, archive, archive_sha256, sums, hashlib.sha256(text).hexdigest(), bundle.size)
 
 
 UNPACK_FLOOR_BYTES_PER_S = 10_000_000  # the slowest a server is expected to hash, gunzip and check a release
 
 
 def unpack_deadline(step: float, archive_bytes: int) -> float:
-    """How long the server's check-and-unpack of an archive may take: a step, plus the archive at the floor rate.
+    """How long the server's check-and-unpack of an archive may take: a step, plus its bytes at the floor rate
+    (the larger of the archive and its files: 600 MB of zeros in a 0.6 MB archive take as long as 600 MB).
 
     Unpacking hashes the archive, gunzips it and hashes every file again, so its time grows with the bundle:
     a 1 GB bundle on three servers sharing two cores took over a minute. A dead network is still noticed
@@ -118,7 +124,7 @@ def _stream(host: SshHost, upload: Upload, receive: list[str], sums: PurePosixPa
     try:
         host.put(upload.sums, sums, stop=stop)
         done = host.stream(upload.archive, receive, stop=stop, sent=sent,
-                           timeout=unpack_deadline(step, upload.archive.stat().st_size))
+                           timeout=upload.unpack_deadline(step))
     except (HostUnreachable, Cancelled):
         _remove_quietly(host, sums, work)  # the server's script removes both itself, unless it was cut off too
         raise
@@ -144,7 +150,7 @@ def _put_then_unpack(host: Host, root: PurePosixPath, upload: Upload, archive: P
         return False, "stopped by Ctrl-C before unpacking"
     progress(f"verifying and unpacking {upload.release_id}")
     done = host.run(remote.unpack_argv(root, upload.release_id, archive, upload.archive_sha256, sums, upload.sums_sha256),
-                    timeout=unpack_deadline(step, upload.archive.stat().st_size))
+                    timeout=upload.unpack_deadline(step))
     return (True, "uploaded, verified, unpacked") if done.ok else (False, done.reason())
 
 

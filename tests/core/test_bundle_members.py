@@ -96,3 +96,14 @@ def test_the_words_of_the_rule_and_the_pattern_agree_on_every_character(prefix):
         for name in (prefix + chr(code), chr(code) + prefix, f"{prefix}{chr(code)}x"):
             pattern = bool(SAFE_FILE_NAME.match(name)) and not name.startswith("/") and ".." not in name.split("/")
             assert (file_name_problem(name) is None) == pattern, repr(name)
+
+
+def test_a_bundle_that_compresses_well_gets_the_deadline_of_its_files(tmp_path):
+    """QA: 600 MB of zeros in a 0.6 MB archive got the archive's deadline, and the busy servers were called silent."""
+    from releaser.shipping import Upload
+
+    archive = tmp_path / "small.tar.gz"
+    archive.write_bytes(b"x" * 600_000)
+    upload = Upload("r1", archive, "0" * 64, tmp_path / "sums", "0" * 64, unpacked_bytes=600_000_000)
+    assert upload.unpack_deadline(2.0) == 62.0
+    assert Upload("r1", archive, "0" * 64, tmp_path / "sums", "0" * 64, unpacked_bytes=10).unpack_deadline(2.0) == 2.06
