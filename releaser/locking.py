@@ -9,6 +9,8 @@ command's token and is journaled; Ctrl-C while it is being freed waits until tha
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -190,7 +192,8 @@ class DeployLock:
 
     def _take(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None) -> LockSession:
         group, actor, now = self.group, self.recorder.actor, self.recorder.clock.now()
-        info = new_lock(actor, reason, now, minutes=minutes, token=token, kind=kind)
+        info = new_lock(actor, reason, now, minutes=minutes, token=token, kind=kind, machine=socket.gethostname(),
+                        pid=os.getpid())
         lock_and_read = lambda name: group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(),
                                                                             prepare_for=prepare_for))
         answers = {name: lock_answer(name, o) for name, o in group.each(lock_and_read).items()}

@@ -21,6 +21,15 @@ class LockInfo:
     expires: datetime | None
     token: str
     kind: str = "command"  # "command": held while one command runs; "manual": taken with `invoke lock`
+    machine: str = ""  # the machine the command ran on, and its process id: whether it still runs can be seen there
+    pid: int | None = None
+
+    @property
+    def process(self) -> str:
+        """'process 4242 on ops-laptop', or "" for a lock written before locks said so."""
+        if not self.machine:
+            return ""
+        return f"process {self.pid} on {self.machine}" if self.pid else f"on {self.machine}"
 
     def to_json(self) -> str:
         """Serialise for .releaser/lock/info.json."""
@@ -30,10 +39,12 @@ class LockInfo:
         return json.dumps(data, sort_keys=True)
 
 
-def new_lock(owner: str, reason: str, now: datetime, *, minutes: float, token: str, kind: str = "command") -> LockInfo:
-    """Return the lock a command or a person takes now, expiring after `minutes` (0: never)."""
+def new_lock(owner: str, reason: str, now: datetime, *, minutes: float, token: str, kind: str = "command",
+             machine: str = "", pid: int | None = None) -> LockInfo:
+    """Return the lock a command or a person takes now, expiring after `minutes` (0: never), from `machine`'s `pid`."""
     expires = now + timedelta(minutes=minutes) if minutes > 0 else None
-    return LockInfo(owner=owner, reason=reason, since=now, expires=expires, token=token, kind=kind)
+    return LockInfo(owner=owner, reason=reason, since=now, expires=expires, token=token, kind=kind, machine=machine,
+                    pid=pid)
 
 
 def parse_lock(text: str) -> LockInfo | None:
@@ -45,6 +56,7 @@ def parse_lock(text: str) -> LockInfo | None:
             since=datetime.fromisoformat(data["since"]),
             expires=datetime.fromisoformat(data["expires"]) if data.get("expires") else None,
             token=str(data.get("token", "")), kind=str(data.get("kind", "command")),
+            machine=str(data.get("machine") or ""), pid=data["pid"] if isinstance(data.get("pid"), int) else None,
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -61,4 +73,6 @@ def describe_lock(lock: LockInfo | None, *, zone=None) -> str:
         return "lock held by an unknown owner (its info.json is missing or unreadable)"
     since = lock.since.astimezone(zone).strftime("%a %d %b %H:%M") if zone else lock.since.strftime("%a %d %b %H:%M %Z")
     until = f", expires {lock.expires.astimezone(zone).strftime('%H:%M') if zone else lock.expires.strftime('%H:%M %Z')}" if lock.expires else ""
-    return f'lock held by {lock.owner} since {since} (reason: "{lock.reason}"{until})'
+    process = f", {lock.process}" if lock.process else ""
+    return f'lock held by {lock.owner} since {since} (reason: "{lock.reason}"{until}{process})'
+

@@ -250,9 +250,10 @@ def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
         lock = about[token]
         utc = timezone.utc
         until = f", until {lock.expires.astimezone(utc):%H:%M} UTC" if lock.expires else ""
+        running = f"that command ({lock.process}: see there whether it still runs)" if lock.process else "that command"
         lines.append(f"{', '.join(servers)} {'is' if len(servers) == 1 else 'are'} locked by {lock.owner}'s "
-                     f"{lock.reason} since {lock.since.astimezone(utc):%H:%M:%S} UTC{until}: if that command is not running now, it "
-                     "ended without freeing it; free it with: invoke unlock --reason TEXT; see: invoke runbook rollback")
+                     f"{lock.reason} since {lock.since.astimezone(utc):%H:%M:%S} UTC{until}: if {running} is not running "
+                     "now, it ended without freeing it; free it with: invoke unlock --reason TEXT; see: invoke runbook rollback")
     return lines
 
 

@@ -90,3 +90,20 @@ def test_a_command_s_lock_seen_by_status_says_it_may_be_left_over_and_how_to_fre
     assert lines == ["web-1, web-2 are locked by ana@laptop's go-live since 09:29:02 UTC, until 09:59 UTC: if that "
                      "command is not running now, it ended without freeing it; free it with: invoke unlock --reason "
                      "TEXT; see: invoke runbook rollback"]
+
+
+def test_a_command_s_lock_names_the_process_and_machine_to_look_at():
+    """QA on-call: after a kill -9, "if that command is not running now" gave no way to find out: the lock now
+    carries the machine and process id the command ran as, and status and the refusal name them."""
+    from releaser.locks import describe_lock, new_lock, parse_lock
+
+    since = datetime(2026, 12, 1, 9, 29, 2, tzinfo=timezone.utc)
+    held = parse_lock(new_lock("ana@laptop", "go-live", since, minutes=30, token="t1", machine="ops-7", pid=4242).to_json())
+    assert (held.machine, held.pid) == ("ops-7", 4242)
+    lines = status_warnings("prod", [ServerReport("web-1", state("r2", "r1"), lock=held, locked=True)])
+    assert lines == ["web-1 is locked by ana@laptop's go-live since 09:29:02 UTC, until 09:59 UTC: if that command "
+                     "(process 4242 on ops-7: see there whether it still runs) is not running now, it ended without "
+                     "freeing it; free it with: invoke unlock --reason TEXT; see: invoke runbook rollback"]
+    assert describe_lock(held).endswith('(reason: "go-live", expires 09:59 UTC, process 4242 on ops-7)')
+    old = parse_lock('{"owner": "ana", "reason": "r", "since": "2026-12-01T09:29:02+00:00", "expires": null, "token": "t"}')
+    assert (old.machine, old.pid, old.process) == ("", None, "")  # a lock written before: read as before
