@@ -328,6 +328,9 @@ def _read_archive(path: Path) -> tuple[Manifest, dict[str, str], int, str]:
                         raise BundleInvalid(f"{path}: refusing archive member {member.name!r}: it is "
                                             f"{_MEMBER_KINDS.get(member.type, 'not a regular file')}; a bundle "
                                             "holds regular files only")
+                    if problem := _unwritable_name_problem(name):  # else every server would refuse it, blamed on its disk
+                        raise BundleInvalid(f"{path}: refusing archive member {member.name!r}: {problem}",
+                                            hint="rename it in the source and build the bundle again")
                     source = archive.extractfile(member)
                     if name == MANIFEST:
                         manifest_raw = source.read()
@@ -358,6 +361,19 @@ def _files_in(root: Path) -> list[str]:
                 raise BundleInvalid(f"{root}: unsafe file name {name!r}: {problem}", hint=FILE_NAME_RULE)
             names.append(name)
     return names
+
+
+def _unwritable_name_problem(name: str) -> str | None:
+    """What makes a regular file's name one no server's file system can write, or None: a part over 255 bytes,
+    a path over 4095, or a trailing '/' (a directory's name on a file)."""
+    if name.endswith("/"):
+        return "it ends with '/', which names a directory, not a file"
+    long = next((part for part in name.split("/") if len(part.encode()) > 255), None)
+    if long is not None:
+        return f"its part {long!r} is {len(long.encode())} bytes long, and file systems take at most 255"
+    if len(name.encode()) > 4095:
+        return f"it is {len(name.encode())} bytes long, and paths are at most 4095"
+    return None
 
 
 def _is_safe_member(name: str) -> bool:

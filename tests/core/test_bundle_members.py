@@ -107,3 +107,16 @@ def test_a_bundle_that_compresses_well_gets_the_deadline_of_its_files(tmp_path):
     upload = Upload("r1", archive, "0" * 64, tmp_path / "sums", "0" * 64, unpacked_bytes=600_000_000)
     assert upload.unpack_deadline(2.0) == 62.0
     assert Upload("r1", archive, "0" * 64, tmp_path / "sums", "0" * 64, unpacked_bytes=10).unpack_deadline(2.0) == 2.06
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("public/" + "x" * 300 + ".html", "is 305 bytes long, and file systems take at most 255"),
+    ("public/tsf/", "it ends with '/', which names a directory, not a file"),
+])
+def test_a_file_no_server_could_write_is_refused_here_not_blamed_on_the_servers(tmp_path, name, said):
+    """QA: a 300-byte name part reached every server and came back as 'File name too long (disk full?)'."""
+    member = tarfile.TarInfo(name)
+    member.type = tarfile.REGTYPE
+    with pytest.raises(BundleInvalid, match="refusing archive member") as refused:
+        read_bundle(archive_with(tmp_path, member))
+    assert said in str(refused.value)
