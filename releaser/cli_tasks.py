@@ -130,6 +130,9 @@ def one_line(value, flag: str) -> None:
     notice, a reason) holds a control character: newline, tab, a terminal code (releaser/free_text.py)."""
     from releaser.free_text import control_character_problem, length_problem
 
+    if value is not None and not str(value).strip():  # a blank reason journals nothing; a blank notice shows an empty banner
+        raise Exit(f"releaser: {flag} is blank; say it in words (it is journaled and shown to others); nothing was "
+                   "asked of any server", code=2)
     problem = None if value is None else control_character_problem(str(value))
     if problem:
         raise Exit(f"releaser: {flag} holds {problem}; it must be one line of plain text (no newline, tab, "

@@ -288,3 +288,15 @@ def test_what_this_machine_cannot_use_is_one_line_and_exit_2(args, said, tmp_pat
     done = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args], *env)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr and said.replace("{tmp}", str(tmp_path)) in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args", [["unlock", "--reason", "   ", "--yes"], ["lock", "--reason", "  "],
+                                  ["notice", "--message", "   "],
+                                  ["go-live", "--now", "--override", "lock", "--reason", "  ", "--dry-run"]],
+                         ids=["unlock", "lock", "notice", "go-live-dry"])
+def test_a_blank_reason_or_notice_is_refused_before_any_server_is_asked(args, tmp_path):
+    """QA: blank reasons were journaled, a blank notice published an empty banner, and a go-live dry run with a
+    blank --reason promised a switch the real command refused with exit 1."""
+    env = environment_file(tmp_path, "uat")
+    done = invoke(*args, "--env", str(env))
+    assert done.returncode == 2 and "is blank; say it in words" in done.stderr, (done.returncode, done.stderr)
