@@ -263,7 +263,8 @@ def go_live(c, now=False, at=None, force=False, override=None, reason=None, yes=
             from releaser.preview import preview_go_live
 
             with open_fleet(env, "go-live") as fleet:
-                return ui.show_preview(preview_go_live(fleet, now=now, at=at))
+                return ui.show_preview(preview_go_live(fleet, now=now, at=at, force=force, overrides=override or [],
+                                                       reason=reason))
         with open_fleet(env, "go-live") as fleet, ui.countdown() as tick:
             result = golive.go_live_command(
                 fleet, clock=SystemClock(), now=now, at=at, force=force, overrides=override or [], reason=reason,

@@ -302,6 +302,30 @@ def environment_zone(environment: Environment) -> ZoneInfo:
     return ZoneInfo(environment.publications[0].timezone if environment.publications else "Europe/London")
 
 
+def refuse_request(environment: Environment, *, now: bool, at: str | None, force: bool, overrides: Sequence[str],
+                   reason: str | None, clock_now: datetime) -> datetime | None:
+    """The refusals of a go-live's flags, before any server is asked; the --at moment, if any.
+
+    Shared by the command and its dry run, so a dry run refuses what the command would: an override without a
+    reason or naming no check, --now or --at where the environment does not allow them, both at once, or an --at
+    that has passed.
+    """
+    from releaser.checks import apply_overrides
+
+    if overrides and not reason:
+        raise UsageError("--override needs --reason TEXT", hint="say why the failing check is acceptable; it is journaled")
+    apply_overrides([], {name: reason or "" for name in overrides})  # an unknown check name
+    if (now or at) and not environment.allow_go_live_now and not (force and reason):
+        raise PlanRefused(f"{environment.name} does not allow --now or --at: it would publish off the calendar",
+                          hint="add --force --reason TEXT to publish early or late on purpose (it is journaled)")
+    if now and at:
+        raise UsageError("--now and --at do not go together", hint="pick one")
+    moment = parse_at(at, zone=environment_zone(environment), now=clock_now) if at else None
+    if moment is not None:
+        refuse_if_passed(moment, clock_now)
+    return moment
+
+
 def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | None = None, force: bool = False,
                     overrides: Sequence[str] = (), reason: str | None = None, approve: Approve | None = None,
                     tick: Tick | None = None, announce=None, show_checks=None,
@@ -315,15 +339,9 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
     from releaser.checks import Limits, apply_overrides, run_checks
 
     environment = fleet.environment
-    if overrides and not reason:
-        raise UsageError("--override needs --reason TEXT", hint="say why the failing check is acceptable; it is journaled")
-    if (now or at) and not environment.allow_go_live_now and not (force and reason):
-        raise PlanRefused(f"{environment.name} does not allow --now or --at: it would publish off the calendar",
-                          hint="add --force --reason TEXT to publish early or late on purpose (it is journaled)")
-    if now and at:
-        raise UsageError("--now and --at do not go together", hint="pick one")
+    moment = refuse_request(environment, now=now, at=at, force=force, overrides=overrides, reason=reason,
+                            clock_now=clock.now())
     zone = environment_zone(environment)
-    moment = parse_at(at, zone=zone, now=clock.now()) if at else None
     accepted = {name: reason or "" for name in overrides}
     attempt = start_attempt(fleet, clock)
     forced = (now or at) and not environment.allow_go_live_now
@@ -343,8 +361,7 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
             show_checks(which, results)
         return results
 
-    if accepted:
-        apply_overrides([], accepted)  # an unknown check name is refused before anything is journaled
+    if accepted:  # refuse_request refused an unknown check name before anything was journaled
         fleet.record("override", "done", reason=reason, releases={"staging": attempt.release} if attempt.release else None,
                      extra={**attempt.context, "checks": sorted(accepted)})
     if not now:

@@ -55,17 +55,21 @@ def preview_stage(fleet: Fleet, release_id: str) -> Preview:
     return Preview("deploy", f"would stage {release_id} on every server", plans=plans)
 
 
-def preview_go_live(fleet: Fleet, *, now: bool, at: str | None) -> Preview:
-    """The go-live plan and the moment of the switch: now, --at, or the staged release's calendar."""
-    from releaser.golive import environment_zone, next_publication_time, parse_at
+def preview_go_live(fleet: Fleet, *, now: bool, at: str | None, force: bool = False, overrides=(),
+                    reason: str | None = None) -> Preview:
+    """The go-live plan and the moment of the switch: now, --at, or the staged release's calendar; refused as the
+    command would refuse its flags (golive.refuse_request)."""
+    from releaser.golive import environment_zone, next_publication_time, refuse_request
 
+    moment_at = refuse_request(fleet.environment, now=now, at=at, force=force, overrides=overrides, reason=reason,
+                               clock_now=fleet.clock.now())
     plans = plan_fleet_go_live(read_as_the_command(fleet, "go-live"))
     release = next(iter(plans.values())).before.staging
     zone = environment_zone(fleet.environment)
     if now:
         moment = "now (--now)"
-    elif at:
-        moment = f"at {parse_at(at, zone=zone, now=fleet.clock.now()):%a %d %b %Y %H:%M:%S %Z} (--at)"
+    elif moment_at is not None:
+        moment = f"at {moment_at.astimezone(zone):%a %d %b %Y %H:%M:%S %Z} (--at)"
     else:
         scheduled = next_publication_time(fleet.environment, fleet.read_manifest(release).publications, fleet.clock.now())
         moment = f"at {scheduled.at.astimezone(zone):%a %d %b %Y %H:%M:%S %Z} ({scheduled.publication}'s calendar)"

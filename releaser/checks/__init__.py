@@ -36,7 +36,7 @@ from releaser.bundle import Manifest
 from releaser.calendar import next_release
 from releaser.config import Environment
 from releaser.datasets import DataRecord, parse_records
-from releaser.errors import ReleaserError
+from releaser.errors import ReleaserError, UsageError
 from releaser.facts import ServerFacts, facts_argv, parse_facts
 
 if TYPE_CHECKING:  # checks read servers through the fleet they are handed; they never build one
@@ -127,7 +127,7 @@ def select_checks(only: str | Sequence[str] | None) -> list:
     wanted = [name.strip() for name in (only.split(",") if isinstance(only, str) else only) if name.strip()]
     unknown = [name for name in wanted if name not in check_names()]
     if unknown:
-        raise ReleaserError(f"unknown check {unknown[0]!r}", hint=f"checks are: {', '.join(check_names())}")
+        raise UsageError(f"unknown check {unknown[0]!r}", hint=f"checks are: {', '.join(check_names())}")
     return [module for module in CHECKS if module.NAME in wanted]
 
 
@@ -210,13 +210,13 @@ def apply_overrides(results: Sequence[CheckResult], overrides: Mapping[str, str]
     """Turn the FAILs of the named checks into WARN, marked "overridden: reason", for a go-live that accepts them.
 
     Only go-live's `--override CHECK --reason TEXT` uses this; the caller journals the override. Raises
-    ReleaserError for a check name that does not exist or an empty reason, so a typo never waves a FAIL through.
+    UsageError (exit 2) for a check name that does not exist or an empty reason, so a typo never waves a FAIL through.
     """
     for name, reason in overrides.items():
         if name not in check_names():
-            raise ReleaserError(f"cannot override unknown check {name!r}", hint=f"checks are: {', '.join(check_names())}")
+            raise UsageError(f"cannot override unknown check {name!r}", hint=f"checks are: {', '.join(check_names())}")
         if not reason or not reason.strip():
-            raise ReleaserError(f"overriding {name} needs a reason", hint="add --reason TEXT; it is journaled")
+            raise UsageError(f"overriding {name} needs a reason", hint="add --reason TEXT; it is journaled")
     return [
         replace(result, status="WARN", detail=f"overridden: {overrides[result.check].strip()}; {result.detail}")
         if result.status == "FAIL" and result.check in overrides else result

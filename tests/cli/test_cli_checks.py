@@ -98,7 +98,7 @@ def test_calendar_json_gives_times_with_offsets(env_file):
     "args, code, message",
     [
         pytest.param(["calendar", "--publication", "phfo"], 2, "no publication named 'phfo'", id="unknown-publication"),
-        pytest.param(["check", "--only", "smoek"], 1, "unknown check 'smoek'; checks are: reachable", id="unknown-check"),
+        pytest.param(["check", "--only", "smoek"], 2, "unknown check 'smoek'; checks are: reachable", id="unknown-check"),
         pytest.param(["check", "--release", "../r1"], 3, "bad release id '../r1'", id="bad-release-id"),
         pytest.param(["data-upload", "--dataset", "phof-indicators", "--file", "README.md"], 3, "nothing is staged",
                      id="upload-with-nothing-staged"),

@@ -300,3 +300,17 @@ def test_a_blank_reason_or_notice_is_refused_before_any_server_is_asked(args, tm
     env = environment_file(tmp_path, "uat")
     done = invoke(*args, "--env", str(env))
     assert done.returncode == 2 and "is blank; say it in words" in done.stderr, (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize(("args", "said", "code"), [
+    (["--at", "1900-01-01 00:00"], "passed", 3),
+    (["--now", "--at", "09:30"], "--now and --at do not go together", 2),
+    (["--override", "no-such-check", "--reason", "x"], "no-such-check", 2),
+], ids=["at-passed", "now-and-at", "unknown-override"])
+def test_a_go_live_dry_run_refuses_what_the_go_live_would(args, said, code, tmp_path):
+    """QA: `go-live --at "1900-01-01 00:00" --dry-run` said it would switch in 1900; the command refuses."""
+    env = environment_file(tmp_path, "uat")
+    dry = invoke("go-live", *args, "--dry-run", "--env", str(env))
+    real = invoke("go-live", *args, "--yes", "--env", str(env))
+    assert dry.returncode == real.returncode == code and said in dry.stderr and said in real.stderr, (dry.stderr, real.stderr)
+    assert "would switch" not in dry.stderr
