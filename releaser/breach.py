@@ -7,6 +7,8 @@ the timeline of events, the reasons found in the journal, and the sections only 
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -114,30 +116,30 @@ def render_breach_report(facts: BreachFacts, *, metadata: dict, publication: str
         "",
         "**Reasons for breach (from the release journal):**",
         "",
-        *([f"- {reason}" for reason in facts.reasons] or ["- No failure was journaled; state the reason here."]),
+        *([f"- {_md(reason)}" for reason in facts.reasons] or ["- No failure was journaled; state the reason here."]),
         "",
         "**Go-live attempts and rollbacks:**",
         "",
-        *([f"- {_clock(event_time(e), zone)} {e['action']} {_of(e)}{e.get('outcome', '')}"
-           f"{f': {event_detail(e)}' if event_detail(e) else ''} (by {e.get('actor', 'unknown')})" for e in facts.attempts]
+        *([_md(f"- {_clock(event_time(e), zone)} {e['action']} {_of(e)}{e.get('outcome', '')}"
+               f"{f': {event_detail(e)}' if event_detail(e) else ''} (by {e.get('actor', 'unknown')})") for e in facts.attempts]
           or ["- None journaled."]),
         "",
         "**Checks overridden:**",
         "",
-        *([f"- {_clock(event_time(e), zone)} {e.get('actor', 'unknown')} {event_detail(e)}" for e in facts.overrides]
+        *([_md(f"- {_clock(event_time(e), zone)} {e.get('actor', 'unknown')} {event_detail(e)}") for e in facts.overrides]
           or ["- None."]),
         "",
         "**Notices to the public:**",
         "",
-        *([f"- {_clock(event_time(e), zone)} {_notice(e)} (by {e.get('actor', 'unknown')})" for e in facts.notices]
+        *([_md(f"- {_clock(event_time(e), zone)} {_notice(e)} (by {e.get('actor', 'unknown')})") for e in facts.notices]
           or ["- None journaled."]),
         "",
         "**Timeline of events:**",
         "",
         "| time | action | outcome | release | by | detail |",
         "| --- | --- | --- | --- | --- | --- |",
-        *[f"| {_clock(event_time(e), zone)} | {e.get('action', '')} | {e.get('outcome', '')} | "
-          f"{', '.join(sorted(releases_about(e)))} | {e.get('actor', '')} | {_cell(event_detail(e))} |"
+        *[f"| {_clock(event_time(e), zone)} | {_cell(e.get('action', ''))} | {_cell(e.get('outcome', ''))} | "
+          f"{_cell(', '.join(sorted(releases_about(e))))} | {_cell(e.get('actor', ''))} | {_cell(event_detail(e))} |"
           for e in facts.timeline],
         "",
         "## 3. Reactions and impact (both within the producer body and outside)",
@@ -226,5 +228,15 @@ def _clock(moment: datetime, zone) -> str:
     return moment.astimezone(zone or ZoneInfo("UTC")).strftime("%d %b %H:%M:%S")
 
 
+def _md(text: str) -> str:
+    """Journal text as Markdown shows it and nothing more: no HTML (a <script> in a reason), no link or image
+    ([x](javascript:...)), no emphasis; what a person typed reads the same in the file and in a viewer."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", str(text))
+
+
+_MD_SPECIAL = re.compile(r"[\\<>\[\]`*]")  # backslash-escaped, as CommonMark reads them; breach_html undoes it
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Journal text in a table cell: _md, and no '|' or newline to end the cell."""
+    return _md(text).replace("|", "\\|").replace("\n", " ")

@@ -199,7 +199,13 @@ def _cells(row: str) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", _e(text))
+    """A line of the report's Markdown as HTML: its **bold**, and what breach._md escaped shown as typed."""
+    parts = re.split(r"(?<!\\)\*\*(.+?)(?<!\\)\*\*", text)  # odd parts were between ** and **
+    return "".join(f"<strong>{_typed(part)}</strong>" if index % 2 else _typed(part) for index, part in enumerate(parts))
+
+
+def _typed(text: str) -> str:
+    return _e(re.sub(r"\\([\\<>\[\]`*])", r"\1", text))
 
 
 def _e(text: str) -> str:

@@ -110,3 +110,17 @@ def test_choose_report_form(requested, out, form):
 def test_an_unknown_format_is_a_usage_error():
     with pytest.raises(UsageError, match="--format 'pdf' is not one of markdown, html, svg"):
         choose_report_form("pdf", None)
+
+
+def test_journal_text_is_neither_markup_in_the_markdown_nor_in_the_page():
+    """QA: a reason with <script>, a javascript: link and **bold** went into the .md raw (a viewer would render
+    them); the .md now escapes them and the printable page shows them as typed."""
+    typed = "wrong <script>alert(1)</script> [see](javascript:alert(1)) **now**"
+    events = [*EVENTS[:2], event("2014-11-04T09:30:01.000Z", "go-live", "reverted", detail=typed), *EVENTS[3:]]
+    facts = gather_breach_facts("r7", SCHEDULED, events)
+    markdown = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2014, 11, 5))
+    assert "<script>" not in markdown and "[see](" not in markdown and " **now**" not in markdown
+    assert "wrong \\<script\\>alert(1)\\</script\\> \\[see\\](javascript:alert(1)) \\*\\*now\\*\\*" in markdown
+    page = render_breach_html(markdown, facts)
+    assert "<script>" not in page and "<strong>now</strong>" not in page
+    assert "wrong &lt;script&gt;alert(1)&lt;/script&gt; [see](javascript:alert(1)) **now**" in page
