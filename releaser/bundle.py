@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tarfile
 import tempfile
@@ -193,8 +194,15 @@ def read_bundle(path: Path) -> Bundle:
 
 
 def build_bundle(source: Path, release_id: str, out: Path, *, publications: list[str] = (), now: datetime | None = None) -> Bundle:
-    """Write a .tar.gz bundle of `source` with a fresh manifest.json, and return it verified."""
+    """Write a .tar.gz bundle of `source` with a fresh manifest.json, and return it verified.
+
+    The archive is written beside `out` under a temporary name and renamed when whole: a build that fails or is
+    interrupted leaves no half archive that a later deploy could mistake for a bundle.
+    """
     validate_release_id(release_id)
+    if not out.name.endswith((".tar.gz", ".tgz")):
+        raise BundleInvalid(f"--out {out}: a bundle is written as a .tar.gz (or .tgz) file; nothing was written",
+                            hint=f"name it {release_id}.tar.gz")
     previous = {}
     if (source / MANIFEST).is_file():
         previous = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
@@ -208,10 +216,15 @@ def build_bundle(source: Path, release_id: str, out: Path, *, publications: list
         files=files,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(out, "w:gz") as archive:
-        _add_bytes(archive, MANIFEST, manifest_bytes(manifest))
-        for name in sorted(files):
-            archive.add(source / name, arcname=name, recursive=False)
+    part = out.with_name(f".{out.name}.part-{os.getpid()}")
+    try:
+        with tarfile.open(part, "w:gz") as archive:
+            _add_bytes(archive, MANIFEST, manifest_bytes(manifest))
+            for name in sorted(files):
+                archive.add(source / name, arcname=name, recursive=False)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
     return read_bundle(out)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import tarfile
 
 import pytest
@@ -120,3 +121,14 @@ def test_a_file_no_server_could_write_is_refused_here_not_blamed_on_the_servers(
     with pytest.raises(BundleInvalid, match="refusing archive member") as refused:
         read_bundle(archive_with(tmp_path, member))
     assert said in str(refused.value)
+
+
+def test_build_refuses_a_name_it_would_not_read_and_leaves_no_file(tmp_path):
+    """QA: `build --out r9.zip` wrote the file, then refused it (exit 3) and left it behind."""
+    from releaser.bundle import build_bundle
+
+    source = Path(__file__).parents[2] / "examples" / "releases" / "r1"
+    with pytest.raises(BundleInvalid, match="a bundle is written as a .tar.gz"):
+        build_bundle(source, "r9", tmp_path / "r9.zip")
+    built = build_bundle(source, "r9", tmp_path / "r9.tar.gz")
+    assert built.release_id == "r9" and sorted(p.name for p in tmp_path.iterdir()) == ["r9.tar.gz"]  # no .part left
