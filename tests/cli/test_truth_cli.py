@@ -276,7 +276,8 @@ def test_a_missing_or_clashing_flag_exits_2(complete_env, args, said):
     (["calendar", "--from", "0001-01-01"], "the calendar covers the years 1970 to 2199"),
     (["calendar", "--from", "9999-12-31"], "the calendar covers the years 1970 to 2199"),
     (["lock", "--reason", "x", "--minutes", "99999999999999999999999"], "--minutes takes a whole number from 0 to 525600"),
-    (["build", "--source", "examples/releases/r1", "--release-id", "r9", "--out", "{tmp}"], "cannot write --out {tmp}: Is a directory"),
+    (["build", "--source", "examples/releases/r1", "--release-id", "r9", "--out", "/proc/none/r9.tar.gz"],
+     "cannot write --out /proc/none/r9.tar.gz: No such file or directory"),
     (["dashboard", "--port", "99999"], "--port takes a whole number from 0 to 65535, got 99999"),
     (["dashboard", "--port", "0", "--bind", "no.such.host.invalid"], "cannot serve the dashboard on no.such.host.invalid:0"),
 ], ids=["ics-dir", "months", "from-early", "from-late", "minutes", "build-out-dir", "port", "bind"])
