@@ -523,6 +523,9 @@ def history(c, release=None, json=False, env="local", hosts=None):
 
         events = events_about_release(release, events)
     ui.show_history(events, as_json=json)
+    if not events and not json:
+        about = f" about release {release}" if release else ""
+        ui.say(f"the journal holds no events{about}" + ("; see every release with: invoke history" if release else ""))
     if fleet.unreachable:
         ui.warn(f"{', '.join(counted(fleet.unreachable))} did not answer: what only its journal holds is missing above; "
                 "see: invoke runbook server-failure")

@@ -315,3 +315,10 @@ def test_a_go_live_dry_run_refuses_what_the_go_live_would(args, said, code, tmp_
     real = invoke("go-live", *args, "--yes", "--env", str(env))
     assert dry.returncode == real.returncode == code and said in dry.stderr and said in real.stderr, (dry.stderr, real.stderr)
     assert "would switch" not in dry.stderr
+
+
+def test_history_of_a_release_nobody_journaled_says_so(tmp_path):
+    """QA: `history --release nonexistent` printed an empty table and nothing else."""
+    env = environment_file(tmp_path, "uat")
+    done = invoke("history", "--release", "r404", "--env", str(env))
+    assert done.returncode == 0 and "the journal holds no events about release r404" in done.stderr, done.stderr
