@@ -118,12 +118,17 @@ def interrupted_message() -> str:
     """
     exec("pass", {})  # noqa: S102  (a constant: see the docstring)
     if _state["phase"] == "working" and _state.get("reading"):
-        return f"releaser: interrupted (Ctrl-C) during {_state['reading']}, which only reads the servers; nothing was changed"
+        return while_reading(_state["reading"])
     if _state["phase"] == "working" and _state.get("finished_what"):
         return (f"releaser: interrupted (Ctrl-C) after the switch had ended ({_state['finished_what']}), while the "
                 "command was closing; to see where every server stands, run: invoke status")
     return {"starting": BEFORE_START, "next": BEFORE_NEXT, "working": WHILE_WORKING,
             "finished": AFTER_WORK}[_state["phase"]]
+
+
+def while_reading(task: str) -> str:
+    """The line for a Ctrl-C during the work of a task that only reads the servers (status, check)."""
+    return f"releaser: interrupted (Ctrl-C) during {task}, which only reads the servers; nothing was changed"
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 from checkenv import write_environment as complete_environment
 from conftest import PROJECT
 from interrupting import interrupted_after
-from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING
+from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, while_reading
 from releaser.invocation import Invocation, suggested
 
 DELAYS = [0, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.45]
@@ -52,7 +52,7 @@ def test_ctrl_c_during_status_says_nothing_was_changed(tmp_path):
     """status only reads: a Ctrl-C during its work says so, instead of sending the on-call engineer to run status."""
     env_file = complete_environment(tmp_path, servers=6)  # six servers' reads: a window the sweep cannot miss
     argv = [str(Path(sys.executable).with_name("releaser")), "status", "--env", str(env_file)]
-    reading = "releaser: interrupted (Ctrl-C) during status, which only reads the servers; nothing was changed"
+    reading = while_reading("status")
     shown = suggested(AFTER_WORK, Invocation("releaser", str(env_file)))  # the table was being printed
     seen = set()
     for delay in [0, *(0.1 + 0.025 * i for i in range(24))]:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import PROJECT, ssh_environment_for
 from interrupting import interrupted_after
-from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING
+from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, while_reading
 from releaser.invocation import Invocation, suggested
 from sshfarm import SSHD_MISSING, SshdFarm, sshd_path
 
@@ -37,7 +37,7 @@ def test_ctrl_c_while_connecting_always_ends_the_command_at_once(farm8, tmp_path
     argv = [sys.executable, "-m", "invoke", "status", "--env", str(env.path)]
     marker = tmp_path / "marker"
     ran_as = Invocation("invoke", str(env.path))  # the lines' suggested commands name the environment it ran on
-    known = [suggested(line, ran_as) for line in (BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, AFTER_WORK)]
+    known = [suggested(line, ran_as) for line in (BEFORE_START, WHILE_CONNECTING, while_reading("status"), AFTER_WORK)]
     seen = []
     for delay in DELAYS:
         started = time.monotonic()
