@@ -39,6 +39,17 @@ FILE_NAME_RULE = ("a file name in a bundle is a relative path of letters a-z A-Z
                   "not starting with a space or '/', with no '..' part")
 
 
+def _plain_line(value: str | None) -> str | None:
+    """A manifest's free text (a publication, who uploaded or signed off) as one line of plain text, else ValueError:
+    data-status, check and history print it, and an escape sequence there would drive the reader's terminal."""
+    from releaser.free_text import control_character_problem
+
+    problem = None if value is None else control_character_problem(value)
+    if problem:
+        raise ValueError(f"holds {problem}; it must be one line of plain text")
+    return value
+
+
 class DataSet(BaseModel):
     """A data set the release publishes, with who uploaded it, when, and who signed it off."""
 
@@ -52,6 +63,11 @@ class DataSet(BaseModel):
     sha256: str | None = None
     qa_signed_off_by: str | None = None
     qa_signed_off_at: datetime | None = None
+
+    @field_validator("publication", "uploaded_by", "qa_signed_off_by")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        return _plain_line(value)
 
 
 class DataFile(BaseModel):
@@ -95,6 +111,11 @@ class Manifest(BaseModel):
     @classmethod
     def _release_id_is_safe(cls, value: str) -> str:
         return validate_release_id(value)
+
+    @field_validator("publications")
+    @classmethod
+    def _publications_are_plain_text(cls, value: list[str]) -> list[str]:
+        return [_plain_line(name) for name in value]
 
     @model_validator(mode="after")
     def _data_files_are_checksummed(self) -> "Manifest":

@@ -132,3 +132,15 @@ def test_build_refuses_a_name_it_would_not_read_and_leaves_no_file(tmp_path):
         build_bundle(source, "r9", tmp_path / "r9.zip")
     built = build_bundle(source, "r9", tmp_path / "r9.tar.gz")
     assert built.release_id == "r9" and sorted(p.name for p in tmp_path.iterdir()) == ["r9.tar.gz"]  # no .part left
+
+
+@pytest.mark.parametrize("field", ["publication", "uploaded_by", "qa_signed_off_by"])
+def test_a_manifest_s_free_text_is_one_line_of_plain_text(field):
+    """QA: build accepted ESC and U+202E in a data set's publication and sign-off names; data-status printed them."""
+    from releaser.bundle import Manifest
+
+    dataset = {"name": "phof", "publication": "phof", "file": "public/data.csv", field: "ana\u202e@stats"}
+    with pytest.raises(ValueError, match="bidirectional control"):
+        Manifest(release_id="r1", files={"public/data.csv": "0" * 64}, datasets=[dataset])
+    with pytest.raises(ValueError, match="an escape"):
+        Manifest(release_id="r1", files={}, publications=["phof\x1b[2J"])
