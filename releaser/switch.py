@@ -292,13 +292,12 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
             _abort_all(participants, deadlines, presses)
             raise
 
-    unready = _unready(participants)
-    if unready:  # known before any is told to move (a server died during the wait): nobody moves
-        failed = {name: _Step(False, detail=why, lost=True) for name, why in unready.items()}
-        outcomes = _abort_all(participants, deadlines, presses, failed=failed, phase="ready")
-        return SwitchReport(decide(outcomes), outcomes, {name: step.detail for name, step in failed.items()}, timings)
-
     with held_interrupts() as presses:
+        unready = _unready(participants)
+        if unready:  # known before any is told to move (a server died during the wait): nobody moves
+            failed = {name: _Step(False, detail=why, lost=True) for name, why in unready.items()}
+            outcomes = _abort_all(participants, deadlines, presses, failed=failed, phase="ready")
+            return SwitchReport(decide(outcomes), outcomes, {name: step.detail for name, step in failed.items()}, timings)
         moment = time.perf_counter()
         if armed:
             _say_go(participants)
