@@ -234,7 +234,7 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\g<0>", str(text))
 
 
-_MD_SPECIAL = re.compile(r"[\\<>\[\]`*]")  # backslash-escaped, as CommonMark reads them; breach_html undoes it
+_MD_SPECIAL = re.compile(r"[\\<\[\]`*]")  # backslash-escaped, as CommonMark reads them; breach_html undoes it
 
 
 def _cell(text: str) -> str:

@@ -205,7 +205,7 @@ def _inline(text: str) -> str:
 
 
 def _typed(text: str) -> str:
-    return _e(re.sub(r"\\([\\<>\[\]`*])", r"\1", text))
+    return _e(re.sub(r"\\([\\<\[\]`*])", r"\1", text))
 
 
 def _e(text: str) -> str:

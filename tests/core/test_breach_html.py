@@ -1,5 +1,6 @@
 """The breach report's timeline picture and printable page: facts in, SVG and HTML text out."""
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -119,8 +120,9 @@ def test_journal_text_is_neither_markup_in_the_markdown_nor_in_the_page():
     events = [*EVENTS[:2], event("2014-11-04T09:30:01.000Z", "go-live", "reverted", detail=typed), *EVENTS[3:]]
     facts = gather_breach_facts("r7", SCHEDULED, events)
     markdown = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2014, 11, 5))
-    assert "<script>" not in markdown and "[see](" not in markdown and " **now**" not in markdown
-    assert "wrong \\<script\\>alert(1)\\</script\\> \\[see\\](javascript:alert(1)) \\*\\*now\\*\\*" in markdown
+    assert re.search(r"(?<!\\)<", markdown) is None  # every '<' escaped: no HTML tag starts anywhere
+    assert "[see](" not in markdown and " **now**" not in markdown
+    assert "wrong \\<script>alert(1)\\</script> \\[see\\](javascript:alert(1)) \\*\\*now\\*\\*" in markdown
     page = render_breach_html(markdown, facts)
     assert "<script>" not in page and "<strong>now</strong>" not in page
     assert "wrong &lt;script&gt;alert(1)&lt;/script&gt; [see](javascript:alert(1)) **now**" in page
