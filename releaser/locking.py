@@ -30,6 +30,7 @@ from releaser.switch import held_interrupts
 from releaser.transport import Completed
 
 COMMAND_MINUTES = 30  # a command's lock expires after this, so a killed command never blocks the next for long
+_LOCK_STEP_GRACE = 2.0  # seconds a Ctrl-C'd command still waits for lock steps under way before it frees the lock
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Leftover:
     known: bool
     lock: bool = False  # this command's lock is (or, not known, may be) still held there
     journal: bool = False  # this command's journal lines are (or, not known, may be) missing there
+    taking: bool = False  # not known because the step that takes the lock had not ended (Ctrl-C stopped the wait)
 
 
 @dataclass
@@ -69,11 +71,14 @@ class LockSession:
     def leftover_warning(self) -> str:
         """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
         stuck = self.stuck
-        silent = counted(name for name, left in stuck.items() if not left.answered)
+        taking = counted(name for name, left in stuck.items() if left.taking)
+        silent = counted(name for name, left in stuck.items() if not left.answered and not left.taking)
         unclear = counted(name for name, left in stuck.items() if left.answered and not left.known)
         kept = counted(name for name, left in stuck.items() if left.known and left.lock)
         missing = counted(name for name, left in stuck.items() if left.known and left.journal and not left.lock)
         parts = []
+        if taking:
+            parts.append(_unknown(taking, stuck, "had not ended the step that takes the lock when the wait stopped"))
         if silent:
             parts.append(_unknown(silent, stuck, "did not answer the step that frees this command's lock and writes its "
                                                  "journal lines"))
@@ -120,6 +125,7 @@ class DeployLock:
         self.recorder = recorder
         self.session: LockSession | None = None  # the one held now, if any
         self.freed: list[LockSession] = []  # every session this command held, once freed
+        self._lock_steps: dict[str, bool] = {}
 
     @contextmanager
     def held(self, reason: str, *, prepare_for: str | None = None) -> Iterator[LockSession]:
@@ -142,11 +148,17 @@ class DeployLock:
             raise
         except KeyboardInterrupt:
             with held_interrupts():
+                busy = self._wait_for_lock_steps(_LOCK_STEP_GRACE)  # freed before it is taken, a lock stays behind
                 session = LockSession(token, reason, taken=self.group.reachable)
                 session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
                 self._free(session)
-            left = f" (but: {session.leftover_warning()})" if session.stuck else ""
-            raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed{left}, and "
+                for name in busy:
+                    session.stuck[name] = Leftover("Ctrl-C again stopped the wait for it", answered=False, known=False,
+                                                   lock=True, journal=True, taking=True)
+            if session.stuck:
+                raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); nothing was switched; "
+                                f"{session.leftover_warning()}", hint=f"then run: invoke {doing} again when ready") from None
+            raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed, and "
                             "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
         self.session, self.recorder.pending = session, session.lines
         failure: ReleaserError | None = None
@@ -190,12 +202,27 @@ class DeployLock:
         session.stuck = {name: left for name, outcome in outcomes.items()
                          if (left := finish_leftover(outcome, held=name in session.taken, lines=bool(lines)))}
 
+    def _wait_for_lock_steps(self, seconds: float) -> list[str]:
+        """After Ctrl-C while the lock was being taken: let the lock steps still running end (a server answers in
+        milliseconds) for up to `seconds`, so the lock is freed after it was taken there; the servers still busy."""
+        deadline = time.monotonic() + seconds
+        while (busy := [name for name, ended in list(self._lock_steps.items()) if not ended]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return counted(busy)
+
     def _take(self, reason: str, *, token: str, kind: str, minutes: float, prepare_for: str | None = None) -> LockSession:
         group, actor, now = self.group, self.recorder.actor, self.recorder.clock.now()
         info = new_lock(actor, reason, now, minutes=minutes, token=token, kind=kind, machine=socket.gethostname(),
                         pid=os.getpid())
-        lock_and_read = lambda name: group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(),
-                                                                            prepare_for=prepare_for))
+        self._lock_steps = {}  # server -> whether its lock step has ended (a Ctrl-C may leave some running)
+
+        def lock_and_read(name: str):
+            self._lock_steps[name] = False
+            try:
+                return group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(), prepare_for=prepare_for))
+            finally:
+                self._lock_steps[name] = True
+
         answers = {name: lock_answer(name, o) for name, o in group.each(lock_and_read).items()}
         expired = [name for name, (said, holder, _, _) in answers.items()
                    if said == "held" and holder and is_expired(holder, now)]

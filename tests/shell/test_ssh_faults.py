@@ -643,3 +643,36 @@ def test_a_live_slot_turned_into_a_directory_before_commit_is_reported_mixed_and
     assert "cannot overwrite directory 'live'" in message and "web-2 could not be put back" in message
     assert "the fleet is MIXED" in message and "invoke runbook rollback" in message
     assert lock_dirs(ssh_env) == []
+
+
+# ---- Ctrl-C twice while the lock is being taken ----
+
+
+@pytest.mark.parametrize(("slow", "said"), [
+    (0.6, "the lock was freed, and nothing was switched"),
+    (3.5, "web-2 had not ended the step that takes the lock when the wait stopped (Ctrl-C again stopped the wait "
+          "for it): it may still hold the lock"),
+], ids=["lock-step-ends-soon", "lock-step-still-busy"])
+def test_ctrl_c_twice_while_the_lock_is_taken_frees_it_after_it_was_taken_or_says_where_it_may_be(
+        sshd_farm, ssh_env, open_fleet, slow, said):
+    """QA: the second Ctrl-C stopped the wait for a lock step still under way, the lock was freed before that step
+    took it, and the message said "the lock was freed" while web-4 kept it. Now the command lets a lock step under
+    way end (2 s at most) before freeing, and names a server whose step was still busy."""
+    release_morning(open_fleet, ssh_env)
+    hosts = hosts_with(ssh_env, "web-2", when=lambda argv, env: script_of(argv) == "lock", before=lambda: time.sleep(slow))
+
+    def press_twice() -> None:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_twice, daemon=True)
+    with open_fleet(ssh_env, hosts=hosts) as fleet, pytest.raises(Cancelled) as cancelled:
+        presser.start()
+        fleet.go_live()
+    presser.join()
+    assert said in str(cancelled.value), str(cancelled.value)
+    time.sleep(slow)  # web-2's lock step, if still under way, has ended by now: what is on disk stays
+    assert read_slots(ssh_env) == everywhere(OLD)
+    assert lock_dirs(ssh_env) == ([] if slow < 2 else ["web-2"])
