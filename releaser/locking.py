@@ -223,12 +223,16 @@ class DeployLock:
             finally:
                 self._lock_steps[name] = True
 
-        answers = {name: lock_answer(name, o) for name, o in group.each(lock_and_read).items()}
+        outcomes = dict(group.each(lock_and_read))
+        answers = {name: lock_answer(name, o) for name, o in outcomes.items()}
         expired = [name for name, (said, holder, _, _) in answers.items()
                    if said == "held" and holder and is_expired(holder, now)]
         if expired:
             group.run(lambda name: remote.unlock_argv(group.root(name), answers[name][1].token), expired)
-            answers.update({name: lock_answer(name, o) for name, o in group.each(lock_and_read, expired).items()})
+            outcomes.update(group.each(lock_and_read, expired))
+            answers.update({name: lock_answer(name, outcomes[name]) for name in expired})
+        # the connection went during the step: the server may have taken the lock (and prepared links) all the same
+        lost = {name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered}
         taken = [name for name, (said, _, _, _) in answers.items() if said == "taken"]
         holders = {name: holder for name, (said, holder, _, _) in answers.items() if said == "held"}
         refusal = lock_refusal(holders, actor=actor, kind=kind)  # the expired ones were taken over just above
@@ -238,6 +242,11 @@ class DeployLock:
             if refusal:
                 raise refusal
             name, error = counted_items(errors)[0]
+            if name in lost:
+                raise HostUnreachable(name, f"did not answer while the lock was being taken ({error}); it may hold this "
+                                      "command's lock now; nothing was switched",
+                                      hint="see: invoke runbook server-failure; once it answers, run: invoke status, and "
+                                           "if it shows this lock: invoke unlock --reason TEXT")
             raise HostUnreachable(name, f"cannot take the lock: {error}", answered=True,
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},

@@ -109,8 +109,8 @@ def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_no
 
     assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
     message = str(error)
-    assert message.startswith("web-2: cannot take the lock") and "no answer within 3 s" in message
-    assert "nothing was changed" in message
+    assert message.startswith("web-2: did not answer while the lock was being taken") and "no answer within 3 s" in message
+    assert "it may hold this command's lock now; nothing was switched" in message  # it may have taken it: unknown
     relays["web-2"].heal()
     assert set(read_slots(env).values()) == {OLD}
     left = leftovers(env)
@@ -257,7 +257,7 @@ def test_at_twenty_servers_ctrl_c_at_the_lock_and_a_silent_drop_leave_nothing_be
 
         hosts = hosts_with(env, "web-7", when=lambda argv, e: script_of(argv) == "lock", before=proxies["web-7"].drop)
         started = time.monotonic()
-        with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable, match=r"^web-7: cannot take the lock"):
+        with open_fleet(env, hosts=hosts) as fleet, pytest.raises(HostUnreachable, match=r"^web-7: did not answer while the lock was being taken"):
             fleet.go_live()
         assert time.monotonic() - started < BOUND_SECONDS
         proxies["web-7"].heal()
