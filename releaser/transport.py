@@ -600,7 +600,7 @@ class SshHost:
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while starting {_label(argv)}: {_why(error)}",
                                   hint="see: invoke runbook server-failure", unsent=isinstance(error, _Unsent)) from error
-        return _ChannelRunning(self.name, self.address, argv, channel)
+        return _ChannelRunning(self.name, self.address, argv, channel, noted=self._noted)
 
     def _run_on_channel(self, command: str, argv: Sequence[str], timeout: float | None) -> Completed:
         """Run one command on an exec channel of its own (sshd starts a session and the login shell for it)."""
@@ -741,10 +741,12 @@ class SshHost:
 class _ChannelRunning(_LineReader):
     """A command on an SSH exec channel of its own (SshHost.start): lines from its stdout, text to its stdin."""
 
-    def __init__(self, name: str, address: str, argv: Sequence[str], channel) -> None:
+    def __init__(self, name: str, address: str, argv: Sequence[str], channel,
+                 noted: Callable[[HostUnreachable], HostUnreachable] | None = None) -> None:
         self.name, self.address, self.argv, self.channel = name, address, argv, channel
         self.out = _Lines()
         self.err = b""
+        self._noted = noted  # the host's: a command silent past its deadline makes the host's next steps fail at once
 
     def _no_line(self, timeout: float, *, ended: bool) -> HostUnreachable:
         return self._lost("it ended" if ended else f"no line from it within {seconds_text(timeout)} s")
@@ -762,7 +764,9 @@ class _ChannelRunning(_LineReader):
         try:
             self._read_to_the_end(deadline, stop)
             if time.monotonic() >= deadline and not self.channel.exit_status_ready():
-                raise self._lost(f"no answer within {seconds_text(timeout)} s")
+                silence = self._lost(f"no answer within {seconds_text(timeout)} s")
+                silence.silent = True
+                raise self._noted(silence) if self._noted is not None else silence
             code = self.channel.exit_status if self.channel.exit_status_ready() else -1
         finally:
             self.close()

@@ -12,7 +12,7 @@ import pytest
 from conftest import read_slots
 from releaser import remote
 from releaser.clock import SystemClock
-from releaser.errors import Cancelled, HostUnreachable
+from releaser.errors import Cancelled, FleetMixed, HostUnreachable
 from releaser.fleet import make_hosts
 from releaser.golive import go_live_at
 from releaser.slots import LinkChange
@@ -224,3 +224,23 @@ def test_a_go_live_late_past_the_bound_commits_the_usual_way(sshd_farm, tmp_path
     assert all(r.renamed_at >= waited[0] for r in result.results), result
     for host in hosts.values():
         assert host.started == ["commit"] and host.ran.count("commit") == 1, (host.name, host.started, host.ran)
+
+
+def test_a_server_silent_at_the_second_costs_the_commit_and_revert_deadlines_and_no_more(sshd_farm, relays, tmp_path,
+                                                                                       open_fleet):
+    """web-2's packets vanish during the wait, after it was armed: its armed commit says nothing by the commit
+    deadline. The host is then known silent, so freeing the lock does not wait out a new handshake to it (QA: a
+    scheduled go-live ended 37 s after T, 5 s past the README's commit + revert + 2 s, where --now ended in time)."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    clock = SystemClock()
+    with open_fleet(env) as fleet:
+        at = clock.now() + timedelta(seconds=4)
+        with pytest.raises(FleetMixed) as failure:  # web-2 may have renamed before it went silent
+            go_live_at(fleet, at=at, clock=clock, lead=timedelta(seconds=3.5), prepare_ahead=timedelta(seconds=3),
+                       tick=once_waiting_for_the_second(relays["web-2"].drop))
+        ended = time.time() - at.timestamp()
+    relays["web-2"].heal()
+    assert "web-2" in str(failure.value)
+    assert ended < 2.0 + 3.0 + 2.0 + 1.0, f"ended {ended:.1f} s after the second"  # commit + revert + 2 s, and a margin
+    assert read_slots(env)["web-1"] == read_slots(env)["web-3"] == OLD
