@@ -342,7 +342,9 @@ class Fleet:
         hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
         if lost:
             hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
-        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; the fleet is MIXED", hint=hint)
+        # a server that could not be put back is on another release; one that did not answer may or may not be
+        mixed = "the fleet is MIXED" if stuck else "the fleet may be MIXED (status tells, once it answers)"
+        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; {mixed}", hint=hint)
 
     def rehearse(self) -> FleetResult:
         """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.

@@ -118,7 +118,7 @@ def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_no
 
 
 def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd_farm, relays, tmp_path, open_fleet):
-    """web-2 goes silent just before its rename: nobody can know whether it renamed, so the fleet is MIXED
+    """web-2 goes silent just before its rename: nobody can know whether it renamed, so the fleet may be MIXED
     (exit 7) naming web-2, every other server is back on r1 and unlocked, within the commit deadline."""
     env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
     morning(open_fleet, env)
@@ -129,7 +129,7 @@ def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd
     assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
     message = str(error)
     assert "web-1, web-3 are back on r1" in message and "web-2 did not answer, so it may still serve r2" in message
-    assert "the fleet is MIXED" in message and "keep web-2 away from the public" in message
+    assert "the fleet may be MIXED" in message and "keep web-2 away from the public" in message  # nobody knows yet
     assert error.exit_code == 7
     slots = read_slots(env)
     assert slots["web-1"] == slots["web-3"] == OLD
