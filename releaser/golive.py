@@ -121,7 +121,8 @@ def go_live_at(fleet: Fleet, *, at: datetime, clock: Clock, run_checks: RunCheck
         except KeyboardInterrupt:
             record("cancelled", "Ctrl-C after prepare, before the switch")
             raise Cancelled("go-live cancelled before the switch (Ctrl-C); nothing was switched",
-                            hint="run: invoke go-live again before the scheduled time") from None
+                            hint="run: invoke go-live again before the scheduled time; once it has passed, publishing late "
+                                 "is a decision: invoke go-live --now --force --reason TEXT") from None
         journal_extra["switched_at"] = _utc(clock.now())  # read when the go-live event is written, after commit
         tick("commit", clock.now(), timeline.switch_at)  # the countdown must stop saying "nothing is switched yet"
 
