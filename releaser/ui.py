@@ -583,8 +583,9 @@ def countdown() -> Iterator:
 
 def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None) -> None:
     """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took."""
-    zone = getattr(at.tzinfo, "key", at.tzname())
-    say(plain(f"go-live at {at:%H:%M:%S} {zone} on {at:%a %d %b %Y}", style="bold"))
+    zone = getattr(at.tzinfo, "key", None)  # the abbreviation every later line uses (GMT, BST), then the zone's name
+    named = f"{at:%Z} ({zone})" if zone and zone != at.tzname() else f"{at:%Z}"
+    say(plain(f"go-live at {at:%H:%M:%S} {named} on {at:%a %d %b %Y}", style="bold"))
     if decide_by is not None:
         say(plain(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} "
                   "(Ctrl-C); after the switch, a failed verification switches every server back by itself"))

@@ -158,3 +158,12 @@ def test_a_message_is_never_broken_into_lines_so_its_command_pastes_whole(monkey
     ui.say(command)
     ui.warn(command)
     assert screen.getvalue() == f"{command}\nWARNING: {command}\n"
+
+
+def test_the_announcement_names_the_zone_as_the_countdown_lines_do(shown):
+    """QA: the plan said '15:10:22 Europe/London' and the next line 'waiting until 15:09:22 GMT'."""
+    from zoneinfo import ZoneInfo
+
+    ui.announce_go_live(datetime(2026, 12, 1, 9, 30, tzinfo=ZoneInfo("Europe/London")), None)
+    _, err = shown()
+    assert "go-live at 09:30:00 GMT (Europe/London) on Tue 01 Dec 2026" in err
