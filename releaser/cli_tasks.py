@@ -185,11 +185,13 @@ def actor() -> str:
 
     from releaser.free_text import control_character_problem
 
-    who = os.environ.get("RELEASER_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+    given = os.environ.get("RELEASER_ACTOR")
+    who = given or f"{getpass.getuser()}@{socket.gethostname()}"
     problem = control_character_problem(who)  # it goes into every lock, journal line and history row
     if problem:
-        raise Exit(f"releaser: RELEASER_ACTOR holds {problem}; set it to plain text such as ana@laptop; nothing was "
-                   "asked of any server", code=2)
+        source = "RELEASER_ACTOR" if given else "your user name and host name (LOGNAME, USER or the account's)"
+        raise Exit(f"releaser: {source} holds {problem}; set RELEASER_ACTOR to plain text such as ana@laptop; "
+                   "nothing was asked of any server", code=2)
     return who
 
 

@@ -219,3 +219,17 @@ def test_an_actor_with_a_direction_override_is_one_usage_line(tmp_path):
                           env={**os.environ, "RELEASER_ACTOR": "ana\u202e@laptop", "NO_COLOR": "1"})
     assert done.returncode == 2 and "RELEASER_ACTOR holds a bidirectional control '\\u202e'" in done.stderr, done.stderr
     assert not list(tmp_path.glob("web-*/**/lock"))
+
+
+def test_a_user_name_with_a_control_character_is_named_as_such_not_as_releaser_actor(tmp_path):
+    """QA: a hostile LOGNAME was refused with a message blaming RELEASER_ACTOR, which was not set."""
+    from checkenv import write_environment as complete_environment
+
+    env_file = complete_environment(tmp_path, servers=1)
+    environ = {k: v for k, v in os.environ.items() if k != "RELEASER_ACTOR"}
+    done = subprocess.run([sys.executable, "-m", "invoke", "status", "--env", str(env_file)], cwd=PROJECT,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env={**environ, "LOGNAME": "ev\x1bil", "USER": "ev\x1bil", "NO_COLOR": "1"})
+    assert done.returncode == 2, done.stderr
+    assert "your user name and host name (LOGNAME, USER or the account's) holds an escape" in done.stderr
+    assert "set RELEASER_ACTOR to plain text" in done.stderr
