@@ -394,6 +394,10 @@ def _files_in(root: Path) -> list[str]:
             if problem := file_name_problem(name):
                 raise BundleInvalid(f"{root}: unsafe file name {name!r}: {problem}", hint=FILE_NAME_RULE)
             names.append(name)
+        elif not item.is_dir():  # left out silently, the release would lack what its source held
+            raise BundleInvalid(f"{root}: {name!r} is not a regular file or a directory (a FIFO, a socket, a device); "
+                                "bundles hold plain files only", hint="remove it from the source, or copy what it holds "
+                                                                      "into a plain file")
     return names
 
 

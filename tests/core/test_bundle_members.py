@@ -144,3 +144,18 @@ def test_a_manifest_s_free_text_is_one_line_of_plain_text(field):
         Manifest(release_id="r1", files={"public/data.csv": "0" * 64}, datasets=[dataset])
     with pytest.raises(ValueError, match="an escape"):
         Manifest(release_id="r1", files={}, publications=["phof\x1b[2J"])
+
+
+def test_a_fifo_in_the_source_is_refused_not_left_out(tmp_path):
+    """QA: build skipped a FIFO in --source without a word."""
+    import os
+    import shutil
+
+    from releaser.bundle import build_bundle
+
+    source = tmp_path / "src"
+    shutil.copytree(Path(__file__).parents[2] / "examples" / "releases" / "r1", source)
+    os.mkfifo(source / "public" / "feed")
+    with pytest.raises(BundleInvalid, match="'public/feed' is not a regular file or a directory"):
+        build_bundle(source, "r9", tmp_path / "r9.tar.gz")
+    assert not (tmp_path / "r9.tar.gz").exists()
