@@ -748,7 +748,7 @@ def data_status(c, at=None, json_=False, env="local"):
     "env": ENV_HELP,
     "port": "Port to serve on (default 8700; 0 picks a free one).",
     "bind": "Address to listen on (default 127.0.0.1: only this machine can open the page).",
-    "every": "Seconds between reads of the servers (default 2).",
+    "every": "Seconds between reads of the servers, 1 to 3600 (default 2).",
 })
 def dashboard(c, env="local", port=None, bind="127.0.0.1", every=None):
     """Serve a read-only release-day page until Ctrl-C."""
@@ -763,7 +763,9 @@ def dashboard(c, env="local", port=None, bind="127.0.0.1", every=None):
 
     with exit_on_user_error():
         port = whole_number(port, "--port", 8700, at_most=65535)
-        every = whole_number(every, "--every", 2) or 1
+        every = whole_number(every, "--every", 2, at_most=3600)
+        if every == 0:  # reading the servers without a pause would load every one of them for nothing
+            raise Exit("releaser: --every takes a whole number of seconds from 1 to 3600, got 0", code=2)
         environment = load_environment(env, PROJECT)
         with connected(environment, actor=actor(), clock=SystemClock(),
                        journal_path=local_journal_path(environment.path)) as fleet:

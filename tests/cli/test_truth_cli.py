@@ -279,8 +279,9 @@ def test_a_missing_or_clashing_flag_exits_2(complete_env, args, said):
     (["build", "--source", "examples/releases/r1", "--release-id", "r9", "--out", "/proc/none/r9.tar.gz"],
      "cannot write --out /proc/none/r9.tar.gz: No such file or directory"),
     (["dashboard", "--port", "99999"], "--port takes a whole number from 0 to 65535, got 99999"),
+    (["dashboard", "--every", "0"], "--every takes a whole number of seconds from 1 to 3600, got 0"),
     (["dashboard", "--port", "0", "--bind", "no.such.host.invalid"], "cannot serve the dashboard on no.such.host.invalid:0"),
-], ids=["ics-dir", "months", "from-early", "from-late", "minutes", "build-out-dir", "port", "bind"])
+], ids=["ics-dir", "months", "from-early", "from-late", "minutes", "build-out-dir", "port", "every", "bind"])
 def test_what_this_machine_cannot_use_is_one_line_and_exit_2(args, said, tmp_path):
     """QA hostile input: each of these ended in a Python traceback, exit 1."""
     from checkenv import write_environment as complete_environment
