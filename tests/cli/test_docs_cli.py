@@ -76,3 +76,16 @@ def test_a_missing_environment_file_says_how_to_make_it(tmp_path):
     assert done.returncode == 2
     assert f"releaser: environment file {missing} does not exist; to make one: cp " in done.stderr
     assert shlex.quote(str(missing)) in done.stderr and "production.toml.example" in done.stderr
+
+
+def test_a_missing_environment_file_with_a_control_character_gets_a_cp_that_names_it(tmp_path):
+    """QA hostile input: the hint showed an ESC in the path as the text \\x1b, so pasted it named another file.
+    Written with bash's $'...' escapes, the cp it suggests makes the very file --env named."""
+    (tmp_path / "e\x1bvil").mkdir()
+    missing = tmp_path / "e\x1bvil" / "uat.toml"
+    done = invoke("status", "--env", str(missing))
+    assert done.returncode == 2 and "\x1b" not in done.stderr
+    command = done.stderr.strip().split("to make one: ", 1)[1].removesuffix(" and change the values marked CHANGE")
+    assert "$'" in command
+    subprocess.run(["bash", "-c", command], cwd=PROJECT, check=True, timeout=10)
+    assert missing.is_file()
