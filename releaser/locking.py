@@ -245,8 +245,8 @@ class DeployLock:
             if name in lost:
                 raise HostUnreachable(name, f"did not answer while the lock was being taken ({error}); it may hold this "
                                       "command's lock now; nothing was switched",
-                                      hint="see: invoke runbook server-failure; once it answers, run: invoke status, and "
-                                           "if it shows this lock: invoke unlock --reason TEXT")
+                                      hint="once it answers, run: invoke status, and if it shows this lock: invoke "
+                                           "unlock --reason TEXT")
             raise HostUnreachable(name, f"cannot take the lock: {error}", answered=True,
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
