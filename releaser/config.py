@@ -820,27 +820,17 @@ def how_to_make_environment(project_dir: Path, target: Path) -> str:
 def _pasteable(path: Path) -> str:
     """The path as a shell word to paste: quoted, and written with bash's $'...' escapes when it holds a control
     character (printed raw it would drive the terminal; escaped in plain quotes it would name another path)."""
+    from releaser.free_text import escaped, is_unprintable
+
     absolute = path.resolve()
     try:
         shown = str(absolute.relative_to(Path.cwd().resolve()))
     except ValueError:
         shown = str(absolute)
-    if not any(_is_unprintable(c) for c in shown):
+    if not any(is_unprintable(c) for c in shown):
         return shlex.quote(shown)
-    escaped = "".join(_escaped(c) if _is_unprintable(c) else {"\\": "\\\\", "'": "\\'"}.get(c, c) for c in shown)
-    return f"$'{escaped}'"
-
-
-def _escaped(character: str) -> str:
-    """One character as bash's $'...' writes it: a byte that was not UTF-8 (a surrogate here) as that byte."""
-    code = ord(character)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else character.encode("unicode_escape").decode()
-
-
-def _is_unprintable(character: str) -> bool:
-    code = ord(character)
-    return code < 0x20 or 0x7F <= code <= 0x9F or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069 \
-        or code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF
+    written = "".join(escaped(c) if is_unprintable(c) else {"\\": "\\\\", "'": "\\'"}.get(c, c) for c in shown)
+    return f"$'{written}'"
 
 
 def _shown(path: Path, project_dir: Path) -> str:

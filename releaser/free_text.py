@@ -38,8 +38,25 @@ def control_character_problem(text: str) -> str | None:
 
 def _byte_of(character: str) -> str:
     """The byte an argv surrogate stands for, as \\xNN, or the code point when it is no such byte."""
-    code = ord(character)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+    return escaped(character) if _is_argv_byte(character) else f"U+{ord(character):04X}"
+
+
+def is_unprintable(character: str) -> bool:
+    """True for what control_character_problem refuses: a control character, a direction control, a byte that
+    was not UTF-8."""
+    return _is_control(character) or character in _BIDI or 0xD800 <= ord(character) <= 0xDFFF
+
+
+def escaped(character: str) -> str:
+    """The character as an escape that bash's $'...' and Python both read back (\\x1b, \\u202e); a byte that was
+    not UTF-8 (an argv surrogate) as that byte."""
+    if _is_argv_byte(character):
+        return f"\\x{ord(character) - 0xDC00:02x}"
+    return character.encode("unicode_escape", "backslashreplace").decode()
+
+
+def _is_argv_byte(character: str) -> bool:
+    return 0xDC80 <= ord(character) <= 0xDCFF
 
 
 def length_problem(text: str) -> str | None:
