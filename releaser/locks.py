@@ -75,4 +75,3 @@ def describe_lock(lock: LockInfo | None, *, zone=None) -> str:
     until = f", expires {lock.expires.astimezone(zone).strftime('%H:%M') if zone else lock.expires.strftime('%H:%M %Z')}" if lock.expires else ""
     process = f", {lock.process}" if lock.process else ""
     return f'lock held by {lock.owner} since {since} (reason: "{lock.reason}"{until}{process})'
-

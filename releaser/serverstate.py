@@ -53,7 +53,17 @@ def public_release(report: ServerReport) -> str | None:
 def public_releases(reports: list[ServerReport]) -> set[str | None]:
     """What the public gets across the servers: each answering server's (None: it has no live release) and each
     silent server's whose public URL said; more than one is a MIXED fleet."""
-    return {public_release(r) for r in reports if r.state is not None or public_release(r) is not None}
+    return set(servers_by_public_release(reports))
+
+
+def servers_by_public_release(reports: list[ServerReport]) -> dict[str | None, list[str]]:
+    """The servers the public gets each of those releases from (public_releases), in the reports' order."""
+    serving: dict[str | None, list[str]] = {}
+    for report in reports:
+        release = public_release(report)
+        if report.state is not None or release is not None:
+            serving.setdefault(release, []).append(report.server)
+    return serving
 
 
 def status_exit_code(reports: list[ServerReport]) -> int:

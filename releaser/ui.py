@@ -87,6 +87,11 @@ def warn(message: str) -> None:
     err.print(Text("WARNING: ", style="bold yellow") + plain(for_this_run(message)), soft_wrap=True)
 
 
+def _say_word(status: str, rest: str) -> None:
+    """A status word in its colour and the line after it, never broken into lines (see say)."""
+    err.print(word(status) + plain(for_this_run(rest)), soft_wrap=True)
+
+
 def show_off_calendar(off, command: str) -> None:
     """Warn that a forced publication went live off its slot, that this is a breach, and which report to draft."""
     from releaser.breach import off_calendar_lines
@@ -197,13 +202,11 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
              f"{report.state.live}: the web server is serving a stale copy; reload it and purge any cache in front; "
              "see: invoke runbook server-failure" for report in reports if _is_stale(report)]
     from releaser.order import counted
-    from releaser.serverstate import public_release, public_releases
+    from releaser.serverstate import servers_by_public_release
 
-    public = public_releases(reports)
-    if len(public) > 1:
-        serving = {release: counted(r.server for r in reports if (r.state is not None or public_release(r) is not None)
-                                    and public_release(r) == release) for release in public}
-        who = "; ".join(f"{release or 'no release'} on {', '.join(servers)}"
+    serving = servers_by_public_release(reports)
+    if len(serving) > 1:
+        who = "; ".join(f"{release or 'no release'} on {', '.join(counted(servers))}"
                         for release, servers in sorted(serving.items(), key=lambda item: (-len(item[1]), str(item[0]))))
         lines.append(f"the fleet is MIXED: servers serve {who}; see: invoke runbook rollback (section MIXED: it says "
                      "whether to roll back, or to bring the servers behind in line)")
@@ -604,7 +607,7 @@ def show_checks_brief(which: str, results) -> None:
     say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
         + (f", {len(failed)} not PASS" if failed else ""))
     for result in failed:
-        err.print(word(result.status) + plain(for_this_run(f" {result.check} on {result.server}: {result.detail}")), soft_wrap=True)
+        _say_word(result.status, f" {result.check} on {result.server}: {result.detail}")
 
 
 def write_text(text: str, path: str | None) -> None:
@@ -655,7 +658,7 @@ def show_checks(results, *, environment: str, release: str | None, as_json: bool
         _add_row(table, result.check, result.server, word(result.status), for_this_run(result.detail))
     print_table(table)
     verdict = "FAIL" if any(r.status == "FAIL" for r in results) else "PASS"
-    err.print(word(verdict) + plain(f" {summarise(results)}"), soft_wrap=True)
+    _say_word(verdict, f" {summarise(results)}")
 
 
 def show_calendar(releases, *, now: datetime, start: datetime | None = None, titles: Mapping[str, str] | None = None,
@@ -713,7 +716,7 @@ def show_datasets(status, *, now: datetime, as_json: bool = False) -> None:
     print_table(table)
     for row in status.rows:
         if row.verdict.status != "PASS":
-            err.print(word(row.verdict.status) + plain(for_this_run(f" {row.verdict.detail}")), soft_wrap=True)
+            _say_word(row.verdict.status, f" {row.verdict.detail}")
 
 
 def show_data_change(change) -> None:
