@@ -496,22 +496,36 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.-]{1,253}\Z")  # an IPv4 address or a host n
 
 
 class Front(Strict):
-    """The nginx in front of the instances: the include file naming the live upstream, and how to run nginx.
+    """The nginx in front of the instances, and how releaser moves it from one instance to another.
 
-    The site's `upstream` block includes `include`, which holds a single `server ADDRESS:PORT;` line that
-    releaser replaces by rename. Relative paths are taken from the server's app root. `nginx` is the argv
-    releaser appends `-t` and `-s reload` to (add `-p`/`-c` when nginx does not use its default files).
+    Give one of the two ways. `socket` (no reload, so no request is lost): the site's `upstream` names
+    `server unix:SOCKET;`, a symbolic link releaser keeps pointing at the live instance's own unix socket
+    (instance-PORT.sock in the same directory, RELEASER_SOCKET to the instance); the switch renames that link.
+    `include`: the site's `upstream` block includes a file holding a single `server ADDRESS:PORT;` line that
+    releaser replaces by rename and a graceful reload; `nginx` is the argv releaser appends `-t` and
+    `-s reload` to (add `-p`/`-c` when nginx does not use its default files). Relative paths are taken from
+    the server's app root.
     """
 
-    include: str = Field(min_length=1)
+    include: str | None = Field(None, min_length=1)
+    socket: str | None = Field(None, min_length=1)
     nginx: list[str] = Field(["nginx"], min_length=1)
 
-    @field_validator("include")
+    @field_validator("include", "socket")
     @classmethod
-    def _include_is_a_file_path(cls, path: str) -> str:
-        if path.endswith("/") or "\n" in path:
-            raise ValueError(f"expected the path of the include file, got {path!r}")
+    def _is_a_file_path(cls, path: str | None) -> str | None:
+        from releaser.free_text import is_unprintable
+
+        if path is not None and (path.endswith("/") or not path.strip() or any(is_unprintable(c) for c in path)):
+            raise ValueError(f"expected the path of a file, got {path!r}")
         return path
+
+    @model_validator(mode="after")
+    def _one_way_to_move(self) -> "Front":
+        if (self.include is None) == (self.socket is None):
+            raise ValueError("give either socket (a link to the live instance's unix socket, no reload) or include "
+                             "(a file naming the live upstream, replaced and reloaded), not both or neither")
+        return self
 
 
 class Application(Strict):
@@ -731,6 +745,18 @@ class Environment(Strict):
             return []
         return list(server.app_ports or self.application.ports)
 
+    def front_socket(self, server: Server) -> PurePosixPath | None:
+        """The unix socket nginx connects to on this server ([application.front] socket), as an absolute path."""
+        front = self.application.front if self.application is not None else None
+        if front is None or front.socket is None:
+            return None
+        return self.app_root(server) / front.socket  # an absolute socket stays as it is
+
+    def instance_socket(self, server: Server, port: int) -> PurePosixPath | None:
+        """The unix socket the instance on `port` listens on beside the front's socket (None without one)."""
+        socket = self.front_socket(server)
+        return socket.parent / f"instance-{port}.sock" if socket is not None else None
+
     def app_root(self, server: Server) -> PurePosixPath:
         """Return the server's app root as an absolute path (local relative roots resolve against the project)."""
         root = Path(server.root).expanduser()
@@ -759,7 +785,27 @@ def load_environment(name: str, project_dir: Path) -> Environment:
     except ValidationError as error:
         raise ConfigError(_first_problem(error, _shown(path, project_dir)), hint="fix the field and run again") from error
     _require_ssh_fields(environment, _shown(path, project_dir))
-    return environment.model_copy(update={"name": path.stem, "path": path.resolve()})
+    environment = environment.model_copy(update={"name": path.stem, "path": path.resolve()})
+    _require_short_sockets(environment, _shown(path, project_dir))
+    return environment
+
+
+# A unix socket's path holds at most 107 bytes (sun_path): a longer one cannot be bound or connected to.
+UNIX_PATH_MAX = 107
+
+
+def _require_short_sockets(environment: Environment, where: str) -> None:
+    """The instances' sockets sit beside [application.front] socket: each path must fit a unix socket address,
+    or the instance could not listen there and the switch would find out only at go-live."""
+    application = environment.application
+    if application is None or application.front is None or application.front.socket is None:
+        return
+    for server in environment.servers:
+        longest = environment.instance_socket(server, 65535)
+        if len(str(longest).encode()) > UNIX_PATH_MAX:
+            raise ConfigError(f"{where}: application.front.socket: on {server.name} the instances' sockets would be "
+                              f"{longest.parent}/instance-PORT.sock, over the {UNIX_PATH_MAX} bytes a unix socket path "
+                              "may have", hint="choose a socket in a directory with a shorter path")
 
 
 def _require_ssh_fields(environment: Environment, where: str) -> None:

@@ -144,6 +144,7 @@ exit 0
 _START = _PID + r"""
 cd "$1" || exit 3
 port=$2 release=$3 slot=$4 address=$5 health=$6 timeout_ms=$7 mode=$8 how=$9 again=${10} stop_how=${11} stop_s=${12}
+sock=${13}
 d=$PWD/.releaser/instances
 [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; exit 3; }
 mkdir -p "$d" || exit 3
@@ -159,10 +160,17 @@ code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port/" 2>/d
 case $code in 000|'') ;; *) echo "something not started by releaser already answers on $address:$port" >&2; exit 3 ;; esac
 export RELEASER_RELEASE_ID="$release" RELEASER_RELEASE_DIR="$PWD/releases/$release" RELEASER_PORT="$port" \
   RELEASER_SLOT="$slot" RELEASER_ADDRESS="$address" RELEASER_PID_FILE="$d/$port.pid" RELEASER_ROOT="$PWD"
+socket_line=
+if [ "$sock" != - ]; then
+  case $sock in /*) ;; *) sock=$PWD/$sock ;; esac
+  mkdir -p "$(dirname "$sock")" || exit 3
+  export RELEASER_SOCKET="$sock"; socket_line="RELEASER_SOCKET=$sock"
+  rm -f "$sock"  # a socket left by an instance on this port that was killed: nothing listens on it (checked above)
+fi
 # recorded before the start, so an instance that half-started can still be found and stopped
 printf '%s\n' "RELEASER_RELEASE_ID=$RELEASER_RELEASE_ID" "RELEASER_RELEASE_DIR=$RELEASER_RELEASE_DIR" \
   "RELEASER_PORT=$port" "RELEASER_SLOT=$slot" "RELEASER_ADDRESS=$address" "RELEASER_PID_FILE=$RELEASER_PID_FILE" \
-  "RELEASER_ROOT=$RELEASER_ROOT" > "$d/$port.env.tmp" && mv -f "$d/$port.env.tmp" "$d/$port.env" || exit 3
+  "RELEASER_ROOT=$RELEASER_ROOT" $socket_line > "$d/$port.env.tmp" && mv -f "$d/$port.env.tmp" "$d/$port.env" || exit 3
 rm -f "$d/$port.pid"
 # told to stop waiting when this script's input ends: releaser closes it on Ctrl-C (so does a lost connection)
 told=$d/$port.told
@@ -180,15 +188,21 @@ else
 fi
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 end=$(( $(now_ms) + timeout_ms ))
-why=
+why= nosock=
 while :; do
   [ "$rc" = 0 ] || { why="the start command exited $rc: $(tail -n 3 "$d/$port.start.log" | tr '\n' ' ')"; break; }
   [ ! -e "$told" ] || { why="releaser stopped waiting for it (Ctrl-C, or its connection was lost)"; break; }
   code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
-  case $code in 2??) pid=$(instance_pid "$port"); echo "started $port ${pid:--}"; exit 0 ;; esac
+  case $code in
+    2??)
+      if [ "$sock" = - ] || [ -S "$sock" ]; then pid=$(instance_pid "$port"); echo "started $port ${pid:--}"; exit 0; fi
+      nosock="it answers GET $health on its port but made no unix socket at $sock within $((timeout_ms / 1000)) s (the front connects there: have it listen on RELEASER_SOCKET too)" ;;
+    *) nosock= ;;
+  esac
   if [ "$mode" != unit ] && [ -f "$d/$port.pid" ] && [ -z "$(instance_pid "$port")" ]; then
     why="its process ended before answering GET $health"; break
   fi
+  [ "$(now_ms)" -lt "$end" ] || [ -z "$nosock" ] || { why=$nosock; break; }
   [ "$(now_ms)" -lt "$end" ] || { why="no answer to GET $health within $((timeout_ms / 1000)) s (last status ${code:-none})"; break; }
   sleep 0.05
 done
@@ -229,6 +243,7 @@ while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do
   [ "$(now_ms)" -lt "$end" ] || { echo "the instance of $release on port $port (pid $pid) still runs after its stop command" >&2; exit 5; }
   sleep 0.05
 done
+[ -z "${RELEASER_SOCKET:-}" ] || rm -f "$RELEASER_SOCKET"  # its own socket, never the front's link
 rm -f "$d/$port.env" "$d/$port.pid"
 echo "stopped $port $release"
 """
@@ -268,19 +283,21 @@ def parse_instances(stdout: str) -> ServerInstances:
 
 
 def start_argv(application: Application, root: PurePosixPath, port: int, release: str, slot: str, *,
-               again: bool = False) -> list[str]:
+               again: bool = False, socket: PurePosixPath | None = None) -> list[str]:
     """Record and start `release`'s instance on `port` with the declared command, then wait for its health path.
 
     Prints 'started <port> <pid>'; exits 4 with the reason when it never answers (and stops what it started),
     3 when the port is taken. It also stops waiting (exit 4) once its stdin ends, so run it with Host.start and
     end that input to stop it (Host.run gives a step /dev/null: it would stop at once). With `again`, the port's recorded instance of the same release whose process is
-    gone is started anew (the server re-checks both).
+    gone is started anew (the server re-checks both). With `socket` (Environment.instance_socket) the instance is
+    also told to listen on that unix socket, RELEASER_SOCKET, and counts as started once it is there too.
     """
     mode, unit = _how(application)
     return _script("start", _START, str(root), str(port), validate_release_id(release), slot, application.address,
                    application.health_path, str(math.ceil(application.start_timeout * 1000)), mode,
                    unit if mode == "unit" else application.start or "", "again" if again else "-",
-                   "" if mode == "unit" else application.stop or "", str(math.ceil(application.stop_timeout)))
+                   "" if mode == "unit" else application.stop or "", str(math.ceil(application.stop_timeout)),
+                   str(socket) if socket is not None else "-")
 
 
 def stop_argv(application: Application, root: PurePosixPath, port: int, *, retired_only: bool = True) -> list[str]:
@@ -330,7 +347,8 @@ def start_staging_instance(host: Host, environment: Environment, root: PurePosix
             _run(host, stop_argv(application, root, port, retired_only=not plan.restart), timeout, "stop")
         if starting is not None:
             starting(plan.port)
-        _start(host, start_argv(application, root, plan.port, release, "staging"), timeout, stop=stop)
+        socket = environment.instance_socket(environment.server(host.name), plan.port)
+        _start(host, start_argv(application, root, plan.port, release, "staging", socket=socket), timeout, stop=stop)
     started = read_instances(host, environment, root).of_release(release)
     if started is None or not started.is_healthy:
         raise PlanRefused(f"{host.name}: the instance of {release} on port {plan.port} stopped answering after its start",
@@ -346,7 +364,8 @@ def start_again(host: Host, environment: Environment, root: PurePosixPath, relea
     Raises PlanRefused naming the server and why when its process still runs or it does not come up.
     """
     application = environment.application
-    _start(host, start_argv(application, root, port, release, slot, again=True), timeout)
+    socket = environment.instance_socket(environment.server(host.name), port)
+    _start(host, start_argv(application, root, port, release, slot, again=True, socket=socket), timeout)
 
 
 def stop_started_instance(host: Host, environment: Environment, root: PurePosixPath, release: str, port: int) -> None:

@@ -149,8 +149,11 @@ def ssh_env(sshd_farm, tmp_path) -> Environment:
 
 
 @pytest.fixture
-def app_farm(sshd_farm, tmp_path):
-    """r1 live and r2 staged on three servers, every slot's instance running (gunicorn), nginx fronts serving r1."""
+def app_farm(sshd_farm, tmp_path, request):
+    """r1 live and r2 staged on three servers, every slot's instance running (gunicorn), nginx fronts serving r1.
+
+    The fronts move by socket link; a test parametrized with indirect "include" gets fronts that move by include
+    and reload."""
     from apps.appfarm import AppFarm, missing_tools
     from releaser.switch import Decision
 
@@ -159,7 +162,7 @@ def app_farm(sshd_farm, tmp_path):
         if os.environ.get("CI"):
             pytest.fail(f"missing: {', '.join(missing)}")
         pytest.skip(f"missing: {', '.join(missing)}")
-    farm = AppFarm(sshd_farm, tmp_path)
+    farm = AppFarm(sshd_farm, tmp_path, way=getattr(request, "param", "socket"))
     try:
         farm.stage("r1")
         report = farm.switch("go-live")

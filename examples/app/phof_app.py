@@ -5,7 +5,8 @@
     python phof_app.py serve    run the instance in the foreground (what `start` runs)
 
 Everything about the instance comes from the RELEASER_* variables releaser sets (release id, port, address,
-pid file); nothing is pasted into a command. Every answer names the release in an X-Release-Id header.
+pid file, and the unix socket nginx reaches it on, RELEASER_SOCKET, when [application.front] has a socket);
+nothing is pasted into a command. Every answer names the release in an X-Release-Id header.
 With $PHOF_DATABASE_URL set, `/` also says which release's data it reads: the data slot schema whose
 comment names this instance's release (`releaser release <id>`), so each instance reads its own release's
 data wherever that is (phof__staging before go-live, phof after it, phof__backup once it is the backup).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socketserver
 import subprocess
 import sys
 import threading
@@ -65,14 +67,38 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The same handler on a unix socket: where nginx reaches the instance when the front switches by socket."""
+
+    daemon_threads = False
+
+
 def serve() -> None:
-    """Serve on $RELEASER_ADDRESS:$RELEASER_PORT until SIGTERM; requests in flight finish first."""
-    server = ThreadingHTTPServer((os.environ["RELEASER_ADDRESS"], int(os.environ["RELEASER_PORT"])), Handler)
-    server.daemon_threads = False
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    """Serve on $RELEASER_ADDRESS:$RELEASER_PORT (and $RELEASER_SOCKET when set) until SIGTERM; requests in flight
+    finish first."""
+    servers = [ThreadingHTTPServer((os.environ["RELEASER_ADDRESS"], int(os.environ["RELEASER_PORT"])), Handler)]
+    if os.environ.get("RELEASER_SOCKET"):
+        Path(os.environ["RELEASER_SOCKET"]).unlink(missing_ok=True)
+        servers.append(UnixHTTPServer(os.environ["RELEASER_SOCKET"], Handler))
+    for server in servers:
+        server.daemon_threads = False
+
+    def shut_down(*_) -> None:
+        for server in servers:
+            threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    threads = [threading.Thread(target=server.serve_forever) for server in servers[1:]]
+    for thread in threads:
+        thread.start()
     Path(os.environ["RELEASER_PID_FILE"]).write_text(f"{os.getpid()}\n")
-    server.serve_forever()
-    server.server_close()
+    servers[0].serve_forever()
+    for thread in threads:
+        thread.join()
+    for server in servers:
+        server.server_close()
+    if len(servers) > 1:
+        Path(os.environ["RELEASER_SOCKET"]).unlink(missing_ok=True)
 
 
 def start() -> None:

@@ -69,9 +69,12 @@ def moves_beside_the_links(environment: Environment, action: str, plans: Mapping
     application = environment.application
     if application is not None and application.front is not None:
         whose = "the warm backup instance" if action == "rollback" else "the staging instance"
-        lines.append(f"nginx on {len(moving)} server(s): the public moves to {whose} of {target} on its own port "
-                     "(one whose process is gone is started again first; the include is replaced, then a graceful "
-                     "reload)")
+        by_socket = application.front.socket is not None
+        how = "the link to it is replaced; nginx is not reloaded" if by_socket else \
+            "the include is replaced, then a graceful reload"
+        lines.append(f"nginx on {len(moving)} server(s): the public moves to {whose} of {target} on its own "
+                     f"{'socket' if by_socket else 'port'} "
+                     f"(one whose process is gone is started again first; {how})")
     database = environment.database
     if database is not None:
         name = database.schema_name

@@ -1,21 +1,28 @@
-"""The nginx front on one server as a switch participant: the include naming the live upstream, replaced by rename.
+"""The nginx front on one server as a switch participant: what names the live upstream, replaced by rename.
 
-The site's `upstream` block includes [application.front] include, a file holding one `server ADDRESS:PORT;`
-line: the port of the instance the public reaches. Moving traffic is replacing that file and a graceful
-reload, so requests in flight finish on the instance they started on, and no process starts or stops.
+Two ways, chosen by [application.front]. With `socket` the site's `upstream` names `server unix:SOCKET;`, a
+symbolic link to the live instance's own unix socket beside it (instance-PORT.sock, where RELEASER_SOCKET
+tells the instance to listen): moving traffic is renaming a new link over it, nginx is not reloaded, so no
+client's connection to nginx is closed and requests in flight finish on the instance they started on. With
+`include` the site's `upstream` block includes a file holding one `server ADDRESS:PORT;` line: moving
+traffic is replacing that file and a graceful reload, which closes the idle keep-alive connections clients
+hold to nginx's old workers (a client that sends a request at that moment and does not retry loses it).
+No process starts or stops either way.
 
 prepare  finds the instance of the release going live (staging's for a go-live, the warm backup's for a
-         rollback) and checks it answers its health path on the server; runs `nginx -t` on today's
-         configuration; copies today's include aside (.releaser-prev) and writes the new one as .releaser-next
-commit   renames .releaser-next over the include, runs `nginx -t` (a refusal puts the old file back: nothing
-         moved) and `nginx -s reload`; one round trip at the second
+         rollback) and checks it answers its health path on the server (on its socket too, with `socket`); runs
+         `nginx -t` on today's configuration (`include`); copies today's include aside (.releaser-prev), or
+         reads where today's link points; writes the new one as .releaser-next
+commit   renames .releaser-next over the link, or over the include, then `nginx -t` (a refusal puts the old
+         file back: nothing moved) and `nginx -s reload`; one round trip at the second
 verify   GETs the server's live URL until the front answers with the release going live: the release header, or
          without one ([application] release_header unset) the release marker (releaser.identity) through the front;
          a front answering with the old release is a stale copy (a cache, a reload that did not take); error
          answers from the new release, a few in a row, fail it at once (the public sees them); it stops when the
          coordinator says another participant's verify failed (stop_verifying)
-revert   puts .releaser-prev back by the same kind of rename, `nginx -t`, reload, then GETs until the front answers
-         from the previous release (old workers take connections for a moment after a reload); safe to run twice
+revert   puts the link or .releaser-prev back by the same kind of rename (and `nginx -t`, reload), then GETs until the front
+         answers from the previous release (after a reload old workers take connections for a moment); safe to
+         run twice
 abort    removes .releaser-next
 """
 
@@ -107,33 +114,106 @@ exit 0
 
 _ABORT = r"""cd "$1" 2>/dev/null && rm -f "$2.releaser-next"; exit 0"""
 
+# The socket way ([application.front] socket): nginx connects to the unix socket path `$sock` for every new
+# upstream connection, and that path is a symbolic link to the live instance's own socket beside it
+# (instance-PORT.sock). Moving traffic is renaming a new link over it, as the slot links move: nginx is not
+# reloaded, so no connection a client holds to nginx is closed; requests under way finish on the old instance.
+_PREPARE_LINK = r"""
+cd "$1" || exit 3
+sock=$2 release=$3 address=$4 health=$5
+port=
+for f in .releaser/instances/*.env; do
+  [ -f "$f" ] || continue
+  if [ "$(sed -n 's/^RELEASER_RELEASE_ID=//p' "$f")" = "$release" ]; then port=${f##*/}; port=${port%.env}; fi
+done
+[ -n "$port" ] || { echo "no instance of $release runs on this server; stage it again to start one" >&2; exit 3; }
+code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
+case $code in
+  2??) ;;
+  000|'') echo "port $port"; echo "the instance of $release on port $port does not answer GET $health (no answer)" >&2; exit 5 ;;
+  *) echo "the instance of $release on port $port does not answer GET $health (status $code)" >&2; exit 4 ;;
+esac
+dir=$(dirname "$sock") name=instance-$port.sock
+[ -S "$dir/$name" ] || { echo "the instance of $release on port $port has no unix socket at $dir/$name, where the front would connect: have it listen on RELEASER_SOCKET too, then stage it again" >&2; exit 4; }
+code=$(curl -s -m 2 --unix-socket "$dir/$name" -o /dev/null -w '%{http_code}' "http://localhost$health" 2>/dev/null)
+case $code in
+  2??) ;;
+  *) echo "the instance of $release does not answer GET $health on its socket $dir/$name (status ${code:-none}), where the front would connect" >&2; exit 4 ;;
+esac
+if [ -e "$sock" ] && [ ! -L "$sock" ]; then
+  echo "$sock is not a symbolic link: releaser keeps it a link to the live instance's socket; let no process listen there (the instances listen on RELEASER_SOCKET)" >&2; exit 4
+fi
+previous=-
+if [ -L "$sock" ]; then
+  previous=$(readlink "$sock") || exit 3
+  case $previous in *"
+"*|-) echo "$sock links to a name with a line break in it: point it at the live instance's socket by hand" >&2; exit 4 ;; esac
+fi
+rm -f "$sock.releaser-next"
+ln -s "$name" "$sock.releaser-next" || { echo "cannot make $sock.releaser-next" >&2; exit 3; }
+echo "port $port"
+printf 'previous %s\n' "$previous"
+"""
+
+_COMMIT_LINK = r"""
+cd "$1" || exit 3
+sock=$2
+[ -L "$sock.releaser-next" ] || { echo "the front was not prepared (no $sock.releaser-next)" >&2; exit 3; }
+mv -fT "$sock.releaser-next" "$sock" || exit 3
+date +%s.%N
+"""
+
+# The link as prepare found it: to the name it read (`-`: there was none), by the same kind of rename.
+_RESTORE_LINK = r"""
+cd "$1" || exit 3
+sock=$2 previous=$3
+rm -f "$sock.releaser-next" "$sock.releaser-back"
+if [ "$previous" = - ]; then
+  rm -f "$sock" || { echo "cannot remove $sock" >&2; exit 5; }
+else
+  { ln -s "$previous" "$sock.releaser-back" && mv -fT "$sock.releaser-back" "$sock"; } || { echo "cannot put $sock back" >&2; exit 5; }
+fi
+exit 0
+"""
+
 
 def _script(name: str, body: str, *args: str) -> list[str]:
     return ["sh", "-c", body, f"releaser-front-{name}", *args]
 
 
 def prepare_argv(application: Application, root: PurePosixPath, release: str) -> list[str]:
-    """Check `release`'s instance and nginx, keep today's include aside and write the new one under a temporary name."""
+    """Check `release`'s instance (and nginx, or the instance's socket), keep today's include or link aside and
+    write the new one under a temporary name."""
     front = application.front
+    if front.socket is not None:
+        return _script("prepare", _PREPARE_LINK, str(root), front.socket, release, application.address,
+                       application.health_path)
     return _script("prepare", _PREPARE, str(root), front.include, release, application.address,
                    application.health_path, *front.nginx)
 
 
 def commit_argv(application: Application, root: PurePosixPath) -> list[str]:
-    """Rename the prepared include over the live one, `nginx -t`, graceful reload; prints the second of the move."""
+    """Rename the prepared link over the live one, or the prepared include (`nginx -t`, graceful reload); prints
+    the second of the move."""
     front = application.front
+    if front.socket is not None:
+        return _script("commit", _COMMIT_LINK, str(root), front.socket)
     return _script("commit", _COMMIT, str(root), front.include, *front.nginx)
 
 
-def restore_argv(application: Application, root: PurePosixPath) -> list[str]:
-    """Put back the include prepare kept aside, `nginx -t`, graceful reload."""
+def restore_argv(application: Application, root: PurePosixPath, previous_link: str | None = None) -> list[str]:
+    """Put back the include prepare kept aside (`nginx -t`, graceful reload), or the link as prepare found it:
+    to `previous_link`, the name prepare read from it (None: there was no link)."""
     front = application.front
+    if front.socket is not None:
+        return _script("restore", _RESTORE_LINK, str(root), front.socket, previous_link or "-")
     return _script("restore", _RESTORE, str(root), front.include, *front.nginx)
 
 
 def abort_argv(application: Application, root: PurePosixPath) -> list[str]:
-    """Remove the prepared include."""
-    return _script("abort", _ABORT, str(root), application.front.include)
+    """Remove the prepared include or link."""
+    front = application.front
+    return _script("abort", _ABORT, str(root), front.socket or front.include)
 
 
 def participants(context: SwitchContext) -> list["ServerFront"]:
@@ -165,13 +245,14 @@ class ServerFront:
         self.release = release
         self.previous = previous
         self.port: int | None = None
+        self.previous_link: str | None = None  # with a socket front: the name the link held before (None: no link)
         self.moved_at: float | None = None
         self.started_again: str | None = None  # the instance prepare had to start again, said in the result
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
 
     def prepare(self, timeout: float) -> None:
         """Check the front answers, the instance going live answers (starting it again if its process is gone), and
-        nginx's configuration; write the new include aside."""
+        nginx's configuration or the instance's socket; write the new include or link aside."""
         end = time.monotonic() + timeout
         self._require_the_front_answers()
         done = self.host.run(prepare_argv(self.application, self.root, self.release), timeout=timeout)
@@ -195,6 +276,7 @@ class ServerFront:
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
         self.port = port
+        self.previous_link = _previous_in(done.stdout)
 
     @property
     def warnings(self) -> list[str]:
@@ -215,7 +297,7 @@ class ServerFront:
         return self.host.broken()
 
     def commit(self, timeout: float) -> float | None:
-        """Rename the prepared include over the live one and reload nginx gracefully."""
+        """Rename the prepared link over the live one, or the prepared include (then reload nginx gracefully)."""
         done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root), timeout=timeout), "front: ")
         moment = done.stdout.split()[0] if done.stdout.strip() else ""
         self.moved_at = float(moment) if moment.replace(".", "", 1).isdigit() else None
@@ -271,13 +353,13 @@ class ServerFront:
         self._stop.set()
 
     def revert(self, timeout: float) -> None:
-        """Put the include back on the previous instance and reload; once more on a new connection if it broke.
+        """Put the link or include back on the previous instance (and reload); once more on a new connection if it broke.
 
         nginx's reload is a signal: its old workers may still take new connections for a moment. The revert ends
         once the front answers from the previous release, so "back on" is said only when the public sees it.
         """
         done = once_more_on_a_new_connection(self.host, 
-            lambda: self.host.run(restore_argv(self.application, self.root), timeout=timeout))
+            lambda: self.host.run(restore_argv(self.application, self.root, self.previous_link), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}", moved=True)
         if self.previous is not None:
@@ -299,6 +381,13 @@ def _port_in(stdout: str) -> int | None:
     """The instance's port from prepare's `port N` line."""
     words = stdout.split()
     return int(words[1]) if len(words) >= 2 and words[0] == "port" and words[1].isdigit() else None
+
+
+def _previous_in(stdout: str) -> str | None:
+    """The name a socket front's link held when prepare read it, from its `previous NAME` line (`-`: no link)."""
+    line = next((line for line in stdout.splitlines() if line.startswith("previous ")), "previous -")
+    name = line.removeprefix("previous ")
+    return None if name == "-" else name
 
 
 def _failing(status: int | None, reports: str | None, release: str | None, header: str | None) -> bool:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -58,21 +59,24 @@ def put_release(root: Path, release: str) -> None:
 
 
 class Front:
-    """One nginx master serving a server's public port from the include releaser replaces; stopped by its PID."""
+    """One nginx master serving a server's public port, stopped by its PID: its upstream is the unix socket link
+    releaser keeps (`socket`), or else the include releaser replaces, first naming `first_upstream`."""
 
-    def __init__(self, directory: Path, port: int, first_upstream: int) -> None:
+    def __init__(self, directory: Path, port: int, first_upstream: int, socket: Path | None = None) -> None:
         self.directory = directory
         self.port = port
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         self.include = directory / "live.upstream"
-        self.include.write_text(f"server 127.0.0.1:{first_upstream};\n")
+        if socket is None:
+            self.include.write_text(f"server 127.0.0.1:{first_upstream};\n")
+        self.upstream = f"server unix:{socket};" if socket is not None else f"include {self.include};"
         user = "user root;\n" if os.geteuid() == 0 else ""
         temp = "".join(f"    {kind}_temp_path {directory / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         self.conf = directory / "nginx.conf"
         self.conf.write_text(
             f"{user}daemon off;\nworker_processes 1;\npid {directory / 'nginx.pid'};\nerror_log {directory / 'logs/error.log'};\n"
             f"events {{ worker_connections 1024; }}\nhttp {{\n    access_log off;\n{temp}"
-            f"    upstream app_live {{ include {self.include}; }}\n"
+            f"    upstream app_live {{ {self.upstream} }}\n"
             f"    server {{\n        listen 127.0.0.1:{port};\n"
             f"        location = /nginx-status {{ stub_status; }}\n"
             f"        location / {{ proxy_pass http://app_live; }}\n    }}\n}}\n")
@@ -127,19 +131,32 @@ def answer(url: str) -> tuple[int, str | None]:
         return error.code, error.headers.get("X-Release-Id")
 
 
-class AppFarm:
-    """Servers of an sshd farm, each with a front (nginx), three instance ports and the releases r1, r2, r3 on disk."""
+# [application.front] socket, relative to each server's app root
+SOCKET = ".releaser/front/live.sock"
 
-    def __init__(self, farm, base: Path, *, workers: int = 2) -> None:
+
+class AppFarm:
+    """Servers of an sshd farm, each with a front (nginx), three instance ports and the releases r1, r2, r3 on disk.
+
+    `way` is how the front moves: "socket" (a link to the live instance's unix socket, no reload) or "include"
+    (the include file and a graceful reload). Each server's app root is reached through a short link under
+    /tmp (pytest's directories are deeper than the 107 bytes a unix socket's path may have).
+    """
+
+    def __init__(self, farm, base: Path, *, workers: int = 2, way: str = "socket") -> None:
         self.farm = farm
         self.base = base
         self.fronts: dict[str, Front] = {}
+        self.short = Path(tempfile.mkdtemp(prefix="rf-", dir="/tmp"))
         ports = free_ports(5 * len(farm.servers))
         servers = []
         for i, server in enumerate(farm.servers):
             public, staging, *app_ports = ports[5 * i:5 * i + 5]
-            self.fronts[server.name] = Front(server.root.parent / "nginx", public, app_ports[0])
-            servers.append({"name": server.name, "host": server.host, "port": server.port, "root": str(server.root),
+            root = self.short / server.name
+            root.symlink_to(server.root)
+            socket = root / SOCKET if way == "socket" else None
+            self.fronts[server.name] = Front(server.root.parent / "nginx", public, app_ports[0], socket)
+            servers.append({"name": server.name, "host": server.host, "port": server.port, "root": str(root),
                             "live_url": f"http://127.0.0.1:{public}", "staging_url": f"http://127.0.0.1:{staging}",
                             "app_ports": app_ports})
             for release in ("r1", "r2", "r3"):
@@ -157,9 +174,7 @@ health_path = "/healthz"
 start_timeout = 30.0
 
 [application.front]
-include = "../nginx/live.upstream"
-nginx = [{nginx_argv}]
-"""
+""" + (f'socket = "{SOCKET}"\n' if way == "socket" else f'include = "../nginx/live.upstream"\nnginx = [{nginx_argv}]\n')
         path = write_environment(base / "app-env.toml", servers=servers, transport="ssh", ssh=ssh, extra=extra)
         self.environment: Environment = load_environment(str(path), PROJECT)
         self.hosts = make_hosts(self.environment)
@@ -252,6 +267,7 @@ nginx = [{nginx_argv}]
             _signal(pid, signal.SIGKILL)
         for front in self.fronts.values():
             front.stop()
+        shutil.rmtree(self.short, ignore_errors=True)  # the links to the roots only
 
 
 class Load:

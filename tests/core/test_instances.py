@@ -113,8 +113,57 @@ def test_server_scripts_take_every_value_as_a_positional_argument():
 
     assert start[:2] == ["sh", "-c"] and start[4:] == ["/srv/phof $HOME", "8102", "r2", "staging", "127.0.0.1", "/healthz",
                                                        "30000", "command", "supervise start", "-",
-                                                       "supervise stop", "30"]
+                                                       "supervise stop", "30", "-"]
     assert prepare[4:] == ["/srv/phof $HOME", "/etc/nginx/phof live.upstream", "r2", "127.0.0.1", "/healthz",
                            "/usr/sbin/nginx", "-c", "/etc/x; rm -rf /"]
     with pytest.raises(Exception):
         instances.start_argv(application, root, 8102, "r2; reboot", "staging")
+
+
+def test_a_socket_front_takes_its_paths_as_arguments_and_tells_the_instance_its_socket():
+    application = Application.model_validate({**APP, "front": {"socket": ".releaser/front/live $(reboot).sock"}})
+    root = instances.PurePosixPath("/srv/phof")
+    socket = instances.PurePosixPath("/srv/phof/.releaser/front/instance-8102.sock")
+
+    start = instances.start_argv(application, root, 8102, "r2", "staging", socket=socket)
+
+    assert start[-1] == "/srv/phof/.releaser/front/instance-8102.sock"
+    for argv in (front.prepare_argv(application, root, "r2"), front.commit_argv(application, root),
+                 front.restore_argv(application, root), front.abort_argv(application, root)):
+        assert argv[4:6] == ["/srv/phof", ".releaser/front/live $(reboot).sock"]
+        assert "nginx" not in argv[4:]  # nginx is neither tested nor reloaded: its configuration does not change
+
+
+@pytest.mark.parametrize(("front_section", "message"), [
+    pytest.param({}, "either socket", id="neither"),
+    pytest.param({"socket": "a.sock", "include": "b"}, "not both", id="both"),
+    pytest.param({"socket": "run/"}, "path of a file", id="directory"),
+    pytest.param({"socket": "live\n.sock"}, "path of a file", id="newline"),
+])
+def test_a_front_section_refuses(front_section, message):
+    with pytest.raises(ValueError, match=message):
+        Application.model_validate({**APP, "front": front_section})
+
+
+def test_the_instances_sockets_sit_beside_the_front_socket():
+    environment = Environment.model_validate({"application": {**APP, "front": {"socket": "/run/phof/live.sock"}},
+                                              "servers": [{"name": "web-1", "root": "/srv/a", "live_url": "http://a",
+                                                           "staging_url": "http://b"}]})
+    server = environment.servers[0]
+
+    assert str(environment.front_socket(server)) == "/run/phof/live.sock"
+    assert str(environment.instance_socket(server, 8101)) == "/run/phof/instance-8101.sock"
+
+
+def test_an_instance_socket_path_too_long_for_a_unix_socket_names_the_field(tmp_path):
+    from releaser.config import load_environment
+    from releaser.errors import ConfigError
+
+    root = "/srv/" + "x" * 90
+    path = tmp_path / "long.toml"
+    path.write_text(f'transport = "local"\n[[servers]]\nname = "web-1"\nroot = "{root}"\nlive_url = "http://a"\n'
+                    'staging_url = "http://b"\n[application]\nstart = "a"\nstop = "b"\nports = [1, 2, 3]\n'
+                    '[application.front]\nsocket = "live.sock"\n')
+    with pytest.raises(ConfigError, match=r"application.front.socket: on web-1 the instances' sockets would be "
+                                          r"/srv/x+/instance-PORT.sock, over the 107 bytes"):
+        load_environment(str(path), tmp_path)

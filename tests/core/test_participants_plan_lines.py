@@ -31,3 +31,11 @@ def test_a_rollback_plan_names_the_warm_backup_and_the_data_put_back():
 
 def test_a_static_site_plan_has_nothing_beside_the_links():
     assert moves_beside_the_links(environment(), "go-live", plan_fleet_go_live(morning())) == []
+
+
+def test_a_socket_front_says_nginx_is_not_reloaded():
+    app = {**APP, "application": {**APP["application"], "front": {"socket": ".releaser/front/live.sock"}}}
+    lines = moves_beside_the_links(environment(**app), "go-live", plan_fleet_go_live(morning()))
+    assert lines[0] == ("nginx on 2 server(s): the public moves to the staging instance of r2 on its own socket (one "
+                        "whose process is gone is started again first; the link to it is replaced; nginx is not "
+                        "reloaded)")

@@ -2,7 +2,10 @@
 
 The coordinator runs the links and the front participants together, as the fleet does. Each load test keeps
 wrk sending requests to web-1's public nginx port through the switch and asserts that none failed (socket
-errors or non-2xx) out of at least 10,000, and what the fronts serve afterwards, on new connections.
+errors or non-2xx) out of at least 10,000, and what the fronts serve afterwards, on new connections. The fronts
+move by socket link (no reload), and wrk keeps its connections open; the tests marked "include" run the same
+through fronts that move by include and graceful reload, with a new connection per request (a reload closes
+idle keep-alive connections, and wrk does not retry the request it sent at that moment).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ LOAD_REQUESTS = 10_000
 
 
 def under_load(farm: AppFarm, switch):
-    """Run `switch` while wrk loads web-1's front: LOAD_REQUESTS/2 before it, as many after; return (result, tally)."""
-    load = Load(farm.fronts["web-1"])
+    """Run `switch` while wrk loads web-1's front: LOAD_REQUESTS/2 before it, as many after; return (result, tally).
+
+    Keep-alive connections when the fronts move by socket link, a new connection per request when they reload."""
+    load = Load(farm.fronts["web-1"], keepalive=farm.environment.application.front.socket is not None)
     try:
         load.wait_for(LOAD_REQUESTS // 2)
         result = switch()
@@ -38,6 +43,19 @@ def under_load(farm: AppFarm, switch):
         return result, load.stop()
     finally:
         load.kill()
+
+
+def front_port(farm: AppFarm, name: str) -> int:
+    """The instance port a server's front names: the link's target (instance-PORT.sock), or the include's line."""
+    root = Path(str(farm.roots()[name]))
+    if farm.environment.application.front.socket is not None:
+        return int(os.readlink(root / farm.environment.application.front.socket).removeprefix("instance-")
+                   .removesuffix(".sock"))
+    return int(farm.fronts[name].include.read_text().split(":")[-1].rstrip(";\n"))
+
+
+INCLUDE = pytest.mark.parametrize("app_farm", ["include"], indirect=True)
+BOTH_WAYS = pytest.mark.parametrize("app_farm", ["socket", "include"], indirect=True)
 
 
 def slots_of(view: instances.ServerInstances) -> dict[str, tuple[str, int | None]]:
@@ -65,6 +83,7 @@ def test_staging_the_same_release_again_starts_nothing(app_farm):
     assert {name: slots_of(view)["staging"] for name, view in app_farm.read().items()} == before
 
 
+@BOTH_WAYS
 def test_go_live_under_load_fails_no_request_and_the_front_serves_the_new_release(app_farm):
     before = {name: slots_of(view) for name, view in app_farm.read().items()}
 
@@ -77,16 +96,24 @@ def test_go_live_under_load_fails_no_request_and_the_front_serves_the_new_releas
         assert app_farm.served(name) == {(200, "r2")}
         # nothing restarted: the staging instance became live, the live one is the warm backup
         assert slots_of(view) == {"live": before[name]["staging"], "backup": before[name]["live"]}
+        assert front_port(app_farm, name) == view.of_slot("live").port
     assert sorted(o.name for o in report.outcomes) == sorted([*SERVERS, *(f"{s}:front" for s in SERVERS)])
 
 
+@BOTH_WAYS
 def test_go_live_that_fails_on_one_server_is_reverted_under_load_with_no_failed_request(app_farm):
-    """web-3's nginx configuration breaks after prepare, so its front refuses the commit; every server goes back."""
+    """web-3's front refuses the commit (its nginx configuration broke after prepare; with a socket link, the
+    prepared link is gone); every server goes back."""
     site = app_farm.fronts["web-3"].conf
     good = site.read_text()
+    by_socket = app_farm.environment.application.front.socket is not None
+    prepared = Path(str(app_farm.roots()["web-3"])) / f"{app_farm.environment.application.front.socket}.releaser-next"
 
     def break_web_3() -> None:
-        site.write_text(good.replace("worker_processes 1;", "worker_processes 1;\nno_such_directive on;"))
+        if by_socket:
+            prepared.unlink()
+        else:
+            site.write_text(good.replace("worker_processes 1;", "worker_processes 1;\nno_such_directive on;"))
 
     try:
         report, tally = under_load(app_farm, lambda: app_farm.switch("go-live", before_commit=break_web_3))
@@ -94,14 +121,15 @@ def test_go_live_that_fails_on_one_server_is_reverted_under_load_with_no_failed_
         site.write_text(good)
 
     assert report.decision is Decision.REVERTED, report
-    assert "nginx -t refuses the new include" in report.cause["web-3:front"]
+    assert ("the front was not prepared" if by_socket else "nginx -t refuses the new include") \
+        in report.cause["web-3:front"], report.cause
     assert tally["requests"] >= LOAD_REQUESTS and tally["failed"] == 0, tally
     assert tally["last"] == ["r1"], tally
     for name, view in app_farm.read().items():
         assert app_farm.served(name) == {(200, "r1")}
         assert {i.slot: i.release for i in view.instances if i.slot} == {"live": "r1", "staging": "r2"}
-        include = Path(str(app_farm.environment.app_root(app_farm.environment.server(name)))).parent / "nginx" / "live.upstream"
-        assert f"server 127.0.0.1:{view.of_slot('live').port};" in include.read_text()  # the include is back on r1
+        assert front_port(app_farm, name) == view.of_slot("live").port  # the front is back on r1
+        assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
 
 
 def test_a_release_failing_through_the_front_is_reverted_at_once_not_at_the_verify_deadline(app_farm):
@@ -295,7 +323,7 @@ def frozen_front(farm: AppFarm, name: str, release: str) -> str:
     front = farm.fronts[name]
     good = front.conf.read_text()
     port = farm.read()[name].of_release(release).port
-    front.conf.write_text(good.replace(f"include {front.include};", f"server 127.0.0.1:{port};"))
+    front.conf.write_text(good.replace(front.upstream, f"server 127.0.0.1:{port};"))
     return good
 
 
@@ -350,6 +378,9 @@ def test_without_a_release_header_verify_reads_the_marker_through_the_front(app_
 
     def freeze_web_2() -> None:
         good["conf"] = frozen_front(app_farm, "web-2", "r1")
+        if app_farm.environment.application.front.socket is not None:  # the commit reloads nothing: reload it here
+            app_farm.fronts["web-2"].process.send_signal(signal.SIGHUP)
+            time.sleep(0.5)  # the old workers, which would follow the link, stop taking connections
 
     try:
         report = app_farm.switch("go-live", before_commit=freeze_web_2)
@@ -400,3 +431,46 @@ def test_a_start_that_never_answers_leaves_no_process_behind(app_farm):
     assert "did not start: no answer to GET /healthz within 2 s (last status 503)" in str(failed.value), failed.value
     after = app_farm.read()[server.name].of_release("r3")
     assert after is not None and after.pid is None and after.health is None, after  # recorded, stopped, not answering
+
+
+# ---- a front that moves by socket link: what the instance and the link must be ----
+
+def test_an_instance_that_does_not_listen_on_its_socket_does_not_start_and_says_where(app_farm):
+    """The front connects to the instance's own unix socket: an instance listening only on its port fails its start,
+    naming the socket and RELEASER_SOCKET, and is stopped (a stage, not go-live, finds it out)."""
+    server = app_farm.environment.servers[0]
+    host, root = app_farm.hosts[server.name], app_farm.environment.app_root(server)
+    application = app_farm.environment.application
+    portless = application.model_copy(update={"start": f"env -u RELEASER_SOCKET {application.start}",
+                                              "start_timeout": 2.0})
+    running = app_farm.read()[server.name]
+    free = next(p for p in app_farm.environment.instance_ports(server) if p not in {i.port for i in running.instances})
+    socket = app_farm.environment.instance_socket(server, free)
+
+    with pytest.raises(Exception) as failed:
+        instances._start(host, instances.start_argv(portless, root, free, "r3", "staging", socket=socket), 30.0)
+
+    assert (f"did not start: it answers GET /healthz on its port but made no unix socket at {socket} within 2 s (the "
+            "front connects there: have it listen on RELEASER_SOCKET too)") in str(failed.value), failed.value
+    after = app_farm.read()[server.name].of_release("r3")
+    assert after is not None and after.pid is None, after  # stopped, not left running
+
+
+def test_a_socket_front_whose_path_is_not_a_link_refuses_before_anything_moves(app_farm):
+    """Something other than releaser's link at the socket path (a process listening there itself): prepare refuses
+    on that server, so nothing moves anywhere and the front keeps serving r1."""
+    link = Path(str(app_farm.roots()["web-2"])) / app_farm.environment.application.front.socket
+    target = os.readlink(link)
+    link.unlink()
+    link.write_text("")
+    try:
+        report = app_farm.switch("go-live")
+    finally:
+        link.unlink()
+        link.symlink_to(target)
+
+    assert report.decision is Decision.REFUSED, report
+    assert f"{app_farm.environment.application.front.socket} is not a symbolic link" in report.cause["web-2:front"]
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
+        assert front_port(app_farm, name) == app_farm.read()[name].of_slot("live").port
