@@ -4,9 +4,10 @@
 
 Part 1 starts N sshd servers (tests/sshfarm.py), one nginx and two gunicorn instances each (tests/apps), and keeps
 wrk on web-1's public port while the coordinator switches every server's links and front: requests/s and failed
-requests (socket errors + non-2xx), once with a new connection per request and once with keep-alive. Part 2
-times the commit (what happens at T) at N servers, with and without the front participants, and splits one
-front commit into its server-side steps. Everything started is stopped by PID at the end.
+requests (socket errors + non-2xx), for each way the front moves (a socket link, or an include and reload), once
+with a new connection per request and once with keep-alive. Part 2 times the commit (what happens at T) at N
+servers, with and without the front participants, for each way, and splits one include-way front commit into
+its server-side steps. Everything started is stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from apps.appfarm import AppFarm, Load, missing_tools  # noqa: E402
 from sshfarm import SshdFarm  # noqa: E402
 
 
-def load_rows(servers: int, requests: int) -> list[tuple]:
+def load_rows(servers: int, requests: int, way: str) -> list[tuple]:
     """Rate and failures on web-1's front through go-live and rollback, per connection mode."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
-        app = AppFarm(farm, Path(base))
+        app = AppFarm(farm, Path(base), way=way)
         try:
             app.stage("r1")
             app.switch("go-live")
@@ -44,25 +45,25 @@ def load_rows(servers: int, requests: int) -> list[tuple]:
                         tally = load.stop()
                     finally:
                         load.kill()
-                    rows.append((action, "keep-alive" if keepalive else "new per request", tally["requests"],
+                    rows.append((way, action, "keep-alive" if keepalive else "new per request", tally["requests"],
                                  tally["rate"], tally["failed"], report.decision.value, report.timings["commit"] * 1000))
         finally:
             app.close()
     return rows
 
 
-def switch_rows(servers: int, repeat: int) -> tuple[list[tuple], dict[str, float]]:
-    """Commit (at T) and whole-switch seconds with and without fronts, and one front commit's steps."""
+def switch_rows(servers: int, repeat: int, way: str) -> tuple[list[tuple], dict[str, float]]:
+    """Commit (at T) and whole-switch seconds with and without fronts, and (the include way) one front commit's steps."""
     timings: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    steps: dict[str, list[float]] = {}
+    steps: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
-        app = AppFarm(farm, Path(base), workers=1)
+        app = AppFarm(farm, Path(base), workers=1, way=way)
         try:
             app.stage("r1")
             app.switch("go-live")
             for _ in range(repeat):
                 for links_only in (False, True):
-                    label = "links" if links_only else "links + front"
+                    label = "links" if links_only else f"links + front ({way})"
                     for action in ("go-live", "rollback"):
                         if action == "go-live":
                             app.stage("r2")
@@ -70,7 +71,8 @@ def switch_rows(servers: int, repeat: int) -> tuple[list[tuple], dict[str, float
                         assert report.decision.value == "committed", report
                         timings.setdefault((action, label), []).append(
                             (report.timings["prepare"], report.timings["commit"], report.timings["switch"]))
-            steps = front_steps(app, repeat * 3)
+            if way == "include":
+                steps = front_steps(app, repeat * 3)
         finally:
             app.close()
     rows = [(action, label, *(statistics.median(t[i] for t in values) * 1000 for i in range(3)))
@@ -107,16 +109,24 @@ def main() -> None:
         sys.exit(f"missing: {', '.join(missing_tools())}")
 
     print(f"## load on web-1's front through each switch, N = {args.load_servers} (wrk -t1 -c6)\n")
-    print("| switch | connections | requests | requests/s | failed | decision | commit ms |\n| --- | --- | ---: | ---: | ---: | --- | ---: |")
-    for action, mode, count, rate, failed, decision, commit in load_rows(args.load_servers, args.requests):
-        print(f"| {action} | {mode} | {count} | {rate:.0f} | {failed} | {decision} | {commit:.0f} |")
+    print("| front moves by | switch | connections | requests | requests/s | failed | decision | commit ms |\n"
+          "| --- | --- | --- | ---: | ---: | ---: | --- | ---: |")
+    for way in ("socket", "include"):
+        for row in load_rows(args.load_servers, args.requests, way):
+            way_, action, mode, count, rate, failed, decision, commit = row
+            print(f"| {way_} | {action} | {mode} | {count} | {rate:.0f} | {failed} | {decision} | {commit:.0f} |",
+                  flush=True)
 
-    rows, steps = switch_rows(args.switch_servers, args.repeat)
+    rows, steps = [], {}
+    for way in ("socket", "include"):
+        way_rows, way_steps = switch_rows(args.switch_servers, args.repeat, way)
+        rows += [row for row in way_rows if way == "socket" or row[1] != "links"]  # links alone: measured once
+        steps = steps or way_steps
     print(f"\n## switch time, N = {args.switch_servers}, median of {args.repeat} (no load)\n")
     print("| switch | participants | prepare ms | commit (at T) ms | whole switch ms |\n| --- | --- | ---: | ---: | ---: |")
     for action, label, prepare, commit, whole in rows:
         print(f"| {action} | {label} | {prepare:.0f} | {commit:.0f} | {whole:.0f} |")
-    print("\n## one front commit on web-1, step by step (each one round trip through the open connection)\n")
+    print("\n## one include-way front commit on web-1, step by step (each one round trip through the open connection)\n")
     print("| step | ms |\n| --- | ---: |")
     for name, ms in steps.items():
         print(f"| {name} | {ms:.1f} |")

@@ -4,9 +4,9 @@ Two "servers" under sandbox/app/ each run the release as an instance of examples
 per slot) behind their own nginx front, and one private PostgreSQL cluster under sandbox/app/postgres holds
 the data slots. The story: r1 goes live with its data; r2 is staged days ahead (its instance started, its
 data loaded into phof__staging) and the smoke checks ask the staging instance; r2 goes live (nginx moves
-to r2's instance, r1's keeps running as the warm backup, the schemas are renamed in the same switch); the
-on-call engineer rolls back (the front moves back to the same r1 process; nothing is started; r1's data is
-live again). With no nginx the instances part is skipped, with no PostgreSQL the data part, each said in one
+to r2's instance by a renamed link to its unix socket, with no reload; r1's keeps running as the warm backup,
+the schemas are renamed in the same switch); the on-call engineer rolls back (the front moves back to the same
+r1 process; nothing is started; r1's data is live again). With no nginx the instances part is skipped, with no PostgreSQL the data part, each said in one
 line. Everything it started (instances, nginx, the cluster) is stopped at the end, also on failure; a step
 that does not end as the story says stops the demo with a ReleaserError (exit 1) naming the step.
 """
@@ -72,9 +72,13 @@ def run_demo_app(project: Path) -> None:
         if nginx is None and cluster is None:
             ui.say("nothing left to show without nginx and PostgreSQL; `invoke demo` needs neither")
             return
-        environment = _write_environment(project, base, nginx=nginx, data=cluster is not None)
+        by_socket = nginx is not None and _sockets_fit(base)
+        if nginx is not None and not by_socket:
+            ui.say(f"the fronts move by include and nginx reload: {base} is too deep for a unix socket's path")
+        environment = _write_environment(project, base, nginx=nginx, data=cluster is not None, by_socket=by_socket)
         if nginx is not None:
-            fronts = [_Front(base / name / "nginx", nginx, _server(environment, name)) for name in SERVERS]
+            fronts = [_Front(base / name / "nginx", nginx, _server(environment, name),
+                             environment.front_socket(_server(environment, name))) for name in SERVERS]
             cleanup.callback(lambda: [front.stop() for front in fronts])
             cleanup.callback(_stop_instances, environment)
             for front in fronts:
@@ -99,7 +103,8 @@ def _story(project: Path, base: Path, environment: Environment, *, instances: bo
                 environment, {r.server: r.state for r in reports}))
 
         ui.narrate("1. r1 goes live", "invoke deploy --stage --release r1 && invoke go-live --now"
-                   + ("\n   its instance starts on a port of its own and nginx points at it" if instances else "")
+                   + ("\n   its instance starts on a port and a unix socket of its own, and nginx points at it" if instances
+                      else "")
                    + ("\n   its data loads into schema phof__staging, and the go-live renames it to phof" if data else ""))
         fleet.stage(bundles["r1"])
         fleet.go_live(reason="demo-app: first release")
@@ -121,7 +126,8 @@ def _story(project: Path, base: Path, environment: Environment, *, instances: bo
         warm = _pids(fleet, "r1") if instances else {}
 
         ui.narrate("3. r2 goes live", "invoke go-live --now"
-                   + ("\n   nginx moves to r2's instance; r1's keeps running as the warm backup" if instances else "")
+                   + ("\n   nginx moves to r2's instance (a link is renamed, nginx is not reloaded); r1's keeps running as "
+                      "the warm backup" if instances else "")
                    + ("\n   in the same switch phof__staging becomes phof, and phof becomes phof__backup" if data else ""))
         fleet.go_live(reason="demo-app: monthly update")
         _expect(3, url, "r2", data)
@@ -210,7 +216,20 @@ def _bundle(project: Path, base: Path, release: str, *, data: bool) -> Bundle:
     ])
 
 
-def _write_environment(project: Path, base: Path, *, nginx: str | None, data: bool) -> Environment:
+# [application.front] socket: each demo server's nginx connects to this link, relative to the server's root
+SOCKET = ".releaser/front/live.sock"
+
+
+def _sockets_fit(base: Path) -> bool:
+    """Whether every demo server's instance sockets fit a unix socket's path (a deep checkout may not)."""
+    from releaser.config import UNIX_PATH_MAX
+
+    return all(len(str(base / name / "root" / SOCKET).replace("live.sock", "instance-65535.sock").encode())
+               <= UNIX_PATH_MAX for name in SERVERS)
+
+
+def _write_environment(project: Path, base: Path, *, nginx: str | None, data: bool,
+                       by_socket: bool = False) -> Environment:
     """The demo's environment file, sandbox/app/demo-app.toml, on free ports of this machine."""
     ports = iter(_free_ports(5 * len(SERVERS)))
     blocks = ['description = "demo-app: application instances behind nginx, data slots in PostgreSQL"',
@@ -228,8 +247,9 @@ def _write_environment(project: Path, base: Path, *, nginx: str | None, data: bo
         app = shlex.join([sys.executable, str(project / "examples" / "app" / "phof_app.py")])
         blocks.append(f"[application]\nstart = {json.dumps(app + ' start')}\nstop = {json.dumps(app + ' stop')}\n"
                       'ports = [1, 2, 3]\nhealth_path = "/healthz"\nstart_timeout = 20.0\nstop_timeout = 20.0\n'
-                      'release_header = "X-Release-Id"\n\n[application.front]\ninclude = "../nginx/live.upstream"\n'
-                      f"nginx = {json.dumps([nginx, '-p', '../nginx/', '-c', 'nginx.conf'])}")
+                      'release_header = "X-Release-Id"\n\n[application.front]\n'
+                      + (f'socket = "{SOCKET}"' if by_socket else 'include = "../nginx/live.upstream"\n'
+                         f"nginx = {json.dumps([nginx, '-p', '../nginx/', '-c', 'nginx.conf'])}"))
     if data:
         blocks.append(f'[database]\nschema = "phof"\ndsn_env = "{DSN_ENV}"\n\n[[database.smoke]]\n'
                       'name = "every indicator has an area"\n'
@@ -245,21 +265,24 @@ def _server(environment: Environment, name: str):
 
 
 class _Front:
-    """One nginx master for a demo server: its public port proxies to the include releaser replaces."""
+    """One nginx master for a demo server: its public port proxies to the socket link releaser keeps, or to the
+    include releaser replaces."""
 
-    def __init__(self, directory: Path, nginx: str, server) -> None:
+    def __init__(self, directory: Path, nginx: str, server, socket=None) -> None:
         self.directory = directory
         self.port = int(server.live_url.rsplit(":", 1)[1])
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         first = server.app_ports[0]
-        (directory / "live.upstream").write_text(f"server 127.0.0.1:{first};\n")
+        if socket is None:
+            (directory / "live.upstream").write_text(f"server 127.0.0.1:{first};\n")
+        upstream = f"server unix:{socket};" if socket is not None else f"include {directory / 'live.upstream'};"
         temp = "".join(f"    {kind}_temp_path {directory / kind};\n"
                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         user = "user root;\n" if os.geteuid() == 0 else ""
         (directory / "nginx.conf").write_text(
             f"{user}daemon off;\nworker_processes 1;\npid {directory / 'nginx.pid'};\n"
             f"error_log {directory / 'logs/error.log'};\nevents {{ worker_connections 256; }}\n"
-            f"http {{\n    access_log off;\n{temp}    upstream phof_live {{ include {directory / 'live.upstream'}; }}\n"
+            f"http {{\n    access_log off;\n{temp}    upstream phof_live {{ {upstream} }}\n"
             f"    server {{\n        listen 127.0.0.1:{self.port};\n"
             f"        location / {{ proxy_pass http://phof_live; }}\n    }}\n}}\n")
         self.process = subprocess.Popen([nginx, "-p", str(directory), "-c", str(directory / "nginx.conf")],

@@ -11,8 +11,8 @@ No process starts or stops either way.
 
 prepare  finds the instance of the release going live (staging's for a go-live, the warm backup's for a
          rollback) and checks it answers its health path on the server (on its socket too, with `socket`); runs
-         `nginx -t` on today's configuration (`include`); copies today's include aside (.releaser-prev), or
-         reads where today's link points; writes the new one as .releaser-next
+         `nginx -t` on today's configuration (`include`); reads today's include or link (kept in this process,
+         nothing is left beside it); writes the new one as .releaser-next
 commit   renames .releaser-next over the link, or over the include, then `nginx -t` (a refusal puts the old
          file back: nothing moved) and `nginx -s reload`; one round trip at the second
 verify   GETs the server's live URL until the front answers with the release going live: the release header, or
@@ -20,9 +20,9 @@ verify   GETs the server's live URL until the front answers with the release goi
          a front answering with the old release is a stale copy (a cache, a reload that did not take); error
          answers from the new release, a few in a row, fail it at once (the public sees them); it stops when the
          coordinator says another participant's verify failed (stop_verifying)
-revert   puts the link or .releaser-prev back by the same kind of rename (and `nginx -t`, reload), then GETs until the front
-         answers from the previous release (after a reload old workers take connections for a moment); safe to
-         run twice
+revert   puts the link or include back as prepare read it, by the same kind of rename (and `nginx -t`, reload),
+         then GETs until the front answers from the previous release (after a reload old workers take
+         connections for a moment); safe to run twice
 abort    removes .releaser-next
 """
 
@@ -47,13 +47,15 @@ _SETTLE_SECONDS = 0.2  # ... spanning at least this long: after a reload nginx's
 _FAILING = 5  # failing answers in a row after the reload (the new release's, or any without a release header) that
               # fail verify at once: the public would otherwise see them until the deadline
 
-# Shared by commit and revert: put today's include back from the copy prepare made.
+# Shared by commit and revert: put today's include back as prepare read it ($previous: its bytes in base64, or
+# `-` when there was none), by a rename. Nothing of it is kept on the server between commands.
 _PUT_BACK = r"""
 put_back() {
-  if [ -f "$include.releaser-prev" ]; then
-    cp -p "$include.releaser-prev" "$include.releaser-back" && mv -f "$include.releaser-back" "$include"
-  elif [ -f "$include.releaser-absent" ]; then
+  rm -f "$include.releaser-back"
+  if [ "$previous" = - ]; then
     rm -f "$include"
+  else
+    printf '%s' "$previous" | base64 -d > "$include.releaser-back" && mv -f "$include.releaser-back" "$include"
   fi
 }
 first_error() { printf '%s\n' "$1" | grep -v 'test failed' | tail -n 1; }
@@ -77,20 +79,20 @@ esac
 out=$("$@" -q -t 2>&1) || { echo "nginx -t fails before the switch: $(printf '%s\n' "$out" | grep -v 'test failed' | tail -n 1)" >&2; exit 4; }
 dir=$(dirname "$include")
 [ -d "$dir" ] || mkdir -p "$dir" || exit 3
-rm -f "$include.releaser-prev" "$include.releaser-absent" "$include.releaser-next"
+rm -f "$include.releaser-prev" "$include.releaser-absent" "$include.releaser-next"  # (older releasers kept these)
+previous=-
 if [ -f "$include" ]; then
-  cp -p "$include" "$include.releaser-prev.tmp" && mv -f "$include.releaser-prev.tmp" "$include.releaser-prev" || exit 3
-else
-  : > "$include.releaser-absent" || exit 3
+  previous=$(base64 -w 0 < "$include") || { echo "cannot read $include" >&2; exit 3; }
 fi
 printf '# written by releaser: the live instance, release %s\nserver %s:%s;\n' "$release" "$address" "$port" \
   > "$include.releaser-next" || { echo "cannot write $include.releaser-next" >&2; exit 3; }
 echo "port $port"
+printf 'previous %s\n' "$previous"
 """
 
 _COMMIT = _PUT_BACK + r"""
 cd "$1" || exit 3
-include=$2; shift 2
+include=$2 previous=$3; shift 3
 [ -f "$include.releaser-next" ] || { echo "the front was not prepared (no $include.releaser-next)" >&2; exit 3; }
 mv -f "$include.releaser-next" "$include" || exit 3
 if ! out=$("$@" -q -t 2>&1); then
@@ -104,7 +106,7 @@ exit 0
 
 _RESTORE = _PUT_BACK + r"""
 cd "$1" || exit 3
-include=$2; shift 2
+include=$2 previous=$3; shift 3
 rm -f "$include.releaser-next"
 put_back || { echo "cannot put $include back" >&2; exit 5; }
 out=$("$@" -q -t 2>&1) || { echo "nginx -t fails on the restored include: $(first_error "$out")" >&2; exit 5; }
@@ -192,22 +194,27 @@ def prepare_argv(application: Application, root: PurePosixPath, release: str) ->
                    application.health_path, *front.nginx)
 
 
-def commit_argv(application: Application, root: PurePosixPath) -> list[str]:
-    """Rename the prepared link over the live one, or the prepared include (`nginx -t`, graceful reload); prints
-    the second of the move."""
+def commit_argv(application: Application, root: PurePosixPath, previous: str | None = None) -> list[str]:
+    """Rename the prepared link over the live one, or the prepared include (`nginx -t`, graceful reload; a refusal
+    puts back `previous`, what prepare read); prints the second of the move."""
     front = application.front
     if front.socket is not None:
         return _script("commit", _COMMIT_LINK, str(root), front.socket)
-    return _script("commit", _COMMIT, str(root), front.include, *front.nginx)
+    return _script("commit", _COMMIT, str(root), front.include, _or_none(previous), *front.nginx)
 
 
-def restore_argv(application: Application, root: PurePosixPath, previous_link: str | None = None) -> list[str]:
-    """Put back the include prepare kept aside (`nginx -t`, graceful reload), or the link as prepare found it:
-    to `previous_link`, the name prepare read from it (None: there was no link)."""
+def restore_argv(application: Application, root: PurePosixPath, previous: str | None = None) -> list[str]:
+    """Put back the link or include as prepare read it: `previous` is the name the link held, or the include's
+    bytes in base64 (None: there was none); the include way then runs `nginx -t` and a graceful reload."""
     front = application.front
     if front.socket is not None:
-        return _script("restore", _RESTORE_LINK, str(root), front.socket, previous_link or "-")
-    return _script("restore", _RESTORE, str(root), front.include, *front.nginx)
+        return _script("restore", _RESTORE_LINK, str(root), front.socket, _or_none(previous))
+    return _script("restore", _RESTORE, str(root), front.include, _or_none(previous), *front.nginx)
+
+
+def _or_none(previous: str | None) -> str:
+    """How the server scripts are told there was no link or include: `-` (neither a link name nor base64)."""
+    return "-" if previous is None else previous
 
 
 def abort_argv(application: Application, root: PurePosixPath) -> list[str]:
@@ -245,7 +252,7 @@ class ServerFront:
         self.release = release
         self.previous = previous
         self.port: int | None = None
-        self.previous_link: str | None = None  # with a socket front: the name the link held before (None: no link)
+        self.found: str | None = None  # what prepare read: the link's name, or the include in base64 (None: none)
         self.moved_at: float | None = None
         self.started_again: str | None = None  # the instance prepare had to start again, said in the result
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
@@ -276,7 +283,7 @@ class ServerFront:
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}")
         self.port = port
-        self.previous_link = _previous_in(done.stdout)
+        self.found = _previous_in(done.stdout)
 
     @property
     def warnings(self) -> list[str]:
@@ -298,7 +305,8 @@ class ServerFront:
 
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared link over the live one, or the prepared include (then reload nginx gracefully)."""
-        done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root), timeout=timeout), "front: ")
+        done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root, self.found),
+                                                   timeout=timeout), "front: ")
         moment = done.stdout.split()[0] if done.stdout.strip() else ""
         self.moved_at = float(moment) if moment.replace(".", "", 1).isdigit() else None
         if not done.ok:
@@ -310,12 +318,14 @@ class ServerFront:
         self._wait_for(self.release, timeout, stoppable=True)
 
     def _wait_for(self, release: str | None, timeout: float, *, stoppable: bool) -> None:
-        """Until the front answers healthy from `release` _SETTLED times in a row over _SETTLE_SECONDS; StepFailed when
-        it fails _FAILING times in a row, or has not settled within twice [health] timeout (at most `timeout`)."""
+        """Until the front answers healthy from `release` _SETTLED times in a row (over _SETTLE_SECONDS after a
+        reload: a renamed socket link leaves no old worker to answer); StepFailed when it fails _FAILING times in a
+        row, or has not settled within twice [health] timeout (at most `timeout`)."""
         base = self.context.environment.server(self.server).live_url
         url = base + self.application.health_path
         deadline = time.monotonic() + min(timeout, self.context.environment.health.timeout * 2)
         in_a_row, failing, last, since = 0, 0, "", 0.0
+        settle = 0.0 if self.application.front.socket is not None else _SETTLE_SECONDS
         while True:
             if stoppable and self._stop.is_set():
                 raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
@@ -329,7 +339,7 @@ class ServerFront:
             if good and in_a_row == 0:
                 since = time.monotonic()
             in_a_row = in_a_row + 1 if good else 0
-            if in_a_row >= _SETTLED and time.monotonic() - since >= _SETTLE_SECONDS:
+            if in_a_row >= _SETTLED and time.monotonic() - since >= settle:
                 return
             last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
             # an error status from the release going live (or from whatever answers, when nothing names it) is
@@ -359,14 +369,15 @@ class ServerFront:
         once the front answers from the previous release, so "back on" is said only when the public sees it.
         """
         done = once_more_on_a_new_connection(self.host, 
-            lambda: self.host.run(restore_argv(self.application, self.root, self.previous_link), timeout=timeout))
+            lambda: self.host.run(restore_argv(self.application, self.root, self.found), timeout=timeout))
         if not done.ok:
             raise StepFailed(f"front: {done.reason()}", moved=True)
         if self.previous is not None:
             try:
                 self._wait_for(self.previous, timeout, stoppable=False)
             except StepFailed as failure:
-                raise StepFailed(f"{failure.detail} (after putting the include back)", moved=True) from None
+                what = "link" if self.application.front.socket is not None else "include"
+                raise StepFailed(f"{failure.detail} (after putting the {what} back)", moved=True) from None
 
     def abort(self, timeout: float) -> None:
         """Remove the prepared include; nginx was not touched."""
@@ -384,7 +395,8 @@ def _port_in(stdout: str) -> int | None:
 
 
 def _previous_in(stdout: str) -> str | None:
-    """The name a socket front's link held when prepare read it, from its `previous NAME` line (`-`: no link)."""
+    """What prepare read, from its `previous ...` line: the name the link held, or the include's bytes in base64
+    (`-`: there was none)."""
     line = next((line for line in stdout.splitlines() if line.startswith("previous ")), "previous -")
     name = line.removeprefix("previous ")
     return None if name == "-" else name

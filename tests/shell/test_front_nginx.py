@@ -97,6 +97,8 @@ def test_go_live_under_load_fails_no_request_and_the_front_serves_the_new_releas
         # nothing restarted: the staging instance became live, the live one is the warm backup
         assert slots_of(view) == {"live": before[name]["staging"], "backup": before[name]["live"]}
         assert front_port(app_farm, name) == view.of_slot("live").port
+        assert not list(app_farm.fronts[name].include.parent.glob("*.releaser-*"))
+        assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
     assert sorted(o.name for o in report.outcomes) == sorted([*SERVERS, *(f"{s}:front" for s in SERVERS)])
 
 
@@ -129,7 +131,9 @@ def test_go_live_that_fails_on_one_server_is_reverted_under_load_with_no_failed_
         assert app_farm.served(name) == {(200, "r1")}
         assert {i.slot: i.release for i in view.instances if i.slot} == {"live": "r1", "staging": "r2"}
         assert front_port(app_farm, name) == view.of_slot("live").port  # the front is back on r1
-        assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
+        beside = [*Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"),
+                  *app_farm.fronts[name].include.parent.glob("*.releaser-*")]
+        assert beside == []  # nothing of the switch is left beside the link or the include
 
 
 def test_a_release_failing_through_the_front_is_reverted_at_once_not_at_the_verify_deadline(app_farm):
