@@ -242,6 +242,11 @@ class DeployLock:
             if refusal:
                 raise refusal
             name, error = counted_items(errors)[0]
+            freed = self._free_over_new_connections(sorted(lost & errors.keys()), token)
+            if name in freed:
+                raise HostUnreachable(name, f"the connection broke while the lock was being taken ({error}); over a new "
+                                      f"connection {name} was left without this command's lock, and nothing was switched",
+                                      hint="run the command again")
             if name in lost:
                 raise HostUnreachable(name, f"did not answer while the lock was being taken ({error}); it may hold this "
                                       "command's lock now; nothing was switched",
@@ -251,6 +256,18 @@ class DeployLock:
                                   hint="nothing was changed; check the server, then run the command again")
         return LockSession(token, reason, taken, {name: report for name, (_, _, report, _) in answers.items()},
                            {name: early for name, (_, _, _, early) in answers.items() if early is not None})
+
+
+    def _free_over_new_connections(self, names: list[str], token: str) -> set[str]:
+        """Free this command's lock (and links its trip prepared) on servers whose connection broke during the lock
+        step, over a new connection: a reset is not a server down, and a lock left there would refuse the re-run.
+        Returns the servers where that was done; a server that went silent is not asked again."""
+        if not names:
+            return set()
+        group = self.group
+        outcomes = group.each_reconnecting(lambda name: group.hosts[name].run(
+            remote.finish_argv(group.root(name), token, [])), names)
+        return {name for name, outcome in outcomes.items() if isinstance(outcome, Completed) and outcome.ok}
 
 
 def lock_refusal(holders: Mapping[str, LockInfo | None], *, actor: str, kind: str,

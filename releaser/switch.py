@@ -374,9 +374,9 @@ def held_interrupts(said: str | None = None) -> Iterator[Presses]:
             print("\nreleaser: Ctrl-C noted; every server finishes this switch or is put back first, then it stops "
                   "(press Ctrl-C again to stop waiting for a server that does not answer)", file=sys.stderr, flush=True)
         else:
-            print("\nreleaser: Ctrl-C again; no longer waiting for servers that have not answered in this step: they "
-                  "are reported as not known (the others are still put back; Ctrl-C again stops that wait too)",
-                  file=sys.stderr, flush=True)
+            print("\nreleaser: Ctrl-C again; no longer waiting for servers that have not answered in this step: the "
+                  "switch goes on as if they had failed, so every server is put back, they too if they answer (Ctrl-C "
+                  "again stops that wait too: they are then reported as not known)", file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, note)
     try:

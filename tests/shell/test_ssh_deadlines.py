@@ -117,6 +117,26 @@ def test_a_silent_drop_while_the_lock_is_taken_costs_one_deadline_and_changes_no
     assert left["web-1"] == [] and left["web-3"] == []
 
 
+def test_a_connection_reset_while_the_lock_is_taken_frees_it_over_a_new_connection(sshd_farm, relays, tmp_path, open_fleet):
+    """web-2's connection is reset as go-live takes the lock: web-2 is still up, so the lock is freed there over a
+    new connection (a lock left behind would refuse the on-call's re-run), and the re-run goes live."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    morning(open_fleet, env)
+    hosts = hosts_with(env, "web-2", when=lambda argv, e: script_of(argv) == "lock", before=relays["web-2"].reset)
+
+    error, seconds = timed_go_live(open_fleet, env, hosts, HostUnreachable)
+
+    message = str(error)
+    assert message.startswith("web-2: the connection broke while the lock was being taken"), message
+    assert "over a new connection web-2 was left without this command's lock, and nothing was switched" in message
+    assert error.hint == "run the command again"
+    assert set(read_slots(env).values()) == {OLD}
+    assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    with open_fleet(env) as fleet:
+        fleet.go_live()
+    assert set(read_slots(env).values()) == {NEW}
+
+
 def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd_farm, relays, tmp_path, open_fleet):
     """web-2 goes silent just before its rename: nobody can know whether it renamed, so the fleet may be MIXED
     (exit 7) naming web-2, every other server is back on r1 and unlocked, within the commit deadline."""
