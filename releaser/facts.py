@@ -36,6 +36,8 @@ CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 _SCRIPT = r"""
 cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
 root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4
+# a run whose connection broke before its end left its stamps' directory: gone once its process is
+for d in .releaser/verifying-*; do [ -d "$d" ] || continue; kill -0 "${d##*-}" 2>/dev/null || rm -rf -- "$d" 2>/dev/null; done
 fs=$(stat -f -c '%a*%S %T' . 2>/dev/null)
 printf 'df %s\n' "${fs%% *}"
 # The clock: the modification times of two files written here, at the start and at the end, which the tar

@@ -332,7 +332,10 @@ class Fleet:
         back = report.back
         parts = []
         if stuck:
-            parts.append(f"{', '.join(counted(stuck))} could not be put back ({summary(stuck)})")
+            if len(stuck) == 1:
+                parts.append(f"{next(iter(stuck))} could not be put back ({next(iter(stuck.values()))})")
+            else:
+                parts.append(f"{', '.join(counted(stuck))} could not be put back: {summary(stuck)}")
         if lost:
             parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
                          f"{target or 'the new links'}")

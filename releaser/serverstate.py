@@ -146,13 +146,18 @@ def read_status(group: Group, *, with_health: bool = True) -> list[ServerReport]
             for name, outcome in group.each(read).items()]
 
 
+_RUNBOOK = "see: invoke runbook server-failure"
+
+
 def readable(reports: Iterable[ServerReport], doing: str) -> list[ServerReport]:
     """The reports, or a refusal of `doing` naming the first server whose slots could not be read."""
     reports = list(reports)
     broken = [r for r in reports if r.state is None]
     if broken:
-        raise HostUnreachable(broken[0].server, broken[0].error or "cannot read its slots",
-                              hint=f"nothing was changed, {doing} not started; see: invoke runbook server-failure")
+        first = broken[0]
+        why = (first.error or "cannot read its slots").removeprefix(f"{first.server}: ")
+        why = why.removesuffix(f"; {_RUNBOOK}")  # said once, in the hint
+        raise HostUnreachable(first.server, why, hint=f"nothing was changed, {doing} not started; {_RUNBOOK}")
     return reports
 
 

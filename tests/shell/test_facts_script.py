@@ -87,6 +87,24 @@ def test_a_release_without_a_recorded_size_is_measured_once_and_recorded(local_e
     assert parse_facts(run_facts(root)[0]).release_kib == 7
 
 
+def test_a_run_cut_off_before_its_end_leaves_nothing_past_the_next_run(local_env, open_fleet):
+    """A connection reset mid-check leaves that run's stamps directory: the next run removes it once its process is
+    gone (a run still going keeps its own)."""
+    root = prepared_root(local_env, open_fleet)
+    still_running = subprocess.Popen(["sleep", "30"])
+    try:
+        gone = root / ".releaser" / "verifying-999999"  # no such process
+        alive = root / ".releaser" / f"verifying-{still_running.pid}"
+        for directory in (gone, alive):
+            directory.mkdir()
+            (directory / "verified-r2").write_text("")
+        run_facts(root)
+        assert not gone.exists() and alive.is_dir()
+    finally:
+        still_running.kill()
+        still_running.wait()
+
+
 def test_a_dangling_slot_still_names_its_target(local_env, open_fleet):
     """A slot pointing at a release no longer on disk is reported with its target (read with `readlink`)."""
     root = prepared_root(local_env, open_fleet)
