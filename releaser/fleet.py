@@ -311,7 +311,8 @@ class Fleet:
                 raise HostUnreachable(", ".join(lost), f"{doing} ({cause}); nothing was switched{after}",
                                       hint="see: invoke runbook server-failure")
             raise FleetReverted(f"{action} stopped before any switch: {cause}; nothing was switched{after}",
-                                hint=f"fix what it names, then run the same command again; see: invoke runbook {runbook}")
+                                hint=_damaged_hint(action, report) or
+                                f"fix what it names, then run the same command again; see: invoke runbook {runbook}")
         if rehearsal and report.decision is Decision.REVERTED:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix what it names (a broken release: build it again as a new release id and stage that; a "
@@ -404,6 +405,21 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
 def exposure(report: SwitchReport) -> float:
     """The most seconds a reverted switch's release can have been live: commit, verify and revert, end to end."""
     return sum(report.timings.get(phase, 0.0) for phase in ("commit", "verify", "revert"))
+
+
+def _damaged_hint(action: str, report: SwitchReport) -> str | None:
+    """What to do when prepare found the release's files changed on a server: running the same command again
+    fails the same way, and staging the same id again is refused (its files are not that bundle's)."""
+    damaged = counted(name for name, why in report.cause.items() if "fails its checksums on this server" in why)
+    if not damaged:
+        return None
+    where = ", ".join(damaged)
+    if action == "rollback":
+        return (f"the backup's files on {where} were changed after they were staged, so it cannot be rolled back there: "
+                f"keep {where} away from the public and roll back the other servers without it (see: invoke runbook "
+                "server-failure, step 3), then escalate")
+    return (f"its files on {where} were changed after they were staged: build the release again under a new release id, "
+            f"stage that and go live with it (see: invoke runbook {_runbook(action)})")
 
 
 def _runbook(action: str) -> str:

@@ -66,9 +66,28 @@ def test_a_release_changed_after_the_checks_is_still_refused_at_prepare(ssh_env,
         assert (root / ".releaser" / "verified-r2").is_file() and (root / ".releaser" / "verified-r1").is_file()
         page = root / "releases" / "r2" / "public" / "index.html"
         page.write_text(page.read_text() + "<!-- changed after the checks -->\n")
-        with pytest.raises(FleetReverted, match="release r2 fails its checksums on this server"):
+        with pytest.raises(FleetReverted, match="release r2 fails its checksums on this server") as refused:
             fleet.go_live()
+    assert refused.value.hint.startswith("its files on web-2 were changed after they were staged: build the release "
+                                         "again under a new release id")  # the same id would be refused at stage
     assert {name: state.live for name, state in read_slots(ssh_env).items()} == dict.fromkeys(("web-1", "web-2", "web-3"), "r1")
+
+
+def test_a_backup_changed_on_one_server_is_refused_with_what_the_on_call_can_do(ssh_env, open_fleet):
+    """r1, the backup, has a file changed on web-2: the rollback stops before any switch, and its hint does not say
+    "run the same command again" (it would fail the same way) but how to roll back the others without web-2."""
+    staged_r2(open_fleet, ssh_env)
+    with open_fleet(ssh_env) as fleet:
+        fleet.go_live()
+        page = Path(str(ssh_env.app_root(ssh_env.server("web-2")))) / "releases" / "r1" / "public" / "index.html"
+        page.write_text(page.read_text() + "<!-- changed on the server -->\n")
+        with pytest.raises(FleetReverted, match="release r1 fails its checksums on this server") as refused:
+            fleet.rollback()
+    assert "nothing was switched" in str(refused.value)
+    assert refused.value.hint == ("the backup's files on web-2 were changed after they were staged, so it cannot be "
+                                  "rolled back there: keep web-2 away from the public and roll back the other servers "
+                                  "without it (see: invoke runbook server-failure, step 3), then escalate")
+    assert {name: state.live for name, state in read_slots(ssh_env).items()} == dict.fromkeys(("web-1", "web-2", "web-3"), "r2")
 
 
 def test_the_rehearsal_comes_in_the_same_trip_from_its_summary_or_from_old_journals(ssh_env, open_fleet):
