@@ -210,6 +210,7 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
                         for release, servers in sorted(serving.items(), key=lambda item: (-len(item[1]), str(item[0]))))
         lines.append(f"the fleet is MIXED: servers serve {who}; see: invoke runbook rollback (section MIXED: it says "
                      "whether to roll back, or to bring the servers behind in line)")
+    lines.extend(_disagreement_lines(reports, one_live=len(serving) <= 1))
     bare = [r.server for r in reports if r.state and r.state.live and not r.state.backup]
     if bare:
         lines.append(f"there is NO BACKUP on {', '.join(bare)}: a rollback is impossible until the next go-live, which "
@@ -237,6 +238,27 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
                    and r.health and r.health.served and r.health.served.release]
         also = f" ({'; '.join(serving)})" if serving else ""
         lines.append(f"{', '.join(down)} did not answer{also}; see: invoke runbook server-failure")
+    return lines
+
+
+def _disagreement_lines(reports: list[ServerReport], *, one_live: bool) -> list[str]:
+    """Servers apart on staging (go-live refuses) or, while live agrees, on backup (rollback refuses): said by status
+    before the command is refused, with where each stands."""
+    from releaser.order import counted
+
+    read = [r for r in reports if r.state is not None]
+    lines = []
+    for slot, refused, what in (("staging", True, "go-live will refuse until they agree: stage the release again "
+                                                  "(invoke deploy --stage); see: invoke runbook go-live"),
+                                ("backup", one_live, "a rollback will refuse until they agree; see: invoke runbook "
+                                                     "rollback (section MIXED)")):
+        by_release: dict[str | None, list[str]] = {}
+        for report in read:
+            by_release.setdefault(report.state.slot(slot), []).append(report.server)
+        if refused and len(by_release) > 1:
+            who = "; ".join(f"{release or 'none'} on {', '.join(counted(servers))}"
+                            for release, servers in sorted(by_release.items(), key=lambda i: (-len(i[1]), str(i[0]))))
+            lines.append(f"servers disagree on {slot}: {who}; {what}")
     return lines
 
 

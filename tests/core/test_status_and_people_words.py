@@ -33,6 +33,23 @@ def test_no_backup_says_a_go_live_is_still_fine():
     assert "still fine to run" in line and line.endswith("see: invoke runbook rollback (section NO BACKUP)")
 
 
+def test_servers_apart_on_staging_or_backup_are_said_before_go_live_or_rollback_refuses():
+    """A revert that could not put web-2's staging back: status says what go-live would refuse, and where each is."""
+    def slots(live, backup, staging):
+        return SlotState(live, backup, staging, frozenset(r for r in (live, backup, staging) if r))
+
+    reports = [ServerReport("web-1", slots("r2", "r1", "r3")), ServerReport("web-2", slots("r2", "r0", None)),
+               ServerReport("web-3", slots("r2", "r1", "r3"))]
+    lines = status_warnings("prod", reports)
+    assert lines == [
+        "servers disagree on staging: r3 on web-1, web-3; none on web-2; go-live will refuse until they agree: stage "
+        "the release again (invoke deploy --stage); see: invoke runbook go-live",
+        "servers disagree on backup: r1 on web-1, web-3; r0 on web-2; a rollback will refuse until they agree; see: "
+        "invoke runbook rollback (section MIXED)"]
+    mixed = [ServerReport("web-1", slots("r2", "r1", None)), ServerReport("web-2", slots("r1", "r0", None))]
+    assert not any("disagree on backup" in line for line in status_warnings("prod", mixed))  # MIXED says it
+
+
 def test_people_check_shows_the_contacts_the_file_holds():
     """The PASS names how to reach the release manager, each person on duty and each person in the escalation route."""
     rota = {"release_manager": "ana", "escalation": ["on-call engineer", "development lead: cleo", "ICT service desk"],
