@@ -61,9 +61,9 @@ put_back() {
 first_error() { printf '%s\n' "$1" | grep -v 'test failed' | tail -n 1; }
 """
 
-_PREPARE = r"""
-cd "$1" || exit 3
-include=$2 release=$3 address=$4 health=$5; shift 5
+# Shared by both ways' prepare: $port, the port of $release's instance on this server, which must answer $health
+# there (exit 5 with `port N` when nothing answers: the caller starts it again if its process is gone).
+_THE_INSTANCE = r"""
 port=
 for f in .releaser/instances/*.env; do
   [ -f "$f" ] || continue
@@ -76,6 +76,12 @@ case $code in
   000|'') echo "port $port"; echo "the instance of $release on port $port does not answer GET $health (no answer)" >&2; exit 5 ;;
   *) echo "the instance of $release on port $port does not answer GET $health (status $code)" >&2; exit 4 ;;
 esac
+"""
+
+_PREPARE = r"""
+cd "$1" || exit 3
+include=$2 release=$3 address=$4 health=$5; shift 5
+""" + _THE_INSTANCE + r"""
 out=$("$@" -q -t 2>&1) || { echo "nginx -t fails before the switch: $(printf '%s\n' "$out" | grep -v 'test failed' | tail -n 1)" >&2; exit 4; }
 dir=$(dirname "$include")
 [ -d "$dir" ] || mkdir -p "$dir" || exit 3
@@ -123,24 +129,14 @@ _ABORT = r"""cd "$1" 2>/dev/null && rm -f "$2.releaser-next"; exit 0"""
 _PREPARE_LINK = r"""
 cd "$1" || exit 3
 sock=$2 release=$3 address=$4 health=$5
-port=
-for f in .releaser/instances/*.env; do
-  [ -f "$f" ] || continue
-  if [ "$(sed -n 's/^RELEASER_RELEASE_ID=//p' "$f")" = "$release" ]; then port=${f##*/}; port=${port%.env}; fi
-done
-[ -n "$port" ] || { echo "no instance of $release runs on this server; stage it again to start one" >&2; exit 3; }
-code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
-case $code in
-  2??) ;;
-  000|'') echo "port $port"; echo "the instance of $release on port $port does not answer GET $health (no answer)" >&2; exit 5 ;;
-  *) echo "the instance of $release on port $port does not answer GET $health (status $code)" >&2; exit 4 ;;
-esac
+""" + _THE_INSTANCE + r"""
 dir=$(dirname "$sock") name=instance-$port.sock
 [ -S "$dir/$name" ] || { echo "the instance of $release on port $port has no unix socket at $dir/$name, where the front would connect: have it listen on RELEASER_SOCKET too, then stage it again" >&2; exit 4; }
 code=$(curl -s -m 2 --unix-socket "$dir/$name" -o /dev/null -w '%{http_code}' "http://localhost$health" 2>/dev/null)
 case $code in
   2??) ;;
-  *) echo "the instance of $release does not answer GET $health on its socket $dir/$name (status ${code:-none}), where the front would connect" >&2; exit 4 ;;
+  000|'') echo "the instance of $release does not answer GET $health on its socket $dir/$name (no answer), where the front would connect" >&2; exit 4 ;;
+  *) echo "the instance of $release does not answer GET $health on its socket $dir/$name (status $code), where the front would connect" >&2; exit 4 ;;
 esac
 if [ -e "$sock" ] && [ ! -L "$sock" ]; then
   echo "$sock is not a symbolic link: releaser keeps it a link to the live instance's socket; let no process listen there (the instances listen on RELEASER_SOCKET)" >&2; exit 4
@@ -149,7 +145,7 @@ previous=-
 if [ -L "$sock" ]; then
   previous=$(readlink "$sock") || exit 3
   case $previous in *"
-"*|-) echo "$sock links to a name with a line break in it: point it at the live instance's socket by hand" >&2; exit 4 ;; esac
+"*|-) echo "$sock links to a name releaser cannot hand back ($(printf '%s' "$previous" | tr '\n' ' ')): point it at the live instance's socket (ln -sfn instance-PORT.sock)" >&2; exit 4 ;; esac
 fi
 rm -f "$sock.releaser-next"
 ln -s "$name" "$sock.releaser-next" || { echo "cannot make $sock.releaser-next" >&2; exit 3; }
