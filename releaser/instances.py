@@ -170,7 +170,7 @@ fi
 # recorded before the start, so an instance that half-started can still be found and stopped
 printf '%s\n' "RELEASER_RELEASE_ID=$RELEASER_RELEASE_ID" "RELEASER_RELEASE_DIR=$RELEASER_RELEASE_DIR" \
   "RELEASER_PORT=$port" "RELEASER_SLOT=$slot" "RELEASER_ADDRESS=$address" "RELEASER_PID_FILE=$RELEASER_PID_FILE" \
-  "RELEASER_ROOT=$RELEASER_ROOT" $socket_line > "$d/$port.env.tmp" && mv -f "$d/$port.env.tmp" "$d/$port.env" || exit 3
+  "RELEASER_ROOT=$RELEASER_ROOT" ${socket_line:+"$socket_line"} > "$d/$port.env.tmp" && mv -f "$d/$port.env.tmp" "$d/$port.env" || exit 3
 rm -f "$d/$port.pid"
 # told to stop waiting when this script's input ends: releaser closes it on Ctrl-C (so does a lost connection)
 told=$d/$port.told
