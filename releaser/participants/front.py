@@ -15,6 +15,8 @@ prepare  finds the instance of the release going live (staging's for a go-live, 
          nothing is left beside it); writes the new one as .releaser-next
 commit   renames .releaser-next over the link, or over the include, then `nginx -t` (a refusal puts the old
          file back: nothing moved) and `nginx -s reload`; one round trip at the second
+arm/go   (the socket way) a scheduled go-live starts the commit before T, blocked reading one line, and at T only
+         writes "go" to it (releaser.arming); the include way's reload commits at the moment
 verify   GETs the server's live URL until the front answers with the release going live: the release header, or
          without one ([application] release_header unset) the release marker (releaser.identity) through the front;
          a front answering with the old release is a stale copy (a cache, a reload that did not take); error
@@ -34,6 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import PurePosixPath
 
+from releaser.arming import NO_GO, ArmedScript
 from releaser.config import Application
 from releaser.identity import Served, judge_served, read_release_header, read_served
 from releaser.participants import SwitchContext
@@ -155,10 +158,31 @@ printf 'previous %s\n' "$previous"
 
 _COMMIT_LINK = r"""
 cd "$1" || exit 3
-sock=$2
-[ -L "$sock.releaser-next" ] || { echo "the front was not prepared (no $sock.releaser-next)" >&2; exit 3; }
+sock=$2 name=$3
+if [ ! -L "$sock.releaser-next" ]; then
+  # an armed commit whose rename and its bound came at the same instant moved it, and said it had not
+  if [ "$(readlink "$sock" 2>/dev/null)" = "$name" ]; then date +%s.%N; exit 0; fi
+  echo "the front was not prepared (no $sock.releaser-next)" >&2; exit 3
+fi
 mv -fT "$sock.releaser-next" "$sock" || exit 3
 date +%s.%N
+"""
+
+# The same commit started ahead of a scheduled go-live (releaser.arming): it prints "armed" and waits for the
+# line "go"; then the shell that read it becomes the `mv` (no process starts at T). End of file before "go", or
+# `bound` seconds without it, moves nothing: exit 8.
+_ARMED_COMMIT_LINK = r"""
+cd "$1" || exit 3
+sock=$2 bound=$3
+[ -L "$sock.releaser-next" ] || { echo "the front was not prepared (no $sock.releaser-next)" >&2; exit 3; }
+echo armed
+timeout "$bound" sh -c 'IFS= read -r word && [ "$word" = go ] || exit 8; exec mv -fT "$1.releaser-next" "$1"' \
+  releaser-gate "$sock"
+case $? in
+  0) date +%s.%N; exit 0 ;;
+  8|124|125|126|127) echo "no go line came (the connection closed, or $bound s passed); nothing was switched here" >&2; exit 8 ;;
+  *) exit 3 ;;
+esac
 """
 
 # The link as prepare found it: to the name it read (`-`: there was none), by the same kind of rename.
@@ -190,13 +214,20 @@ def prepare_argv(application: Application, root: PurePosixPath, release: str) ->
                    application.health_path, *front.nginx)
 
 
-def commit_argv(application: Application, root: PurePosixPath, previous: str | None = None) -> list[str]:
-    """Rename the prepared link over the live one, or the prepared include (`nginx -t`, graceful reload; a refusal
-    puts back `previous`, what prepare read); prints the second of the move."""
+def commit_argv(application: Application, root: PurePosixPath, previous: str | None = None,
+                port: int | None = None) -> list[str]:
+    """Rename the prepared link over the live one (to the instance on `port`), or the prepared include (`nginx -t`,
+    graceful reload; a refusal puts back `previous`, what prepare read); prints the second of the move."""
     front = application.front
     if front.socket is not None:
-        return _script("commit", _COMMIT_LINK, str(root), front.socket)
+        return _script("commit", _COMMIT_LINK, str(root), front.socket, f"instance-{port}.sock")
     return _script("commit", _COMMIT, str(root), front.include, _or_none(previous), *front.nginx)
+
+
+def armed_commit_argv(application: Application, root: PurePosixPath, *, bound: float) -> list[str]:
+    """The socket way's commit, started ahead: prints "armed", renames the prepared link when the line "go" comes;
+    exit 8, nothing moved, on end of file or after `bound` seconds without it."""
+    return _script("commit", _ARMED_COMMIT_LINK, str(root), application.front.socket, f"{max(0.001, bound):.3f}")
 
 
 def restore_argv(application: Application, root: PurePosixPath, previous: str | None = None) -> list[str]:
@@ -252,6 +283,7 @@ class ServerFront:
         self.moved_at: float | None = None
         self.started_again: str | None = None  # the instance prepare had to start again, said in the result
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
+        self._gate = ArmedScript(self.host)  # the socket way's commit started ahead of T, waiting for its go line
 
     def prepare(self, timeout: float) -> None:
         """Check the front answers, the instance going live answers (starting it again if its process is gone), and
@@ -299,10 +331,24 @@ class ServerFront:
         """At the second, before anyone moves: why this front cannot be told to commit (its server's connection is gone)."""
         return self.host.broken()
 
+    def arm(self, bound: float, timeout: float) -> None:
+        """The socket way: start the commit ahead of a scheduled go-live's second, blocked until go() (the include
+        way's reload is not armed: it commits at the moment)."""
+        if self.application.front.socket is not None and self.port is not None:
+            self._gate.arm(armed_commit_argv(self.application, self.root, bound=bound), timeout)
+
+    def go(self) -> None:
+        """Write the go line to the armed commit, if it is armed; never waits for its answer (commit reads it)."""
+        self._gate.go()
+
     def commit(self, timeout: float) -> float | None:
-        """Rename the prepared link over the live one, or the prepared include (then reload nginx gracefully)."""
-        done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root, self.found),
-                                                   timeout=timeout), "front: ")
+        """Rename the prepared link over the live one, or the prepared include (then reload nginx gracefully); an
+        armed commit told go is only read here."""
+        done = self._gate.answer(timeout)
+        if done is None or done.exit_code == NO_GO:
+            self._gate.disarm()
+            done = unless_unsent(lambda: self.host.run(commit_argv(self.application, self.root, self.found, self.port),
+                                                       timeout=timeout), "front: ")
         moment = done.stdout.split()[0] if done.stdout.strip() else ""
         self.moved_at = float(moment) if moment.replace(".", "", 1).isdigit() else None
         if not done.ok:
@@ -364,6 +410,7 @@ class ServerFront:
         nginx's reload is a signal: its old workers may still take new connections for a moment. The revert ends
         once the front answers from the previous release, so "back on" is said only when the public sees it.
         """
+        self._gate.disarm()
         done = once_more_on_a_new_connection(self.host, 
             lambda: self.host.run(restore_argv(self.application, self.root, self.found), timeout=timeout))
         if not done.ok:
@@ -376,7 +423,8 @@ class ServerFront:
                 raise StepFailed(f"{failure.detail} (after putting the {what} back)", moved=True) from None
 
     def abort(self, timeout: float) -> None:
-        """Remove the prepared include; nginx was not touched."""
+        """Remove the prepared include or link; nginx was not touched."""
+        self._gate.disarm()
         done = once_more_on_a_new_connection(self.host, 
             lambda: self.host.run(abort_argv(self.application, self.root), timeout=timeout))
         if not done.ok:

@@ -19,26 +19,21 @@ abort    removes the temporary links
 from __future__ import annotations
 
 import os
-import threading
-import time
 from dataclasses import dataclass, replace
 
 from releaser import remote
+from releaser.arming import NO_GO, ArmedScript
 from releaser.config import Environment
-from releaser.errors import HostUnreachable
 from releaser.hooks import run_hook
 from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed, unless_unsent
-from releaser.transport import Running, once_more_on_a_new_connection
+from releaser.transport import once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
 
 _REFUSED = 4  # the commit script refused before renaming anything: the release changed since prepare, or a prepared link is gone
-_NO_GO = 8  # the armed commit's exit status when no go line came (end of file, or its bound passed): nothing renamed
-_ARM_AT_MOST = 0.5  # seconds an arm may take: under the coordinator's second of grace, so no revert starts before the
-                    # server's own bound has ended
 
 
 @dataclass(frozen=True)
@@ -103,11 +98,7 @@ class ServerLinks:
         self.going_live = next((c.new for c in changes if c.slot == "live" and c.new), None)
         self.moved_at: float | None = None
         self.probe: Probe | None = None
-        self._arming = threading.Lock()
-        self._armed: Running | None = None  # the commit script started ahead, waiting for its go line
-        self._fired: Running | None = None  # the armed script the go line was written to
-        self._armed_late = 0.0  # how long the arm took: the server's bound may end that much after the commit deadline
-        self._disarmed = False  # once true, an arm that ends late closes its script instead of keeping it
+        self._gate = ArmedScript(self.host)  # the commit script started ahead of T, waiting for its go line
 
     def prepare(self, timeout: float) -> None:
         """Check the release and make the new links under temporary names; nothing the public sees changes."""
@@ -125,39 +116,16 @@ class ServerLinks:
     def arm(self, bound: float, timeout: float) -> None:
         """Start this server's commit ahead of the second, blocked until go(); it gives up by itself after `bound` s.
 
-        Runs in a thread of its own while the go-live waits for T. A start or "armed" line that does not come
-        within `timeout`, or takes more than half a second (the commit would then wait that much longer for the
-        server to be done), leaves the server to commit the usual way.
+        Runs in a thread of its own while the go-live waits for T (releaser.arming); a server not armed in time
+        commits the usual way.
         """
         if self.going_live is None:
             return  # the check before the rename needs the release going live; without one, commit as usual
-        started = time.monotonic()
-        argv = remote.armed_commit_argv(self.root, self.changes, bound=bound, unchanged=self.going_live)
-        running = self.host.start(argv, timeout=timeout)
-        try:
-            line = running.readline(timeout)
-        except BaseException:
-            running.close()
-            raise
-        took = time.monotonic() - started
-        with self._arming:
-            if line == "armed" and took < _ARM_AT_MOST and not self._disarmed:
-                self._armed, self._armed_late = running, took
-                return
-        running.close()  # the commit (or the abort) began without it, it was slow, or the script said something else
+        self._gate.arm(remote.armed_commit_argv(self.root, self.changes, bound=bound, unchanged=self.going_live), timeout)
 
     def go(self) -> None:
         """Write the go line to the armed commit, if it is armed; never waits for its answer (commit reads it)."""
-        with self._arming:
-            running, self._armed, self._disarmed = self._armed, None, True
-        if running is None:
-            return
-        try:
-            running.send("go\n")
-        except HostUnreachable:  # not written: the script reads end of file and renames nothing; commit runs it anew
-            running.close()
-        else:
-            self._fired = running
+        self._gate.go()
 
     def commit(self, timeout: float) -> float | None:
         """Rename the prepared links over the slots, unless the release changed since prepare.
@@ -166,12 +134,9 @@ class ServerLinks:
         that says no go line reached it in time (this process was late past its bound) renamed nothing: the
         commit script runs now, as for a server that was never armed.
         """
-        fired, self._fired = self._fired, None
-        done = None
-        if fired is not None:  # its bound ends at most `_armed_late` after ours: wait at least that long for it
-            done = fired.wait(timeout + self._armed_late)
-        if done is None or done.exit_code == _NO_GO:
-            self._disarm()
+        done = self._gate.answer(timeout)
+        if done is None or done.exit_code == NO_GO:
+            self._gate.disarm()
             done = unless_unsent(lambda: self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live),
                                                        timeout=timeout))
         if not done.ok:  # exit 4: refused before any rename; else maybe half done
@@ -214,7 +179,7 @@ class ServerLinks:
 
     def revert(self, timeout: float) -> None:
         """Put every slot this switch touched back on its old release; try once more on a new connection."""
-        self._disarm()
+        self._gate.disarm()
         done = once_more_on_a_new_connection(self.host, lambda: self.host.run(remote.restore_argv(self.root, self.changes),
                                                                    timeout=timeout))
         if not done.ok:
@@ -223,17 +188,10 @@ class ServerLinks:
 
     def abort(self, timeout: float) -> None:
         """Remove the temporary links prepare made; no slot was touched."""
-        self._disarm()
+        self._gate.disarm()
         done = once_more_on_a_new_connection(self.host, lambda: self.host.run(remote.abort_argv(self.root), timeout=timeout))
         if not done.ok:
             raise StepFailed(done.reason())
-
-    def _disarm(self) -> None:
-        """Close an armed commit that was never told go (it renames nothing), and any arm still on its way."""
-        with self._arming:
-            running, self._armed, self._disarmed = self._armed, None, True
-        if running is not None:
-            running.close()
 
     def _hook(self, hook: str, release: str | None, timeout: float) -> str | None:
         if self.context.rehearsal:

@@ -186,9 +186,10 @@ start_timeout = 30.0
     def roots(self):
         return {server.name: self.environment.app_root(server) for server in self.environment.servers}
 
-    def switch(self, action: str, *, before_commit=None, deadlines: Deadlines = Deadlines(), release: str | None = None,
-               links_only: bool = False) -> SwitchReport:
-        """Run a stage (of `release`), go-live or rollback through the coordinator with every kind of participant.
+    def switch(self, action: str, *, before_commit=None, until_commit=None, deadlines: Deadlines = Deadlines(),
+               release: str | None = None, links_only: bool = False) -> SwitchReport:
+        """Run a stage (of `release`), go-live or rollback through the coordinator with every kind of participant;
+        with `until_commit` (seconds `before_commit` will wait) the participants that can are armed meanwhile.
 
         `links_only` leaves the fronts out (the bench's comparison: what the front adds at the second)."""
         states = read_slots(self.environment)
@@ -200,7 +201,7 @@ start_timeout = 30.0
                                 slot=slot, plans=plans, target=first.after.slot(slot), previous=first.before.slot(slot))
         # a stage's links are checked by the staging instance's health wait, not through the public front
         chosen = [p for p in participants_for(context) if not (links_only and p.name.endswith(":front"))]
-        return run_switch(chosen, deadlines=deadlines, before_commit=before_commit,
+        return run_switch(chosen, deadlines=deadlines, before_commit=before_commit, until_commit=until_commit,
                           verify=action != "stage", keep_unhealthy=action == "rollback")
 
     def start_staging(self, release: str) -> dict[str, instances.Instance]:

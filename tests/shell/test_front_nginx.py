@@ -478,3 +478,64 @@ def test_a_socket_front_whose_path_is_not_a_link_refuses_before_anything_moves(a
     for name in SERVERS:
         assert app_farm.served(name) == {(200, "r1")}
         assert front_port(app_farm, name) == app_farm.read()[name].of_slot("live").port
+
+
+class Recording:
+    """A server's real Host that notes each script started on a channel of its own (an armed commit is one)."""
+
+    def __init__(self, host) -> None:
+        self.host, self.name, self.started = host, host.name, []
+
+    def __getattr__(self, name):
+        return getattr(self.host, name)
+
+    def start(self, argv, **kwargs):
+        self.started.append(list(argv))
+        return self.host.start(argv, **kwargs)
+
+
+@BOTH_WAYS
+def test_a_scheduled_go_live_arms_the_socket_front_and_moves_it_at_the_second(app_farm):
+    """With a second to wait for, the socket way's front commit is started ahead on every server and only told go
+    at T: its rename comes after T, never before. The include way's reload is not armed (it commits at T)."""
+    app_farm.hosts = {name: Recording(host) for name, host in app_farm.hosts.items()}
+    moment = time.time() + 1.5
+
+    def wait_for_the_second() -> None:
+        while time.time() < moment:
+            time.sleep(0.001)
+
+    report = app_farm.switch("go-live", before_commit=wait_for_the_second, until_commit=lambda: moment - time.time())
+
+    assert report.decision is Decision.COMMITTED, report
+    by_socket = app_farm.environment.application.front.socket is not None
+    for name in SERVERS:
+        gates = [argv for argv in app_farm.hosts[name].started if argv[3] == "releaser-front-commit"]
+        assert len(gates) == (1 if by_socket else 0), app_farm.hosts[name].started
+        moved = report.outcome(f"{name}:front").moved_at
+        assert moved is not None and moment <= moved < moment + 2.0, (moved, moment)
+        assert app_farm.served(name) == {(200, "r2")}
+        assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
+
+
+def test_an_armed_socket_front_never_told_go_moves_nothing(app_farm):
+    """The wait for the second ends without the moment (Ctrl-C, a refusal): the armed fronts read end of file and
+    rename nothing, and nothing of them is left beside the link."""
+    app_farm.hosts = {name: Recording(host) for name, host in app_farm.hosts.items()}
+    moment = time.time() + 30
+
+    def stop_before_the_second() -> None:
+        deadline = time.monotonic() + 10
+        while not all(any(argv[3] == "releaser-front-commit" for argv in host.started)
+                      for host in app_farm.hosts.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # past their "armed" lines
+        raise RuntimeError("stopped before the second")
+
+    with pytest.raises(RuntimeError, match="stopped before the second"):
+        app_farm.switch("go-live", before_commit=stop_before_the_second, until_commit=lambda: moment - time.time())
+
+    for name, view in app_farm.read().items():
+        assert front_port(app_farm, name) == view.of_slot("live").port and view.of_slot("live").release == "r1"
+        assert app_farm.served(name) == {(200, "r1")}
+        assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
