@@ -6,7 +6,8 @@ Part 1 starts N sshd servers (tests/sshfarm.py), one nginx and two gunicorn inst
 wrk on web-1's public port while the coordinator switches every server's links and front: requests/s and failed
 requests (socket errors + non-2xx), for each way the front moves (a socket link, or an include and reload), once
 with a new connection per request and once with keep-alive. Part 2 times the commit (what happens at T) at N
-servers, with and without the front participants, for each way, and splits one include-way front commit into
+servers, with and without the front participants, for each way, the time from T to each rename in a scheduled
+go-live (the socket way's front is armed ahead, as the links are), and splits one include-way front commit into
 its server-side steps. Everything started is stopped by PID at the end.
 """
 
@@ -80,6 +81,36 @@ def switch_rows(servers: int, repeat: int, way: str) -> tuple[list[tuple], dict[
     return rows, steps
 
 
+def at_t_rows(servers: int, repeat: int, way: str) -> dict[str, list[float]]:
+    """A scheduled go-live at N servers, `repeat` times: ms from T to each server's front rename and links' rename
+    (the moved_at the servers print), with the participants armed during the wait as a scheduled go-live arms them."""
+    after: dict[str, list[float]] = {"front": [], "links": []}
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
+        app = AppFarm(farm, Path(base), workers=1, way=way)
+        try:
+            app.stage("r1")
+            app.switch("go-live")
+            for _ in range(repeat):
+                app.stage("r2")
+                moment = time.time() + 2.0
+
+                def wait_for_the_second() -> None:
+                    while time.time() < moment:
+                        time.sleep(0.0005)
+
+                report = app.switch("go-live", before_commit=wait_for_the_second,
+                                    until_commit=lambda: moment - time.time())
+                assert report.decision.value == "committed", report
+                for outcome in report.outcomes:
+                    kind = "front" if outcome.name.endswith(":front") else "links"
+                    if outcome.moved_at is not None:
+                        after[kind].append((outcome.moved_at - moment) * 1000)
+                assert app.switch("rollback").decision.value == "committed"
+        finally:
+            app.close()
+    return after
+
+
 def front_steps(app: AppFarm, repeat: int) -> dict[str, float]:
     """Median ms of one round trip, and of each server-side step of a front commit, on web-1."""
     host = app.hosts["web-1"]
@@ -104,10 +135,20 @@ def main() -> None:
     parser.add_argument("--switch-servers", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20_000, help="at least this many per run, half before the switch")
+    parser.add_argument("--only", choices=("load", "switch", "at-t"), help="run one part only")
     args = parser.parse_args()
     if missing_tools():
         sys.exit(f"missing: {', '.join(missing_tools())}")
+    if args.only in (None, "load"):
+        print_load(args)
+    if args.only in (None, "switch"):
+        print_switch(args)
+    if args.only in (None, "at-t"):
+        print_at_t(args)
 
+
+def print_load(args) -> None:
+    """Part 1: requests and failures through each switch, per way and connection mode."""
     print(f"## load on web-1's front through each switch, N = {args.load_servers} (wrk -t1 -c6)\n")
     print("| front moves by | switch | connections | requests | requests/s | failed | decision | commit ms |\n"
           "| --- | --- | --- | ---: | ---: | ---: | --- | ---: |")
@@ -117,6 +158,9 @@ def main() -> None:
             print(f"| {way_} | {action} | {mode} | {count} | {rate:.0f} | {failed} | {decision} | {commit:.0f} |",
                   flush=True)
 
+
+def print_switch(args) -> None:
+    """Part 2: prepare, commit and the whole switch with and without fronts; one include-way commit's steps."""
     rows, steps = [], {}
     for way in ("socket", "include"):
         way_rows, way_steps = switch_rows(args.switch_servers, args.repeat, way)
@@ -130,6 +174,16 @@ def main() -> None:
     print("| step | ms |\n| --- | ---: |")
     for name, ms in steps.items():
         print(f"| {name} | {ms:.1f} |")
+
+
+def print_at_t(args) -> None:
+    """Part 3: a scheduled go-live's renames after T, per way."""
+    print(f"\n## a scheduled go-live, N = {args.switch_servers}, {args.repeat} rounds: ms from T to each server's rename\n")
+    print("| front moves by | what | median | worst | earliest |\n| --- | --- | ---: | ---: | ---: |")
+    for way in ("socket", "include"):
+        for kind, values in at_t_rows(args.switch_servers, args.repeat, way).items():
+            print(f"| {way} | {kind} | {statistics.median(values):.1f} | {max(values):.1f} | {min(values):.1f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
