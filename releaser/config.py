@@ -518,6 +518,15 @@ class Front(Strict):
 
         if path is not None and (path.endswith("/") or not path.strip() or any(is_unprintable(c) for c in path)):
             raise ValueError(f"expected the path of a file, got {path!r}")
+        if path is not None and path.startswith("-"):
+            raise ValueError(f"a path starting with '-' reads as an option to the commands that use it: write "
+                             f"./{path} or the full path, got {path!r}")
+        parts = path.split("/") if path is not None else []
+        inside = "/".join(parts[:2]) if parts[:2] == [".releaser", "instances"] else \
+            parts[0] if parts and parts[0] in ("live", "backup", "staging", "releases") else None
+        if inside is not None and len(parts) > 1:
+            raise ValueError(f"{path!r} is inside {inside}/, which releaser moves or fills itself: choose a directory "
+                             "of its own (e.g. .releaser/front/live.sock)")
         return path
 
     @model_validator(mode="after")
@@ -802,6 +811,11 @@ def _require_short_sockets(environment: Environment, where: str) -> None:
         return
     for server in environment.servers:
         longest = environment.instance_socket(server, 65535)
+        link = environment.front_socket(server)
+        if len(str(link).encode()) > UNIX_PATH_MAX:
+            raise ConfigError(f"{where}: application.front.socket: on {server.name} it would be {link}, over the "
+                              f"{UNIX_PATH_MAX} bytes a unix socket path may have (nginx refuses it)",
+                              hint="choose a socket in a directory with a shorter path")
         if len(str(longest).encode()) > UNIX_PATH_MAX:
             raise ConfigError(f"{where}: application.front.socket: on {server.name} the instances' sockets would be "
                               f"{longest.parent}/instance-PORT.sock, over the {UNIX_PATH_MAX} bytes a unix socket path "

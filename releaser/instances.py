@@ -38,11 +38,12 @@ class Instance:
     health: int | None  # HTTP status of its health path; None: no answer
     reports: str | None  # the release id its answers name (the release header), when it says
     slot: str | None  # the slot that names its release; None: retired
+    socket: bool | None = None  # with a socket front: whether its unix socket is there (None: no socket front)
 
     @property
     def is_healthy(self) -> bool:
-        """True when it answers its health path with a 2xx status."""
-        return self.health is not None and 200 <= self.health < 300
+        """True when it answers its health path with a 2xx status (and, with a socket front, its socket is there)."""
+        return self.health is not None and 200 <= self.health < 300 and self.socket is not False
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ release_of() { sed -n 's/^RELEASER_RELEASE_ID=//p' ".releaser/instances/$1.env";
 
 _READ = _PID + r"""
 cd "$1" 2>/dev/null || { echo noroot; exit 0; }
-address=$2 health=$3 header=$4 mode=$5 how=$6
+address=$2 health=$3 header=$4 mode=$5 how=$6 sockets=$7
 for s in live backup staging; do [ -L "$s" ] && printf 'slot %s %s\n' "$s" "$(readlink "$s")"; done
 for f in .releaser/instances/*.env; do
   [ -f "$f" ] || continue
@@ -136,7 +137,9 @@ for f in .releaser/instances/*.env; do
   reports=
   [ "$header" = - ] || reports=$(printf '%s\n' "$answer" | grep -i "^$header:" | head -n 1 | cut -d: -f2- | tr -d ' ')
   pid=$(instance_pid "$port")
-  printf 'instance %s %s %s %s %s\n' "$port" "$(release_of "$port")" "${pid:--}" "${code:-000}" "${reports:--}"
+  sock=-
+  if [ "$sockets" != - ]; then if [ -S "$sockets/instance-$port.sock" ]; then sock=yes; else sock=no; fi; fi
+  printf 'instance %s %s %s %s %s %s\n' "$port" "$(release_of "$port")" "${pid:--}" "${code:-000}" "${reports:--}" "$sock"
 done
 exit 0
 """
@@ -243,6 +246,11 @@ while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do
   [ "$(now_ms)" -lt "$end" ] || { echo "the instance of $release on port $port (pid $pid) still runs after its stop command" >&2; exit 5; }
   sleep 0.05
 done
+# a master that ended before its workers (gunicorn does when its socket file was removed) leaves them answering
+while curl -s -m 1 -o /dev/null "http://${RELEASER_ADDRESS:-127.0.0.1}:$port/" 2>/dev/null; do
+  [ "$(now_ms)" -lt "$end" ] || { echo "something still answers on port $port after the stop command of the instance of $release" >&2; exit 5; }
+  sleep 0.05
+done
 [ -z "${RELEASER_SOCKET:-}" ] || rm -f "$RELEASER_SOCKET"  # its own socket, never the front's link
 rm -f "$d/$port.env" "$d/$port.pid"
 echo "stopped $port $release"
@@ -257,11 +265,12 @@ def _how(application: Application) -> tuple[str, str]:
     return ("unit", application.unit) if application.unit else ("command", "")
 
 
-def read_argv(application: Application, root: PurePosixPath) -> list[str]:
-    """Print the server's slots and one line per recorded instance: port, release, pid, health status, reported release."""
+def read_argv(application: Application, root: PurePosixPath, sockets: PurePosixPath | None = None) -> list[str]:
+    """Print the server's slots and one line per recorded instance: port, release, pid, health status, reported
+    release, and whether its unix socket is in `sockets` (the front socket's directory; `-` without one)."""
     mode, unit = _how(application)
     return _script("instances", _READ, str(root), application.address, application.health_path,
-                   application.release_header or "-", mode, unit)
+                   application.release_header or "-", mode, unit, str(sockets) if sockets is not None else "-")
 
 
 def parse_instances(stdout: str) -> ServerInstances:
@@ -272,13 +281,14 @@ def parse_instances(stdout: str) -> ServerInstances:
         parts = line.split()
         if len(parts) == 3 and parts[0] == "slot":
             slots[parts[1]] = parts[2].removeprefix("releases/")
-        elif len(parts) == 6 and parts[0] == "instance" and parts[1].isdigit():
-            _, port, release, pid, code, reports = parts
+        elif len(parts) in (6, 7) and parts[0] == "instance" and parts[1].isdigit():
+            _, port, release, pid, code, reports, *sock = parts
             rows.append((int(port), release, int(pid) if pid.isdigit() else None,
-                         int(code) if code.isdigit() and code != "000" else None, None if reports == "-" else reports))
+                         int(code) if code.isdigit() and code != "000" else None, None if reports == "-" else reports,
+                         {"yes": True, "no": False}.get(sock[0]) if sock else None))
     by_release = {release: slot for slot, release in slots.items()}
-    instances = tuple(Instance(port, release, pid, code, reports, by_release.get(release))
-                      for port, release, pid, code, reports in sorted(rows))
+    instances = tuple(Instance(port, release, pid, code, reports, by_release.get(release), socket)
+                      for port, release, pid, code, reports, socket in sorted(rows))
     return ServerInstances(slots, instances)
 
 
@@ -320,7 +330,8 @@ def read_instances(host: Host, environment: Environment, root: PurePosixPath, *,
     application = environment.application
     if application is None:
         return ServerInstances({}, ())
-    done = host.run(read_argv(application, root), timeout=timeout)
+    socket = environment.front_socket(environment.server(host.name))
+    done = host.run(read_argv(application, root, socket.parent if socket is not None else None), timeout=timeout)
     if not done.ok:
         raise PlanRefused(f"{host.name}: cannot read the instances: {done.reason()}")
     return parse_instances(done.stdout)

@@ -284,6 +284,10 @@ def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
 
 def _instance_trouble(instance, slot: str) -> str:
     """What is wrong with an instance that fails its health path, and what brings it back."""
+    if instance.socket is False and instance.health is not None and 200 <= instance.health < 300:
+        then = (f"stage {instance.release} again to restart it before the go-live" if slot == "staging" else
+                "a rollback restarts it first")
+        return f"answers on its port but has no unix socket where the front connects; {then}"
     if slot == "staging":  # a stage of the same release stops an unhealthy staging instance and starts it again
         state = "is not running" if instance.health is None and instance.pid is None else "fails its health path"
         return f"{state}; stage {instance.release} again to restart it before the go-live"
@@ -480,7 +484,8 @@ def _show_instances(reports: list[ServerReport]) -> None:
     for column in ("server", "slot", "port", "pid", "health", "release", "it reports"):
         table.add_column(column)
     for server, instance in rows:
-        health = word("PASS") if instance.is_healthy else word("FAIL") + plain(f" {instance.health or 'no answer'}")
+        why = "no socket" if instance.socket is False and instance.health else instance.health or "no answer"
+        health = word("PASS") if instance.is_healthy else word("FAIL") + plain(f" {why}")
         _add_row(table, server, instance.slot or "retired", instance.port, instance.pid or "not running", health,
                  instance.release, instance.reports or "-")
     print_table(table)

@@ -134,7 +134,7 @@ cd "$1" || exit 3
 sock=$2 release=$3 address=$4 health=$5
 """ + _THE_INSTANCE + r"""
 dir=$(dirname "$sock") name=instance-$port.sock
-[ -S "$dir/$name" ] || { echo "the instance of $release on port $port has no unix socket at $dir/$name, where the front would connect: have it listen on RELEASER_SOCKET too, then stage it again" >&2; exit 4; }
+[ -S "$dir/$name" ] || { echo "port $port"; echo "the instance of $release on port $port has no unix socket at $dir/$name, where the front would connect" >&2; exit 6; }
 code=$(curl -s -m 2 --unix-socket "$dir/$name" -o /dev/null -w '%{http_code}' "http://localhost$health" 2>/dev/null)
 case $code in
   2??) ;;
@@ -289,22 +289,16 @@ class ServerFront:
         """Check the front answers, the instance going live answers (starting it again if its process is gone), and
         nginx's configuration or the instance's socket; write the new include or link aside."""
         end = time.monotonic() + timeout
-        self._require_the_front_answers()
+        if self.application.front.socket is None or self.context.action != "rollback":
+            # a link renamed while nginx is down harms nothing (nginx follows it when it runs again): a rollback that
+            # withdraws a release from every other server must not wait for this one's nginx
+            self._require_the_front_answers()
         done = self.host.run(prepare_argv(self.application, self.root, self.release), timeout=timeout)
         port = _port_in(done.stdout)
-        if done.exit_code == 5 and port is not None:  # nothing answers on its port: start it again if it died
-            from releaser.errors import PlanRefused
-            from releaser.instances import start_again
-
-            slot = "backup" if self.context.action == "rollback" else "staging"
-            try:
-                start_again(self.host, self.context.environment, self.root, self.release, port, slot,
-                            timeout=max(1.0, min(self.application.start_timeout + 10.0, end - time.monotonic() - 5.0)))
-            except PlanRefused as refused:
-                raise StepFailed(f"front: the instance of {self.release} on port {port} did not answer, and could not be "
-                                 f"started again: {refused.what.removeprefix(self.server + ': ')}") from None
-            self.started_again = (f"{self.server}: the {slot} instance of {self.release} on port {port} was not "
-                                  "running (its process was gone); it was started again before the switch")
+        # nothing answers on its port (its process died), or it runs without the socket the front connects to
+        # (removed by hand, a restart that did not make it): start it again, as the stage would have
+        if done.exit_code in (5, 6) and port is not None:
+            self._start_again(port, stop_first=done.exit_code == 6, end=end)
             done = self.host.run(prepare_argv(self.application, self.root, self.release),
                                  timeout=max(1.0, end - time.monotonic()))
             port = _port_in(done.stdout)
@@ -312,6 +306,30 @@ class ServerFront:
             raise StepFailed(f"front: {done.reason()}")
         self.port = port
         self.found = _previous_in(done.stdout)
+
+    def _start_again(self, port: int, *, stop_first: bool, end: float) -> None:
+        """Start the instance going live again on its port (stopping it first when its process still runs) and wait
+        for its health path; StepFailed naming why when it does not come up."""
+        from releaser.errors import PlanRefused
+        from releaser.instances import start_again, stop_argv
+
+        slot = "backup" if self.context.action == "rollback" else "staging"
+        environment = self.context.environment
+        try:
+            if stop_first:
+                stopped = self.host.run(stop_argv(self.application, self.root, port, retired_only=False),
+                                        timeout=self.application.stop_timeout + 10.0)
+                if not stopped.ok:
+                    raise PlanRefused(f"{self.server}: {stopped.reason()}")
+            start_again(self.host, environment, self.root, self.release, port, slot,
+                        timeout=max(1.0, min(self.application.start_timeout + 10.0, end - time.monotonic() - 5.0)))
+        except PlanRefused as refused:
+            trouble = "had no unix socket where the front connects" if stop_first else "did not answer"
+            raise StepFailed(f"front: the instance of {self.release} on port {port} {trouble}, and could not be "
+                             f"started again: {refused.what.removeprefix(self.server + ': ')}") from None
+        was = ("was running without its unix socket (where the front connects); it was stopped and started again"
+               if stop_first else "was not running (its process was gone); it was started again")
+        self.started_again = f"{self.server}: the {slot} instance of {self.release} on port {port} {was} before the switch"
 
     @property
     def warnings(self) -> list[str]:

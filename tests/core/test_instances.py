@@ -139,6 +139,10 @@ def test_a_socket_front_takes_its_paths_as_arguments_and_tells_the_instance_its_
     pytest.param({"socket": "a.sock", "include": "b"}, "not both", id="both"),
     pytest.param({"socket": "run/"}, "path of a file", id="directory"),
     pytest.param({"socket": "live\n.sock"}, "path of a file", id="newline"),
+    pytest.param({"socket": "-rf/live.sock"}, "reads as an option", id="option"),
+    pytest.param({"socket": "live/live.sock"}, "inside live/, which releaser moves", id="inside-a-slot"),
+    pytest.param({"socket": ".releaser/instances/live.sock"}, "inside .releaser/instances/", id="inside-instances"),
+    pytest.param({"include": "-x.upstream"}, "reads as an option", id="include-option"),
 ])
 def test_a_front_section_refuses(front_section, message):
     with pytest.raises(ValueError, match=message):

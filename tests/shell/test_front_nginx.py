@@ -22,7 +22,7 @@ from apps.appfarm import AppFarm, Load
 from releaser import instances, ui
 from releaser.errors import FleetReverted
 from releaser.participants import front as front_participant
-from releaser.switch import Decision
+from releaser.switch import Deadlines, Decision
 
 pytestmark = pytest.mark.ssh
 
@@ -539,3 +539,49 @@ def test_an_armed_socket_front_never_told_go_moves_nothing(app_farm):
         assert front_port(app_farm, name) == view.of_slot("live").port and view.of_slot("live").release == "r1"
         assert app_farm.served(name) == {(200, "r1")}
         assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
+
+
+def test_a_rollback_moves_a_socket_front_whose_nginx_is_stopped_and_says_it_is_unhealthy(app_farm):
+    """nginx stopped on web-3: renaming its link harms nothing, so the rollback withdraws r2 from every server
+    (web-3's nginx finds r1 when it starts again) and reports web-3 unhealthy instead of refusing everywhere."""
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    app_farm.stop_front("web-3")
+    try:
+        report = app_farm.switch("rollback", deadlines=Deadlines(verify=3.0))
+    finally:
+        app_farm.start_front("web-3")
+
+    assert report.decision is Decision.UNHEALTHY, report
+    assert set(report.cause) <= {"web-3", "web-3:front"}, report.cause
+    for name, view in app_farm.read().items():
+        assert view.of_slot("live").release == "r1" and front_port(app_farm, name) == view.of_slot("live").port
+        assert app_farm.served(name) == {(200, "r1")}
+
+
+def test_an_instance_whose_socket_is_gone_is_said_by_status_restarted_by_a_stage_and_by_a_rollback(app_farm, open_fleet):
+    """The socket of web-2's staging instance, then of its backup, is removed (the process still answers on its
+    port): status says FAIL no socket; staging the same release again restarts it; a rollback stops and starts
+    the backup again before anything moves, says so, and the public gets r1 from the new process."""
+    server = app_farm.environment.server("web-2")
+    staging = app_farm.read()["web-2"].of_slot("staging")
+    Path(str(app_farm.environment.instance_socket(server, staging.port))).unlink()
+    gone = app_farm.read()["web-2"].of_slot("staging")
+    assert gone.socket is False and not gone.is_healthy and gone.health == 200
+
+    app_farm.start_staging("r2")
+    again = app_farm.read()["web-2"].of_slot("staging")
+    assert again.socket is True and again.is_healthy and again.pid != staging.pid and again.port == staging.port
+
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+    backup = app_farm.read()["web-2"].of_slot("backup")
+    Path(str(app_farm.environment.instance_socket(server, backup.port))).unlink()
+    with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
+        result = fleet.rollback()
+
+    assert result.release == "r1" and all(r.ok for r in result.results), result
+    assert result.warnings == (f"web-2: the backup instance of r1 on port {backup.port} was running without its unix "
+                               "socket (where the front connects); it was stopped and started again before the switch",)
+    live = app_farm.read()["web-2"].of_slot("live")
+    assert (live.release, live.port, live.socket) == ("r1", backup.port, True) and live.pid != backup.pid
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
