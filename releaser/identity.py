@@ -120,5 +120,16 @@ def judge_served(served: Served, expected: str) -> str | None:
         return (f"GET {served.url} -> release {served.release}, expected {expected}: the web server is serving a "
                 f"stale copy, not the release the live link points at; reload the web server (it may have resolved "
                 f"the link once at start) and purge any cache in front of it")
-    return (f"GET {served.url} {served.problem}: cannot tell which release the public sees; the web server must "
-            f"serve the release's {PUBLIC_DIR}/.releaser/ directory (a rule hiding dot-directories blocks it)")
+    return f"GET {served.url} {served.problem}: cannot tell which release the public sees; {why_unknown(served)}"
+
+
+def why_unknown(served: Served) -> str:
+    """What an answer that names no release most likely means: the web server (or what it proxies to) is down or
+    failing, or it hides the release marker."""
+    if served.status is None:
+        return "nothing answers there: is the web server running? (see: invoke runbook server-failure)"
+    if served.status >= 500:
+        return (f"the web server answers {served.status}: it, or the application instance behind it, is failing "
+                "(see: invoke status, and its error log)")
+    return (f"the web server must serve the release's {PUBLIC_DIR}/.releaser/ directory (a rule hiding "
+            "dot-directories blocks it)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from releaser.checks import CheckResult, Limits, ReleaseView, Unreadable, not_checked, server_facts, unreachable
-from releaser.identity import Served
+from releaser.identity import Served, why_unknown
 
 NAME = "serving"
 USES_VIEW = False  # the GETs start at once, beside the facts' round trips; join() adds the live links
@@ -87,5 +87,4 @@ def _judge_one(fact: ServingFacts) -> tuple[str, str]:
                         "before release markers has none until it next goes live, else the web server hides "
                         "each release's public/.releaser/ directory, which go-live's verification would fail on")
     return "FAIL", (f"GET {served.url} {served.problem}: cannot tell which release the public sees, and go-live's "
-                    "verification would fail here; the web server must serve each release's public/.releaser/ "
-                    "directory (a rule hiding dot-directories blocks it)")
+                    f"verification would fail here; {why_unknown(served)}")
