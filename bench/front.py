@@ -18,6 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
@@ -26,30 +28,37 @@ from apps.appfarm import AppFarm, Load, missing_tools  # noqa: E402
 from sshfarm import SshdFarm  # noqa: E402
 
 
-def load_rows(servers: int, requests: int, way: str) -> list[tuple]:
-    """Rate and failures on web-1's front through go-live and rollback, per connection mode."""
-    rows = []
+@contextmanager
+def r1_live(servers: int, *, way: str, workers: int = 2) -> Iterator[AppFarm]:
+    """N sshd servers, each with a front moving `way` and gunicorn instances, r1 live; all stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
-        app = AppFarm(farm, Path(base), way=way)
+        app = AppFarm(farm, Path(base), workers=workers, way=way)
         try:
             app.stage("r1")
             app.switch("go-live")
-            for keepalive in (False, True):
-                for action in ("go-live", "rollback"):
-                    if action == "go-live":
-                        app.stage("r2")
-                    load = Load(app.fronts["web-1"], keepalive=keepalive)
-                    try:
-                        load.wait_for(requests // 2)
-                        report = app.switch(action)
-                        load.wait_for(load.served() + requests // 2)
-                        tally = load.stop()
-                    finally:
-                        load.kill()
-                    rows.append((way, action, "keep-alive" if keepalive else "new per request", tally["requests"],
-                                 tally["rate"], tally["failed"], report.decision.value, report.timings["commit"] * 1000))
+            yield app
         finally:
             app.close()
+
+
+def load_rows(servers: int, requests: int, way: str) -> list[tuple]:
+    """Rate and failures on web-1's front through go-live and rollback, per connection mode."""
+    rows = []
+    with r1_live(servers, way=way) as app:
+        for keepalive in (False, True):
+            for action in ("go-live", "rollback"):
+                if action == "go-live":
+                    app.stage("r2")
+                load = Load(app.fronts["web-1"], keepalive=keepalive)
+                try:
+                    load.wait_for(requests // 2)
+                    report = app.switch(action)
+                    load.wait_for(load.served() + requests // 2)
+                    tally = load.stop()
+                finally:
+                    load.kill()
+                rows.append((way, action, "keep-alive" if keepalive else "new per request", tally["requests"],
+                             tally["rate"], tally["failed"], report.decision.value, report.timings["commit"] * 1000))
     return rows
 
 
@@ -57,25 +66,19 @@ def switch_rows(servers: int, repeat: int, way: str) -> tuple[list[tuple], dict[
     """Commit (at T) and whole-switch seconds with and without fronts, and (the include way) one front commit's steps."""
     timings: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     steps: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
-        app = AppFarm(farm, Path(base), workers=1, way=way)
-        try:
-            app.stage("r1")
-            app.switch("go-live")
-            for _ in range(repeat):
-                for links_only in (False, True):
-                    label = "links" if links_only else f"links + front ({way})"
-                    for action in ("go-live", "rollback"):
-                        if action == "go-live":
-                            app.stage("r2")
-                        report = app.switch(action, links_only=links_only)
-                        assert report.decision.value == "committed", report
-                        timings.setdefault((action, label), []).append(
-                            (report.timings["prepare"], report.timings["commit"], report.timings["switch"]))
-            if way == "include":
-                steps = front_steps(app, repeat * 3)
-        finally:
-            app.close()
+    with r1_live(servers, workers=1, way=way) as app:
+        for _ in range(repeat):
+            for links_only in (False, True):
+                label = "links" if links_only else f"links + front ({way})"
+                for action in ("go-live", "rollback"):
+                    if action == "go-live":
+                        app.stage("r2")
+                    report = app.switch(action, links_only=links_only)
+                    assert report.decision.value == "committed", report
+                    timings.setdefault((action, label), []).append(
+                        (report.timings["prepare"], report.timings["commit"], report.timings["switch"]))
+        if way == "include":
+            steps = front_steps(app, repeat * 3)
     rows = [(action, label, *(statistics.median(t[i] for t in values) * 1000 for i in range(3)))
             for (action, label), values in timings.items()]
     return rows, steps
@@ -85,29 +88,23 @@ def at_t_rows(servers: int, repeat: int, way: str) -> dict[str, list[float]]:
     """A scheduled go-live at N servers, `repeat` times: ms from T to each server's front rename and links' rename
     (the moved_at the servers print), with the participants armed during the wait as a scheduled go-live arms them."""
     after: dict[str, list[float]] = {"front": [], "links": []}
-    with tempfile.TemporaryDirectory(prefix="bench-front-") as base, SshdFarm(Path(base) / "farm", servers, skip_shell_rc=True) as farm:
-        app = AppFarm(farm, Path(base), workers=1, way=way)
-        try:
-            app.stage("r1")
-            app.switch("go-live")
-            for _ in range(repeat):
-                app.stage("r2")
-                moment = time.time() + 2.0
+    with r1_live(servers, workers=1, way=way) as app:
+        for _ in range(repeat):
+            app.stage("r2")
+            moment = time.time() + 2.0
 
-                def wait_for_the_second() -> None:
-                    while time.time() < moment:
-                        time.sleep(0.0005)
+            def wait_for_the_second() -> None:
+                while time.time() < moment:
+                    time.sleep(0.0005)
 
-                report = app.switch("go-live", before_commit=wait_for_the_second,
-                                    until_commit=lambda: moment - time.time())
-                assert report.decision.value == "committed", report
-                for outcome in report.outcomes:
-                    kind = "front" if outcome.name.endswith(":front") else "links"
-                    if outcome.moved_at is not None:
-                        after[kind].append((outcome.moved_at - moment) * 1000)
-                assert app.switch("rollback").decision.value == "committed"
-        finally:
-            app.close()
+            report = app.switch("go-live", before_commit=wait_for_the_second,
+                                until_commit=lambda: moment - time.time())
+            assert report.decision.value == "committed", report
+            for outcome in report.outcomes:
+                kind = "front" if outcome.name.endswith(":front") else "links"
+                if outcome.moved_at is not None:
+                    after[kind].append((outcome.moved_at - moment) * 1000)
+            assert app.switch("rollback").decision.value == "committed"
     return after
 
 

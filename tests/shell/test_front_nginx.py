@@ -176,6 +176,15 @@ def _kill_instance(app_farm, name: str, pid: int) -> None:
     assert gone.ok
 
 
+def rolled_back(app_farm, open_fleet):
+    """A rollback through the fleet, as the CLI runs it (the fronts hold the live ports: no sandbox server); every
+    server OK, back on r1; its result."""
+    with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
+        result = fleet.rollback()
+    assert result.release == "r1" and all(r.ok for r in result.results), result
+    return result
+
+
 def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything_moves(app_farm, open_fleet):
     """A warm backup whose process is gone (a crash, a reboot) must not stand between the on-call and a rollback:
     prepare starts it again on its own port and waits for its health path; then the switch goes as usual, and the
@@ -184,10 +193,8 @@ def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything
     dead = app_farm.read()["web-2"].of_slot("backup")
     _kill_instance(app_farm, "web-2", dead.pid)
 
-    with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
-        result = fleet.rollback()
+    result = rolled_back(app_farm, open_fleet)
 
-    assert result.release == "r1" and all(r.ok for r in result.results), result
     assert result.warnings == (f"web-2: the backup instance of r1 on port {dead.port} was not running (its process "
                                "was gone); it was started again before the switch",)
     again = app_farm.read()["web-2"].of_slot("live")
@@ -575,10 +582,8 @@ def test_an_instance_whose_socket_is_gone_is_said_by_status_restarted_by_a_stage
     assert app_farm.switch("go-live").decision is Decision.COMMITTED
     backup = app_farm.read()["web-2"].of_slot("backup")
     Path(str(app_farm.environment.instance_socket(server, backup.port))).unlink()
-    with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
-        result = fleet.rollback()
+    result = rolled_back(app_farm, open_fleet)
 
-    assert result.release == "r1" and all(r.ok for r in result.results), result
     assert result.warnings == (f"web-2: the backup instance of r1 on port {backup.port} was running without its unix "
                                "socket (where the front connects); it was stopped and started again before the switch",)
     live = app_farm.read()["web-2"].of_slot("live")
