@@ -51,7 +51,8 @@ def environment_without_sandbox(farm, tmp_path):
 
 def others_served(env, stale_server: str):
     """Every live and staging site of the sandbox but `stale_server`'s live one (given a throwaway port)."""
-    [spare] = free_ports(1)
+    taken = {int(url.rsplit(":", 1)[1]) for s in env.servers for url in (s.live_url, s.staging_url)}
+    spare = next(port for port in free_ports(len(taken) + 1) if port not in taken)  # free now, and no other site's
     servers = [s.model_copy(update={"live_url": f"http://127.0.0.1:{spare}"}) if s.name == stale_server else s
                for s in env.servers]
     return serving(env.model_copy(update={"servers": servers}))
