@@ -6,7 +6,8 @@ the data slots. The story: r1 goes live with its data; r2 is staged days ahead (
 data loaded into phof__staging) and the smoke checks ask the staging instance; r2 goes live (nginx moves
 to r2's instance by a renamed link to its unix socket, with no reload; r1's keeps running as the warm backup,
 the schemas are renamed in the same switch); the on-call engineer rolls back (the front moves back to the same
-r1 process; nothing is started; r1's data is live again). With no nginx the instances part is skipped, with no PostgreSQL the data part, each said in one
+r1 process; nothing is started; r1's data is live again). With no nginx the instances part is skipped, with no
+PostgreSQL the data part, each said in one
 line. Everything it started (instances, nginx, the cluster) is stopped at the end, also on failure; a step
 that does not end as the story says stops the demo with a ReleaserError (exit 1) naming the step.
 """
@@ -224,8 +225,8 @@ def _sockets_fit(base: Path) -> bool:
     """Whether every demo server's instance sockets fit a unix socket's path (a deep checkout may not)."""
     from releaser.config import UNIX_PATH_MAX
 
-    return all(len(str(base / name / "root" / SOCKET).replace("live.sock", "instance-65535.sock").encode())
-               <= UNIX_PATH_MAX for name in SERVERS)
+    return all(len(str((base / name / "root" / SOCKET).parent / "instance-65535.sock").encode()) <= UNIX_PATH_MAX
+               for name in SERVERS)
 
 
 def _write_environment(project: Path, base: Path, *, nginx: str | None, data: bool,

@@ -237,12 +237,12 @@ class DeployLock:
         holders = {name: holder for name, (said, holder, _, _) in answers.items() if said == "held"}
         refusal = lock_refusal(holders, actor=actor, kind=kind)  # the expired ones were taken over just above
         errors = {name: report.error for name, (said, _, report, _) in answers.items() if said == "error"}
-        if refusal or errors:  # give back what was taken, with any links the lock's trip prepared early
-            group.run(lambda name: remote.finish_argv(group.root(name), token, []), taken)
+        if refusal or errors:  # give back what was taken, with any links the lock's trip prepared early; where the
+            # connection broke, over a new one: a reset is not a server down, and a lock left would refuse the re-run
+            freed = self._give_back([*taken, *sorted(lost)], token)
             if refusal:
                 raise refusal
             name, error = counted_items(errors)[0]
-            freed = self._free_over_new_connections(sorted(lost & errors.keys()), token)
             if name in freed:
                 raise HostUnreachable(name, f"the connection broke while the lock was being taken ({error}); over a new "
                                       f"connection {name} was left without this command's lock, and nothing was switched",
@@ -258,15 +258,12 @@ class DeployLock:
                            {name: early for name, (_, _, _, early) in answers.items() if early is not None})
 
 
-    def _free_over_new_connections(self, names: list[str], token: str) -> set[str]:
-        """Free this command's lock (and links its trip prepared) on servers whose connection broke during the lock
-        step, over a new connection: a reset is not a server down, and a lock left there would refuse the re-run.
-        Returns the servers where that was done; a server that went silent is not asked again."""
-        if not names:
-            return set()
+    def _give_back(self, names: list[str], token: str) -> set[str]:
+        """Free this command's lock (and the links its trip prepared) on `names`, once more on a new connection
+        where the connection broke (a silent server is not asked again); the servers where that was done."""
         group = self.group
         outcomes = group.each_reconnecting(lambda name: group.hosts[name].run(
-            remote.finish_argv(group.root(name), token, [])), names)
+            remote.finish_argv(group.root(name), token, [])), names) if names else {}
         return {name for name, outcome in outcomes.items() if isinstance(outcome, Completed) and outcome.ok}
 
 

@@ -201,15 +201,12 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
     lines = [f"{report.server}'s public URL serves {report.health.served.release} while its live link points at "
              f"{report.state.live}: the web server is serving a stale copy; reload it and purge any cache in front; "
              "see: invoke runbook server-failure" for report in reports if _is_stale(report)]
-    from releaser.order import counted
     from releaser.serverstate import servers_by_public_release
 
     serving = servers_by_public_release(reports)
     if len(serving) > 1:
-        who = "; ".join(f"{release or 'no release'} on {', '.join(counted(servers))}"
-                        for release, servers in sorted(serving.items(), key=lambda item: (-len(item[1]), str(item[0]))))
-        lines.append(f"the fleet is MIXED: servers serve {who}; see: invoke runbook rollback (section MIXED: it says "
-                     "whether to roll back, or to bring the servers behind in line)")
+        lines.append(f"the fleet is MIXED: servers serve {_who_where(serving, 'no release')}; see: invoke runbook "
+                     "rollback (section MIXED: it says whether to roll back, or to bring the servers behind in line)")
     lines.extend(_disagreement_lines(reports, one_live=len(serving) <= 1))
     bare = [r.server for r in reports if r.state and r.state.live and not r.state.backup]
     if bare:
@@ -244,8 +241,6 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
 def _disagreement_lines(reports: list[ServerReport], *, one_live: bool) -> list[str]:
     """Servers apart on staging (go-live refuses) or, while live agrees, on backup (rollback refuses): said by status
     before the command is refused, with where each stands."""
-    from releaser.order import counted
-
     read = [r for r in reports if r.state is not None]
     lines = []
     for slot, refused, what in (("staging", True, "go-live will refuse until they agree: stage the release again "
@@ -256,10 +251,16 @@ def _disagreement_lines(reports: list[ServerReport], *, one_live: bool) -> list[
         for report in read:
             by_release.setdefault(report.state.slot(slot), []).append(report.server)
         if refused and len(by_release) > 1:
-            who = "; ".join(f"{release or 'none'} on {', '.join(counted(servers))}"
-                            for release, servers in sorted(by_release.items(), key=lambda i: (-len(i[1]), str(i[0]))))
-            lines.append(f"servers disagree on {slot}: {who}; {what}")
+            lines.append(f"servers disagree on {slot}: {_who_where(by_release, 'none')}; {what}")
     return lines
+
+
+def _who_where(by_release: Mapping[str | None, list[str]], nothing: str) -> str:
+    """`r1 on web-1, web-3; r2 on web-2`: most servers first, each list as people count them."""
+    from releaser.order import counted
+
+    return "; ".join(f"{release or nothing} on {', '.join(counted(servers))}"
+                     for release, servers in sorted(by_release.items(), key=lambda item: (-len(item[1]), str(item[0]))))
 
 
 def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
