@@ -76,12 +76,22 @@ def switch_rows(servers: int, repeat: int, way: str) -> tuple[list[tuple], dict[
                     report = app.switch(action, links_only=links_only)
                     assert report.decision.value == "committed", report
                     timings.setdefault((action, label), []).append(
-                        (report.timings["prepare"], report.timings["commit"], report.timings["switch"]))
+                        (report.timings["prepare"], report.timings["commit"], report.timings["switch"],
+                         front_after_links(report)))
         if way == "include":
             steps = front_steps(app, repeat * 3)
-    rows = [(action, label, *(statistics.median(t[i] for t in values) * 1000 for i in range(3)))
+    rows = [(action, label, *(statistics.median(t[i] for t in values) * 1000 for i in range(3)),
+             max(t[3] for t in values) * 1000 if values[0][3] is not None else None)
             for (action, label), values in timings.items()]
     return rows, steps
+
+
+def front_after_links(report) -> float | None:
+    """The widest gap on one server between its links' rename and its front's (server clocks), or None without fronts."""
+    moved = {outcome.name: outcome.moved_at for outcome in report.outcomes}
+    gaps = [abs(at - moved[name.removesuffix(":front")]) for name, at in moved.items()
+            if name.endswith(":front") and at is not None and moved.get(name.removesuffix(":front")) is not None]
+    return max(gaps) if gaps else None
 
 
 def at_t_rows(servers: int, repeat: int, way: str) -> dict[str, list[float]]:
@@ -164,9 +174,10 @@ def print_switch(args) -> None:
         rows += [row for row in way_rows if way == "socket" or row[1] != "links"]  # links alone: measured once
         steps = steps or way_steps
     print(f"\n## switch time, N = {args.switch_servers}, median of {args.repeat} (no load)\n")
-    print("| switch | participants | prepare ms | commit (at T) ms | whole switch ms |\n| --- | --- | ---: | ---: | ---: |")
-    for action, label, prepare, commit, whole in rows:
-        print(f"| {action} | {label} | {prepare:.0f} | {commit:.0f} | {whole:.0f} |")
+    print("| switch | participants | prepare ms | commit (at T) ms | whole switch ms | front vs links, one server, worst ms |\n"
+          "| --- | --- | ---: | ---: | ---: | ---: |")
+    for action, label, prepare, commit, whole, gap in rows:
+        print(f"| {action} | {label} | {prepare:.0f} | {commit:.0f} | {whole:.0f} | {'-' if gap is None else f'{gap:.0f}'} |")
     print("\n## one include-way front commit on web-1, step by step (each one round trip through the open connection)\n")
     print("| step | ms |\n| --- | ---: |")
     for name, ms in steps.items():

@@ -275,6 +275,7 @@ class Fleet:
         context = SwitchContext(self.environment, self.hosts, roots, action, slot, changing, target, previous,
                                 rehearsal=rehearsal, early=early)
         participants = participants_for(context)
+        _keep_a_shell_each(participants)
         report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
                             keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
                             on_phase=lambda phase: [self.progress(name, phase) for name in changing])
@@ -380,6 +381,18 @@ class Fleet:
             self.record("rehearse", "done", releases={"staging": result.release, "live": result.previous}, timings=timings)
         return with_leftovers(FleetResult("rehearsal", result.release, result.previous, result.results, result.notes,
                                           timings, result.skew), session)
+
+
+def _keep_a_shell_each(participants: list) -> None:
+    """Have every server's connection ready with one shell per participant on it, started while prepare runs:
+    its links and its front commit at the same moment, and neither should pay for a shell then."""
+    on_host: dict[int, list] = {}
+    for participant in participants:
+        host = getattr(participant, "host", None)
+        if callable(getattr(host, "keep_shells", None)):
+            on_host.setdefault(id(host), [host, 0])[1] += 1
+    for host, count in on_host.values():
+        host.keep_shells(count)
 
 
 def _switch_result(action: str, target: str | None, previous: str | None, plans: Mapping[str, Plan],

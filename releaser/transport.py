@@ -179,6 +179,7 @@ class LocalHost:
 
 
 _STOP_EVERY = 0.1  # how often a wait with a stop() asks it
+SHELLS_KEPT = 3  # idle shells kept per connection: a server's links and front at once, and one more (sshd's MaxSessions is 10)
 
 
 class _LineReader:
@@ -470,8 +471,7 @@ class SshHost:
                               check_host_keys=check_host_keys, connect_timeout=connect_timeout)
         self._connection = None
         self._sftp = None
-        self._shell: _Shell | None = None
-        self._shell_free = threading.Lock()
+        self._shells = _ShellPool()
         self._opening: threading.Thread | None = None
         self._opening_error: BaseException | None = None
         self._silent: str | None = None  # why a step here ended by its deadline with no answer, until a reconnect
@@ -550,9 +550,9 @@ class SshHost:
         self._connection = connection
         connection.client.get_transport().set_keepalive(max(1, int(self.keepalive)))
         try:  # the shell starts with the connection, so it too overlaps whatever the command does meanwhile
-            self._shell = _Shell(connection.client.get_transport())
+            self._shells.give_back(_Shell(connection.client.get_transport()))
         except (OSError, EOFError, paramiko.SSHException):
-            self._shell = None  # run() tries again, and reports what it finds
+            pass  # run() starts one, and reports what it finds
 
     def broken(self) -> str | None:
         """Why the connection is already known to be gone (the server's end closed it, or it went silent earlier in
@@ -566,29 +566,42 @@ class SshHost:
         return None
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
-        """Run argv on the server: in the connection's long-lived shell, or on its own channel while that shell is busy."""
+        """Run argv on the server in one of the connection's long-lived shells (a new one while every one is busy)."""
         self.open()
         if self._silent is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
             raise HostUnreachable(self.name, f"not asked to run {_label(argv)}: {self.address} did not answer earlier "
                                   f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True,
                                   unsent=True)
         timeout = timeout or self.step_timeout
-        command = _command_line(argv, env)
-        if not self._shell_free.acquire(blocking=False):
-            return self._run_on_channel(command, argv, timeout)
+        shell = self._shells.take(within=timeout)
         try:
-            if self._shell is None:
-                self._shell = _Shell.started(self._connection.client.get_transport())
-            return self._shell.run(_shell_step(argv, env), timeout)
+            if shell is None:
+                shell = _Shell.started(self._connection.client.get_transport())
+            done = shell.run(_shell_step(argv, env), timeout)
         except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
-            shell, self._shell = self._shell, None  # a shell that timed out or lost its server cannot take the next command
-            _close_quietly(shell)
+            _close_quietly(shell)  # a shell that timed out or lost its server cannot take the next command
             raise self._noted(HostUnreachable(
                 self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
                 hint="see: invoke runbook server-failure", silent=_is_silence(error),
                 unsent=isinstance(error, _Unsent))) from error
         finally:
-            self._shell_free.release()
+            self._shells.done_with()
+        self._shells.give_back(shell)
+        return done
+
+    def keep_shells(self, count: int) -> None:
+        """Start, in the background, the shells `count` steps at once will need, so none pays for one when they run.
+
+        A switch moves several participants on one server at the same moment (its links and its front): the one
+        that finds every shell busy would otherwise pay a channel, an sshd session and a shell at T. Needs an open
+        connection; a shell that cannot start is simply not kept (run() starts one and reports what it finds).
+        """
+        connection = self._connection
+        if connection is None or self._silent is not None:
+            return
+        for _ in range(self._shells.missing(count)):
+            threading.Thread(target=_start_spare, args=(connection.client.get_transport(), self._shells),
+                             name=f"shell-{self.name}", daemon=True).start()
 
     def start(self, argv: Sequence[str], *, timeout: float | None = None) -> Running:
         """Start argv on an exec channel of its own, its stdin kept open for send(); return without waiting."""
@@ -601,26 +614,6 @@ class SshHost:
             raise HostUnreachable(self.name, f"lost the connection to {self.address} while starting {_label(argv)}: {_why(error)}",
                                   hint="see: invoke runbook server-failure", unsent=isinstance(error, _Unsent)) from error
         return _ChannelRunning(self.name, self.address, argv, channel, noted=self._noted)
-
-    def _run_on_channel(self, command: str, argv: Sequence[str], timeout: float | None) -> Completed:
-        """Run one command on an exec channel of its own (sshd starts a session and the login shell for it)."""
-        try:
-            channel = _opened_session(self._connection.client.get_transport(), timeout or 30)
-            channel.settimeout(timeout)
-            channel.exec_command(command)
-            stdout = channel.makefile("rb").read().decode(errors="replace")
-            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
-            exit_code = channel.recv_exit_status()
-            channel.close()
-        except (OSError, EOFError, AttributeError, _ssh_exception()) as error:
-            raise self._noted(HostUnreachable(
-                self.name, f"lost the connection to {self.address} while running {_label(argv)}: {_why(error)}",
-                hint="see: invoke runbook server-failure", silent=_is_silence(error),
-                unsent=isinstance(error, _Unsent))) from error
-        if exit_code == -1:
-            raise HostUnreachable(self.name, f"lost the connection to {self.address} while running {_label(argv)}",
-                                  hint="see: invoke runbook server-failure")
-        return Completed(exit_code, stdout, stderr)
 
     def put(self, local: Path, remote: PurePosixPath, *, stop: Callable[[], bool] | None = None,
             sent: Callable[[int, int], None] | None = None) -> None:
@@ -729,13 +722,14 @@ class SshHost:
         """Close the shell, the SFTP session and the connection."""
         if self._opening is not None:
             self._opening.join()
-        for closable in (self._shell, self._sftp, self._connection):
+        for closable in (*self._shells.drain(), self._sftp, self._connection):
             try:
                 if closable is not None:
                     closable.close()
             except Exception:  # closing a dead connection must never hide the real outcome
                 pass
-        self._shell = self._sftp = self._connection = None
+        self._sftp = self._connection = None
+        self._shells = _ShellPool()  # a spare still starting on the old connection lands in the old pool, unused
 
 
 class _ChannelRunning(_LineReader):
@@ -907,6 +901,91 @@ class _Shell:
     def close(self) -> None:
         """End the shell (closing its channel)."""
         self.channel.close()
+
+
+class _ShellPool:
+    """The idle shells of one connection, and how many are busy or starting: steps at once each take one.
+
+    At most SHELLS_KEPT stay open between steps (sshd allows few sessions per connection, and uploads and
+    armed commits need theirs); a step that finds none idle starts its own, which is kept if there is room.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._idle: list[_Shell] = []
+        self._busy = 0
+        self._starting = 0
+        self._waiting = 0  # takers waiting for a shell that is starting: one each
+
+    def take(self, within: float) -> "_Shell | None":
+        """An idle shell, or None (the caller starts one); either way the caller counts as busy until done_with().
+
+        With none idle but one starting (keep_shells), waits up to `within` seconds for it: begun earlier, it is up
+        sooner than a new one would be.
+        """
+        with self._ready:
+            self._busy += 1
+            end = time.monotonic() + within
+            try:
+                while not self._idle and self._starting > self._waiting and time.monotonic() < end:
+                    self._waiting += 1
+                    try:
+                        self._ready.wait(end - time.monotonic())
+                    finally:
+                        self._waiting -= 1
+            except BaseException:  # Ctrl-C while waiting: this caller never ran a step
+                self._busy -= 1
+                raise
+            return self._idle.pop() if self._idle else None
+
+    def done_with(self) -> None:
+        """The caller's step has ended, however it ended."""
+        with self._ready:
+            self._busy -= 1
+
+    def give_back(self, shell: "_Shell") -> None:
+        """Keep a shell that finished its step cleanly, or close it when enough are kept."""
+        with self._ready:
+            if len(self._idle) < SHELLS_KEPT:
+                self._idle.append(shell)
+                self._ready.notify()
+                return
+        _close_quietly(shell)
+
+    def missing(self, count: int) -> int:
+        """How many shells to start so that `count` steps at once find one each; counted as starting."""
+        with self._ready:
+            missing = max(0, min(count, SHELLS_KEPT) - len(self._idle) - self._busy - self._starting)
+            self._starting += missing
+            return missing
+
+    def started(self, shell: "_Shell") -> None:
+        """A shell missing() asked for is up."""
+        with self._ready:
+            self._starting -= 1
+        self.give_back(shell)
+
+    def not_started(self) -> None:
+        """A shell missing() asked for could not start: whoever waits for it starts its own."""
+        with self._ready:
+            self._starting -= 1
+            self._ready.notify_all()
+
+    def drain(self) -> list["_Shell"]:
+        """Every idle shell, handed over to be closed (the connection is closing)."""
+        with self._ready:
+            idle, self._idle = self._idle, []
+            return idle
+
+
+def _start_spare(transport, pool: _ShellPool) -> None:
+    """Start one shell for SshHost.keep_shells and hand it to the pool that asked (a closed host's is dropped)."""
+    try:
+        shell = _Shell(transport)
+    except Exception:  # not kept: run() starts one when it needs it
+        pool.not_started()
+        return
+    pool.started(shell)
 
 
 class _Unsent(OSError):

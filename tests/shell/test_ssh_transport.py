@@ -9,7 +9,7 @@ import pytest
 
 from releaser.errors import HostUnreachable
 from releaser.fleet import make_hosts
-from releaser.transport import Completed, _Framed
+from releaser.transport import SHELLS_KEPT, Completed, _Framed, _ShellPool
 
 pytestmark = pytest.mark.ssh
 
@@ -59,6 +59,68 @@ def test_steps_from_two_threads_on_one_host_both_come_back_whole(web1):
     for thread in threads:
         thread.join()
     assert {tag: done.stdout for tag, done in results.items()} == {"a": "a\n", "b": "b\n", "c": "c\n"}
+
+
+def test_steps_at_once_come_back_to_the_shells_kept_for_them(web1):
+    """A server's links and front commit at the same moment: both find a shell, and the same two every time."""
+    web1.keep_shells(2)
+
+    def shells_of_one_round() -> set[str]:
+        seen = []
+        threads = [threading.Thread(target=lambda: seen.append(web1.run(["sh", "-c", "sleep 0.3; echo $$", "releaser-test"]).stdout))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return set(seen)
+
+    first = shells_of_one_round()
+    assert len(first) == 2 and shells_of_one_round() == first == shells_of_one_round()
+
+
+def test_the_shells_kept_are_bounded_and_a_broken_one_is_never_handed_out_again():
+    pool = _ShellPool()
+    closed = []
+
+    class Shell:
+        def close(self):
+            closed.append(self)
+
+    assert pool.missing(SHELLS_KEPT + 5) == SHELLS_KEPT  # sshd's sessions per connection are few
+    assert pool.missing(SHELLS_KEPT) == 0  # already starting
+    for _ in range(SHELLS_KEPT):
+        pool.started(Shell())
+    extra = Shell()
+    pool.give_back(extra)
+    assert closed == [extra]
+    taken = [pool.take(within=0) for _ in range(SHELLS_KEPT + 1)]
+    assert taken[-1] is None and all(taken[:-1])  # the one past them starts its own
+    assert pool.missing(SHELLS_KEPT) == 0  # every one busy
+    for _ in taken:
+        pool.done_with()
+    assert pool.missing(2) == 2 and pool.drain() == []
+
+
+def test_a_step_waits_for_the_shell_already_starting_for_it_rather_than_starting_another():
+    pool = _ShellPool()
+
+    class Shell:
+        def close(self):
+            pass
+
+    assert pool.missing(1) == 1
+    spare = Shell()
+    threading.Timer(0.2, pool.started, args=(spare,)).start()
+    assert pool.take(within=5) is spare
+    pool.done_with()
+    assert pool.missing(1) == 1
+    threading.Timer(0.2, pool.not_started).start()
+    started = time.monotonic()
+    assert pool.take(within=5) is None and time.monotonic() - started < 2  # it failed: the step starts its own
+    pool.done_with()
+    started = time.monotonic()
+    assert pool.take(within=0.3) is None and time.monotonic() - started < 0.2  # nothing starting: no wait
 
 
 def test_a_step_past_its_timeout_is_reported_and_the_next_step_gets_a_fresh_shell(web1):
