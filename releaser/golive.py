@@ -370,7 +370,13 @@ def go_live_command(fleet: Fleet, *, clock: Clock, now: bool = False, at: str | 
                                        approve=approve, announce=announce, attempt=attempt)
     else:
         record = _recorder(fleet, {**attempt.context, "requested_at": _utc(clock.now())}, attempt.release)
-        _stop_on_failures(fleet, checks("all"), "every check", clock.now(), record=record)
+        try:
+            results = checks("all")
+        except KeyboardInterrupt:  # the checks only read the servers, and nothing is locked yet
+            record("cancelled", "Ctrl-C during the checks")
+            raise Cancelled("go-live cancelled during its checks (Ctrl-C); nothing was switched",
+                            hint="run: invoke go-live --now again when ready") from None
+        _stop_on_failures(fleet, results, "every check", clock.now(), record=record)
         journal_extra = {**attempt.context, **({"forced": True} if force else {})}
 
         def note_the_second() -> None:  # after the checks, the lock and the question: the second of the commit

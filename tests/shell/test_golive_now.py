@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import EXAMPLES, PROJECT
 from checkenv import write_environment
 from releaser.bundle import read_bundle
 from releaser.config import load_environment
+from releaser.errors import Cancelled
 from releaser.golive import go_live_command
 
 
@@ -41,3 +44,23 @@ def test_go_live_now_journals_the_second_of_the_switch_not_of_the_command(tmp_pa
         event = [e for e in fleet.read_history() if e["action"] == "go-live"][-1]
     assert event["outcome"] == "done"
     assert event["switched_at"] == "2026-11-30T09:00:40.000Z"
+
+
+def test_ctrl_c_during_the_checks_of_go_live_now_says_nothing_was_switched(tmp_path, open_fleet, fake_clock):
+    """QA: Ctrl-C while go-live --now ran its checks said only 'outside any switch; run status'. Nothing is locked
+    then and the checks only read: it says the go-live was cancelled with nothing switched, and journals that."""
+    def interrupted(which, results):
+        raise KeyboardInterrupt
+
+    environment = load_environment(str(write_environment(tmp_path)), PROJECT)
+    with open_fleet(environment) as fleet:
+        fleet.stage(read_bundle(EXAMPLES / "r1"))
+        fleet.go_live()
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        with pytest.raises(Cancelled, match=r"go-live cancelled during its checks \(Ctrl-C\); nothing was switched") as raised:
+            go_live_command(fleet, clock=fake_clock, now=True, show_checks=interrupted)
+        event = fleet.read_history()[-1]
+        states = {name: (state.live, state.staging) for name, state in fleet.read_states("test").items()}
+    assert raised.value.exit_code == 130
+    assert (event["action"], event["outcome"]) == ("go-live", "cancelled")
+    assert set(states.values()) == {("r1", "r2")}
