@@ -122,7 +122,7 @@ def plan_rollback(state: SlotState) -> Plan:
         LinkChange("backup", state.backup, None),
     )
     after = replace(state, live=state.backup, backup=None)
-    notes = (f"release {state.live} stays on disk for inspection",) if state.live else ()
+    notes = (f"release {state.live} will stay on disk for inspection (a rollback deletes nothing)",) if state.live else ()
     return Plan("rollback", state, after, links=links, notes=notes)
 
 

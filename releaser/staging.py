@@ -122,7 +122,7 @@ def _start_staging_instances(fleet: Fleet, release_id: str, previous: str | None
                         + ("; see: invoke status" if left else "")) from None
     if started.failed:
         fleet.record("stage", "failed", releases={"staging": release_id}, detail=f"instance: {started.summary()}")
-        raise PlanRefused(f"staging now points at {release_id}, but its instance did not start on {started.summary()}",
+        raise ReleaserError(f"staging now points at {release_id}, but its instance did not start on {started.summary()}",
                           hint="look at the instance's log on that server, fix it, then stage again; live and backup "
                                "were not touched")
 

@@ -391,9 +391,12 @@ class ServerFront:
                 raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
             left = max(0.5, deadline - time.monotonic())
             status, reports = _get(url, self.application.release_header, timeout=left)
-            stale = None
+            stale, named = None, None
             if self.application.release_header is None and status is not None and 200 <= status < 300:
-                stale = judge_served(read_served(base, timeout=left), release)  # the marker, through the front
+                served = read_served(base, timeout=left)  # the marker, through the front
+                stale, named = judge_served(served, release), served.release
+                if stale is not None and named is not None:  # what to do about it is said once, by the way it moves
+                    stale = f"GET {served.url} -> release {named}, expected {release}"
             good = status is not None and 200 <= status < 300 and stale is None and (
                 self.application.release_header is None or reports == release)
             if good and in_a_row == 0:
@@ -408,15 +411,23 @@ class ServerFront:
             if failing >= _FAILING:
                 raise StepFailed(f"front: release {release} fails through the front: {last} ({failing} times in a row)")
             if time.monotonic() >= deadline:
-                old = status is not None and 200 <= status < 300 and reports and reports != release
-                why = (": the front is serving a stale copy; reload nginx and purge any cache in front of it"
-                       if old else "")
+                old = status is not None and 200 <= status < 300 and (reports or named) not in (None, release)
+                why = (": " + self._why_the_old_release_answers() if old else "")
                 raise StepFailed(f"front: expected release {release} from the front; {last}{why}")
             if not good or in_a_row >= _SETTLED:
                 if stoppable:
                     self._stop.wait(0.02)  # ends early once stop_verifying is called
                 else:
                     time.sleep(0.02)  # a revert: the stop a verify was given may already be set
+
+    def _why_the_old_release_answers(self) -> str:
+        """What to do when the front keeps answering from the release it left; by the way it moves, since a reload
+        cannot fix an upstream that never connects through the link releaser renames."""
+        socket = self.application.front.socket
+        if socket is None:
+            return "the front is serving a stale copy; reload nginx and purge any cache in front of it"
+        return (f"nginx does not connect through {self.root / socket} (its upstream must name `server unix:"
+                f"{self.root / socket};` and nothing else), or a cache in front of it serves a stale copy")
 
     def stop_verifying(self) -> None:
         """End a verify under way at its next look (the switch reverts: another participant's verify failed)."""

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from apps.appfarm import AppFarm, Load
-from releaser import instances, ui
-from releaser.errors import FleetReverted
+from releaser import instances, staging, ui
+from releaser.errors import FleetReverted, ReleaserError
 from releaser.participants import front as front_participant
 from releaser.switch import Deadlines, Decision
 
@@ -382,8 +382,10 @@ def test_status_shows_the_release_a_stale_front_serves(app_farm, open_fleet, cap
         app_farm.fronts["web-2"].conf.write_text(good)
 
 
+@BOTH_WAYS
 def test_without_a_release_header_verify_reads_the_marker_through_the_front(app_farm):
-    """No release header declared: verify reads the release marker through web-2's front, finds r1, reverts."""
+    """No release header declared: verify reads the release marker through web-2's front, finds r1, reverts, and
+    says what fixes it by the way the front moves: a reload cannot help a socket way whose nginx connects elsewhere."""
     app_farm.environment = with_release_header(app_farm.environment, None)
     good = {}
 
@@ -401,7 +403,10 @@ def test_without_a_release_header_verify_reads_the_marker_through_the_front(app_
     assert report.decision is Decision.REVERTED, report
     cause = report.cause["web-2:front"]
     assert "/.releaser/release.json -> release r1, expected r2" in cause, cause
-    assert "serving a stale copy" in cause
+    if app_farm.environment.application.front.socket is not None:
+        assert "nginx does not connect through " in cause and "reload" not in cause, cause
+    else:
+        assert "the front is serving a stale copy; reload nginx" in cause, cause
     for name in SERVERS:  # every front is back on r1
         wait_until_served(app_farm, name, "r1")
 
@@ -442,6 +447,25 @@ def test_a_start_that_never_answers_leaves_no_process_behind(app_farm):
     assert "did not start: no answer to GET /healthz within 2 s (last status 503)" in str(failed.value), failed.value
     after = app_farm.read()[server.name].of_release("r3")
     assert after is not None and after.pid is None and after.health is None, after  # recorded, stopped, not answering
+
+
+def test_a_stage_whose_instance_does_not_start_is_no_refusal_and_says_staging_moved(app_farm, open_fleet):
+    """QA: staging r3 whose instance never answered exited 3, which the exit-code table keeps for refusals that
+    change nothing; staging had moved to r3. It is a failure (exit 1) that says so, and journals it."""
+    quick = app_farm.environment.model_copy(update={"sandbox": None, "application": app_farm.environment.application.model_copy(
+        update={"start_timeout": 2.0})})
+    for server in quick.servers:
+        (Path(str(quick.app_root(server))) / "unhealthy-r3").write_text("")
+    app_farm.environment = quick
+    assert app_farm.switch("stage", release="r3").decision is Decision.COMMITTED
+
+    with open_fleet(quick) as fleet, pytest.raises(ReleaserError) as failed:
+        staging._start_staging_instances(fleet, "r3", "r2")
+    assert type(failed.value) is ReleaserError and failed.value.exit_code == 1, failed.value
+    assert failed.value.what.startswith("staging now points at r3, but its instance did not start on "), failed.value.what
+    assert "live and backup were not touched" in failed.value.hint
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}  # the public never saw r3
 
 
 # ---- a front that moves by socket link: what the instance and the link must be ----
