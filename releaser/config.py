@@ -107,6 +107,11 @@ class Server(Strict):
                              "backup, staging and .releaser/ in it")
         if ".." in parts:
             raise ValueError(f"expected a path without '..', got {root!r}: write the app root in full")
+        from releaser.free_text import control_character_problem
+
+        problem = control_character_problem(root)
+        if problem:  # every message that names the root would break its line there, or drive the terminal
+            raise ValueError(f"expected a path of printable characters, got {root!r} ({problem})")
         return root
 
     @field_validator("live_url", "staging_url")

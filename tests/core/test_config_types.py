@@ -184,7 +184,9 @@ def test_dns_names_and_addresses_are_hosts(tmp_path, host):
 
 
 @pytest.mark.parametrize(("root", "expected"), [("/", "expected the app's own directory"), ("//", "expected the app's own directory"),
-                                                ("/srv/app/../../etc", "without '..'")])
+                                                ("/srv/app/../../etc", "without '..'"),
+                                                ("/srv/a\\nb", "printable characters, got '/srv/a\\nb' (a newline '\\n' at character 7)"),
+                                                ("/srv/\\u001b[2Japp", "(an escape '\\x1b' at character 6)")])
 def test_an_app_root_that_is_the_file_system_root_or_climbs_out_is_refused(tmp_path, root, expected):
     path = tmp_path / "env.toml"
     path.write_text(SERVERS.replace('root = "servers/web-1"', f'root = "{root}"'))
