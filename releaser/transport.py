@@ -854,7 +854,7 @@ class _PromptSocket:
 
 
 class _Shell:
-    """One `sh` on the server, started once per connection, that runs the command's steps one after another.
+    """One `sh` on the server, started once and kept (in its connection's _ShellPool), that runs steps one after another.
 
     A command on an exec channel of its own costs a channel, an sshd session process and the login shell
     (with its rc files) on the server; here each step costs one write and one read. Every step is framed
