@@ -39,6 +39,7 @@ class Instance:
     reports: str | None  # the release id its answers name (the release header), when it says
     slot: str | None  # the slot that names its release; None: retired
     socket: bool | None = None  # with a socket front: whether its unix socket is there (None: no socket front)
+    front: bool | None = None  # with a socket front: whether the front's link names this instance's socket
 
     @property
     def is_healthy(self) -> bool:
@@ -52,6 +53,23 @@ class ServerInstances:
 
     slots: dict[str, str]
     instances: tuple[Instance, ...]
+    front: str | None = None  # with a socket front: the name its link holds ("" when there is no link)
+
+    @property
+    def front_problem(self) -> str | None:
+        """Why the front's link does not send the public to the live instance (the socket way), or None."""
+        if self.front is None or "live" not in self.slots:
+            return None
+        live = self.of_slot("live")
+        if self.front == "":
+            return "the front's link is missing: nginx has no instance to send the public to"
+        if live is not None and self.front == f"instance-{live.port}.sock":
+            return None
+        named = next((i for i in self.instances if self.front == f"instance-{i.port}.sock"), None)
+        where = (f"the {named.slot or 'retired'} instance of {named.release} on port {named.port}" if named is not None
+                 else f"{self.front}, which no recorded instance listens on")
+        return (f"the front's link names {where}, not the live instance"
+                + (f" of {live.release} on port {live.port}" if live is not None else f" (none runs {self.slots['live']})"))
 
     def of_release(self, release: str) -> Instance | None:
         """The instance running `release`, if any."""
@@ -127,8 +145,10 @@ release_of() { sed -n 's/^RELEASER_RELEASE_ID=//p' ".releaser/instances/$1.env";
 
 _READ = _PID + r"""
 cd "$1" 2>/dev/null || { echo noroot; exit 0; }
-address=$2 health=$3 header=$4 mode=$5 how=$6 sockets=$7
+address=$2 health=$3 header=$4 mode=$5 how=$6 sockets=$7 link=${8:--}
 for s in live backup staging; do [ -L "$s" ] && printf 'slot %s %s\n' "$s" "$(readlink "$s")"; done
+# the front's link (the socket way): the instance socket it names, `-` when there is no link there
+if [ "$link" != - ]; then if [ -L "$link" ]; then printf 'front %s\n' "$(readlink "$link")"; else echo 'front -'; fi; fi
 for f in .releaser/instances/*.env; do
   [ -f "$f" ] || continue
   port=${f##*/}; port=${port%.env}
@@ -265,31 +285,37 @@ def _how(application: Application) -> tuple[str, str]:
     return ("unit", application.unit) if application.unit else ("command", "")
 
 
-def read_argv(application: Application, root: PurePosixPath, sockets: PurePosixPath | None = None) -> list[str]:
-    """Print the server's slots and one line per recorded instance: port, release, pid, health status, reported
-    release, and whether its unix socket is in `sockets` (the front socket's directory; `-` without one)."""
+def read_argv(application: Application, root: PurePosixPath, socket: PurePosixPath | None = None) -> list[str]:
+    """Print the server's slots, where the front's link `socket` points (the socket way), and one line per recorded
+    instance: port, release, pid, health status, reported release, and whether its unix socket is beside `socket`."""
     mode, unit = _how(application)
     return _script("instances", _READ, str(root), application.address, application.health_path,
-                   application.release_header or "-", mode, unit, str(sockets) if sockets is not None else "-")
+                   application.release_header or "-", mode, unit, str(socket.parent) if socket is not None else "-",
+                   str(socket) if socket is not None else "-")
 
 
 def parse_instances(stdout: str) -> ServerInstances:
     """Read what `read_argv` printed (an app root that is not there reads as no slots and no instances)."""
     slots: dict[str, str] = {}
     rows = []
+    front = None  # None: no socket front; "": the front's link is not there
     for line in stdout.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] == "slot":
             slots[parts[1]] = parts[2].removeprefix("releases/")
+        elif line.startswith("front "):
+            front = line.removeprefix("front ")
+            front = "" if front == "-" else front
         elif len(parts) in (6, 7) and parts[0] == "instance" and parts[1].isdigit():
             _, port, release, pid, code, reports, *sock = parts
             rows.append((int(port), release, int(pid) if pid.isdigit() else None,
                          int(code) if code.isdigit() and code != "000" else None, None if reports == "-" else reports,
                          {"yes": True, "no": False}.get(sock[0]) if sock else None))
     by_release = {release: slot for slot, release in slots.items()}
-    instances = tuple(Instance(port, release, pid, code, reports, by_release.get(release), socket)
+    instances = tuple(Instance(port, release, pid, code, reports, by_release.get(release), socket,
+                               None if front is None else front == f"instance-{port}.sock")
                       for port, release, pid, code, reports, socket in sorted(rows))
-    return ServerInstances(slots, instances)
+    return ServerInstances(slots, instances, front)
 
 
 def start_argv(application: Application, root: PurePosixPath, port: int, release: str, slot: str, *,
@@ -331,7 +357,7 @@ def read_instances(host: Host, environment: Environment, root: PurePosixPath, *,
     if application is None:
         return ServerInstances({}, ())
     socket = environment.front_socket(environment.server(host.name))
-    done = host.run(read_argv(application, root, socket.parent if socket is not None else None), timeout=timeout)
+    done = host.run(read_argv(application, root, socket), timeout=timeout)
     if not done.ok:
         raise PlanRefused(f"{host.name}: cannot read the instances: {done.reason()}")
     return parse_instances(done.stdout)

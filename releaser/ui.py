@@ -214,6 +214,10 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
                      "is still fine to run (it makes today's live the backup); see: invoke runbook rollback "
                      "(section NO BACKUP)")
     for report in reports:
+        problem = report.instances.front_problem if report.instances is not None else None
+        if problem:
+            lines.append(f"{report.server}: {problem}: the public there gets what that link leads to; see: invoke "
+                         "runbook server-failure (section STALE)")
         for slot in ("backup", "staging"):
             instance = report.instances.of_slot(slot) if report.instances is not None else None
             if instance is not None and not instance.is_healthy:
@@ -482,13 +486,15 @@ def _show_instances(reports: list[ServerReport]) -> None:
     if not rows:
         return
     table = Table(title=plain("instances"), title_justify="left")
-    for column in ("server", "slot", "port", "pid", "health", "release", "it reports"):
+    by_socket = any(instance.front is not None for _, instance in rows)  # the socket way: where the front's link points
+    for column in ("server", "slot", "port", "pid", "health", "release", "it reports", *(("front",) if by_socket else ())):
         table.add_column(column)
     for server, instance in rows:
         why = "no socket" if instance.socket is False and instance.health else instance.health or "no answer"
         health = word("PASS") if instance.is_healthy else word("FAIL") + plain(f" {why}")
+        front = ("here" if instance.front else "-",) if by_socket else ()
         _add_row(table, server, instance.slot or "retired", instance.port, instance.pid or "not running", health,
-                 instance.release, instance.reports or "-")
+                 instance.release, instance.reports or "-", *front)
     print_table(table)
 
 
@@ -524,6 +530,13 @@ def _instances_json(report: ServerReport) -> list[dict] | None:
     return [asdict(instance) for instance in report.instances.instances]
 
 
+def _front_json(report: ServerReport) -> dict | None:
+    """Where the front's link points (the socket way), and what is wrong with that; None without a socket front."""
+    if report.instances is None or report.instances.front is None:
+        return None
+    return {"link": report.instances.front or None, "problem": report.instances.front_problem}
+
+
 def _public_sees(report: ServerReport) -> Text:
     """The release the live URL's marker names, STALE when it is not the one the live link points at."""
     served = report.health.served if report.health else None
@@ -553,6 +566,7 @@ def _report_json(report: ServerReport) -> dict:
     state = report.state
     return {
         "instances": _instances_json(report),
+        "front": _front_json(report),
         "server": report.server,
         "live": state.live if state else None,
         "backup": state.backup if state else None,

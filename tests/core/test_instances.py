@@ -171,3 +171,22 @@ def test_an_instance_socket_path_too_long_for_a_unix_socket_names_the_field(tmp_
     with pytest.raises(ConfigError, match=r"application.front.socket: on web-1 the instances' sockets would be "
                                           r"/srv/x+/instance-PORT.sock, over the 107 bytes"):
         load_environment(str(path), tmp_path)
+
+
+def test_the_front_link_is_read_beside_the_instances_and_a_wrong_one_is_said():
+    """The socket way: where the front's link points is shown per instance, and a link that does not name the live
+    instance (a switch cut off half-way, a hand edit) is a problem status says."""
+    rows = "slot live releases/r2\nslot backup releases/r1\ninstance 8101 r1 11 200 r1 yes\ninstance 8102 r2 12 200 r2 yes\n"
+
+    right = instances.parse_instances("front instance-8102.sock\n" + rows)
+    assert [(i.port, i.front) for i in right.instances] == [(8101, False), (8102, True)] and right.front_problem is None
+
+    wrong = instances.parse_instances("front instance-8101.sock\n" + rows)
+    assert wrong.front_problem == ("the front's link names the backup instance of r1 on port 8101, not the live "
+                                   "instance of r2 on port 8102")
+    assert instances.parse_instances("front instance-9999.sock\n" + rows).front_problem == (
+        "the front's link names instance-9999.sock, which no recorded instance listens on, not the live instance of r2 "
+        "on port 8102")
+    assert instances.parse_instances("front -\n" + rows).front_problem.startswith("the front's link is missing")
+    assert instances.parse_instances(rows).front_problem is None  # no socket front: nothing to say
+    assert {i.front for i in instances.parse_instances(rows).instances} == {None}

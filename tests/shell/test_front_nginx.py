@@ -614,3 +614,36 @@ def test_an_instance_whose_socket_is_gone_is_said_by_status_restarted_by_a_stage
     assert (live.release, live.port, live.socket) == ("r1", backup.port, True) and live.pid != backup.pid
     for name in SERVERS:
         assert app_farm.served(name) == {(200, "r1")}
+
+
+def test_status_shows_where_the_front_link_points_and_warns_when_it_is_not_the_live_instance(app_farm, open_fleet,
+                                                                                             capsys, monkeypatch):
+    """web-2's link is pointed at the backup instance by hand (a switch cut off half-way): status's instances table
+    says which instance the front names, its JSON too, and a warning says what the public gets there."""
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED  # r2 live, r1 the warm backup
+    view = app_farm.read()["web-2"]
+    live, backup = view.of_slot("live"), view.of_slot("backup")
+    link = Path(str(app_farm.roots()["web-2"])) / app_farm.environment.application.front.socket
+    (link.parent / "wrong").symlink_to(f"instance-{backup.port}.sock")
+    os.replace(link.parent / "wrong", link)
+    try:
+        with open_fleet(app_farm.environment.model_copy(update={"sandbox": None})) as fleet:
+            reports = fleet.read_status()
+        capsys.readouterr()
+        ui.show_status(app_farm.environment.name, reports, as_json=True)
+        servers = {s["server"]: s for s in json.loads(capsys.readouterr().out)["servers"]}
+        assert servers["web-1"]["front"] == {"link": f"instance-{app_farm.read()['web-1'].of_slot('live').port}.sock",
+                                             "problem": None}
+        expected = (f"the front's link names the backup instance of r1 on port {backup.port}, not the live instance of "
+                    f"r2 on port {live.port}")
+        assert servers["web-2"]["front"] == {"link": f"instance-{backup.port}.sock", "problem": expected}
+        assert [(i["port"], i["front"]) for i in servers["web-2"]["instances"] if i["slot"] in ("live", "backup")] \
+            == sorted([(live.port, False), (backup.port, True)])
+        monkeypatch.setenv("COLUMNS", "200")
+        ui.show_status(app_farm.environment.name, reports)
+        err = capsys.readouterr().err
+        assert f"web-2: {expected}: the public there gets what that link leads to" in err, err
+        assert "web-1: the front's link" not in err
+    finally:
+        (link.parent / "right").symlink_to(f"instance-{live.port}.sock")
+        os.replace(link.parent / "right", link)
