@@ -113,6 +113,22 @@ def test_a_release_changed_since_prepare_is_refused_after_the_go_line(ssh_env, w
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
+def test_a_release_changed_after_prepare_and_before_the_arm_is_refused_after_the_go_line(ssh_env, web1):
+    """A scheduled go-live prepares a minute before T and arms half a second before it: a byte changed in that
+    minute must stop the commit as one changed after the arm does. (Arming hard-links the prepared link, which
+    dates its inode's change time anew: the check must compare with the link's modification time, as -cnewer does.)"""
+    root = prepared(ssh_env, web1, "web-1")
+    (root / "releases" / "r2" / "public" / "index.html").write_text("changed after prepare, before the arm")
+    time.sleep(0.05)  # past the kernel's tick for inode times: the arm comes strictly later
+    running = web1.start(remote.armed_commit_argv(ssh_env.app_root(ssh_env.server("web-1")), GO_LIVE, bound=30,
+                                                  unchanged="r2"))
+    assert running.readline(5) == "armed"
+    running.send("go\n")
+    done = running.wait(10)
+    assert done.exit_code == 4 and "changed on this server after it was prepared" in done.stderr, done
+    assert read_slots(ssh_env)["web-1"] == OLD
+
+
 class Counting:
     """A server's real Host that notes how each releaser script was run: ahead (start) or at once (run)."""
 
