@@ -31,10 +31,11 @@ def prepared(env, host, name: str) -> Path:
     return Path(str(root))
 
 
-def armed(env, host, name: str, *, bound: float):
-    """The server's commit started ahead, past its "armed" line: waiting for the go line."""
+def armed(env, host, name: str, *, bound: float, python: bool = True):
+    """The server's commit started ahead, past its "armed" line: waiting for the go line (in python3, or in sh)."""
     root = prepared(env, host, name)
-    running = host.start(remote.armed_commit_argv(env.app_root(env.server(name)), GO_LIVE, bound=bound, unchanged="r2"))
+    running = host.start(remote.armed_commit_argv(env.app_root(env.server(name)), GO_LIVE, bound=bound, unchanged="r2",
+                                                  python=python))
     assert running.readline(5) == "armed"
     return root, running
 
@@ -49,6 +50,12 @@ def gave_up(root: Path, within: float) -> bool:
     return False
 
 
+@pytest.fixture(params=[True, False], ids=["python3", "sh"])
+def python(request) -> bool:
+    """Each way the armed commit runs on a server: in one python3 process where there is one, else in sh."""
+    return request.param
+
+
 @pytest.fixture
 def web1(ssh_env, open_fleet):
     morning(open_fleet, ssh_env)
@@ -58,9 +65,14 @@ def web1(ssh_env, open_fleet):
     host.close()
 
 
-def test_told_go_it_renames_every_slot_at_once_and_says_when(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=30)
+def test_told_go_it_renames_every_slot_at_once_and_says_when(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=30, python=python)
     assert read_slots(ssh_env)["web-1"] == OLD  # armed is not moved
+    waiting = [int(path.name.removeprefix("armed-")) for path in (root / ".releaser").glob("armed-*")]
+    assert len(waiting) == 1  # python3: the one process that reads the go line, checks and renames, started ahead
+    has_python = web1.run(["sh", "-c", "command -v python3"]).ok
+    comm = Path(f"/proc/{waiting[0]}/comm").read_text().strip()
+    assert comm.startswith("python3") if python and has_python else comm == "sh", comm
     told = time.time()
     running.send("go\n")
     done = running.wait(10)
@@ -69,22 +81,22 @@ def test_told_go_it_renames_every_slot_at_once_and_says_when(ssh_env, web1):
     assert read_slots(ssh_env)["web-1"] == NEW
 
 
-def test_end_of_file_before_the_go_line_renames_nothing(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=30)
+def test_end_of_file_before_the_go_line_renames_nothing(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=30, python=python)
     running.close()  # the client lets go of it: the script reads end of file
     assert gave_up(root, within=5)
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
-def test_a_connection_dropped_before_the_go_line_renames_nothing(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=30)
+def test_a_connection_dropped_before_the_go_line_renames_nothing(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=30, python=python)
     web1.close()  # the whole connection goes: sshd ends the session, the script's stdin closes
     assert gave_up(root, within=5)
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
-def test_the_bound_passing_ends_it_by_itself_with_nothing_renamed(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=1.0)
+def test_the_bound_passing_ends_it_by_itself_with_nothing_renamed(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=1.0, python=python)
     started = time.monotonic()
     done = running.wait(10)  # the channel stays open: only the bound can end it
     assert 0.9 < time.monotonic() - started < 5
@@ -92,8 +104,8 @@ def test_the_bound_passing_ends_it_by_itself_with_nothing_renamed(ssh_env, web1)
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
-def test_a_go_line_after_the_bound_renames_nothing(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=1.0)
+def test_a_go_line_after_the_bound_renames_nothing(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=1.0, python=python)
     time.sleep(1.5)
     try:
         running.send("go\n")
@@ -104,8 +116,8 @@ def test_a_go_line_after_the_bound_renames_nothing(ssh_env, web1):
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
-def test_a_release_changed_since_prepare_is_refused_after_the_go_line(ssh_env, web1):
-    root, running = armed(ssh_env, web1, "web-1", bound=30)
+def test_a_release_changed_since_prepare_is_refused_after_the_go_line(ssh_env, web1, python):
+    root, running = armed(ssh_env, web1, "web-1", bound=30, python=python)
     (root / "releases" / "r2" / "public" / "index.html").write_text("changed after prepare")
     running.send("go\n")
     done = running.wait(10)
@@ -113,7 +125,7 @@ def test_a_release_changed_since_prepare_is_refused_after_the_go_line(ssh_env, w
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
-def test_a_release_changed_after_prepare_and_before_the_arm_is_refused_after_the_go_line(ssh_env, web1):
+def test_a_release_changed_after_prepare_and_before_the_arm_is_refused_after_the_go_line(ssh_env, web1, python):
     """A scheduled go-live prepares a minute before T and arms half a second before it: a byte changed in that
     minute must stop the commit as one changed after the arm does. (Arming hard-links the prepared link, which
     dates its inode's change time anew: the check must compare with the link's modification time, as -cnewer does.)"""
@@ -121,7 +133,7 @@ def test_a_release_changed_after_prepare_and_before_the_arm_is_refused_after_the
     (root / "releases" / "r2" / "public" / "index.html").write_text("changed after prepare, before the arm")
     time.sleep(0.05)  # past the kernel's tick for inode times: the arm comes strictly later
     running = web1.start(remote.armed_commit_argv(ssh_env.app_root(ssh_env.server("web-1")), GO_LIVE, bound=30,
-                                                  unchanged="r2"))
+                                                  unchanged="r2", python=python))
     assert running.readline(5) == "armed"
     running.send("go\n")
     done = running.wait(10)
