@@ -12,14 +12,19 @@ from releaser.errors import Cancelled
 from releaser.golive import go_live_command
 
 
+def r1_live_r2_staged(fleet) -> None:
+    """The morning of a go-live: r1 live on every server, r2 staged."""
+    fleet.stage(read_bundle(EXAMPLES / "r1"))
+    fleet.go_live()
+    fleet.stage(read_bundle(EXAMPLES / "r2"))
+
+
 def test_go_live_now_checks_judge_the_moment_it_goes_live(tmp_path, open_fleet, fake_clock):
     """Monday 09:00 with phof next due Tuesday 09:30: the lock-gap and people checks speak of Monday 09:00."""
     environment = load_environment(str(write_environment(tmp_path)), PROJECT)
     shown: dict[str, list] = {}
     with open_fleet(environment) as fleet:
-        fleet.stage(read_bundle(EXAMPLES / "r1"))
-        fleet.go_live()
-        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        r1_live_r2_staged(fleet)
         result = go_live_command(fleet, clock=fake_clock, now=True,
                                  show_checks=lambda which, results: shown.setdefault(which, results))
     assert result.release == "r2"
@@ -37,9 +42,7 @@ def test_go_live_now_journals_the_second_of_the_switch_not_of_the_command(tmp_pa
 
     environment = load_environment(str(write_environment(tmp_path)), PROJECT)
     with open_fleet(environment) as fleet:
-        fleet.stage(read_bundle(EXAMPLES / "r1"))
-        fleet.go_live()
-        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        r1_live_r2_staged(fleet)
         go_live_command(fleet, clock=fake_clock, now=True, approve=slow_yes)
         event = [e for e in fleet.read_history() if e["action"] == "go-live"][-1]
     assert event["outcome"] == "done"
@@ -54,9 +57,7 @@ def test_ctrl_c_during_the_checks_of_go_live_now_says_nothing_was_switched(tmp_p
 
     environment = load_environment(str(write_environment(tmp_path)), PROJECT)
     with open_fleet(environment) as fleet:
-        fleet.stage(read_bundle(EXAMPLES / "r1"))
-        fleet.go_live()
-        fleet.stage(read_bundle(EXAMPLES / "r2"))
+        r1_live_r2_staged(fleet)
         with pytest.raises(Cancelled, match=r"go-live cancelled during its checks \(Ctrl-C\); nothing was switched") as raised:
             go_live_command(fleet, clock=fake_clock, now=True, show_checks=interrupted)
         event = fleet.read_history()[-1]
