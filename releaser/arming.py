@@ -22,6 +22,33 @@ ARM_AT_MOST = 0.5  # seconds an arm may take: under the coordinator's second of 
                    # server's own bound has ended
 
 
+# The gate of an armed script written in python3 (releaser.remote's links, the front's socket link): one process
+# started while arming that at T reads the go line and moves, starting nothing. go_line(deadline) is True for
+# the line "go" before the monotonic `deadline`; False on end of file, another line, or the deadline passing.
+GO_LINE_PY = r"""
+import os, select, sys, time
+def go_line(deadline):
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([0], [], [], left)[0]:
+            return False
+        chunk = os.read(0, 64)
+        if not chunk:
+            return False
+        line += chunk
+    return line.split(b"\n", 1)[0] == b"go"
+"""
+
+
+def python_first(program: str) -> str:
+    """The first line of an armed sh script: where the server has python3, `cd "$1"` and become `program` in it
+    (its argv: ".", then the script's arguments after the first); else go on in sh. `program` holds no single quote."""
+    if "'" in program:
+        raise ValueError("an armed python3 program must hold no single quote: it is passed in one")
+    return f"""if command -v python3 >/dev/null 2>&1; then cd "$1" || exit 3; shift; exec python3 -I -S -c '{program}' . "$@"; fi\n"""
+
+
 class ArmedScript:
     """One server's commit script, started ahead and waiting for its go line; at most one at a time."""
 

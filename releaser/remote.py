@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
+from releaser.arming import GO_LINE_PY, python_first
 from releaser.bundle import validate_release_id
 from releaser.slots import SLOTS, LinkChange
 
@@ -205,8 +206,8 @@ cd "$1"; unchanged=$2; shift 2
 # newer than .releaser/next-live's modification time (find's -cnewer), removes the slots to remove, renames
 # and prints the time, all without starting a process. The sh way starts three at T (the gate ends, find
 # resumes, mv), which on a busy server is most of the time from T to the rename. No single quote inside it.
-_ARMED_COMMIT_PY = r"""
-import os, select, sys, time
+_ARMED_COMMIT_PY = GO_LINE_PY + r"""
+import stat
 def leave(armed, message, code):
     for name in os.listdir(armed):
         os.unlink(os.path.join(armed, name))
@@ -224,23 +225,12 @@ def changed_since(reference, top):
             return True
         if info.st_ctime_ns > reference:
             return True
-        if path == top or os.path.isdir(path) and not os.path.islink(path):
+        if stat.S_ISDIR(info.st_mode):
             try:
                 pending.extend(entry.path for entry in os.scandir(path))
             except OSError:
                 pass
     return False
-def go_line(deadline):
-    line = b""
-    while not line.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([0], [], [], left)[0]:
-            return False
-        chunk = os.read(0, 64)
-        if not chunk:
-            return False
-        line += chunk
-    return line.split(b"\n", 1)[0] == b"go"
 try:
     os.chdir(sys.argv[1])
 except OSError:
@@ -329,9 +319,7 @@ if [ -n "$live" ]; then echo now >&4; exec 4>&-; wait; fi
 exit 0
 """
 
-_PYTHON_FIRST = 'if command -v python3 >/dev/null 2>&1; then cd "$1" || exit 3; shift; exec python3 -I -S -c \'' + \
-    _ARMED_COMMIT_PY + '\' . "$@"; fi\n'
-_ARMED_COMMIT = _PYTHON_FIRST + _ARMED_COMMIT_SH
+_ARMED_COMMIT = python_first(_ARMED_COMMIT_PY) + _ARMED_COMMIT_SH
 
 _RESTORE = r"""
 cd "$1" || exit 3

@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import PurePosixPath
 
-from releaser.arming import NO_GO, ArmedScript
+from releaser.arming import GO_LINE_PY, NO_GO, ArmedScript, python_first
 from releaser.config import Application
 from releaser.identity import Served, judge_served, read_release_header, read_served
 from releaser.participants import SwitchContext
@@ -169,9 +169,30 @@ date +%s.%N
 """
 
 # The same commit started ahead of a scheduled go-live (releaser.arming): it prints "armed" and waits for the
-# line "go"; then the shell that read it becomes the `mv` (no process starts at T). End of file before "go", or
-# `bound` seconds without it, moves nothing: exit 8.
-_ARMED_COMMIT_LINK = r"""
+# line "go", then renames. Where the server has python3 that is one python3 process started ahead (nothing starts
+# at T); else sh, whose gate shell becomes the `mv` at T. End of file before "go", or `bound` seconds without it,
+# moves nothing: exit 8.
+_ARMED_COMMIT_LINK_PY = GO_LINE_PY + r"""
+os.chdir(sys.argv[1])
+sock, bound = sys.argv[2], float(sys.argv[3])
+if not os.path.islink(sock + ".releaser-next"):
+    sys.stderr.write("the front was not prepared (no %s.releaser-next)\n" % sock)
+    sys.exit(3)
+deadline = time.monotonic() + bound
+sys.stdout.write("armed\n")
+sys.stdout.flush()
+if not go_line(deadline):
+    sys.stderr.write("no go line came (the connection closed, or %s s passed); nothing was switched here\n" % sys.argv[3])
+    sys.exit(8)
+try:
+    os.rename(sock + ".releaser-next", sock)
+except OSError as error:
+    sys.stderr.write("mv: cannot move %s.releaser-next to %s: %s\n" % (sock, sock, error.strerror))
+    sys.exit(3)
+sys.stdout.write("%.6f\n" % time.time())
+"""
+
+_ARMED_COMMIT_LINK_SH = r"""
 cd "$1" || exit 3
 sock=$2 bound=$3
 [ -L "$sock.releaser-next" ] || { echo "the front was not prepared (no $sock.releaser-next)" >&2; exit 3; }
@@ -184,6 +205,7 @@ case $? in
   *) exit 3 ;;
 esac
 """
+_ARMED_COMMIT_LINK = python_first(_ARMED_COMMIT_LINK_PY) + _ARMED_COMMIT_LINK_SH  # python3 starts nothing at T
 
 # The link as prepare found it: to the name it read (`-`: there was none), by the same kind of rename.
 _RESTORE_LINK = r"""
@@ -224,10 +246,12 @@ def commit_argv(application: Application, root: PurePosixPath, previous: str | N
     return _script("commit", _COMMIT, str(root), front.include, _or_none(previous), *front.nginx)
 
 
-def armed_commit_argv(application: Application, root: PurePosixPath, *, bound: float) -> list[str]:
+def armed_commit_argv(application: Application, root: PurePosixPath, *, bound: float, python: bool = True) -> list[str]:
     """The socket way's commit, started ahead: prints "armed", renames the prepared link when the line "go" comes;
-    exit 8, nothing moved, on end of file or after `bound` seconds without it."""
-    return _script("commit", _ARMED_COMMIT_LINK, str(root), application.front.socket, f"{max(0.001, bound):.3f}")
+    exit 8, nothing moved, on end of file or after `bound` seconds without it. In python3 where the server has it
+    (and `python`), so no process starts at T; else in sh."""
+    return _script("commit", _ARMED_COMMIT_LINK if python else _ARMED_COMMIT_LINK_SH, str(root),
+                   application.front.socket, f"{max(0.001, bound):.3f}")
 
 
 def restore_argv(application: Application, root: PurePosixPath, previous: str | None = None) -> list[str]:

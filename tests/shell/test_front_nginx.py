@@ -572,6 +572,41 @@ def test_an_armed_socket_front_never_told_go_moves_nothing(app_farm):
         assert not list(Path(str(app_farm.roots()[name])).glob(".releaser/front/*.releaser-*"))
 
 
+@pytest.mark.parametrize("python", [True, False], ids=["python3", "sh"])
+def test_the_socket_fronts_armed_commit_renames_on_go_and_nothing_without_it(app_farm, python):
+    """Each way the armed front commit runs (one python3 process where the server has python3, else sh): told go it
+    renames the prepared link and prints a time after the go line; no go line within its bound renames nothing,
+    exit 8."""
+    server = app_farm.environment.server("web-1")
+    host, root = app_farm.hosts["web-1"], app_farm.environment.app_root(server)
+    application = app_farm.environment.application
+    link = Path(str(root)) / application.front.socket
+    before = os.readlink(link)
+    staging = app_farm.read()["web-1"].of_slot("staging")
+    for told in (False, True):
+        (link.parent / f"{link.name}.releaser-next").symlink_to(f"instance-{staging.port}.sock")
+        running = host.start(front_participant.armed_commit_argv(application, root, bound=30 if told else 1.0,
+                                                                 python=python))
+        assert running.readline(5) == "armed"
+        sent = time.time()
+        if not told:
+            done = running.wait(10)
+            assert done.exit_code == 8 and "no go line came" in done.stderr, done
+            assert os.readlink(link) == before  # nothing renamed
+            os.unlink(link.parent / f"{link.name}.releaser-next")
+            continue
+        running.send("go\n")
+        done = running.wait(10)
+        assert done.exit_code == 0 and float(done.stdout.split()[-1]) >= sent, done
+        assert os.readlink(link) == f"instance-{staging.port}.sock"
+        assert not list(link.parent.glob("*.releaser-*"))
+    os.replace(link, link.parent / "moved")  # put web-1's front back on r1's instance
+    (link.parent / "back").symlink_to(before)
+    os.replace(link.parent / "back", link)
+    os.unlink(link.parent / "moved")
+    assert app_farm.served("web-1") == {(200, "r1")}
+
+
 def test_a_rollback_moves_a_socket_front_whose_nginx_is_stopped_and_says_it_is_unhealthy(app_farm):
     """nginx stopped on web-3: renaming its link harms nothing, so the rollback withdraws r2 from every server
     (web-3's nginx finds r1 when it starts again) and reports web-3 unhealthy instead of refusing everywhere."""
