@@ -10,6 +10,7 @@ releaser.config for any new section of the environment file; the coordinator (re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import zip_longest
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -54,8 +55,14 @@ def _kinds(environment: Environment) -> list[Callable[[SwitchContext], list[Part
 
 
 def participants_for(context: SwitchContext) -> list[Participant]:
-    """Every participant of one switch, kind by kind, in the order they are listed."""
-    return [participant for kind in _kinds(context.environment) for participant in kind(context)]
+    """Every participant of one switch, the kinds taken in turns: the first of each kind, then the second of each...
+
+    The coordinator tells the armed ones go in this order, one write after another while the servers already
+    told start moving on the same cores: in turns, a server's front hears go right after its links, where kind
+    by kind every front would wait for every server's links (the front is what an application's public sees).
+    """
+    by_kind = [kind(context) for kind in _kinds(context.environment)]
+    return [participant for turn in zip_longest(*by_kind) for participant in turn if participant is not None]
 
 
 def moves_beside_the_links(environment: Environment, action: str, plans: Mapping[str, Plan]) -> list[str]:
