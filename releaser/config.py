@@ -769,7 +769,7 @@ class Environment(Strict):
     def instance_socket(self, server: Server, port: int) -> PurePosixPath | None:
         """The unix socket the instance on `port` listens on beside the front's socket (None without one)."""
         socket = self.front_socket(server)
-        return socket.parent / f"instance-{port}.sock" if socket is not None else None
+        return socket.parent / instance_socket_name(port) if socket is not None else None
 
     def app_root(self, server: Server) -> PurePosixPath:
         """Return the server's app root as an absolute path (local relative roots resolve against the project)."""
@@ -802,6 +802,11 @@ def load_environment(name: str, project_dir: Path) -> Environment:
     environment = environment.model_copy(update={"name": path.stem, "path": path.resolve()})
     _require_short_sockets(environment, _shown(path, project_dir))
     return environment
+
+
+def instance_socket_name(port: int) -> str:
+    """The file name of the unix socket the instance on `port` listens on, beside the front's link (which names it)."""
+    return f"instance-{port}.sock"
 
 
 # A unix socket's path holds at most 107 bytes (sun_path): a longer one cannot be bound or connected to.

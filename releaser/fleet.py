@@ -18,6 +18,7 @@ This module, the switch's shell, gives it the servers, turns its one decision in
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -386,12 +387,8 @@ class Fleet:
 def _keep_a_shell_each(participants: list) -> None:
     """Have every server's connection ready with one shell per participant on it, started while prepare runs:
     its links and its front commit at the same moment, and neither should pay for a shell then."""
-    on_host: dict[int, list] = {}
-    for participant in participants:
-        host = getattr(participant, "host", None)
-        if callable(getattr(host, "keep_shells", None)):
-            on_host.setdefault(id(host), [host, 0])[1] += 1
-    for host, count in on_host.values():
+    hosts = (getattr(participant, "host", None) for participant in participants)
+    for host, count in Counter(host for host in hosts if callable(getattr(host, "keep_shells", None))).items():
         host.keep_shells(count)
 
 

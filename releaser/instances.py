@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from releaser.bundle import validate_release_id
-from releaser.config import Application, Environment
+from releaser.config import Application, Environment, instance_socket_name
 from releaser.errors import Cancelled, PlanRefused
 from releaser.transport import Host
 
@@ -63,9 +63,9 @@ class ServerInstances:
         live = self.of_slot("live")
         if self.front == "":
             return "the front's link is missing: nginx has no instance to send the public to"
-        if live is not None and self.front == f"instance-{live.port}.sock":
+        if live is not None and self.front == instance_socket_name(live.port):
             return None
-        named = next((i for i in self.instances if self.front == f"instance-{i.port}.sock"), None)
+        named = next((i for i in self.instances if self.front == instance_socket_name(i.port)), None)
         where = (f"the {named.slot or 'retired'} instance of {named.release} on port {named.port}" if named is not None
                  else f"{self.front}, which no recorded instance listens on")
         return (f"the front's link names {where}, not the live instance"
@@ -304,8 +304,7 @@ def parse_instances(stdout: str) -> ServerInstances:
         if len(parts) == 3 and parts[0] == "slot":
             slots[parts[1]] = parts[2].removeprefix("releases/")
         elif line.startswith("front "):
-            front = line.removeprefix("front ")
-            front = "" if front == "-" else front
+            front = "" if line == "front -" else line.removeprefix("front ")
         elif len(parts) in (6, 7) and parts[0] == "instance" and parts[1].isdigit():
             _, port, release, pid, code, reports, *sock = parts
             rows.append((int(port), release, int(pid) if pid.isdigit() else None,
@@ -313,7 +312,7 @@ def parse_instances(stdout: str) -> ServerInstances:
                          {"yes": True, "no": False}.get(sock[0]) if sock else None))
     by_release = {release: slot for slot, release in slots.items()}
     instances = tuple(Instance(port, release, pid, code, reports, by_release.get(release), socket,
-                               None if front is None else front == f"instance-{port}.sock")
+                               None if front is None else front == instance_socket_name(port))
                       for port, release, pid, code, reports, socket in sorted(rows))
     return ServerInstances(slots, instances, front)
 

@@ -221,7 +221,7 @@ def changed_since(reference, top):
         path = pending.pop()
         try:
             info = os.lstat(path)
-        except OSError:
+        except OSError:  # gone since prepare (where find in the sh way skips what it cannot read): a change
             return True
         if info.st_ctime_ns > reference:
             return True

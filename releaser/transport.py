@@ -180,6 +180,8 @@ class LocalHost:
 
 _STOP_EVERY = 0.1  # how often a wait with a stop() asks it
 SHELLS_KEPT = 3  # idle shells kept per connection: a server's links and front at once, and one more (sshd's MaxSessions is 10)
+SPARE_WAIT = 1.0  # seconds a step waits for a shell keep_shells is starting (two round trips) before starting its own:
+                  # the step's own deadline is not spent on it
 
 
 class _LineReader:
@@ -573,7 +575,7 @@ class SshHost:
                                   f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True,
                                   unsent=True)
         timeout = timeout or self.step_timeout
-        shell = self._shells.take(within=timeout)
+        shell = self._shells.take(within=min(timeout, SPARE_WAIT))
         try:
             if shell is None:
                 shell = _Shell.started(self._connection.client.get_transport())

@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import PurePosixPath
 
 from releaser.arming import GO_LINE_PY, NO_GO, ArmedScript, python_first
-from releaser.config import Application
+from releaser.config import Application, instance_socket_name
 from releaser.identity import Served, judge_served, read_release_header, read_served
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed, unless_unsent
@@ -242,7 +242,7 @@ def commit_argv(application: Application, root: PurePosixPath, previous: str | N
     graceful reload; a refusal puts back `previous`, what prepare read); prints the second of the move."""
     front = application.front
     if front.socket is not None:
-        return _script("commit", _COMMIT_LINK, str(root), front.socket, f"instance-{port}.sock")
+        return _script("commit", _COMMIT_LINK, str(root), front.socket, instance_socket_name(port))
     return _script("commit", _COMMIT, str(root), front.include, _or_none(previous), *front.nginx)
 
 
