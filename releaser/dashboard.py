@@ -44,7 +44,6 @@ ASSETS = {  # URL path -> (file in releaser/dashboard_assets, content type)
 }
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-SLOT_ORDER = {"live": 0, "backup": 1, "staging": 2}  # how a server's instances are listed
 HEARTBEAT_SECONDS = 15.0  # an SSE comment line now and then, so a proxy or the browser keeps the stream open
 
 
@@ -366,9 +365,8 @@ def _read_data_slots(environment: Environment) -> DataSlots | str | None:
 def _instances_json(view: ServerInstances | str | None) -> list[dict] | str | None:
     if view is None or isinstance(view, str):
         return view
-    ordered = sorted(view.instances, key=lambda i: (SLOT_ORDER.get(i.slot or "", 3), i.port))
     return [{"slot": i.slot or "retired", "release": i.release, "port": i.port, "running": i.pid is not None,
-             "healthy": i.is_healthy} for i in ordered]
+             "healthy": i.is_healthy} for i in view.in_slot_order()]
 
 
 def _data_json(data: DataSlots | str | None) -> dict | None:

@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from releaser.bundle import validate_release_id
 from releaser.config import Application, Environment, instance_socket_name
 from releaser.errors import Cancelled, PlanRefused
+from releaser.slots import SLOTS
 from releaser.transport import Host
 
 
@@ -70,6 +71,11 @@ class ServerInstances:
                  else f"{self.front}, which no recorded instance listens on")
         return (f"the front's link names {where}, not the live instance"
                 + (f" of {live.release} on port {live.port}" if live is not None else f" (none runs {self.slots['live']})"))
+
+    def in_slot_order(self) -> tuple[Instance, ...]:
+        """The instances as people read a server: live, backup, staging, then retired ones, each by port."""
+        order = {slot: place for place, slot in enumerate(SLOTS)}
+        return tuple(sorted(self.instances, key=lambda i: (order.get(i.slot or "", len(order)), i.port)))
 
     def of_release(self, release: str) -> Instance | None:
         """The instance running `release`, if any."""

@@ -482,7 +482,7 @@ def narrate(step: str, text: str) -> None:
 def _show_instances(reports: list[ServerReport]) -> None:
     """One row per application instance (when the environment runs instances): slot, port, pid, health, release."""
     rows = [(report.server, instance) for report in reports if report.instances is not None
-            for instance in report.instances.instances]
+            for instance in report.instances.in_slot_order()]
     if not rows:
         return
     table = Table(title=plain("instances"), title_justify="left")

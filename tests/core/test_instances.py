@@ -54,6 +54,14 @@ def test_retired_instances_are_those_no_slot_names():
     assert [i.release for i in retired_instances(state)] == ["r2"]
 
 
+def test_instances_are_listed_live_backup_staging_then_retired_whatever_their_ports():
+    state = view({"live": "r3", "backup": "r2", "staging": "r4"},
+                 (8101, "r4"), (8102, "r1"), (8103, "r3"), (8104, "r2"), (8100, "r0"))
+
+    assert [(i.slot, i.port) for i in state.in_slot_order()] == [
+        ("live", 8103), ("backup", 8104), ("staging", 8101), (None, 8100), (None, 8102)]
+
+
 def test_parse_instances_reads_slots_and_instances_and_marks_the_dead():
     printed = ("slot live releases/r2\nslot backup releases/r1\n"
                "instance 8102 r2 4242 200 r2\ninstance 8101 r1 - 000 -\ninstance 8103 r0 77 503 r0\n")
