@@ -232,7 +232,7 @@ class Fleet:
                 result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit,
                                      until_commit=until_commit)
                 self.record("go-live", "done", releases={"live": result.release, "backup": result.previous}, reason=reason,
-                            timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
+                            timings=dict(result.seconds or {}), extra=result.journal_moments())
                 interrupts.note_finished(f"{result.release} is live on every server")  # what a later Ctrl-C says
         finally:
             self.recorder.context = {}
@@ -251,7 +251,7 @@ class Fleet:
             result = self.switch(plans, action="rollback", verify=True, keep_unhealthy=True)
             self.record("rollback", "done" if all(r.ok for r in result.results) else "unhealthy",
                         releases={"live": result.release, "rolled_back": result.previous}, reason=reason,
-                        timings=dict(result.seconds or {}), extra={"renamed_at": result.renames()})
+                        timings=dict(result.seconds or {}), extra=result.journal_moments())
             interrupts.note_finished(f"{result.release} is live again on every server")  # what a later Ctrl-C says
         return with_leftovers(result, session)
 
@@ -408,8 +408,10 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
         notes.append(f"Ctrl-C came while the {action} was switching; it had reached every server, so {target} stays "
                      f"{'staged' if action == 'stage' else 'live'}")
     warnings = [line for participant in participants for line in getattr(participant, "warnings", ())]  # optional
+    others = {p.name: p.moved_at for p in participants
+              if not isinstance(p, ServerLinks) and getattr(p, "moved_at", None) is not None}  # moved_at: optional
     return FleetResult(action, target, previous, tuple(results), tuple(dict.fromkeys(notes)), dict(report.timings),
-                       report.skew, warnings=tuple(warnings))
+                       report.skew, warnings=tuple(warnings), others_moved_at=others)
 
 
 def exposure(report: SwitchReport) -> float:

@@ -37,6 +37,11 @@ class FleetResult:
     seconds: Mapping[str, float] | None = None
     skew: float | None = None
     warnings: tuple[str, ...] = ()
+    others_moved_at: Mapping[str, float] | None = None  # participant (a front, ...) -> when it moved, besides links
+
+    def journal_moments(self) -> dict[str, dict[str, float]]:
+        """When each server's live link was renamed and, where others moved too, when each of them did."""
+        return {"renamed_at": self.renames(), **({"moved_at": dict(self.others_moved_at)} if self.others_moved_at else {})}
 
     def renames(self) -> dict[str, float]:
         """When each server's live link was renamed (for the journal), where it moved."""

@@ -185,6 +185,19 @@ def rolled_back(app_farm, open_fleet):
     return result
 
 
+def test_the_journal_says_when_each_front_moved_beside_when_its_links_did(app_farm, open_fleet, tmp_path):
+    """The rename skew a switch prints counts the fronts; the journal keeps each one's moment too, by name."""
+    assert app_farm.switch("go-live").decision is Decision.COMMITTED
+
+    rolled_back(app_farm, open_fleet)
+
+    event = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[-1])
+    assert event["action"] == "rollback" and set(event["renamed_at"]) == set(SERVERS), event
+    assert set(event["moved_at"]) == {f"{name}:front" for name in SERVERS}, event
+    for name in SERVERS:
+        assert abs(event["moved_at"][f"{name}:front"] - event["renamed_at"][name]) < 2.0, event
+
+
 def test_rollback_to_a_backup_instance_that_died_starts_it_again_before_anything_moves(app_farm, open_fleet):
     """A warm backup whose process is gone (a crash, a reboot) must not stand between the on-call and a rollback:
     prepare starts it again on its own port and waits for its health path; then the switch goes as usual, and the
