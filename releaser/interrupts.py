@@ -11,8 +11,8 @@ that a task goes through these phases, which say what a Ctrl-C that reaches the 
     working    inside exit_on_user_error, which answers Ctrl-C itself (a switch holds it: held_interrupts)
     finished   exit_on_user_error's block has ended: the command did its work and is showing the result
 
-After a task ends, a command ignores Ctrl-C for the few milliseconds Invoke takes to print the task's message
-and exit with the task's own code. A Python session or a test that imports tasks.py or releaser.program keeps
+After a task ends, a command answers Ctrl-C with one line (AFTER_THE_END) and goes on for the few milliseconds
+Invoke takes to print the task's message and exit with the task's own code. A Python session or a test that imports tasks.py or releaser.program keeps
 its own Ctrl-C: only a process started as `releaser` or `invoke` is changed.
 """
 
@@ -74,7 +74,7 @@ def task_started(*, reading: str | None = None) -> None:
     _state["tasks"] += 1
     _state["reading"] = reading
     _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and _started_as_command():
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _say_after_the_end) and _started_as_command():
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
@@ -91,10 +91,21 @@ def work_finished() -> None:
     _state["phase"] = "finished"
 
 
+AFTER_THE_END = "releaser: Ctrl-C came after the command's work had ended; it exits as that work did"
+
+
 def task_ended() -> None:
-    """A task's body is over: in a command, ignore Ctrl-C while Invoke prints its message and exits with its code."""
+    """A task's body is over: in a command, Ctrl-C no longer stops it while Invoke prints its message and exits
+    with the task's own code; a press is answered with AFTER_THE_END, so it is not met with silence."""
     if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_before_start) and _started_as_command():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _say_after_the_end)
+
+
+def _say_after_the_end(signum, frame) -> None:
+    try:
+        os.write(2, ("\n" + AFTER_THE_END + "\n").encode())
+    except OSError:
+        pass
 
 
 def note_writing() -> None:

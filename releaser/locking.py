@@ -147,7 +147,8 @@ class DeployLock:
             self.recorder.write(doing, "refused", detail=error.what)
             raise
         except KeyboardInterrupt:
-            with held_interrupts():
+            with held_interrupts("Ctrl-C noted; the lock this command was taking is being freed on every server, "
+                                 "then it stops"):
                 busy = self._wait_for_lock_steps(_LOCK_STEP_GRACE)  # freed before it is taken, a lock stays behind
                 session = LockSession(token, reason, taken=self.group.reachable)
                 session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C while the lock was being taken"))
@@ -168,7 +169,8 @@ class DeployLock:
             failure = error
             raise
         finally:
-            with held_interrupts():
+            with held_interrupts(f"Ctrl-C noted; the lock is being freed on every server, then the {doing} ends as "
+                                 "its work did"):
                 self._free(session)
             self.freed.append(session)
             if failure is not None and session.stuck:

@@ -5,6 +5,7 @@ Each run sends SIGINT a given time after the entry point took Ctrl-C over (a mar
 so the sweep covers the imports, Invoke's parsing of the flags, the task's own imports and its work.
 """
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from checkenv import write_environment as complete_environment
 from conftest import PROJECT
 from interrupting import interrupted_after
-from releaser.interrupts import AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, while_reading
+from releaser.interrupts import AFTER_THE_END, AFTER_WORK, BEFORE_START, WHILE_CONNECTING, WHILE_WORKING, while_reading
 from releaser.invocation import Invocation, suggested
 
 DELAYS = [0, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.45]
@@ -36,7 +37,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(command, tmp_path):
     seen = []
     for delay in DELAYS:
         done = interrupted_after(argv, delay, cwd=cwd, marker=tmp_path / "marker")
-        lines = [line for line in done.stderr.splitlines() if line]
+        lines = without_the_after_the_end_line(done)
         assert "Traceback" not in done.stderr and lines, (delay, done.returncode, done.stderr)
         if done.returncode == 130:
             assert lines[-1] in known, (delay, lines)
@@ -57,7 +58,7 @@ def test_ctrl_c_during_status_says_nothing_was_changed(tmp_path):
     seen = set()
     for delay in [0, *(0.1 + 0.025 * i for i in range(24))]:
         done = interrupted_after(argv, delay, cwd=tmp_path, marker=tmp_path / "marker")
-        lines = [line for line in done.stderr.splitlines() if line]
+        lines = without_the_after_the_end_line(done)
         assert "Traceback" not in done.stderr, (delay, done.stderr)
         if done.returncode == 130:
             assert lines[-1] in (BEFORE_START, WHILE_CONNECTING, reading, shown), (delay, lines)
@@ -65,3 +66,22 @@ def test_ctrl_c_during_status_says_nothing_was_changed(tmp_path):
         else:
             assert done.returncode == 0, (delay, done.returncode, lines)  # it had finished
     assert {BEFORE_START, reading} <= seen, seen  # the sweep reached the work too
+
+
+def without_the_after_the_end_line(done) -> list[str]:
+    """stderr's lines but AFTER_THE_END, which a press after the task's work ended adds before the command's own
+    last words (its message, printed by Invoke after the task returned) and never with an exit of 130."""
+    lines = [line for line in done.stderr.splitlines() if line]
+    if AFTER_THE_END in lines:
+        assert done.returncode != 130 and lines.count(AFTER_THE_END) == 1, (done.returncode, lines)
+    return [line for line in lines if line != AFTER_THE_END]
+
+
+def test_ctrl_c_after_the_work_ended_is_answered_and_the_command_keeps_its_exit_code():
+    """A press once a task has ended (Invoke is printing its message) does not stop the process: it says so, goes on."""
+    script = ("import releaser.interrupts as i, os, signal; i._started_as_command = lambda: True; i.task_ended(); "
+              "os.kill(os.getpid(), signal.SIGINT); print('still here', flush=True)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0 and done.stdout == "still here\n", done
+    assert done.stderr.strip() == AFTER_THE_END
