@@ -18,6 +18,7 @@ its own Ctrl-C: only a process started as `releaser` or `invoke` is changed.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -72,7 +73,7 @@ def task_started(*, reading: str | None = None) -> None:
     `reading`: the task's name when it only reads the servers (status, check): its Ctrl-C line says nothing changed.
     """
     _state["tasks"] += 1
-    _state["reading"] = reading
+    _state["reading"], _state["journaling"] = reading, None
     _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _say_after_the_end) and _started_as_command():
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -99,6 +100,19 @@ def task_ended() -> None:
     with the task's own code; a press is answered with AFTER_THE_END, so it is not met with silence."""
     if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_before_start) and _started_as_command():
         signal.signal(signal.SIGINT, _say_after_the_end)
+        if not _state.get("ignoring_at_exit"):
+            atexit.register(_ignore_ctrl_c_at_exit)
+            _state["ignoring_at_exit"] = True
+
+
+def _ignore_ctrl_c_at_exit() -> None:
+    """The interpreter's last steps: Ctrl-C is ignored, so the process ends with the task's own exit code.
+
+    As it shuts down, CPython puts every signal with a Python handler back to its default, and a Ctrl-C in
+    those last tens of milliseconds killed the process by SIGINT after the task's message (measured on check:
+    a press 0.52 s in came after "pre-release checks failed" and ended it as SIGINT, not exit 4). An ignored
+    signal stays ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _say_after_the_end(signum, frame) -> None:
@@ -109,8 +123,10 @@ def _say_after_the_end(signum, frame) -> None:
 
 
 def note_writing() -> None:
-    """A task that only read the servers writes from here on (check's journal line): its Ctrl-C line says no more
-    that nothing changed."""
+    """A task that only read the servers writes its journal line from here on (check): its Ctrl-C line says no
+    more that nothing changed, but that no slot did and the line may be missing on some servers."""
+    if _state.get("reading"):
+        _state["journaling"] = _state["reading"]
     _state["reading"] = None
 
 
@@ -130,6 +146,8 @@ def interrupted_message() -> str:
     exec("pass", {})  # noqa: S102  (a constant: see the docstring)
     if _state["phase"] == "working" and _state.get("reading"):
         return while_reading(_state["reading"])
+    if _state["phase"] == "working" and _state.get("journaling"):
+        return while_journaling(_state["journaling"])
     if _state["phase"] == "working" and _state.get("finished_what"):
         return (f"releaser: interrupted (Ctrl-C) after the switch had ended ({_state['finished_what']}), while the "
                 "command was closing; to see where every server stands, run: invoke status")
@@ -140,6 +158,12 @@ def interrupted_message() -> str:
 def while_reading(task: str) -> str:
     """The line for a Ctrl-C during the work of a task that only reads the servers (status, check)."""
     return f"releaser: interrupted (Ctrl-C) during {task}, which only reads the servers; nothing was changed"
+
+
+def while_journaling(task: str) -> str:
+    """The line for a Ctrl-C while a task that only reads the servers writes its journal line (check)."""
+    return (f"releaser: interrupted (Ctrl-C) while {task} was writing its journal line; it changed no slot, and "
+            "some servers' journals may lack this run")
 
 
 @contextmanager

@@ -85,3 +85,15 @@ def test_ctrl_c_after_the_work_ended_is_answered_and_the_command_keeps_its_exit_
 
     assert done.returncode == 0 and done.stdout == "still here\n", done
     assert done.stderr.strip() == AFTER_THE_END
+
+
+def test_ctrl_c_while_the_interpreter_exits_keeps_the_tasks_exit_code():
+    """In the interpreter's last steps CPython puts Python-handled signals back to their default, and a press then
+    killed the process by SIGINT after the task's message (check exited -2 instead of 4); once the exit has begun,
+    Ctrl-C is ignored. The press here comes from an exit handler that runs after releaser's own."""
+    script = ("import atexit, os, signal, sys, releaser.interrupts as i; i._started_as_command = lambda: True; "
+              "atexit.register(lambda: (print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True), "
+              "os.kill(os.getpid(), signal.SIGINT))); i.task_ended(); sys.exit(4)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+
+    assert (done.returncode, done.stdout, done.stderr) == (4, "True\n", ""), done
