@@ -567,7 +567,8 @@ free_lock "$1" "$2"
 _WRITE_JOURNAL = r"""
 write_journal() {
   dir="$root/.releaser"; j="$dir/journal.jsonl"
-  { [ -d "$dir" ] || mkdir -p "$dir"; } || return 1
+  # never the app root itself: a journal line from `check` on a mistyped root must not make that root exist
+  [ -d "$dir" ] || { [ -d "$root" ] || { echo "no app root $root on this server" >&2; return 1; }; mkdir "$dir"; } || return 1
   [ -e "$dir/journal.started" ] || touch "$dir/journal.started"
   whole=yes
   if [ ! -e "$dir/journal.whole" ]; then

@@ -151,3 +151,15 @@ def test_data_status_after_staging_shows_the_manifests_data_set(env_file):
     [row] = report["datasets"]
     assert (report["release"], row["dataset"], row["uploaded"]["by"]) == ("r1", "phof-indicators", "ana@stats")
     assert row["deadline"] and row["status"] in ("PASS", "WARN", "FAIL")
+
+
+def test_check_on_an_app_root_that_is_not_there_leaves_it_not_there(env_file, tmp_path):
+    """A mistyped root fails the disk check; check's journal line must not create the root, or the next check
+    would pass disk on an empty directory. The journal warning names why the line is missing there."""
+    root = tmp_path / "web-1"
+    assert not root.exists()
+    done = invoke("check", "--env", env_file)
+    assert done.returncode == 4
+    assert "cannot read its free disk space (is the app root there?)" in done.stdout
+    assert f"web-1 (no app root {root} on this server)" in done.stderr
+    assert not root.exists()

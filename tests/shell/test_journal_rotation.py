@@ -56,6 +56,8 @@ def test_server_journals_rotate_by_size_and_history_keeps_every_event(local_env,
 
 def test_a_server_journal_begun_long_ago_moves_aside_before_the_next_line(local_env, open_fleet):
     """A journal begun more than ROTATE_DAYS ago becomes journal.jsonl.1; the new line starts a fresh one."""
+    for server in local_env.servers:  # a journal goes only into an app root that is there
+        Path(str(local_env.app_root(server))).mkdir(parents=True)
     with open_fleet(local_env) as fleet:
         fleet.record("check", "done", detail="old")
         long_ago = time.time() - (journal.ROTATE_DAYS + 2) * 86400
