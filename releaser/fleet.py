@@ -29,7 +29,7 @@ from releaser.approval import Approve, ask
 from releaser.bundle import MANIFEST, Bundle, Manifest
 from releaser.clock import Clock
 from releaser.config import Environment
-from releaser.errors import FleetMixed, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
+from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable, PlanRefused, ReleaserError
 from releaser.group import Group, GroupResult, Progress, summary
 from releaser.hooks import run_hook
 from releaser.locking import DeployLock, LockSession
@@ -40,7 +40,7 @@ from releaser.recorder import Recorder
 from releaser.results import FleetResult, HostResult, with_leftovers
 from releaser.serverstate import ServerReport, read_status, states, status_exit_code
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback
-from releaser.switch import INTERRUPTED, Deadlines, Decision, State, SwitchReport, run_switch
+from releaser.switch import INTERRUPTED, Deadlines, Decision, PrepareCancelled, State, SwitchReport, run_switch
 from releaser.transport import Host, make_hosts
 
 __all__ = ["Approve", "Fleet", "FleetResult", "HostResult", "LockSession", "ServerReport", "connected", "make_hosts",
@@ -277,9 +277,22 @@ class Fleet:
                                 rehearsal=rehearsal, early=early)
         participants = participants_for(context)
         _keep_a_shell_each(participants)
-        report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
-                            keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
-                            on_phase=lambda phase: [self.progress(name, phase) for name in changing])
+
+        def on_phase(phase: str) -> None:
+            if session:  # from prepare on, the coordinator answers Ctrl-C (the lock no longer says "before the switch")
+                session.switching = True
+            for name in changing:
+                self.progress(name, phase)
+
+        try:
+            report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
+                                keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
+                                on_phase=on_phase)
+        except PrepareCancelled:
+            if not rehearsal:
+                self.record(action, "cancelled", releases={slot: target}, detail="Ctrl-C during prepare")
+            raise Cancelled(f"{action} cancelled during prepare (Ctrl-C); nothing was switched",
+                            hint=f"run: invoke {action} again when ready") from None
         if early and session:  # the links were prepared in the lock's round trip: that trip is the prepare
             for phase in ("prepare", "switch"):
                 if phase in report.timings:  # a refused prepare has no switch time

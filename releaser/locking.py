@@ -67,6 +67,7 @@ class LockSession:
     stuck: dict[str, Leftover] = field(default_factory=dict)
     seconds: float = 0.0  # how long taking it took (with `early`, that round trip also prepared the links)
     reported: bool = False  # its leftover warning went into a result or an error (else open_fleet shows it)
+    switching: bool = False  # the switch under this lock has begun (its own Ctrl-C handling answers from then on)
 
     def leftover_warning(self) -> str:
         """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
@@ -164,7 +165,13 @@ class DeployLock:
         self.session, self.recorder.pending = session, session.lines
         failure: ReleaserError | None = None
         try:
-            yield session
+            try:
+                yield session
+            except KeyboardInterrupt:
+                if prepare_for is None or session.switching:
+                    raise
+                failure = self._cancelled_before_the_switch(session, doing)
+                raise failure from None
         except ReleaserError as error:
             failure = error
             raise
@@ -176,6 +183,13 @@ class DeployLock:
             if failure is not None and session.stuck:
                 failure.hint = (failure.hint + "; " if failure.hint else "") + session.leftover_warning()
                 session.reported = True
+
+    def _cancelled_before_the_switch(self, session: LockSession, doing: str) -> Cancelled:
+        """Ctrl-C after a switch's lock was taken (its links prepared) and before the switch began: journaled with
+        the unlock like any cancellation, and said as what it is, not as a Ctrl-C outside any switch."""
+        session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C after the lock was taken, before the switch"))
+        return Cancelled(f"{doing} cancelled before the switch (Ctrl-C); nothing was switched",
+                         hint=f"run: invoke {doing} again when ready")
 
     def unreported_leftovers(self) -> list[str]:
         """The leftover warnings of freed sessions that no result or error carried (prune, data-upload, notice...)."""

@@ -249,6 +249,10 @@ def decide(outcomes: Sequence[Outcome], *, keep_unhealthy: bool = False) -> Deci
     return Decision.REFUSED
 
 
+class PrepareCancelled(Cancelled):
+    """Ctrl-C during the prepare phase: every participant was aborted, nothing moved (the caller journals it)."""
+
+
 def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = Deadlines(), verify: bool = True,
                keep_unhealthy: bool = False, before_commit: Callable[[], None] | None = None,
                until_commit: Callable[[], float] | None = None,
@@ -275,8 +279,8 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
         prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
     except KeyboardInterrupt:
         _abort_all(participants, deadlines, presses)
-        raise Cancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
-                        hint="run the same command again when ready") from None
+        raise PrepareCancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
+                               hint="run the same command again when ready") from None
     timings["prepare"] = time.perf_counter() - started
     failed = {name: step for name, step in prepared.items() if not step.ok}
     if failed:

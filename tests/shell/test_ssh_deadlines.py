@@ -246,6 +246,49 @@ def test_ctrl_c_while_the_lock_is_taken_frees_it_everywhere_and_is_journaled(ssh
     assert set(read_slots(ssh_env).values()) == {NEW}
 
 
+def test_ctrl_c_after_the_lock_was_taken_and_before_the_switch_is_said_so_and_journaled(ssh_env, open_fleet, tmp_path):
+    """QA: a press just after the lock's round trip (here while go-live asks to go ahead) said "outside any switch"
+    and left no journal line; it is a cancellation before the switch, journaled with the unlock."""
+    morning(open_fleet, ssh_env)
+
+    def answer_with_ctrl_c(action, plans):
+        ctrl_c()
+        time.sleep(1)  # the press arrives as this waits
+
+    with open_fleet(ssh_env) as fleet, pytest.raises(Cancelled) as cancelled:
+        fleet.go_live(approve=answer_with_ctrl_c)
+
+    assert str(cancelled.value).startswith("go-live cancelled before the switch (Ctrl-C); nothing was switched")
+    assert set(read_slots(ssh_env).values()) == {OLD}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    assert journal_events(tmp_path)[-1] == ("go-live", "cancelled")
+
+
+def test_ctrl_c_during_the_switchs_prepare_is_journaled(ssh_env, open_fleet, tmp_path, monkeypatch):
+    """QA: a press while the coordinator prepared left no journal line; it is journaled as a cancelled rollback."""
+    from releaser.participants.links import ServerLinks
+
+    morning(open_fleet, ssh_env)
+    with open_fleet(ssh_env) as fleet:
+        fleet.go_live()
+    prepare = ServerLinks.prepare
+
+    def pressed_during(self, timeout):
+        if self.server == "web-2":
+            ctrl_c()
+            time.sleep(0.5)
+        return prepare(self, timeout)
+
+    monkeypatch.setattr(ServerLinks, "prepare", pressed_during)
+    with open_fleet(ssh_env) as fleet, pytest.raises(Cancelled) as cancelled:
+        fleet.rollback()
+
+    assert str(cancelled.value).startswith("rollback cancelled during prepare (Ctrl-C); nothing was switched")
+    assert set(read_slots(ssh_env).values()) == {NEW}
+    assert leftovers(ssh_env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+    assert journal_events(tmp_path)[-1] == ("rollback", "cancelled")
+
+
 @pytest.fixture
 def farm20(tmp_path):
     from sshfarm import SshdFarm, sshd_path
