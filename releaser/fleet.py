@@ -410,11 +410,15 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
     """One HostResult per server from a switch that moved: its health when verified, when its live link moved."""
     links = {p.server: p for p in participants if isinstance(p, ServerLinks)}
     results = []
+    unverified = {o.name: o.detail for o in report.outcomes if o.state is State.UNHEALTHY}
     for name in plans:
         participant = links.get(name)
         health = participant.probe if participant else None
-        ok = health.ok if health else True
-        detail = health.detail if health else ("switched" if participant else "already there")
+        if health is None and participant is not None and participant.name in unverified:  # verify raised: no probe
+            ok, detail = False, unverified[participant.name] or "its check after the switch did not run through"
+        else:
+            ok = health.ok if health else True
+            detail = health.detail if health else ("switched" if participant else "already there")
         results.append(HostResult(name, ok, detail, participant.moved_at if participant else None))
     notes = [note for plan in plans.values() for note in plan.notes]
     if report.interrupted:

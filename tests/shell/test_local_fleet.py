@@ -48,6 +48,25 @@ def test_rollback_restores_backup_and_keeps_failed_release(local_env, open_fleet
         assert (state.live, state.backup) == ("r1", None) and "r2" in state.on_disk
 
 
+def test_a_rollback_whose_check_after_the_switch_could_not_run_is_not_called_healthy(local_env, open_fleet, monkeypatch):
+    """QA: when the health check itself raised (it never answered ok or not), rollback printed OK and exited 0;
+    each server's result now says the check did not run through, so the command reports the rollback unhealthy."""
+    from releaser.participants import links
+
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1", "r2")
+
+        def no_probe(*args, **kwargs):
+            raise RuntimeError("the probe broke")
+
+        monkeypatch.setattr(links, "check_health", no_probe)
+        result = fleet.rollback(reason="bad figures")
+    assert result.release == "r1"
+    assert [r.ok for r in result.results] == [False] * len(local_env.servers)
+    assert all("the probe broke" in r.detail for r in result.results), [r.detail for r in result.results]
+    assert {(s.live, s.backup) for s in read_slots(local_env).values()} == {("r1", None)}
+
+
 def test_staging_over_backup_is_refused_and_nothing_moves(local_env, open_fleet):
     """Staging the backup release again is refused with a reason; no slot changes."""
     with open_fleet(local_env) as fleet:
