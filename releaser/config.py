@@ -74,6 +74,15 @@ def _is_host(host: str) -> str:
         return _checked(host, _DNS_NAME, "a DNS name (letters, digits, '-', '_' and '.') or an IP address")
 
 
+def _url_path(path: str) -> str:
+    """A URL path: it starts with '/' and has no space or control character (HTTP clients refuse those, so a
+    check or a verify would fail on every server at every switch instead of at load)."""
+    if not re.match(r"^/[^\x00-\x20\x7f]*\Z", path):
+        raise ValueError(f"expected a URL path starting with '/', without spaces or control characters, got {path!r} "
+                         "(write a space as %20)")
+    return path
+
+
 class SshSettings(Strict):
     """How to reach servers over SSH; each server may override user, port and key_file."""
 
@@ -117,15 +126,22 @@ class Server(Strict):
     @field_validator("live_url", "staging_url")
     @classmethod
     def _is_http(cls, url: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", url):
-            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        from urllib.parse import urlsplit
+
+        if not re.match(r"^https?://[^\x00-\x20\x7f/]+(/[^\x00-\x20\x7f]*)?\Z", url):
+            raise ValueError(f"expected an http:// or https:// URL without spaces or control characters, got {url!r} "
+                             "(write a space as %20)")
+        try:
+            urlsplit(url).port  # a port that is not a number in range
+        except ValueError as error:
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r} ({error})") from None
         return url.rstrip("/")
 
 
 class HealthCheck(Strict):
     """What a healthy live server answers, checked over HTTP after every switch."""
 
-    path: str = "/healthz"
+    path: Annotated[str, AfterValidator(_url_path)] = "/healthz"
     status: int = 200
     contains: str | None = None
     timeout: float = Field(5.0, gt=0)
@@ -210,19 +226,13 @@ class SmokeCheck(Strict):
     """An acceptance check run against every server's staging URL: a path and what it must answer."""
 
     name: str = ""
-    path: str = "/"
+    path: Annotated[str, AfterValidator(_url_path)] = "/"
     status: int = Field(200, ge=100, le=599)
     contains: str | None = None
     json_field: str | None = None  # dotted path into a JSON body, e.g. "checks.database"
     json_equals: str | int | float | bool | None = None
     timeout: float = Field(5.0, gt=0)
 
-    @field_validator("path")
-    @classmethod
-    def _path_is_absolute(cls, path: str) -> str:
-        if not path.startswith("/"):
-            raise ValueError(f"expected a URL path starting with '/', got {path!r}")
-        return path
 
     @property
     def label(self) -> str:
@@ -558,18 +568,11 @@ class Application(Strict):
     unit: str | None = None
     address: str = "127.0.0.1"  # private: only the front and the smoke checks on the server reach an instance
     ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=3)
-    health_path: str = "/healthz"
+    health_path: Annotated[str, AfterValidator(_url_path)] = "/healthz"
     start_timeout: float = Field(30.0, gt=0, le=600)
     stop_timeout: float = Field(30.0, gt=0, le=600)
     release_header: str | None = Field("X-Release-Id", pattern=r"^[A-Za-z0-9-]{1,64}$")
     front: Front | None = None
-
-    @field_validator("health_path")
-    @classmethod
-    def _path_is_absolute(cls, path: str) -> str:
-        if not re.match(r"^/[^\s]*\Z", path):
-            raise ValueError(f"expected a URL path starting with '/', got {path!r}")
-        return path
 
     @field_validator("address")
     @classmethod

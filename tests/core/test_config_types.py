@@ -204,3 +204,24 @@ def test_an_env_that_is_a_directory_says_so(tmp_path):
 def test_login_names_as_directories_give_them_are_accepted(tmp_path, user):
     environment = load_environment(write(tmp_path, "", f'user = "{user}"\n'), PROJECT)
     assert environment.servers[0].user == user
+
+
+@pytest.mark.parametrize(("tables", "field"), [
+    pytest.param('[health]\npath = "/healthz x"\n', "health.path", id="health-path-space"),
+    pytest.param('[[smoke]]\npath = "/a\\tb"\n', "smoke[0].path", id="smoke-path-tab"),
+    pytest.param('[health]\npath = "healthz"\n', "health.path", id="health-path-relative"),
+])
+def test_a_url_path_an_http_client_would_refuse_is_a_config_error(tmp_path, tables, field):
+    """QA: a health path with a space loaded, then every status and check ended in a traceback and every go-live
+    went live for a moment before its verify failed on every server. It is refused at load, the field named."""
+    text = config_error(tmp_path, "", tables)
+    assert text.startswith(f"env.toml: {field}: expected a URL path starting with '/', without spaces"), text
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001/a b", "http://127.0.0.1:99999", r"http://127.0.0.1:8001/a\nb"])
+def test_a_live_url_an_http_client_would_refuse_is_a_config_error(tmp_path, url):
+    """The same for a server's URLs: a space, a port out of range, a newline (TOML's escape)."""
+    path = tmp_path / "env.toml"
+    path.write_text(SERVERS.replace('live_url = "http://127.0.0.1:8001"', f'live_url = "{url}"'))  # TOML reads \n as a newline
+    with pytest.raises(ConfigError, match=r"env\.toml: servers\[0\]\.live_url: expected an http:// or https:// URL"):
+        load_environment(str(path), PROJECT)
