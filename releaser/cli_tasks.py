@@ -583,8 +583,8 @@ def runbook(c, name=None):
     with exit_on_user_error():
         # Invoke hands a positional argument whatever token follows, flags included, so --help arrives here.
         if name in ("--help", "-h"):
-            ui.say("Usage: invoke runbook NAME   show one runbook, e.g. invoke runbook rollback\n"
-                   "       invoke runbook list   list them all")
+            ui.say("Usage: invoke runbook NAME   show one runbook, e.g. invoke runbook rollback")
+            ui.say("       invoke runbook list   list them all")
         runbooks = list_runbooks(directory)
         if not runbooks:
             raise ReleaserError(f"no runbooks in {directory}", hint="they are the *.md files of releaser/runbook_docs/ in the package; reinstall releaser")

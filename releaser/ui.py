@@ -56,7 +56,10 @@ def plain(value, style: str = "") -> Text:
 
 
 def visible(text: str) -> str:
-    """The text with every control character but newline and tab written as an escape (\\x1b, \\x07).
+    """The text with every control character but tab written as an escape (\\x1b, \\x07, \\n).
+
+    A newline too: every message is one line, and a value with a newline in it (a path typed on the command
+    line, a hand-edited journal line) printed raw would forge a line of its own, "FAKE: all good".
 
     Also the bidirectional controls (U+202E would show the line in another order than it is written), the line
     and paragraph separators, and the bytes that were not UTF-8 (Python's surrogates: printed, \\x9b is a raw
@@ -65,7 +68,7 @@ def visible(text: str) -> str:
     return _CONTROL.sub(lambda match: match.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _add_row(table: Table, *cells) -> None:

@@ -8,8 +8,10 @@ def test_escape_sequences_in_a_lock_reason_are_shown_not_obeyed():
     assert plain("a\x9bb").plain == "a\\x9bb"
 
 
-def test_newlines_and_tabs_stay():
-    assert visible("one\n\ttwo") == "one\n\ttwo"
+def test_a_newline_is_shown_escaped_and_a_tab_stays():
+    """QA: a path typed with a newline, or a hand-edited journal reason, printed a forged line of its own."""
+    assert visible("one\n\ttwo") == "one\\n\ttwo"
+    assert visible("/tmp/x\nFAKE LINE: all good") == "/tmp/x\\nFAKE LINE: all good"
 
 
 def test_bidi_overrides_separators_and_bytes_that_were_not_utf8_are_shown_escaped():
