@@ -538,6 +538,10 @@ class SshHost:
                      "(ssh-keygen -R HOST, then ssh-keyscan); nothing was changed") from error
         except paramiko.SSHException as error:
             _close_quietly(sock)
+            if _closed_before_the_greeting(error):  # paramiko says "banner" for a closed connection too
+                raise HostUnreachable(self.name, f"ssh to {self.address} failed: the connection was closed or reset before the SSH "
+                                      "greeting (is sshd running there, or is something in front of it closing it?)",
+                                      hint="see: invoke runbook server-failure") from error
             if _SILENT.search(str(error)):  # paramiko says this when no SSH greeting came before its deadline
                 raise HostUnreachable(self.name, f"ssh to {self.address} failed: the connection ended before login (no SSH "
                                       f"greeting within {seconds_text(s['connect_timeout'])} s: the server, or the network to it, "
@@ -1126,6 +1130,12 @@ def _why(error: BaseException) -> str:
         # the same event (the server went away) reaches us in many shapes, depending on the moment it happened
         return f"the connection was closed ({type(error).__name__}{': ' + text if text else ''})"
     return text
+
+
+def _closed_before_the_greeting(error: BaseException) -> bool:
+    """True when paramiko's "Error reading SSH protocol banner" came from the connection closing (EOF, reset), not from
+    its deadline passing: the message is the same, the exception it was raised from says which."""
+    return "protocol banner" in str(error) and isinstance(error.__context__, (EOFError, ConnectionError))
 
 
 _SILENT = re.compile(r"Error reading SSH protocol banner|No existing session|Authentication timeout", re.IGNORECASE)

@@ -166,3 +166,40 @@ def test_connections_started_in_the_background_hand_their_failure_to_open(sshd_f
     finally:
         for host in hosts.values():
             host.close()
+
+
+def test_a_connection_closed_before_the_greeting_is_not_called_silent(tmp_path):
+    """QA: in front of a dead sshd, a relay (as a load balancer does) accepted and closed at once; releaser said
+    "no SSH greeting within 2 s ... may be silent" after 0.1 s. A close is named as a close; a listener that
+    never speaks is still the silent case, after the connect deadline."""
+    import socket
+
+    from releaser.transport import SshHost
+
+    closing, quiet = socket.socket(), socket.socket()
+    for listener in (closing, quiet):
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+
+    def close_each():
+        while True:
+            try:
+                conn, _ = closing.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=close_each, daemon=True).start()
+    try:
+        for listener, expected in ((closing, r"the connection was closed or reset before the SSH greeting \(is sshd running there"),
+                                   (quiet, r"no SSH greeting within 1 s: the server, or the network to it, may be silent")):
+            host = SshHost("web-9", "127.0.0.1", port=listener.getsockname()[1], user="root",
+                           known_hosts=str(tmp_path / "none"), check_host_keys=False, connect_timeout=1.0)
+            started = time.monotonic()
+            with pytest.raises(HostUnreachable, match=expected):
+                host.open()
+            took = time.monotonic() - started
+            assert took < 0.9 if listener is closing else took >= 0.9, took
+            host.close()
+    finally:
+        closing.close(), quiet.close()
