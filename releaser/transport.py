@@ -572,12 +572,16 @@ class SshHost:
         return None
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = None) -> Completed:
-        """Run argv on the server in one of the connection's long-lived shells (a new one while every one is busy)."""
-        self.open()
+        """Run argv on the server in one of the connection's long-lived shells (a new one while every one is busy).
+
+        A server that went silent earlier in this command is not asked, and no new connection is opened for it
+        here (that would wait out the handshake's deadline again): only reconnect() tries it again.
+        """
         if self._silent is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
             raise HostUnreachable(self.name, f"not asked to run {_label(argv)}: {self.address} did not answer earlier "
                                   f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True,
                                   unsent=True)
+        self.open()
         timeout = timeout or self.step_timeout
         shell = self._shells.take(within=min(timeout, SPARE_WAIT))
         try:

@@ -29,7 +29,7 @@ from releaser.identity import judge_served, read_served
 from releaser.participants import SwitchContext
 from releaser.slots import LinkChange
 from releaser.switch import StepFailed, unless_unsent
-from releaser.transport import once_more_on_a_new_connection
+from releaser.transport import Completed, once_more_on_a_new_connection
 from releaser.web import Probe, probe
 
 
@@ -98,6 +98,7 @@ class ServerLinks:
         self.going_live = next((c.new for c in changes if c.slot == "live" and c.new), None)
         self.moved_at: float | None = None
         self.probe: Probe | None = None
+        self._committing = False  # the commit step is under way and has not come back (the coordinator may give up)
         self._gate = ArmedScript(self.host)  # the commit script started ahead of T, waiting for its go line
 
     def prepare(self, timeout: float) -> None:
@@ -134,11 +135,15 @@ class ServerLinks:
         that says no go line reached it in time (this process was late past its bound) renamed nothing: the
         commit script runs now, as for a server that was never armed.
         """
-        done = self._gate.answer(timeout)
-        if done is None or done.exit_code == NO_GO:
-            self._gate.disarm()
-            done = unless_unsent(lambda: self.host.run(remote.commit_argv(self.root, self.changes, unchanged=self.going_live),
-                                                       timeout=timeout))
+        self._committing = True
+        try:
+            done = self._gate.answer(timeout)
+            if done is None or done.exit_code == NO_GO:
+                self._gate.disarm()
+                done = unless_unsent(lambda: self.host.run(remote.commit_argv(self.root, self.changes,
+                                                                              unchanged=self.going_live), timeout=timeout))
+        finally:
+            self._committing = False
         if not done.ok:  # exit 4: refused before any rename; else maybe half done
             raise StepFailed(f"commit failed: {done.reason()}", moved=done.exit_code != _REFUSED)
         self.moved_at = float(done.stdout.split()[0]) if done.stdout.strip() else None
@@ -178,10 +183,22 @@ class ServerLinks:
                              f"{self.context.environment.application.health_path} ({answer}{named})")
 
     def revert(self, timeout: float) -> None:
-        """Put every slot this switch touched back on its old release; try once more on a new connection."""
+        """Put every slot this switch touched back on its old release; try once more on a new connection.
+
+        When this server's commit never came back (the coordinator gave up on it), its connection is the one
+        that went silent: the revert goes over a new connection at once, instead of waiting out its deadline
+        on that one first (on 20 servers that cost the revert deadline twice).
+        """
         self._gate.disarm()
-        done = once_more_on_a_new_connection(self.host, lambda: self.host.run(remote.restore_argv(self.root, self.changes),
-                                                                   timeout=timeout))
+
+        def restore() -> Completed:
+            return self.host.run(remote.restore_argv(self.root, self.changes), timeout=timeout)
+
+        if self._committing:
+            self.host.reconnect()
+            done = restore()
+        else:
+            done = once_more_on_a_new_connection(self.host, restore)
         if not done.ok:
             raise StepFailed(done.reason(), moved=True)
         self._hook("after_switch", self.context.previous, timeout)
