@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+from releaser import remote
 from releaser.bundle import validate_release_id
 from releaser.journal import parse_lines
 
@@ -33,7 +34,7 @@ REHEARSAL_FILE = ".releaser/rehearsal.json"
 CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 
 # Not prefixed with remote.RELEASE_FILES: it writes its stamps itself (verify_one), in the form sums_fresh reads.
-_SCRIPT = r"""
+_SCRIPT = remote.UNLISTED + r"""
 cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
 root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4
 # a run whose connection broke before its end left its stamps' directory: gone once its process is
@@ -102,9 +103,12 @@ verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fa
   else
     stamp=.releaser/verifying-$$/verified-$2  # this run's own: another run at once cannot date it later
     { [ -d .releaser/verifying-$$ ] || mkdir -p .releaser/verifying-$$; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
-    if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); then
+    extra=
+    if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1) \
+        && extra=$(unlisted "releases/$2") && [ -z "$extra" ]; then
       outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
     else
+      [ -z "$extra" ] || sums_out="$extra: not in its checksums (a file added after it was staged)"
       rm -f "$stamp" ".releaser/verified-$2"
       outcome="corrupt $(printf '%s\n' "$sums_out" | head -n 3 | tr '\n' ' ')"
     fi

@@ -42,7 +42,21 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 # sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
 #   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
 #   back): the files are as they were checked, and prepare need not read them again in the same command.
-RELEASE_FILES = r"""
+# unlisted DIR: the first plain file in DIR that its .releaser-sha256sums does not list (sha256sum -c reads only
+#   the files listed, so a file added on the server after staging would go live unseen), leaving out releaser's
+#   own files there and the byte-code caches a running Python application writes beside its modules. Names in
+#   a bundle hold no backslash or newline (bundle.SAFE_FILE_NAME), so each sums line is 64 hex, two spaces, name.
+UNLISTED = r"""
+unlisted() {
+  ( cd "$1" 2>/dev/null && [ -f .releaser-sha256sums ] || exit 0
+    find . -type f ! -path ./.releaser-sha256sums ! -path ./manifest.json ! -path ./.releaser-datasets.json \
+      ! -path ./public/.releaser/release.json ! -path '*/__pycache__/*' 2>/dev/null \
+      | awk 'BEGIN { while ((getline line < ".releaser-sha256sums") > 0) listed[substr(line, 67)] = 1 }
+             { name = substr($0, 3); if (!(name in listed)) { print name; exit } }' )
+}
+"""
+
+RELEASE_FILES = UNLISTED + r"""
 write_marker() {
   [ -f "$1/.releaser-sha256sums" ] || return 0
   want="{\"release_id\": \"$2\", \"sums_sha256\": \"$(sha256sum < "$1/.releaser-sha256sums" | cut -d' ' -f1)\"}"
@@ -77,8 +91,14 @@ stamp_end() {
   if [ "$1" = 0 ]; then mv -f "$stamp.tmp-$$" "$stamp" || rm -f "$stamp.tmp-$$"; else rm -f "$stamp.tmp-$$" "$stamp"; fi
 }
 check_sums() {
+  # sets $sums_why: what failed, for the caller's message
   stamp_begin "$1"
   sums_out=$(cd "releases/$1" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1); sums_rc=$?
+  sums_why=
+  if [ "$sums_rc" = 0 ]; then
+    extra=$(unlisted "releases/$1")
+    [ -z "$extra" ] || { sums_rc=1; sums_why="it holds $extra, which its checksums do not list"; }
+  fi
   stamp_end "$sums_rc"
   return $sums_rc
 }
@@ -123,7 +143,7 @@ prepare_links() {
     [ -d "releases/$release" ] || { echo "release $release is not on this server" >&2; return 3; }
     if [ "$mode" = verify ]; then
       [ "$fresh" = yes ] || sums_fresh "$release" || check_sums "$release" >/dev/null 2>&1 \
-        || { echo "release $release fails its checksums on this server" >&2; return 4; }
+        || { echo "release $release fails its checksums on this server${sums_why:+ ($sums_why)}" >&2; return 4; }
       # unpack and check-release wrote the marker; only a release staged before markers existed lacks one
       [ -f "releases/$release/public/.releaser/release.json" ] || write_marker "releases/$release" "$release" \
         || { echo "cannot write the release marker in releases/$release/public/.releaser on this server" >&2; return 3; }
@@ -461,7 +481,7 @@ exit 0
 _CHECK_RELEASE = RELEASE_FILES + r"""
 cd "$1" 2>/dev/null && [ -d "releases/$2" ] || { echo "release $2 is not on this server" >&2; exit 3; }
 [ "$(sha256sum < "releases/$2/.releaser-sha256sums" | cut -d' ' -f1)" = "$3" ] || { echo "release $2 on this server has different files from the bundle" >&2; exit 6; }
-check_sums "$2" >/dev/null 2>&1 || { echo "release $2 fails its checksums on this server" >&2; exit 4; }
+check_sums "$2" >/dev/null 2>&1 || { echo "release $2 fails its checksums on this server${sums_why:+ ($sums_why)}" >&2; exit 4; }
 write_marker "releases/$2" "$2" || { echo "cannot write the release marker of $2 on this server (disk full?)" >&2; exit 5; }
 """
 

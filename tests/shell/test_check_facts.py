@@ -110,3 +110,17 @@ def test_the_rehearsal_comes_in_the_same_trip_from_its_summary_or_from_old_journ
         assert counts == Counter({"web-1": 1, "web-2": 1, "web-3": 1})
         [rehearsal] = [r for r in run.results if r.check == "rehearsal"]
         assert rehearsal.status == "PASS" and rehearsal.detail.startswith("r2 rehearsed "), rehearsal.detail
+
+
+def test_a_file_added_to_the_staged_release_fails_the_staged_check_by_name(ssh_env, open_fleet):
+    """QA: a file put into releases/r2 on one server after staging passed `staged` (sha256sum -c reads only what
+    the sums list), then prepare, and went live; the check now names it on that server, the others pass."""
+    staged_r2(open_fleet, ssh_env)
+    root = Path(str(ssh_env.app_root(ssh_env.server("web-2"))))
+    (root / "releases" / "r2" / "public" / "extra.html").write_text("<h1>defaced</h1>\n")
+    with open_fleet(ssh_env) as fleet:
+        run = check_release(fleet, Limits(ssh_env), now=fleet.clock.now(), only="staged")
+    by = {(r.check, r.server): r for r in run.results}
+    assert by[("staged", "web-2")].status == "FAIL"
+    assert "public/extra.html: not in its checksums (a file added after it was staged)" in by[("staged", "web-2")].detail
+    assert by[("staged", "web-1")].status == "PASS" and by[("staged", "web-3")].status == "PASS"
