@@ -54,7 +54,7 @@ def leftovers(environment) -> list[str]:
     found = []
     for server in environment.servers:
         state_dir = Path(str(environment.app_root(server))) / ".releaser"
-        found += [f"{server.name}:{p.name}" for p in state_dir.glob("next-*")]
+        found += [f"{server.name}:{p.name}" for p in (*state_dir.glob("next-*"), *state_dir.glob("tick-*"))]
         found += [f"{server.name}:lock" for p in state_dir.glob("lock")]
     return found
 

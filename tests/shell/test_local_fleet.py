@@ -82,6 +82,27 @@ def test_a_file_added_to_a_staged_release_on_one_server_stops_the_go_live(local_
     assert {s.live for s in read_slots(local_env).values()} == {"r1"}
 
 
+def test_prepare_returns_only_once_a_change_would_be_newer_than_its_link(tmp_path):
+    """QA: the commit's check is "changed after .releaser/next-live" (strictly newer), and a change in the same
+    tick of the file system's clock (1-10 ms) compared equal: 2 of 6 changes made 1-3 ms after prepare went live.
+    Prepare's links end with tick_past: a file written at once after it is newer than the link, every time."""
+    (tmp_path / ".releaser").mkdir()
+    (tmp_path / "releases" / "r2").mkdir(parents=True)
+    script = remote._PREPARE_LINKS + r"""
+cd "$1" || exit 3
+n=0; same=0
+while [ "$n" -lt 40 ]; do
+  ln -sfn releases/r2 .releaser/next-live && tick_past .releaser/next-live && : > "releases/r2/added-$n"
+  [ -n "$(find "releases/r2/added-$n" -cnewer .releaser/next-live)" ] || same=$((same + 1))
+  n=$((n + 1))
+done
+echo "$same"
+"""
+    done = LocalHost("web-1").run(["sh", "-c", script, "releaser-test", str(tmp_path)])
+    assert done.ok and done.stdout.strip() == "0", done
+    assert not list((tmp_path / ".releaser").glob("tick-*"))
+
+
 def test_staging_over_backup_is_refused_and_nothing_moves(local_env, open_fleet):
     """Staging the backup release again is refused with a reason; no slot changes."""
     with open_fleet(local_env) as fleet:

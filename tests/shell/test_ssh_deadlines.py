@@ -89,7 +89,7 @@ def leftovers(env) -> dict[str, list[str]]:
     for server in env.servers:
         meta = Path(str(env.app_root(server))) / ".releaser"
         found[server.name] = sorted(p.name for p in meta.iterdir()
-                                    if p.name == "lock" or p.name.startswith(("next-", "back-", "upload-", "unpack-", "armed-")))
+                                    if p.name == "lock" or p.name.startswith(("next-", "back-", "upload-", "unpack-", "armed-", "tick-")))
     return found
 
 
