@@ -279,7 +279,7 @@ def slot_for(environment: Environment, publications: Sequence[str], moment: date
     """The calendar slot an off-calendar go-live at `moment` is for: per publication, see publication.choose_slot."""
     found = []
     for name in publications:
-        chosen = choose_slot(*slots_around(environment, name, moment), moment, history)
+        chosen = choose_slot(*slots_around(environment, name, moment), moment, history, publication=name)
         if chosen is not None:
             found.append(Slot(name, chosen))
     return min(found, key=lambda slot: abs(slot.at - moment)) if found else None

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 RELEASE_DAY = timedelta(hours=12)  # events without a slot count from this long before the slot to this long after
 LATE_WINDOW = timedelta(hours=24)  # an off-calendar go-live this soon after an unpublished slot is late for it
+# (so is one later, while the unpublished slot is no further away than the next: see choose_slot)
 GRACE = timedelta(seconds=59)  # a go-live started within a minute of its slot is for that slot
 
 
@@ -66,18 +67,25 @@ def is_publication(event: dict) -> bool:
 
 
 def choose_slot(previous: datetime | None, following: datetime | None, moment: datetime,
-                events: Sequence[dict]) -> datetime | None:
-    """The slot an off-calendar go-live at `moment` is for: the last slot if it is still unpublished, else the next.
+                events: Sequence[dict], *, publication: str | None = None) -> datetime | None:
+    """The slot an off-calendar go-live at `moment` is for: the last slot while it is unpublished, else the next.
 
-    The last slot counts when nothing was published for it yet and either a go-live was tried for it or
-    it passed less than a day ago; otherwise the release is early for the next slot.
+    While no go-live journaled before `moment` published the last slot, the release is late for it when a
+    go-live was tried for it, when it passed at most a day ago, or when it is no further from `moment` than
+    the next slot: a fix two days after a missed slot is that slot's publication, late, not the next one's,
+    weeks early. Otherwise (the last slot published, or the next one nearer) it is early for the next slot.
+    Events journaled for another `publication` do not count.
     """
-    if previous is not None:
-        published = {slot_of(e) for e in events if is_publication(e)}
-        tried = {slot_of(e) for e in events}
-        if previous not in published and (previous in tried or moment - previous <= LATE_WINDOW):
-            return previous
-    return following if following is not None else previous
+    if previous is None:
+        return following
+    ours = [e for e in events if event_time(e) < moment
+            and (publication is None or e.get("publication") in (None, publication))]
+    if previous in {slot_of(e) for e in ours if is_publication(e)} or following is None:
+        return following if following is not None else previous
+    tried = previous in {slot_of(e) for e in ours}
+    if tried or moment - previous <= LATE_WINDOW or moment - previous <= following - moment:
+        return previous
+    return following
 
 
 def find_slot(release_id: str, events: Sequence[dict]) -> datetime | None:

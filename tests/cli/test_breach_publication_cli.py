@@ -15,7 +15,7 @@ LONDON = ZoneInfo("Europe/London")
 
 
 def production_like(tmp_path, *, minutes_ago: int):
-    """An environment without --now whose only publication was due `minutes_ago` minutes ago today (every week)."""
+    """An environment without --now whose only publication was due `minutes_ago` minutes ago (every week)."""
     due = (datetime.now(LONDON) - timedelta(minutes=minutes_ago)).replace(second=0, microsecond=0)
     extra = f"""
     [[publications]]
@@ -27,6 +27,18 @@ def production_like(tmp_path, *, minutes_ago: int):
     """
     return write_environment(tmp_path / "production.toml", servers=sandbox_servers(tmp_path / "servers", 2),
                              extra=extra, allow_now=False), due
+
+
+def working_day_minutes_ago(low_days: float, high_days: float) -> int:
+    """Minutes ago of the first whole hour (plus 40 min) between the two that fell on a working day, so a weekly
+    rule on that day is not moved off a weekend or bank holiday, whatever day the tests run."""
+    from releaser.calendar import is_working_day
+
+    now = datetime.now(LONDON)
+    for minutes in range(int(low_days * 1440) + 40, int(high_days * 1440), 60):
+        if is_working_day((now - timedelta(minutes=minutes)).date()):
+            return minutes
+    raise AssertionError(f"no working day between {low_days} and {high_days} days ago")
 
 
 def forced(env, *more):
@@ -47,6 +59,32 @@ def test_forced_late_publication_says_how_late_that_it_is_a_breach_and_what_to_r
                      + due.strftime("%H:%M %Z on %A %d %B %Y"), said), said
     assert "is a breach of the Code of Practice for Statistics" in said
     assert f"draft the report with: invoke breach-report --release r1 --env {env} --out breach.md" in said
+
+
+def test_a_publication_more_than_a_day_after_a_missed_slot_is_late_for_it_and_its_report_says_so(tmp_path):
+    """QA-b finding 1: a slot one to three days ago was missed with nothing journaled; `go-live --now --force` now is
+    late for it (not early for the next), and `breach-report`, with or without `--scheduled` that slot
+    as the late-release runbook runs it, finds the go-live and says how late."""
+    minutes_ago = working_day_minutes_ago(1.1, 3.4)  # more than a day late, and nearer this slot than the next
+    env, due = production_like(tmp_path, minutes_ago=minutes_ago)
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env)).returncode == 0
+    done = forced(env)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    warned = re.search(r"r1 went live (\d+) minutes \(\d days? [^)]*\) late against phof's scheduled release at "
+                       + re.escape(due.strftime("%H:%M %Z on %A %d %B %Y")), said)
+    assert warned and abs(int(warned[1]) - minutes_ago) <= 61, said  # an hour either way for a clock change
+    assert " early against " not in said
+
+    scheduled = due.strftime("%Y-%m-%dT%H:%M")
+    for asked in ((), ("--scheduled", scheduled)):
+        report = invoke("breach-report", "--release", "r1", *asked, "--env", str(env))
+        assert report.returncode == 0, report.stderr
+        text = " ".join(report.stdout.split())
+        assert f"was due on {due:%A %d %B %Y at %H:%M %Z}" in text, text
+        assert re.search(rf"as release r1, a delay of {warned[1]} minutes\.", text), text
+        assert "has not been published" not in text
+        assert re.search(r"- \d\d \w+ [\d:]+ go-live of r1 done: late figures approved", text), text
 
 
 def test_breach_report_is_the_same_publication_with_the_failed_or_the_fixed_release_id(tmp_path):

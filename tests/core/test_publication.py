@@ -4,15 +4,21 @@ Pure: journal events built by hand (the 2014 late release, with the fix under a 
 """
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from releaser.breach import describe_offset, gather_publication_facts, off_calendar_lines, render_breach_report
+from releaser.calendar import next_release, releases_between
+from releaser.config import load_environment
 from releaser.journal import event_detail
-from releaser.publication import choose_slot, events_about_release, find_slot, publication_events
+from releaser.publication import choose_slot, events_about_release, find_slot, minutes_between, publication_events
 
 LONDON = ZoneInfo("Europe/London")
+PROJECT = Path(__file__).resolve().parents[2]
 SLOT = datetime(2014, 11, 4, 9, 30, tzinfo=timezone.utc)  # 09:30 GMT
 NOVEMBER_SLOT = "2014-10-07T08:30:00.000Z"  # the month before (BST)
 SLOT_TEXT = "2014-11-04T09:30:00.000Z"
@@ -95,13 +101,15 @@ def test_other_publications_stay_out_of_the_report():
 @pytest.mark.parametrize(("moment", "tried", "published", "expected"), [
     pytest.param("2014-11-04T11:45", False, False, SLOT, id="late-the-same-day"),
     pytest.param("2014-11-07T11:45", True, False, SLOT, id="late-for-a-slot-that-was-tried"),
-    pytest.param("2014-11-07T11:45", False, False, datetime(2014, 12, 2, 9, 30, tzinfo=timezone.utc),
-                 id="early-for-the-next-when-the-last-passed-untried"),
+    pytest.param("2014-11-07T11:45", False, False, SLOT, id="late-for-a-missed-slot-nearer-than-the-next"),
+    pytest.param("2014-11-20T11:45", False, False, datetime(2014, 12, 2, 9, 30, tzinfo=timezone.utc),
+                 id="early-for-the-next-when-it-is-nearer-than-the-missed-one"),
     pytest.param("2014-11-04T11:45", True, True, datetime(2014, 12, 2, 9, 30, tzinfo=timezone.utc),
                  id="early-for-the-next-once-the-last-is-published"),
 ])
 def test_an_off_calendar_go_live_is_for_the_unpublished_slot_else_the_next(moment, tried, published, expected):
-    """A forced go-live after a slot is late for it while it is unpublished; otherwise early for the next one."""
+    """A forced go-live after a slot is late for it while it is unpublished (tried, within a day, or nearer than
+    the next slot); otherwise early for the next one."""
     events = [event("2014-11-04T09:30:01.000Z", "go-live", "reverted", slot=SLOT_TEXT)] if tried else []
     events += [event("2014-11-04T10:00:00.000Z", "go-live", "done", slot=SLOT_TEXT)] if published else []
     at = datetime.fromisoformat(moment).replace(tzinfo=timezone.utc)
@@ -165,3 +173,64 @@ def test_a_go_live_before_the_slot_was_tried_is_not_its_publication():
     assert facts.actual is None and facts.release_id == "r3"
     text = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2014, 11, 5))
     assert "has not been published (attempted as release r3)." in text
+
+
+# ---- QA-b finding 1: a publication more than a day late is late for its missed slot, not early for the next ----
+
+WEDNESDAY = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)  # phof "every Wednesday at 09:30", missed
+NEXT_WEDNESDAY = datetime(2026, 12, 9, 9, 30, tzinfo=timezone.utc)
+THURSDAY_EVENING = datetime(2026, 12, 3, 18, 53, 31, tzinfo=timezone.utc)  # when the fix went live
+
+
+def test_a_fix_the_day_after_a_missed_weekly_slot_is_late_for_it():
+    """Wed 09:30 missed, nothing journaled for it, the fix on Thu 18:53: late for Wednesday, not early for the next."""
+    chosen = choose_slot(WEDNESDAY, NEXT_WEDNESDAY, THURSDAY_EVENING, [], publication="phof")
+    assert chosen == WEDNESDAY
+    assert minutes_between(chosen, THURSDAY_EVENING) == 2003
+
+
+def test_a_fix_two_days_after_a_missed_first_tuesday_is_late_for_it_on_the_real_calendar():
+    """The local calendar's phof (first Tuesday 09:30): Tue 1 Dec missed, a fix on Thu 3 Dec is late for 1 Dec, not
+    32 days early for 5 January."""
+    schedule = next(p for p in load_environment("local", PROJECT).publications if p.name == "phof").schedule()
+    moment = datetime(2026, 12, 3, 18, 53, tzinfo=LONDON)
+    previous = [r.at for r in releases_between(schedule, moment - timedelta(days=62), moment) if not r.refused][-1]
+    following = next_release(schedule, moment).at
+    assert (previous, following) == (datetime(2026, 12, 1, 9, 30, tzinfo=LONDON), datetime(2027, 1, 5, 9, 30, tzinfo=LONDON))
+    assert choose_slot(previous, following, moment, [], publication="phof") == previous
+
+
+def test_another_publications_go_live_for_the_same_moment_does_not_publish_the_slot():
+    """A done go-live journaled for excess-mortality at phof's slot time leaves phof's slot unpublished."""
+    other = [event("2026-12-02T09:30:00.500Z", "go-live", "done", releases={"live": "em1"},
+                   slot="2026-12-02T09:30:00.000Z", publication="excess-mortality")]
+    assert choose_slot(WEDNESDAY, NEXT_WEDNESDAY, THURSDAY_EVENING, other, publication="phof") == WEDNESDAY
+
+
+def test_only_a_go_live_journaled_before_the_moment_publishes_the_slot():
+    """A publication of the slot journaled after the moment asked about is not an earlier one."""
+    later = [event("2026-12-04T10:00:00.000Z", "go-live", "done", slot="2026-12-02T09:30:00.000Z")]
+    assert choose_slot(WEDNESDAY, NEXT_WEDNESDAY, THURSDAY_EVENING, later) == WEDNESDAY
+    assert choose_slot(WEDNESDAY, NEXT_WEDNESDAY, datetime(2026, 12, 4, 11, tzinfo=timezone.utc), later) == NEXT_WEDNESDAY
+
+
+SLOT_GAPS = st.integers(min_value=7 * 24 * 60, max_value=35 * 24 * 60)  # weekly to monthly, in minutes
+
+
+@given(gap=SLOT_GAPS, fraction=st.floats(min_value=0.0, max_value=1.0, exclude_max=True), tried=st.booleans(),
+       published=st.booleans())
+def test_an_off_calendar_go_live_is_never_called_further_off_than_the_missed_slot(gap, fraction, tried, published):
+    """Between two slots, the chosen slot is one of them; once the first is published it is the next; while it is
+    unpublished it is the first whenever that is tried, within a day, or no further than the next."""
+    following = WEDNESDAY + timedelta(minutes=gap)
+    moment = WEDNESDAY + timedelta(minutes=1 + (gap - 2) * fraction)  # after the attempts, before the next slot
+    events = [event("2026-12-02T09:30:01.000Z", "go-live", "reverted", slot="2026-12-02T09:30:00.000Z")] if tried else []
+    events += [event("2026-12-02T09:30:02.000Z", "go-live", "done", slot="2026-12-02T09:30:00.000Z")] if published else []
+    chosen = choose_slot(WEDNESDAY, following, moment, events)
+    assert chosen in (WEDNESDAY, following)
+    if published:
+        assert chosen == following
+    elif tried or moment - WEDNESDAY <= timedelta(days=1) or moment - WEDNESDAY <= following - moment:
+        assert chosen == WEDNESDAY
+    else:
+        assert chosen == following and following - moment < moment - WEDNESDAY
