@@ -55,7 +55,7 @@ def gather_publication_facts(scheduled: datetime, events: list[dict], *, release
     so its events stay out. The actual time is the rename's second of the go-live that published the slot.
     """
     related = publication_events(scheduled, events, release_id=release_id, until=until)
-    published = publication_of(scheduled, related, until=until)
+    published = publication_of(scheduled, related, until=until, release_id=release_id)
     actual = event_time(published, published=True) if published else None
     reasons = tuple(dict.fromkeys(
         f"{e['action']} {_of(e)}{e['outcome']} at {_clock(event_time(e), scheduled.tzinfo)}: {event_detail(e) or 'no detail'}"

@@ -105,13 +105,16 @@ def publication_events(slot: datetime, events: Sequence[dict], *, release_id: st
                        until: datetime | None = None) -> list[dict]:
     """Every event that belongs to the publication due at `slot`, in journal order.
 
-    An event belongs when it says it was for this slot; when it shares a go-live command (`attempt`) with
-    one that does; when it is about a release attempted for the slot (or `release_id`) and says no other
-    slot; or, saying no slot, when it falls on the publication's day: from 12 hours before the slot (or
-    before its first attempt, for an early one) to 12 hours after the publication (or, unpublished, until
-    12 hours before the next slot, `until`).
+    An event belongs when it says it was for this slot; when it is a go-live of `release_id` after the
+    slot and before `until`, whatever slot it says (asked about that release and slot, its late go-lives
+    are the slot's); when it shares a go-live command (`attempt`) with one of those; when it is about a
+    release attempted for the slot (or `release_id`) and says no other slot; or, saying no slot, when it
+    falls on the publication's day: from 12 hours before the slot (or before its first attempt, for an
+    early one) to 12 hours after the publication (or, unpublished, until 12 hours before the next slot,
+    `until`).
     """
-    mine = [e for e in events if slot_of(e) == slot]
+    adopted = {id(e) for e in _go_lives_adopted(slot, events, release_id=release_id, until=until)}
+    mine = [e for e in events if slot_of(e) == slot or id(e) in adopted]
     elsewhere = set().union(*(releases_about(e) for e in events if e.get("action") == "go-live"
                               and slot_of(e) not in (None, slot)))
     attempts = {_attempt_of(e) for e in mine} - {None}
@@ -119,17 +122,17 @@ def publication_events(slot: datetime, events: Sequence[dict], *, release_id: st
         {release_id} if release_id else set())
     elsewhere -= involved
     start = min([slot, *(event_time(e) for e in mine)]) - RELEASE_DAY
-    published = publication_of(slot, events, until=until)
+    published = publication_of(slot, events, until=until, release_id=release_id)
     end = event_time(published, published=True) + RELEASE_DAY if published else None
     if until is not None:
         end = min(end, until - RELEASE_DAY) if end else until - RELEASE_DAY
 
     def belongs(event: dict) -> bool:
+        if id(event) in adopted or _attempt_of(event) in attempts:
+            return True
         said = slot_of(event)
         if said is not None:
             return said == slot
-        if _attempt_of(event) in attempts:
-            return True
         moment = event_time(event)
         if end is not None and moment > end:
             return False
@@ -144,17 +147,21 @@ def publication_events(slot: datetime, events: Sequence[dict], *, release_id: st
     return [e for e in events if belongs(e)]
 
 
-def publication_of(slot: datetime, events: Sequence[dict], *, until: datetime | None = None) -> dict | None:
+def publication_of(slot: datetime, events: Sequence[dict], *, until: datetime | None = None,
+                   release_id: str | None = None) -> dict | None:
     """The go-live that published the slot: the first done go-live for it, or one saying no slot between it and `until`.
 
-    A go-live saying no slot is not the publication when a go-live for the slot was tried after it.
+    A go-live saying no slot is not the publication when a go-live for the slot was tried after it. With
+    `release_id`, a done go-live of that release between the slot and `until` is the publication whatever
+    slot it says (see publication_events).
     """
     tried = [event_time(e) for e in events if slot_of(e) == slot and e.get("action") == "go-live"]
+    adopted = {id(e) for e in _go_lives_adopted(slot, events, release_id=release_id, until=until)}
     for event in events:
         if not is_publication(event):
             continue
         said, moment = slot_of(event), event_time(event, published=True)
-        if said == slot:
+        if said == slot or id(event) in adopted:
             return event
         if said is None and moment >= slot - GRACE and (until is None or moment < until) and \
                 not any(later > event_time(event) for later in tried):
@@ -176,6 +183,22 @@ def events_about_release(release_id: str, events: Sequence[dict]) -> list[dict]:
                if not releases_about(e) and e.get("action") in ("notice", "override", "go-live", "rollback")}
     return [e for e in events if release_id in (e.get("releases") or {}).values() or _attempt_of(e) in attempts
             or id(e) in day]
+
+
+def _go_lives_adopted(slot: datetime, events: Sequence[dict], *, release_id: str | None,
+                      until: datetime | None) -> list[dict]:
+    """The go-lives of `release_id` from the slot (a minute's grace) until `until` that journaled another slot.
+
+    Asked about a release and a slot (`breach-report --release ID --scheduled T`), the release's go-lives
+    after T are T's, late, even when they journaled the next slot: a fix nearer the next slot than the
+    missed one is journaled for the next, and so, in journals written before choose_slot looked at the
+    nearer slot, is a fix more than a day late.
+    """
+    if release_id is None:
+        return []
+    return [e for e in events if e.get("action") == "go-live" and release_id in releases_about(e)
+            and slot_of(e) not in (None, slot) and event_time(e) >= slot - GRACE
+            and (until is None or event_time(e) < until)]
 
 
 def _attempt_of(event: dict) -> str | None:

@@ -87,6 +87,26 @@ def test_a_publication_more_than_a_day_after_a_missed_slot_is_late_for_it_and_it
         assert re.search(r"- \d\d \w+ [\d:]+ go-live of r1 done: late figures approved", text), text
 
 
+def test_breach_report_scheduled_at_a_missed_slot_finds_a_go_live_journaled_for_the_next(tmp_path):
+    """Four to six days after a missed weekly slot the go-live is nearer the next slot and journals that one (early); the
+    runbook's `breach-report --scheduled` the missed slot still finds that go-live and reports it late for it."""
+    minutes_ago = working_day_minutes_ago(4.1, 6.9)  # nearer the next slot than this one
+    env, due = production_like(tmp_path, minutes_ago=minutes_ago)
+    assert invoke("deploy", "--stage", "--release", str(EXAMPLES / "r1"), "--env", str(env)).returncode == 0
+    done = forced(env)
+    assert done.returncode == 0, done.stderr
+    assert "early against phof's scheduled release" in " ".join(done.stderr.split())
+
+    report = invoke("breach-report", "--release", "r1", "--scheduled", due.strftime("%Y-%m-%dT%H:%M"), "--env", str(env))
+    assert report.returncode == 0, report.stderr
+    text = " ".join(report.stdout.split())
+    assert f"was due on {due:%A %d %B %Y at %H:%M %Z}" in text, text
+    late = re.search(r"as release r1, a delay of (\d+) minutes\.", text)
+    assert late and abs(int(late[1]) - minutes_ago) <= 61, text
+    assert "has not been published" not in text
+    assert re.search(r"- \d\d \w+ [\d:]+ go-live of r1 done: late figures approved", text), text
+
+
 def test_breach_report_is_the_same_publication_with_the_failed_or_the_fixed_release_id(tmp_path):
     """r3 fails and reverts, a notice goes up, r2 is published as the fix: both ids give one report of the slot,
     and `history --release r3` keeps the overrides (naming the checks), the stopped go-live and the notice."""

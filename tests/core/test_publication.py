@@ -234,3 +234,42 @@ def test_an_off_calendar_go_live_is_never_called_further_off_than_the_missed_slo
         assert chosen == WEDNESDAY
     else:
         assert chosen == following and following - moment < moment - WEDNESDAY
+
+
+LATE_FIX_JOURNAL = [  # as /work/qa-b/late2 journaled it before the fix: the late go-live says the next slot
+    event("2026-12-03T18:53:30.182Z", "stage", "done", releases={"staging": "2026-12-phof-fix1"}),
+    event("2026-12-03T18:53:30.754Z", "rehearse", "done", releases={"live": "base", "staging": "2026-12-phof-fix1"}),
+    event("2026-12-03T18:53:31.000Z", "override", "done", releases={"staging": "2026-12-phof-fix1"}, checks=["deadline"],
+          reason="late", attempt="f1", slot="2026-12-09T09:30:00.000Z", publication="phof"),
+    event("2026-12-03T18:53:31.432Z", "go-live", "done", releases={"live": "2026-12-phof-fix1", "backup": "base"},
+          forced=True, switched_at="2026-12-03T18:53:31.406Z", attempt="f1", slot="2026-12-09T09:30:00.000Z",
+          publication="phof", reason="late: servers failed yesterday at 09:30"),
+]
+
+
+def test_breach_report_with_the_missed_slot_finds_the_late_go_live_journaled_for_the_next():
+    """`breach-report --release fix1 --scheduled` the missed Wednesday: published Thursday 18:53, 2003 minutes late,
+    with its go-live and override listed, though the go-live journaled next Wednesday's slot."""
+    facts = gather_publication_facts(WEDNESDAY.astimezone(LONDON), LATE_FIX_JOURNAL, release_id="2026-12-phof-fix1",
+                                     publication="phof", until=NEXT_WEDNESDAY)
+    assert facts.release_id == "2026-12-phof-fix1" and facts.minutes_late == 2003
+    assert [(e["action"], e["outcome"]) for e in facts.attempts] == [("go-live", "done")]
+    assert [e["action"] for e in facts.overrides] == ["override"]
+    assert [e["action"] for e in facts.timeline] == ["stage", "rehearse", "override", "go-live"]
+    text = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2026, 12, 3))
+    assert ("It was published at 18:53 GMT on 03 December 2026 as release 2026-12-phof-fix1, a delay of 2003 minutes."
+            in text)
+    assert "has not been published" not in text and "None journaled" not in text.split("Notices")[0]
+
+
+def test_a_go_live_of_the_release_after_the_next_slot_is_not_adopted():
+    """The asked release's go-lives count for the asked slot only until the slot after it."""
+    facts = gather_publication_facts(WEDNESDAY, LATE_FIX_JOURNAL, release_id="2026-12-phof-fix1",
+                                     until=datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc))
+    assert facts.actual is None and facts.attempts == ()
+
+
+def test_another_release_journaled_for_the_next_slot_stays_out_of_the_missed_slots_report():
+    """Asked about the missed slot and a release never tried, the fix journaled for the next slot is not adopted."""
+    facts = gather_publication_facts(WEDNESDAY, LATE_FIX_JOURNAL, release_id="2026-12-phof", until=NEXT_WEDNESDAY)
+    assert facts.actual is None and facts.attempts == ()
