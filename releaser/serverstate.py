@@ -39,6 +39,7 @@ class ServerReport:
     health: Probe | None = None
     error: str | None = None
     instances: ServerInstances | None = None  # when the environment has [application]
+    no_root: bool = False  # its app root is not there: a server never deployed to, or a mistyped root
 
 
 def public_release(report: ServerReport) -> str | None:
@@ -85,7 +86,7 @@ def parse_status(name: str, done: Completed) -> ServerReport:
     if not done.ok:
         return ServerReport(name, None, error=f"cannot read its slots: {done.reason()}")
     if done.stdout.strip() == "noroot":
-        return ServerReport(name, SlotState(None, None, None), notice=False)
+        return ServerReport(name, SlotState(None, None, None), notice=False, no_root=True)
     slots: dict[str, str | None] = {}
     ages: list[tuple[float, str]] = []
     free = lock_line = None

@@ -236,6 +236,11 @@ def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_
         lines.append(f"{', '.join(short)} {'has' if len(short) == 1 else 'have'} less than {_bytes(min_free_bytes)} "
                      "free: a stage or go-live there may fail; check with: invoke check --only disk; see: invoke "
                      "runbook server-failure")
+    rootless = [r.server for r in reports if r.no_root]
+    if rootless:
+        lines.append(f"{', '.join(rootless)} {'has' if len(rootless) == 1 else 'have'} no app root (the [[servers]] root "
+                     "of the environment file is not there): a server never deployed to, or a mistyped root; the "
+                     "first deploy --stage makes it")
     down = [r.server for r in reports if r.state is None]
     if down:
         serving = [f"{r.server}'s public URL serves {r.health.served.release}" for r in reports if r.state is None

@@ -163,3 +163,7 @@ def test_check_on_an_app_root_that_is_not_there_leaves_it_not_there(env_file, tm
     assert "cannot read its free disk space (is the app root there?)" in done.stdout
     assert f"web-1 (no app root {root} on this server)" in done.stderr
     assert not root.exists()
+    status = invoke("status", "--env", env_file)  # QA: it showed an empty server and said nothing
+    assert status.returncode == 0
+    assert ("WARNING: web-1, web-2 have no app root (the [[servers]] root of the environment file is not there): a "
+            "server never deployed to, or a mistyped root") in status.stderr
