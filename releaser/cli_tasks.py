@@ -684,9 +684,10 @@ def data_upload(c, dataset=None, file=None, reason=None, env="local", dry_run=Fa
 
     with exit_on_user_error():
         one_line(reason, "--reason")
-        from releaser.uploads import upload_dataset
+        from releaser.uploads import require_data_file, upload_dataset
 
         require(dataset and file, "data-upload needs --dataset NAME and --file PATH; see: invoke data-status")
+        require_data_file(Path(file))  # before any server is asked, the dry run's too
         with open_fleet(env, "data upload") as fleet:
             if is_dry(c, dry_run):
                 from releaser.preview import preview_data

@@ -862,6 +862,9 @@ def _environment_path(name: str, project_dir: Path) -> Path:
         if path.is_dir():
             raise ConfigError(f"--env {name} is a directory, not an environment file",
                               hint="name the .toml file itself, e.g. --env environments/production.toml")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"--env {name} is not a regular file (a device, a FIFO or a socket)",
+                              hint="name the .toml file itself, e.g. --env environments/production.toml")
         if not path.is_file():
             raise ConfigError(f"environment file {name} does not exist", hint=how_to_make_environment(project_dir, path))
         return path

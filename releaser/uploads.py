@@ -87,11 +87,19 @@ def staged_release_for_data(servers: Mapping[str, ServerView]) -> str:
     return release
 
 
+def require_data_file(path: Path) -> None:
+    """Refuse a --file that is not a regular file, saying what it is instead (the dry run asks this too)."""
+    if path.is_file():
+        return
+    what = "does not exist" if not path.exists() else ("is a directory" if path.is_dir() else
+                                                        "is not a regular file (a device, a FIFO or a socket)")
+    raise ReleaserError(f"data file {path} {what}", hint="pass --file PATH to the data set's file")
+
+
 def upload_dataset(fleet, name: str, path: Path, *, reason: str | None = None) -> DataChange:
     """Put `path` in place of data set `name`'s file in the staged release on every server, and record the upload."""
     data = Path(path)
-    if not data.is_file():
-        raise ReleaserError(f"data file {path} does not exist", hint="pass --file PATH to the data set's file")
+    require_data_file(data)
     digest = sha256_file(data)
     return _change(fleet, "data-upload", name, reason=reason, data=data, digest=digest)
 

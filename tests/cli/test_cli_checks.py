@@ -167,3 +167,12 @@ def test_check_on_an_app_root_that_is_not_there_leaves_it_not_there(env_file, tm
     assert status.returncode == 0
     assert ("WARNING: web-1, web-2 have no app root (the [[servers]] root of the environment file is not there): a "
             "server never deployed to, or a mistyped root") in status.stderr
+
+
+def test_data_upload_refuses_a_file_that_is_not_a_regular_file_in_its_dry_run_too(env_file, tmp_path):
+    """QA: the dry run said 'would put /tmp in place of ...' (exit 0) where the real run refused; both refuse now,
+    saying what the path is instead."""
+    for dry in (["--dry-run"], []):
+        done = invoke("data-upload", "--env", env_file, "--dataset", "phof-indicators", "--file", str(tmp_path), *dry)
+        assert done.returncode == 1
+        assert f"releaser: data file {tmp_path} is a directory; pass --file PATH" in done.stderr

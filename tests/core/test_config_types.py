@@ -225,3 +225,9 @@ def test_a_live_url_an_http_client_would_refuse_is_a_config_error(tmp_path, url)
     path.write_text(SERVERS.replace('live_url = "http://127.0.0.1:8001"', f'live_url = "{url}"'))  # TOML reads \n as a newline
     with pytest.raises(ConfigError, match=r"env\.toml: servers\[0\]\.live_url: expected an http:// or https:// URL"):
         load_environment(str(path), PROJECT)
+
+
+def test_an_env_path_that_is_not_a_regular_file_is_said_as_such():
+    """QA: --env /dev/null said 'does not exist' and suggested copying the example over /dev/null."""
+    with pytest.raises(ConfigError, match=r"^--env /dev/null is not a regular file \(a device, a FIFO or a socket\)"):
+        load_environment("/dev/null", PROJECT)
