@@ -173,11 +173,11 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
 
 
 def _servers_down(lost: dict[str, str], doing: str) -> HostUnreachable:
-    """One error for servers that did not answer, one line per server, pointing at the server-failure runbook."""
-    lines = "".join(f"\n  {server}: {detail}" for server, detail in counted_items(lost))
+    """One error for servers that did not answer, each named with why, pointing at the server-failure runbook."""
+    why = "; ".join(f"{server}: {detail}" for server, detail in counted_items(lost))
     count = f"{len(lost)} servers" if len(lost) > 1 else "1 server"
     return HostUnreachable(", ".join(counted(lost)), f"{doing}: {count} did not answer, so nothing was switched and "
-                           f"no check override can help{lines}", hint="see: invoke runbook server-failure")
+                           f"no check override can help ({why})", hint="see: invoke runbook server-failure")
 
 
 def _wait_until(clock: Clock, moment: datetime, phase: str, tick: Tick) -> None:

@@ -482,9 +482,9 @@ def _shown_live(live: Live) -> Iterator[Live]:
 
 
 def narrate(step: str, text: str) -> None:
-    """Print one step of the demo's story."""
+    """Print one step of the demo's story (releaser's own text: its lines stay lines)."""
     err.rule(plain(step, style="bold cyan"), align="left")
-    err.print(plain(text))
+    err.print(Text(text))
 
 
 def _show_instances(reports: list[ServerReport]) -> None:

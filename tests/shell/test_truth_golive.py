@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,9 +42,8 @@ def test_servers_lost_after_the_lead_checks_stop_go_live_as_a_server_failure(ssh
     assert "go-live stopped at the fast checks before 09:30: 2 servers did not answer" in message
     assert "--override" not in message and "runbook go-live" not in message
     assert message.endswith("see: invoke runbook server-failure")
-    lines = message.splitlines()
-    assert [line.split(":")[0].strip() for line in lines[1:]] == ["web-2", "web-3"]
-    assert all(len(line) < 200 for line in lines)
+    assert "\n" not in message  # one line, each server named with why (a newline would be printed escaped)
+    assert re.search(r"no check override can help \(web-2: .+; web-3: .+\)", message), message
     refused = [e for e in history if e["action"] == "go-live" and e["outcome"] == "refused"]
     assert refused and refused[-1]["unreachable"] == ["web-2", "web-3"]
     assert read_slots(ssh_env)["web-1"].live == "r1"
