@@ -196,26 +196,30 @@ def _utc(moment: datetime) -> str:
 
 def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = None, run_checks: RunChecks | None = None,
                           tick: Tick | None = None, reason: str | None = None, approve: Approve | None = None,
-                          announce: Callable[[datetime, dict | None, datetime], None] | None = None,
+                          announce: Callable[..., None] | None = None,
                           attempt: "Attempt | None" = None) -> FleetResult:
     """Find when the staged release is due, show the plan once, then wait and switch at that second.
 
-    The plan is approved before the wait, never at T-1 min when nobody may be looking.
+    The plan is approved before the wait, never at T-1 min when nobody may be looking. Without `at` that is the
+    publication's next slot: once today's slot has passed (and its minute's grace), the next one, days away, and
+    `announce` hears which publication's slot it is so that it can say so.
     """
     settings = fleet.environment.go_live
     attempt = attempt or start_attempt(fleet, clock)
     off_calendar = at is not None
     context = dict(attempt.context)
+    slot_of = None  # the publication whose next slot this waits for; None for a time given with --at
     if at is None:
         due = next_publication_time(fleet.environment, attempt.publications, clock.now())
-        at = due.at
+        at, slot_of = due.at, due.publication
         context.update(slot=_utc(at), publication=due.publication)
     refuse_if_passed(at, clock.now())
     if approve is not None and not approve("go-live", attempt.plans):
         raise Cancelled("go-live cancelled; nothing was changed", hint="pass --yes to go ahead without asking")
     if announce is not None:  # the last moment to say no is before the servers are prepared
         decide_by = at - timedelta(seconds=settings.prepare_seconds)
-        announce(at, last_rehearsal(fleet.read_history()), decide_by if decide_by > clock.now() else None)
+        announce(at, last_rehearsal(fleet.read_history()), decide_by if decide_by > clock.now() else None,
+                 slot_of=slot_of, now=clock.now())
     return go_live_at(fleet, at=at, clock=clock, run_checks=run_checks, tick=tick, reason=reason,
                       lead=timedelta(minutes=settings.lead_minutes), prepare_ahead=timedelta(seconds=settings.prepare_seconds),
                       off_calendar=off_calendar, context=context, release=attempt.release)

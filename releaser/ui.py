@@ -613,6 +613,10 @@ def countdown() -> Iterator:
     """Show a live countdown to the switch on stderr; yields the tick(phase, now, moment) golive calls each second."""
     phases = {"checks": "every check runs", "prepare": "servers are prepared", "switch": "the servers switch"}
     switching = "switching every server now (Ctrl-C is held until every server has switched or been put back)"
+
+    def when(now: datetime, moment: datetime) -> str:  # a wait for a slot days away names its day
+        day = "" if now.astimezone(moment.tzinfo).date() == moment.date() else f" on {moment:%a %d %b}"
+        return f"{moment:%H:%M:%S %Z}{day}"
     if not err.is_terminal:
         shown: set = set()
 
@@ -620,7 +624,7 @@ def countdown() -> Iterator:
             if phase not in shown:
                 shown.add(phase)
                 err.print(plain(switching if phase == "commit" else
-                                f"waiting until {moment:%H:%M:%S %Z}, when {phases.get(phase, phase)}"))
+                                f"waiting until {when(now, moment)}, when {phases.get(phase, phase)}"))
         yield tick_plain
         return
     with _shown_live(Live(Text(""), console=err, transient=True, refresh_per_second=4)) as live:
@@ -629,16 +633,27 @@ def countdown() -> Iterator:
                 live.update(Text(switching))
                 return
             left = int((moment - now).total_seconds())
-            live.update(Text(f"{phases.get(phase, phase)} at {moment:%H:%M:%S %Z}, in "
+            live.update(Text(f"{phases.get(phase, phase)} at {when(now, moment)}, in "
                              f"{left // 3600:02d}:{left % 3600 // 60:02d}:{left % 60:02d}  (Ctrl-C cancels; nothing is switched yet)"))
         yield tick
 
 
-def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None) -> None:
-    """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took."""
+def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None, *,
+                     slot_of: str | None = None, now: datetime | None = None) -> None:
+    """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took.
+
+    A switch at `slot_of`'s next slot on a later day than `now` also says that it waits for that slot, and what
+    to run instead when a slot has passed: someone late for today's slot must not wait a week by mistake.
+    """
     zone = getattr(at.tzinfo, "key", None)  # the abbreviation every later line uses (GMT, BST), then the zone's name
     named = f"{at:%Z} ({zone})" if zone and zone != at.tzname() else f"{at:%Z}"
     say(plain(f"go-live at {at:%H:%M:%S} {named} on {at:%a %d %b %Y}", style="bold"))
+    if slot_of is not None and now is not None and now.astimezone(at.tzinfo).date() != at.date():
+        left = at - now
+        days = f"{left.days} day{'s' if left.days != 1 else ''} " if left.days else ""
+        warn(f"that is {slot_of}'s next slot, in {days}{left.seconds // 3600} h: this command waits until then. "
+             "If a slot that has passed is what you are late for, do not wait: Ctrl-C, then "
+             "invoke go-live --now --force --reason TEXT (see: invoke runbook late-release)")
     if decide_by is not None:
         say(plain(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} "
                   "(Ctrl-C); after the switch, a failed verification switches every server back by itself"))

@@ -167,3 +167,31 @@ def test_the_announcement_names_the_zone_as_the_countdown_lines_do(shown):
     ui.announce_go_live(datetime(2026, 12, 1, 9, 30, tzinfo=ZoneInfo("Europe/London")), None)
     _, err = shown()
     assert "go-live at 09:30:00 GMT (Europe/London) on Tue 01 Dec 2026" in err
+
+
+def test_a_go_live_waiting_days_for_the_next_slot_says_so_and_what_to_run_instead(shown):
+    """QA: after 09:30 a plain go-live waited for next Thursday, and the runbook said it would refuse."""
+    from zoneinfo import ZoneInfo
+
+    london = ZoneInfo("Europe/London")
+    ui.announce_go_live(datetime(2026, 12, 10, 9, 30, tzinfo=london), None, slot_of="phof",
+                        now=datetime(2026, 12, 3, 18, 53, tzinfo=london))
+    with ui.countdown() as tick:
+        tick("checks", datetime(2026, 12, 3, 18, 53, tzinfo=london), datetime(2026, 12, 10, 9, 20, tzinfo=london))
+    _, err = shown()
+    assert_all_shown(" ".join(err.split()), "that is phof's next slot, in 6 days 14 h: this command waits until then",
+                     "invoke go-live --now --force --reason TEXT", "waiting until 09:20:00 GMT on Thu 10 Dec")
+
+
+def test_a_go_live_later_today_names_no_day_and_gives_no_advice(shown):
+    """The usual morning: the switch is today, so nothing about a next slot or a late publication."""
+    from zoneinfo import ZoneInfo
+
+    london = ZoneInfo("Europe/London")
+    ui.announce_go_live(datetime(2026, 12, 1, 9, 30, tzinfo=london), None, slot_of="phof",
+                        now=datetime(2026, 12, 1, 9, 10, tzinfo=london))
+    with ui.countdown() as tick:
+        tick("checks", datetime(2026, 12, 1, 9, 10, tzinfo=london), datetime(2026, 12, 1, 9, 20, tzinfo=london))
+    _, err = shown()
+    assert "next slot" not in err and "--now" not in err
+    assert "waiting until 09:20:00 GMT, when every check runs" in err
