@@ -1,4 +1,4 @@
-"""lock: nobody else holds the deploy lock, and no other publication is due within the minimum gap.
+"""lock: nobody else holds the deploy lock, and no publication the release does not carry is due within the minimum gap.
 
 Two releases close together share one rollback target: in 2014 a release a week earlier used the backup
 copy, so there was nothing to roll back to. The gap is checked from the environment's calendar.
@@ -47,7 +47,7 @@ def gather(fleet, view: ReleaseView, limits: Limits) -> LockFacts:
 
 
 def judge(facts: LockFacts, limits: Limits, now: datetime) -> list[CheckResult]:
-    """FAIL a lock held by someone else, or another publication due within the gap; WARN an expired lock."""
+    """FAIL a lock held by someone else, or a publication it does not carry due within the gap; WARN an expired lock."""
     results = []
     for server, lock in facts.locks.items():
         if isinstance(lock, Unreadable):
@@ -60,12 +60,16 @@ def judge(facts: LockFacts, limits: Limits, now: datetime) -> list[CheckResult]:
             results.append(CheckResult(NAME, server, "PASS", f"held by you: {describe_lock(lock.info)}"))
         else:
             results.append(CheckResult(NAME, server, "FAIL", f"{describe_lock(lock.info)}; wait, or run: invoke unlock --reason TEXT"))
-    results.append(judge_gap(facts, limits))
+    results.append(judge_gap(facts, limits, now))
     return results
 
 
-def judge_gap(facts: LockFacts, limits: Limits) -> CheckResult:
-    """FAIL when a publication this release does not carry is due within the minimum gap of its release time."""
+def judge_gap(facts: LockFacts, limits: Limits, now: datetime) -> CheckResult:
+    """FAIL when a publication this release does not carry is (or was) due within the minimum gap of its release time.
+
+    A late fix built without its publication meets that publication's missed slot here, so the FAIL also says
+    how a release declares the publication it is for.
+    """
     gap_days = limits.environment.thresholds.min_release_gap_days
     if facts.due is None:
         return CheckResult(NAME, ALL, "WARN", "release time unknown, so the gap to other publications was not checked")
@@ -81,9 +85,11 @@ def judge_gap(facts: LockFacts, limits: Limits) -> CheckResult:
         at, name = min(close, key=lambda pair: abs(pair[0] - facts.due))
         distance = abs(at - facts.due)
         side = "before" if at < facts.due else "after"
-        return CheckResult(NAME, ALL, "FAIL", f"{name} is due {moment_text(at)}, {_days(distance)} {side} this release "
+        tense = "was" if at < now else "is"
+        return CheckResult(NAME, ALL, "FAIL", f"{name} {tense} due {moment_text(at)}, {_days(distance)} {side} this release "
                                               f"(minimum gap {gap_days:g} days): two releases that close share one "
-                                              "rollback target; move one, or ship both in one release")
+                                              "rollback target; move one, or ship both in one release; a release "
+                                              f"for {name} itself declares it: build it with --publication {name}")
     return CheckResult(NAME, ALL, "PASS", f"no other publication due within {gap_days:g} days of {moment_text(facts.due)}")
 
 

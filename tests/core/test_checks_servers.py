@@ -189,7 +189,14 @@ def test_lock_judges_the_gap_to_other_publications(gap_days, publications, expec
 def test_lock_gap_failure_names_the_publication_and_distance():
     """The gap FAIL names the close publication, when it is due and how far apart the two are."""
     gap = lock.judge(LockFacts({}, DUE, ("phof",)), limits(thresholds={"min_release_gap_days": 20}), NOW)[-1]
-    assert gap.detail.startswith("excess-mortality is due Thu 19 Nov 14:00 GMT, 11.8 days before this release")
+    assert gap.detail.startswith("excess-mortality was due Thu 19 Nov 14:00 GMT, 11.8 days before this release")
+
+
+def test_lock_gap_to_a_publication_still_to_come_says_is_due_and_how_a_fix_declares_its_own():
+    """QA: a late fix built without --publication met its own missed slot as 'phof is due' two days before."""
+    gap = lock.judge(LockFacts({}, NOW, ()), limits(), NOW)[-1]
+    assert gap.detail.startswith("phof is due Tue 1 Dec 09:30 GMT, 1.0 days after this release")
+    assert gap.detail.endswith("a release for phof itself declares it: build it with --publication phof")
 
 
 def test_lock_gap_unknown_release_time_warns():
