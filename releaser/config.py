@@ -709,6 +709,7 @@ class Environment(Strict):
     # Filled in by load_environment, never written by a person.
     name: str = ""
     path: Annotated[Path, StrictType(False)] | None = None
+    project: Annotated[Path, StrictType(False)] | None = None  # the project directory it was loaded for
 
     @field_validator("notice_file")
     @classmethod
@@ -775,15 +776,21 @@ class Environment(Strict):
         return socket.parent / instance_socket_name(port) if socket is not None else None
 
     def app_root(self, server: Server) -> PurePosixPath:
-        """Return the server's app root as an absolute path (local relative roots resolve against the project)."""
+        """Return the server's app root as an absolute path (local relative roots resolve against the project).
+
+        The project is the directory load_environment was given (where environments/ is), wherever the file
+        itself sits: `--env ~/prod.toml` must not put a relative root under the home directory's parent.
+        """
         root = Path(server.root).expanduser()
-        if not root.is_absolute() and self.path is not None:
-            root = (self.path.parent.parent / root).resolve()
+        if not root.is_absolute() and self.project is not None:
+            root = (self.project / root).resolve()
         return PurePosixPath(root.as_posix())
 
 
 def load_environment(name: str, project_dir: Path) -> Environment:
-    """Read and validate environments/<name>.toml (or a path to a .toml file).
+    """Read and validate environments/<name>.toml (or a path to a .toml file) for the project `project_dir`.
+
+    A relative server root is taken from `project_dir`, wherever the file is (Environment.app_root).
 
     Raises ConfigError naming the file and field, or listing the environments that exist.
     """
@@ -794,7 +801,7 @@ def load_environment(name: str, project_dir: Path) -> Environment:
         raise ConfigError(f"{_shown(path, project_dir)}: not valid TOML: {error}", hint="fix the line it names") from error
     except OSError as error:
         raise ConfigError(f"{_shown(path, project_dir)}: cannot read: {error.strerror}") from error
-    for key in ("name", "path"):
+    for key in ("name", "path", "project"):
         if key in data:
             raise ConfigError(f"{_shown(path, project_dir)}: {key}: unknown field", hint="remove it; the name comes from the file name")
     try:
@@ -802,7 +809,8 @@ def load_environment(name: str, project_dir: Path) -> Environment:
     except ValidationError as error:
         raise ConfigError(_first_problem(error, _shown(path, project_dir)), hint="fix the field and run again") from error
     _require_ssh_fields(environment, _shown(path, project_dir))
-    environment = environment.model_copy(update={"name": path.stem, "path": path.resolve()})
+    environment = environment.model_copy(update={"name": path.stem, "path": path.resolve(),
+                                                 "project": project_dir.resolve()})
     _require_short_sockets(environment, _shown(path, project_dir))
     return environment
 

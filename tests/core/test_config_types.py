@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -231,3 +231,25 @@ def test_an_env_path_that_is_not_a_regular_file_is_said_as_such():
     """QA: --env /dev/null said 'does not exist' and suggested copying the example over /dev/null."""
     with pytest.raises(ConfigError, match=r"^--env /dev/null is not a regular file \(a device, a FIFO or a socket\)"):
         load_environment("/dev/null", PROJECT)
+
+
+def test_a_relative_root_is_taken_from_the_project_wherever_the_file_is(tmp_path):
+    """QA: --env rel/sub/e.toml put root "relroot" at rel/relroot, the file's grandparent, not the project."""
+    project, elsewhere = tmp_path / "project", tmp_path / "rel" / "sub"
+    (project / "environments").mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
+    for path in (project / "environments" / "uat.toml", elsewhere / "e.toml"):
+        path.write_text(SERVERS)
+    by_name = load_environment("uat", project)
+    by_path = load_environment(str(elsewhere / "e.toml"), project)
+    expected = PurePosixPath((project / "servers" / "web-1").resolve().as_posix())
+    assert by_name.app_root(by_name.servers[0]) == expected
+    assert by_path.app_root(by_path.servers[0]) == expected
+
+
+def test_the_project_is_not_a_field_a_person_writes(tmp_path):
+    """load_environment fills it in, as it does name and path."""
+    path = tmp_path / "env.toml"
+    path.write_text('project = "/srv"\n' + SERVERS)
+    with pytest.raises(ConfigError, match=re.escape("env.toml: project: unknown field")):
+        load_environment(str(path), tmp_path)
