@@ -48,7 +48,8 @@ def run_demo(project: Path) -> None:
 
         ui.narrate("3. Next month: r2 is staged, then goes live at its scheduled second; r1 becomes the backup",
                    "invoke deploy --stage --release examples/releases/r2 && invoke go-live   (the sandbox's release "
-                   "time is a few seconds away; the servers are prepared first, then renamed at that second)")
+                   "time is a few seconds away; the servers are prepared first, then renamed at that second; the demo "
+                   "skips the pre-release checks a real go-live runs, see: invoke check)")
         fleet.stage(read_bundle(releases / "r2"))
         rehearsal = fleet.rehearse()
         ui.say(f"invoke rehearse: r2 switched and reverted on a throwaway copy of the slots in "
@@ -91,7 +92,11 @@ def run_demo(project: Path) -> None:
 
 
 def _scheduled(fleet, clock, *, seconds: float, reason: str):
-    """Go live at a moment a few seconds away, with the countdown, as `invoke go-live` does at 09:30."""
+    """Go live at a moment a few seconds away, with the countdown, as `invoke go-live` does at 09:30.
+
+    Without the pre-release checks: a moment a few seconds away is on no release day (the `window` check), and r3
+    must get as far as the switch to show the revert; `invoke check` runs them on the sandbox.
+    """
     at = (clock.now() + timedelta(seconds=seconds)).replace(microsecond=0).astimezone(ZoneInfo("Europe/London"))
     ui.announce_go_live(at, last_rehearsal(fleet.read_history()), at - timedelta(seconds=1))
     with ui.countdown() as tick:

@@ -96,6 +96,8 @@ def test_demo_finishes_only_when_every_step_ends_as_told(tmp_path):
     done = run_demo_in(project)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "demo finished" in done.stderr
+    assert "when every check runs" not in done.stderr  # QA: it said so, and ran none
+    assert "waiting until" in done.stderr and "when servers are prepared" in done.stderr
     assert {s.live for s in read_slots(load_environment("local", project)).values()} == {"r1"}
 
 
