@@ -169,16 +169,20 @@ def test_the_announcement_names_the_zone_as_the_countdown_lines_do(shown):
     assert "go-live at 09:30:00 GMT (Europe/London) on Tue 01 Dec 2026" in err
 
 
+def announced(shown, switch_at: datetime, now: datetime) -> str:
+    """What go-live's announcement and its countdown's first line print for phof's slot at switch_at, seen at now."""
+    ui.announce_go_live(switch_at, None, slot_of="phof", now=now)
+    with ui.countdown() as tick:
+        tick("checks", now, switch_at - timedelta(minutes=10))
+    return shown()[1]
+
+
 def test_a_go_live_waiting_days_for_the_next_slot_says_so_and_what_to_run_instead(shown):
     """QA: after 09:30 a plain go-live waited for next Thursday, and the runbook said it would refuse."""
     from zoneinfo import ZoneInfo
 
     london = ZoneInfo("Europe/London")
-    ui.announce_go_live(datetime(2026, 12, 10, 9, 30, tzinfo=london), None, slot_of="phof",
-                        now=datetime(2026, 12, 3, 18, 53, tzinfo=london))
-    with ui.countdown() as tick:
-        tick("checks", datetime(2026, 12, 3, 18, 53, tzinfo=london), datetime(2026, 12, 10, 9, 20, tzinfo=london))
-    _, err = shown()
+    err = announced(shown, datetime(2026, 12, 10, 9, 30, tzinfo=london), datetime(2026, 12, 3, 18, 53, tzinfo=london))
     assert_all_shown(" ".join(err.split()), "that is phof's next slot, in 6 days 14 h: this command waits until then",
                      "invoke go-live --now --force --reason TEXT", "waiting until 09:20:00 GMT on Thu 10 Dec")
 
@@ -188,10 +192,6 @@ def test_a_go_live_later_today_names_no_day_and_gives_no_advice(shown):
     from zoneinfo import ZoneInfo
 
     london = ZoneInfo("Europe/London")
-    ui.announce_go_live(datetime(2026, 12, 1, 9, 30, tzinfo=london), None, slot_of="phof",
-                        now=datetime(2026, 12, 1, 9, 10, tzinfo=london))
-    with ui.countdown() as tick:
-        tick("checks", datetime(2026, 12, 1, 9, 10, tzinfo=london), datetime(2026, 12, 1, 9, 20, tzinfo=london))
-    _, err = shown()
+    err = announced(shown, datetime(2026, 12, 1, 9, 30, tzinfo=london), datetime(2026, 12, 1, 9, 10, tzinfo=london))
     assert "next slot" not in err and "--now" not in err
     assert "waiting until 09:20:00 GMT, when every check runs" in err
