@@ -165,10 +165,11 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
         raise _servers_down(lost, f"go-live stopped at {which} before {at:%H:%M}")
     if failed:
         names = ", ".join(sorted({f"{r.check} on {r.server}" for r in failed}))
-        first = failed[0]
+        first = min(failed, key=lambda r: f"{r.check} on {r.server}")  # the detail of the first one named
+        more = "; the FAIL lines above give each one's" if len(failed) > 1 else ""
         record("stopped", f"{which} before {at:%H:%M}: {names}", failed_checks=[r.check for r in failed])
         raise ChecksFailed(
-            f"go-live stopped: {names} failed ({first.detail}); nothing was switched",
+            f"go-live stopped: {names} failed ({first.check} on {first.server}: {first.detail}{more}); nothing was switched",
             hint="fix it, or override with --override CHECK --reason TEXT; see: invoke runbook go-live",
         )
 
