@@ -103,9 +103,13 @@ verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fa
   else
     stamp=.releaser/verifying-$$/verified-$2  # this run's own: another run at once cannot date it later
     { [ -d .releaser/verifying-$$ ] || mkdir -p .releaser/verifying-$$; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
-    extra=
+    extra=  # this release's line of $extras (found before, for both releases at once), without a process
+    case "
+$extras" in *"
+releases/$2 "*) extra=${extras#*"releases/$2 "}; extra=${extra%%"
+"*} ;; esac
     if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1) \
-        && extra=$(unlisted "releases/$2") && [ -z "$extra" ]; then
+        && [ -z "$extra" ]; then
       outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
     else
       [ -z "$extra" ] || sums_out="$extra: not in its checksums (a file added after it was staged)"
@@ -115,6 +119,11 @@ verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fa
   fi
   printf '%s release %s\n%s %s\n' "$1" "$2" "$1" "$outcome"
 }
+# the files the sums do not list, in every release about to be verified: one find and one awk for both
+to_verify=
+case $verify in *staged*) [ -z "$release" ] || to_verify="releases/$release" ;; esac
+case $verify in *live*) [ -z "$live_release" ] || [ "$live_release" = "$release" ] || to_verify="$to_verify releases/$live_release" ;; esac
+extras=; [ -z "$to_verify" ] || extras=$(unlisted $to_verify)
 staged_outcome=
 if [ -n "$release" ] && [ -d "releases/$release" ]; then
   case $verify in *staged*) verify_one staged "$release"; staged_outcome=$outcome ;; esac

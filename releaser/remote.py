@@ -42,17 +42,31 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 # sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
 #   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
 #   back): the files are as they were checked, and prepare need not read them again in the same command.
-# unlisted DIR: the first plain file in DIR that its .releaser-sha256sums does not list (sha256sum -c reads only
-#   the files listed, so a file added on the server after staging would go live unseen), leaving out releaser's
-#   own files there and the byte-code caches a running Python application writes beside its modules. Names in
-#   a bundle hold no backslash or newline (bundle.SAFE_FILE_NAME), so each sums line is 64 hex, two spaces, name.
+# unlisted DIR...: for each DIR, the first plain file in it that its .releaser-sha256sums does not list, as a line
+#   "DIR FILE" (sha256sum -c reads only the files listed, so a file added on the server after staging would go
+#   live unseen). Releaser's own files there and the byte-code caches a running Python application writes beside
+#   its modules are left out; a DIR without a readable sums file is not judged. One find and one awk for every
+#   DIR at once (the facts script asks for the staged and the live release together). DIRs are releases/ID: no
+#   space. Names in a bundle hold no backslash or newline (bundle.SAFE_FILE_NAME), so each sums line is 64 hex,
+#   two spaces, the name.
 UNLISTED = r"""
 unlisted() {
-  ( cd "$1" 2>/dev/null && [ -f .releaser-sha256sums ] || exit 0
-    find . -type f ! -path ./.releaser-sha256sums ! -path ./manifest.json ! -path ./.releaser-datasets.json \
-      ! -path ./public/.releaser/release.json ! -path '*/__pycache__/*' 2>/dev/null \
-      | awk 'BEGIN { while ((getline line < ".releaser-sha256sums") > 0) listed[substr(line, 67)] = 1 }
-             { name = substr($0, 3); if (!(name in listed)) { print name; exit } }' )
+  [ $# -gt 0 ] || return 0
+  find "$@" -type f ! -path '*/__pycache__/*' 2>/dev/null | awk -v dirs="$*" '
+    BEGIN {
+      n = split(dirs, dir, " ")
+      for (i = 1; i <= n; i++) {
+        sums = dir[i] "/.releaser-sha256sums"
+        while ((got = (getline line < sums)) > 0) listed[dir[i] "/" substr(line, 67)] = 1
+        judged[i] = (got == 0)  # 0 at the end of a file read; -1 when there was none to read
+        own[dir[i] "/.releaser-sha256sums"] = own[dir[i] "/manifest.json"] = own[dir[i] "/.releaser-datasets.json"] = 1
+        own[dir[i] "/public/.releaser/release.json"] = 1
+      }
+    }
+    !($0 in listed) && !($0 in own) {
+      for (i = 1; i <= n; i++)
+        if (judged[i] && !(i in said) && index($0, dir[i] "/") == 1) { print dir[i], substr($0, length(dir[i]) + 2); said[i] = 1 }
+    }'
 }
 """
 
@@ -97,7 +111,7 @@ check_sums() {
   sums_why=
   if [ "$sums_rc" = 0 ]; then
     extra=$(unlisted "releases/$1")
-    [ -z "$extra" ] || { sums_rc=1; sums_why="it holds $extra, which its checksums do not list"; }
+    [ -z "$extra" ] || { sums_rc=1; sums_why="it holds ${extra#* }, which its checksums do not list"; }
   fi
   stamp_end "$sums_rc"
   return $sums_rc
