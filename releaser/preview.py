@@ -52,6 +52,9 @@ def _reports_as_the_command(fleet: Fleet, doing: str) -> list:
 def preview_stage(fleet: Fleet, release_id: str) -> Preview:
     """The stage plan of a (verified) bundle on every server."""
     plans = plan_fleet_stage(read_as_the_command(fleet, f"staging {release_id}"), release_id)
+    if all(plan.is_noop() for plan in plans.values()):  # the real run only checks what is there
+        return Preview("deploy", f"{release_id} is already staged on every server: the deploy would check its files "
+                       "there and change nothing", plans=plans)
     return Preview("deploy", f"would stage {release_id} on every server", plans=plans)
 
 
