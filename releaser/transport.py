@@ -583,7 +583,8 @@ class SshHost:
                                   unsent=True)
         self.open()
         timeout = timeout or self.step_timeout
-        shell = self._shells.take(within=min(timeout, SPARE_WAIT))
+        pool = self._shells  # this connection's: a reconnect() in another thread meanwhile makes a new pool
+        shell = pool.take(within=min(timeout, SPARE_WAIT))
         try:
             if shell is None:
                 shell = _Shell.started(self._connection.client.get_transport())
@@ -595,8 +596,8 @@ class SshHost:
                 hint="see: invoke runbook server-failure", silent=_is_silence(error),
                 unsent=isinstance(error, _Unsent))) from error
         finally:
-            self._shells.done_with()
-        self._shells.give_back(shell)
+            pool.done_with()
+        pool.give_back(shell)
         return done
 
     def keep_shells(self, count: int) -> None:
