@@ -112,7 +112,7 @@ releases/$2 "*) extra=${extras#*"releases/$2 "}; extra=${extra%%"
         && [ -z "$extra" ]; then
       outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
     else
-      [ -z "$extra" ] || sums_out="$extra: not in its checksums (a file added after it was staged)"
+      [ -z "$extra" ] || sums_out="$extra: not in its checksums (added on this server after it was staged)"
       rm -f "$stamp" ".releaser/verified-$2"
       outcome="corrupt $(printf '%s\n' "$sums_out" | head -n 3 | tr '\n' ' ')"
     fi

@@ -42,7 +42,8 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 # sums_fresh ID...: a stamp of the last 15 minutes for each, and no inode in the release (its sums file too) changed after
 #   it (every write, chmod, new, removed or renamed file updates an inode change time, which no user can set
 #   back): the files are as they were checked, and prepare need not read them again in the same command.
-# unlisted DIR...: for each DIR, the first plain file in it that its .releaser-sha256sums does not list, as a line
+# unlisted DIR...: for each DIR, the first plain file in it that its .releaser-sha256sums does not list, or anything
+#   there that is neither a plain file nor a directory (a symbolic link added on the server), as a line
 #   "DIR FILE" (sha256sum -c reads only the files listed, so a file added on the server after staging would go
 #   live unseen). Releaser's own files there and the byte-code caches a running Python application writes beside
 #   its modules are left out; a DIR without a readable sums file is not judged. One find and one awk for every
@@ -52,7 +53,7 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 UNLISTED = r"""
 unlisted() {
   [ $# -gt 0 ] || return 0
-  find "$@" -type f ! -path '*/__pycache__/*' 2>/dev/null | awk -v dirs="$*" '
+  find "$@" ! -type d ! -path '*/__pycache__/*' -printf '%y %p\n' 2>/dev/null | awk -v dirs="$*" '
     BEGIN {
       n = split(dirs, dir, " ")
       for (i = 1; i <= n; i++) {
@@ -63,9 +64,14 @@ unlisted() {
         own[dir[i] "/public/.releaser/release.json"] = 1
       }
     }
-    !($0 in listed) && !($0 in own) {
+    {
+      kind = substr($0, 1, 1); path = substr($0, 3)
+      # a symbolic link (or a device, a FIFO...) is never a release file, listed name or not: sha256sum -c
+      # follows a link, so one to a file with the same bytes would pass, and one to /etc/passwd serve it
+      if (kind == "f" && ((path in listed) || (path in own))) next
+      what = kind == "f" ? "" : kind == "l" ? " (a symbolic link)" : " (not a plain file)"
       for (i = 1; i <= n; i++)
-        if (judged[i] && !(i in said) && index($0, dir[i] "/") == 1) { print dir[i], substr($0, length(dir[i]) + 2); said[i] = 1 }
+        if (judged[i] && !(i in said) && index(path, dir[i] "/") == 1) { print dir[i], substr(path, length(dir[i]) + 2) what; said[i] = 1 }
     }'
 }
 """

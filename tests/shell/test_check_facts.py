@@ -122,5 +122,5 @@ def test_a_file_added_to_the_staged_release_fails_the_staged_check_by_name(ssh_e
         run = check_release(fleet, Limits(ssh_env), now=fleet.clock.now(), only="staged")
     by = {(r.check, r.server): r for r in run.results}
     assert by[("staged", "web-2")].status == "FAIL"
-    assert "public/extra.html: not in its checksums (a file added after it was staged)" in by[("staged", "web-2")].detail
+    assert "public/extra.html: not in its checksums (added on this server after it was staged)" in by[("staged", "web-2")].detail
     assert by[("staged", "web-1")].status == "PASS" and by[("staged", "web-3")].status == "PASS"

@@ -67,16 +67,22 @@ def test_a_rollback_whose_check_after_the_switch_could_not_run_is_not_called_hea
     assert {(s.live, s.backup) for s in read_slots(local_env).values()} == {("r1", None)}
 
 
-def test_a_file_added_to_a_staged_release_on_one_server_stops_the_go_live(local_env, open_fleet):
-    """QA: a file put into releases/r2 on web-2 after staging went live unseen (sha256sum -c reads only what the
-    sums list); prepare now finds it, names it, and nothing is switched."""
+@pytest.mark.parametrize(("kind", "held"), [("file", r"public/extra\.html"),
+                                            ("symlink", r"public/extra\.html \(a symbolic link\)")])
+def test_a_file_added_to_a_staged_release_on_one_server_stops_the_go_live(local_env, open_fleet, kind, held):
+    """QA: a file (then, on the re-test, a link to /etc/passwd) put into releases/r2 on web-2 after staging went
+    live unseen (sha256sum -c reads only what the sums list); prepare now finds it, names it, switches nothing."""
     with open_fleet(local_env) as fleet:
         stage_and_go_live(fleet, "r1")
         fleet.stage(read_bundle(EXAMPLES / "r2"))
     web2 = local_env.server("web-2")
-    (Path(str(local_env.app_root(web2))) / "releases" / "r2" / "public" / "extra.html").write_text("<h1>defaced</h1>")
-    with open_fleet(local_env) as fleet, pytest.raises(FleetReverted, match=r"web-2 \(release r2 fails its checksums on "
-                                                         r"this server \(it holds public/extra\.html, which its "
+    added = Path(str(local_env.app_root(web2))) / "releases" / "r2" / "public" / "extra.html"
+    if kind == "file":
+        added.write_text("<h1>defaced</h1>")
+    else:
+        added.symlink_to("/etc/passwd")
+    with open_fleet(local_env) as fleet, pytest.raises(FleetReverted, match=rf"web-2 \(release r2 fails its checksums on "
+                                                         rf"this server \(it holds {held}, which its "
                                                          r"checksums do not list\)\)"):
         fleet.go_live()
     assert {s.live for s in read_slots(local_env).values()} == {"r1"}
