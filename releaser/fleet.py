@@ -288,10 +288,10 @@ class Fleet:
             report = run_switch(participants, deadlines=self._deadlines(), verify=verify and slot == "live",
                                 keep_unhealthy=keep_unhealthy, before_commit=before_commit, until_commit=until_commit,
                                 on_phase=on_phase)
-        except PrepareCancelled:
+        except PrepareCancelled as cancelled:
             if not rehearsal:
-                self.record(action, "cancelled", releases={slot: target}, detail="Ctrl-C during prepare")
-            raise Cancelled(f"{action} cancelled during prepare (Ctrl-C); nothing was switched",
+                self.record(action, "cancelled", releases={slot: target}, detail=f"Ctrl-C {cancelled.when}")
+            raise Cancelled(f"{action} cancelled {cancelled.when} (Ctrl-C); nothing was switched",
                             hint=f"run: invoke {action} again when ready") from None
         if early and session:  # the links were prepared in the lock's round trip: that trip is the prepare
             for phase in ("prepare", "switch"):

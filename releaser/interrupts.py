@@ -76,15 +76,30 @@ def task_started(*, reading: str | None = None) -> None:
     _state["reading"], _state["journaling"] = reading, None
     _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _say_after_the_end) and _started_as_command():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 def work_started() -> None:
     """The task entered exit_on_user_error: Ctrl-C raises KeyboardInterrupt again, for the task to answer."""
     _state["phase"] = "working"
     _state["finished_what"] = None  # nothing of this task's has finished yet
-    if signal.getsignal(signal.SIGINT) is _exit_before_start:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _state["raised"] = 0
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is _exit_before_start or (handler is signal.default_int_handler and _started_as_command()):
+        signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    """Python's own Ctrl-C (KeyboardInterrupt), counted: CPython drops one raised inside a weakref callback or a
+    __del__ ("Exception ignored in ..."), and the command went on as if nothing was pressed (see raised_presses)."""
+    _state["raised"] = _state.get("raised", 0) + 1
+    raise KeyboardInterrupt
+
+
+def raised_presses() -> int:
+    """How many Ctrl-C presses raised KeyboardInterrupt since this task's work started. Every one that was caught
+    ended the command, so a code still running that finds this above zero knows a press was swallowed."""
+    return _state.get("raised", 0)
 
 
 def work_finished() -> None:
@@ -98,7 +113,8 @@ AFTER_THE_END = "releaser: Ctrl-C came after the command's work had ended; it ex
 def task_ended() -> None:
     """A task's body is over: in a command, Ctrl-C no longer stops it while Invoke prints its message and exits
     with the task's own code; a press is answered with AFTER_THE_END, so it is not met with silence."""
-    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_before_start) and _started_as_command():
+    if (signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _raise_interrupt, _exit_before_start)
+            and _started_as_command()):
         signal.signal(signal.SIGINT, _say_after_the_end)
         if not _state.get("ignoring_at_exit"):
             atexit.register(_ignore_ctrl_c_at_exit)

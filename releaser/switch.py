@@ -39,6 +39,7 @@ from typing import Protocol, TypeVar
 
 from releaser.clock import seconds_text
 from releaser.errors import Cancelled, HostUnreachable, ReleaserError
+from releaser.interrupts import raised_presses
 
 
 T = TypeVar("T")
@@ -250,7 +251,12 @@ def decide(outcomes: Sequence[Outcome], *, keep_unhealthy: bool = False) -> Deci
 
 
 class PrepareCancelled(Cancelled):
-    """Ctrl-C during the prepare phase: every participant was aborted, nothing moved (the caller journals it)."""
+    """Ctrl-C before the commit: every participant was aborted, nothing moved (the caller journals it). `when`
+    says at which point: "during prepare", or "before the commit" for a press CPython swallowed meanwhile."""
+
+    def __init__(self, what: str, *, hint: str | None = None, when: str = "during prepare") -> None:
+        super().__init__(what, hint=hint)
+        self.when = when
 
 
 def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = Deadlines(), verify: bool = True,
@@ -297,6 +303,10 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
             raise
 
     with held_interrupts() as presses:
+        if raised_presses():  # a Ctrl-C before the commit that CPython swallowed: it still cancels, nothing moves
+            _abort_all(participants, deadlines, presses)
+            raise PrepareCancelled("switch cancelled before the commit (Ctrl-C); nothing was switched",
+                                   hint="run the same command again when ready", when="before the commit")
         unready = _unready(participants)
         if unready:  # known before any is told to move (a server died during the wait): nobody moves
             failed = {name: _Step(False, detail=why, lost=True) for name, why in unready.items()}

@@ -109,6 +109,25 @@ echo "$same"
     assert not list((tmp_path / ".releaser").glob("tick-*"))
 
 
+def test_a_ctrl_c_swallowed_before_the_commit_still_cancels_and_is_journaled(local_env, open_fleet, monkeypatch):
+    """QA re-test: a press ~3 ms before the commit raised inside a weakref callback, where CPython drops it
+    ("Exception ignored in ... KeyboardInterrupt"), and the go-live went live with exit 0 and no word of it. The
+    raising handler counts presses; the commit's gate finds one that was never answered and cancels."""
+    from releaser import interrupts
+
+    with open_fleet(local_env) as fleet:
+        stage_and_go_live(fleet, "r1")
+        fleet.stage(read_bundle(EXAMPLES / "r2"))
+    monkeypatch.setitem(interrupts._state, "raised", 0)
+    with open_fleet(local_env) as fleet, pytest.raises(Cancelled) as cancelled:
+        fleet.go_live(before_commit=lambda: interrupts._state.update(raised=1))  # as a swallowed press leaves it
+    assert str(cancelled.value).startswith("go-live cancelled before the commit (Ctrl-C); nothing was switched")
+    assert {s.live for s in read_slots(local_env).values()} == {"r1"}
+    journal = [json.loads(line) for line in Path(fleet.journal_path).read_text().splitlines()]
+    assert (journal[-1]["action"], journal[-1]["outcome"], journal[-1]["detail"]) == (
+        "go-live", "cancelled", "Ctrl-C before the commit")
+
+
 def test_staging_over_backup_is_refused_and_nothing_moves(local_env, open_fleet):
     """Staging the backup release again is refused with a reason; no slot changes."""
     with open_fleet(local_env) as fleet:
