@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from releaser.clock import span_text
 from releaser.journal import event_detail
 from releaser.publication import (event_time, is_publication, minutes_between, publication_events, publication_of,
                                   releases_about)
@@ -164,7 +165,7 @@ def describe_offset(minutes: int) -> str:
         return "on time to the minute"
     count = abs(minutes)
     larger = (f" ({count // 1440} day{'s' if count // 1440 != 1 else ''})" if count % 1440 == 0 and count >= 1440 else
-              f" ({_span(count)})" if count >= 60 else "")
+              f" ({span_text(count)})" if count >= 60 else "")
     return f"{_minutes(count)}{larger} {'late' if minutes > 0 else 'early'}"
 
 
@@ -200,15 +201,6 @@ def blank_fields(metadata: dict) -> list[str]:
 
 def _minutes(count: int) -> str:
     return f"{count} minute" if count == 1 else f"{count} minutes"
-
-
-def _span(minutes: int) -> str:
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{mins} min"] if mins else []
-    return " ".join(parts)
 
 
 def _of(event: dict) -> str:

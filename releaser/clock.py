@@ -57,6 +57,16 @@ class FakeClock:
         self._now += timedelta(seconds=seconds)
 
 
+def span_text(minutes: int) -> str:
+    """A number of minutes as a message says it: "5 days 14 h 37 min", each part only when it is not zero."""
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{mins} min"] if mins else []
+    return " ".join(parts)
+
+
 def seconds_text(seconds: float) -> str:
     """A number of seconds as a message says it: to a tenth, without a trailing ".0" (10, 10.2; never 10.1553),
     and under a second to two digits (0.25, 0.05)."""

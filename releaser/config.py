@@ -233,7 +233,6 @@ class SmokeCheck(Strict):
     json_equals: str | int | float | bool | None = None
     timeout: float = Field(5.0, gt=0)
 
-
     @property
     def label(self) -> str:
         """The name shown in tables: the given name, else the path."""

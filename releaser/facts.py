@@ -33,7 +33,8 @@ FILES = (".releaser-sha256sums", "manifest.json", ".releaser-datasets.json")
 REHEARSAL_FILE = ".releaser/rehearsal.json"
 CLOCK_FILES = (".releaser/clock-start", ".releaser/clock-end")
 
-# Not prefixed with remote.RELEASE_FILES: it writes its stamps itself (verify_one), in the form sums_fresh reads.
+# Prefixed with remote.UNLISTED only, not all of remote.RELEASE_FILES: it writes its stamps itself (verify_one),
+# in the form sums_fresh reads.
 _SCRIPT = remote.UNLISTED + r"""
 cd "$1" 2>/dev/null || { echo noroot; now=$(date +%s.%N); printf 'clock %s\nclock-end %s\n' "$now" "$now"; exit 0; }
 root=$PWD; release=$2; verify=$3; rehearsal=$4; shift 4

@@ -12,8 +12,9 @@ that a task goes through these phases, which say what a Ctrl-C that reaches the 
     finished   exit_on_user_error's block has ended: the command did its work and is showing the result
 
 After a task ends, a command answers Ctrl-C with one line (AFTER_THE_END) and goes on for the few milliseconds
-Invoke takes to print the task's message and exit with the task's own code. A Python session or a test that imports tasks.py or releaser.program keeps
-its own Ctrl-C: only a process started as `releaser` or `invoke` is changed.
+Invoke takes to print the task's message and exit with the task's own code. A Python session or a test that
+imports tasks.py or releaser.program keeps its own Ctrl-C: only a process started as `releaser` or `invoke` is
+changed.
 """
 
 from __future__ import annotations

@@ -165,13 +165,12 @@ class DeployLock:
         self.session, self.recorder.pending = session, session.lines
         failure: ReleaserError | None = None
         try:
-            try:
-                yield session
-            except KeyboardInterrupt:
-                if prepare_for is None or session.switching:
-                    raise
-                failure = self._cancelled_before_the_switch(session, doing)
-                raise failure from None
+            yield session
+        except KeyboardInterrupt:
+            if prepare_for is None or session.switching:
+                raise
+            failure = self._cancelled_before_the_switch(session, doing)
+            raise failure from None
         except ReleaserError as error:
             failure = error
             raise

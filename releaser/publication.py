@@ -76,16 +76,14 @@ def choose_slot(previous: datetime | None, following: datetime | None, moment: d
     weeks early. Otherwise (the last slot published, or the next one nearer) it is early for the next slot.
     Events journaled for another `publication` do not count.
     """
-    if previous is None:
-        return following
+    if previous is None or following is None:
+        return following or previous
     ours = [e for e in events if event_time(e) < moment
             and (publication is None or e.get("publication") in (None, publication))]
-    if previous in {slot_of(e) for e in ours if is_publication(e)} or following is None:
-        return following if following is not None else previous
+    if previous in {slot_of(e) for e in ours if is_publication(e)}:
+        return following
     tried = previous in {slot_of(e) for e in ours}
-    if tried or moment - previous <= LATE_WINDOW or moment - previous <= following - moment:
-        return previous
-    return following
+    return previous if tried or moment - previous <= max(LATE_WINDOW, following - moment) else following
 
 
 def find_slot(release_id: str, events: Sequence[dict]) -> datetime | None:

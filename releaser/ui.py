@@ -649,10 +649,11 @@ def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime |
     named = f"{at:%Z} ({zone})" if zone and zone != at.tzname() else f"{at:%Z}"
     say(plain(f"go-live at {at:%H:%M:%S} {named} on {at:%a %d %b %Y}", style="bold"))
     if slot_of is not None and now is not None and now.astimezone(at.tzinfo).date() != at.date():
-        left = at - now
-        days = f"{left.days} day{'s' if left.days != 1 else ''} " if left.days else ""
-        warn(f"that is {slot_of}'s next slot, in {days}{left.seconds // 3600} h: this command waits until then. "
-             "If a slot that has passed is what you are late for, do not wait: Ctrl-C, then "
+        from releaser.clock import span_text
+
+        hours = int((at - now).total_seconds()) // 3600
+        warn(f"that is {slot_of}'s next slot, in {span_text(hours * 60) or 'less than an hour'}: this command waits "
+             "until then. If a slot that has passed is what you are late for, do not wait: Ctrl-C, then "
              "invoke go-live --now --force --reason TEXT (see: invoke runbook late-release)")
     if decide_by is not None:
         say(plain(f"last moment to call it off with nothing prepared: {decide_by.astimezone(at.tzinfo):%H:%M:%S} "
