@@ -668,7 +668,7 @@ def check(c, release=None, only=None, at=None, json_=False, env="local", hosts=N
         ui.show_checks(run.results, environment=environment.name, release=run.release, as_json=json_)
         if run.failed:
             raise ChecksFailed(f"pre-release checks failed: {summarise(run.results)}",
-                               hint="fix what the table shows and run: invoke check")
+                               hint="fix what the checks above show and run: invoke check")
 
 
 @task(help={

@@ -81,7 +81,7 @@ def run_demo(project: Path) -> None:
         ui.show_status(environment.name, reports)
         wrong = [r.server for r in reports if r.state is None or r.state.live != "r1" or not (r.health and r.health.ok)]
         if wrong:
-            raise _failed(6, f"{', '.join(wrong)} should serve r1 and pass its health check, and do not (the table shows why)")
+            raise _failed(6, f"{', '.join(wrong)} should serve r1 and pass its health check, and do not (the status above shows why)")
         ui.show_history(fleet.read_history())
 
         ui.narrate("7. The draft breach report for r3, from every server's journal", "invoke breach-report --release r3")

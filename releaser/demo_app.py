@@ -122,7 +122,7 @@ def _story(project: Path, base: Path, environment: Environment, *, instances: bo
         run = check_release(fleet, Limits(environment, actor="demo@releaser"), now=now, only="smoke,data-slots")
         ui.show_checks(run.results, environment=environment.name, release=run.release)
         if run.failed:
-            raise _failed(2, "a check of the staged r2 failed (the table shows which)")
+            raise _failed(2, "a check of the staged r2 failed (the checks above show which)")
         _expect(2, url, "r1", data)  # staging is private: the public still gets r1
         warm = _pids(fleet, "r1") if instances else {}
 
