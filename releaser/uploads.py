@@ -129,7 +129,7 @@ def read_data_status(fleet, limits: Limits, now: datetime) -> DataStatus:
 def _change(fleet, action: str, name: str, *, reason: str | None, data: Path | None = None,
             digest: str | None = None) -> DataChange:
     if not isinstance(name, str) or not _is_name(name):
-        raise ReleaserError(f"bad data set name {name!r}", hint="use the name the release's manifest.json gives it")
+        raise PlanRefused(f"bad data set name {name!r}", hint="use the name the release's manifest.json gives it")
     fleet.require_all_reachable(action.replace("-", " "))
     limits = Limits(fleet.environment)
     now = fleet.clock.now()
@@ -143,7 +143,7 @@ def _change(fleet, action: str, name: str, *, reason: str | None, data: Path | N
         dataset = find_dataset(view.manifest, name)
         if dataset is None:
             known = ", ".join(d.name for d in view.manifest.datasets) or "none"
-            raise ReleaserError(f"{release} has no data set {name!r}", hint=f"its manifest declares: {known}")
+            raise PlanRefused(f"{release} has no data set {name!r}; nothing was changed", hint=f"its manifest declares: {known}")
         if not _is_release_file(dataset.file):
             raise PlanRefused(f"data set {name}'s file {dataset.file!r} is not a plain path inside the release")
         stamp_at = fleet.clock.now()

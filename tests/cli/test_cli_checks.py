@@ -102,6 +102,9 @@ def test_calendar_json_gives_times_with_offsets(env_file):
         pytest.param(["check", "--release", "../r1"], 3, "bad release id '../r1'", id="bad-release-id"),
         pytest.param(["data-upload", "--dataset", "phof-indicators", "--file", "README.md"], 3, "nothing is staged",
                      id="upload-with-nothing-staged"),
+        pytest.param(["data-upload", "--dataset", "phof;rm -rf /", "--file", "README.md"], 3, "bad data set name",
+                     id="upload-bad-data-set-name"),
+        pytest.param(["data-sign-off", "--dataset", "../x"], 3, "bad data set name", id="sign-off-bad-data-set-name"),
     ],
 )
 def test_user_errors_exit_with_their_code_and_a_message(env_file, args, code, message):

@@ -231,6 +231,19 @@ def test_upload_refuses_when_staging_is_the_live_release(scene, tmp_path):
     assert (scene.root() / "releases" / "r1" / "public/data/phof-indicators.csv").read_bytes() == before
 
 
+def test_upload_of_a_data_set_the_release_lacks_is_refused_naming_those_it_has(scene, tmp_path):
+    """A mistyped --dataset is refused (exit 3) with the names the manifest declares, the lock freed, nothing written."""
+    scene.build(make_release(tmp_path, "r2"))
+    data = tmp_path / "new.csv"
+    data.write_text("x\n")
+    with scene.open() as fleet, pytest.raises(PlanRefused, match="r2 has no data set 'phof-indicator'") as caught:
+        upload_dataset(fleet, "phof-indicator", data)
+    assert "phof-indicators" in caught.value.hint and caught.value.exit_code == 3
+    for server in ("web-1", "web-2"):
+        assert not (scene.root(server) / ".releaser" / "lock").exists()
+        assert not list((scene.root(server) / "releases" / "r2").glob(".releaser-upload-*"))
+
+
 def test_upload_refuses_when_nothing_is_staged(tmp_path, scene):
     """With an empty staging slot there is nowhere for data to go: refused, nothing written."""
     scene.build(None, live=False)
