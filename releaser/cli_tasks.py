@@ -502,10 +502,12 @@ def build(c, source=None, release_id=None, out=None, publication=None):
         require(source and release_id, "build needs --source DIR and --release-id ID")
         source = source_directory(source, "--source")
         target = Path(out or f"dist/{release_id}.tar.gz")
+        replaced = target.is_file()  # a rebuild replaces the bundle there whole, and says so
         with writing("--out", target):
             bundle = build_bundle(source, release_id, target, publications=[publication] if publication else [],
                                   now=datetime.now(timezone.utc))
-    ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes)")
+    ui.say(f"built {bundle.release_id}: {bundle.path} ({len(bundle.manifest.files)} files, {bundle.size} bytes"
+           + ("; it replaced the file that was there)" if replaced else ")"))
 
 
 @task(help={"release": "Only events about this release id, with the overrides, refusals and notices of its go-lives.", "json": "Print JSON instead of a table.", "env": ENV_HELP,

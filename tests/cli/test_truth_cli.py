@@ -200,6 +200,15 @@ def test_build_refuses_a_source_without_files(tmp_path, make, said):
     assert not out.exists()
 
 
+def test_build_says_when_it_replaced_a_bundle_already_there(tmp_path):
+    """A rebuild to the same --out replaces the file whole and says so; a first build says nothing of it."""
+    out = tmp_path / "r9.tar.gz"
+    first = invoke("build", "--source", str(EXAMPLES / "r1"), "--release-id", "r9", "--out", str(out))
+    again = invoke("build", "--source", str(EXAMPLES / "r2"), "--release-id", "r9", "--out", str(out))
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert "replaced" not in first.stderr and "; it replaced the file that was there)" in again.stderr
+
+
 # ---- 10. no value is ever cut ----
 
 LONG_ID = "2026-12-phof-indicators-final-revised"
