@@ -6,7 +6,9 @@ release under check (its sums, manifest and data records), free disk and the rel
 configuration file config-parity compares, the latest rehearsal, and, when asked, `sha256sum -c` of the staged
 and of the live release. The checks in releaser.checks judge these facts; none of them asks the server again.
 A passing sums check leaves a stamp (the one remote.RELEASE_FILES's sums_fresh reads) that lets the prepare of
-the same command skip reading every file again when nothing in the release changed since.
+the same command skip reading every file again when nothing in the release changed since; the script itself
+reuses a stamp of the last 15 minutes the same way (`intact since T`: the find that looks for unlisted files
+also reads every inode change time), so two checks in a row, or a check after a stage, read the files once.
 
 It runs on every server before every go-live, all of them at once on the day, so it starts few processes:
 `stat -f` (free space), one `tar | base64` that carries every file's text and the two clock files' times,
@@ -23,6 +25,7 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from releaser import remote
@@ -46,12 +49,13 @@ printf 'df %s\n' "${fs%% *}"
 # below carries to the nanosecond, in place of two `date`s; only where the kernel here stamps them (a local
 # file system: NFS's times are its server's), else `date`. The kernel stamps file times from a clock that
 # moves by its tick (1-10 ms): ample for a skew limit counted in tenths of a second.
-clock=date
+clock=date; clock_at=
 case ${fs#* } in
   ext2/ext3|xfs|btrfs|tmpfs|overlayfs|zfs|f2fs|jfs|reiserfs)
     # a full disk may create the file and refuse its bytes: then `date`, and nothing of it stays behind
     if { [ -d .releaser ] || mkdir .releaser; } 2>/dev/null; then
-      if { printf '%s\n' "$$" > .releaser/clock-start; } 2>/dev/null; then clock=files; else rm -f .releaser/clock-start 2>/dev/null; fi
+      if { printf '%s\n' "$$" > .releaser/clock-start; } 2>/dev/null; then clock=files; clock_at=.releaser/clock-start
+      else rm -f .releaser/clock-start 2>/dev/null; fi
     fi ;;
 esac
 [ "$clock" = files ] || printf 'clock %s\n' "$(date +%s.%N)"
@@ -101,6 +105,12 @@ passed=  # stamps of the releases whose files verified, put in place by one `mv`
 verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fact's line after "$1 "
   if [ ! -d "releases/$2" ]; then outcome=missing
   elif [ ! -f "releases/$2/.releaser-sha256sums" ]; then outcome=nosums
+  elif case "
+$extras" in *"
+fresh releases/$2 "*) true ;; *) false ;; esac; then
+    # read by a check of the last 15 minutes, and nothing in it changed since: not read again
+    fresh=${extras#*"fresh releases/$2 "}; outcome="intact since ${fresh%%"
+"*}"
   else
     stamp=.releaser/verifying-$$/verified-$2  # this run's own: another run at once cannot date it later
     { [ -d .releaser/verifying-$$ ] || mkdir -p .releaser/verifying-$$; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
@@ -124,7 +134,8 @@ releases/$2 "*) extra=${extras#*"releases/$2 "}; extra=${extra%%"
 to_verify=
 case $verify in *staged*) [ -z "$release" ] || to_verify="releases/$release" ;; esac
 case $verify in *live*) [ -z "$live_release" ] || [ "$live_release" = "$release" ] || to_verify="$to_verify releases/$live_release" ;; esac
-extras=; [ -z "$to_verify" ] || extras=$(unlisted $to_verify)
+# and which of them a check read lately and nothing changed since (their stamps aged by this run's clock file)
+extras=; [ -z "$to_verify" ] || extras=$(unlisted ${clock_at:+-f "$clock_at"} $to_verify)
 staged_outcome=
 if [ -n "$release" ] && [ -d "releases/$release" ]; then
   case $verify in *staged*) verify_one staged "$release"; staged_outcome=$outcome ;; esac
@@ -166,6 +177,14 @@ class Verified:
     outcome: str  # "intact", "corrupt", "nosums", "missing", "noslot", "noroot"
     detail: str = ""
     files: int | None = None
+    read_at: float | None = None  # intact by an earlier check's reading at this server time, nothing changed since
+
+    def read_note(self) -> str:
+        """'' when the files were read just now; else when an earlier check read them (the server's clock, UTC),
+        so a PASS never says they were read when they were not."""
+        if self.read_at is None:
+            return ""
+        return f"read at {datetime.fromtimestamp(self.read_at, timezone.utc):%H:%M:%S} UTC, unchanged since"
 
 
 @dataclass(frozen=True)
@@ -367,16 +386,18 @@ def _pax_records(body: bytes) -> dict[str, str]:
 
 def parse_verified(text: str) -> Verified:
     """Read one release's verification lines (release, files, then intact / corrupt / nosums / missing / noslot)."""
-    release, outcome, detail, files = None, "missing", "", None
+    release, outcome, detail, files, read_at = None, "missing", "", None, None
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "release":
             release = rest.strip()
         elif kind == "files" and rest.strip().isdigit():
             files = int(rest)
+        elif kind == "intact" and rest.startswith("since "):
+            outcome, detail, read_at = kind, "", _number(rest.removeprefix("since "))
         elif kind in ("intact", "corrupt", "nosums", "missing", "noslot", "noroot"):
             outcome, detail = kind, rest.strip()
-    return Verified(release, outcome, detail, files)
+    return Verified(release, outcome, detail, files, read_at)
 
 
 def decode(encoded: str) -> str:

@@ -50,10 +50,20 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 #   DIR at once (the facts script asks for the staged and the live release together). DIRs are releases/ID: no
 #   space. Names in a bundle hold no backslash or newline (bundle.SAFE_FILE_NAME), so each sums line is 64 hex,
 #   two spaces, the name.
+#   `unlisted -f NOW DIR...` (the facts script) also prints "fresh DIR STAMP" for each DIR whose stamp
+#   (.releaser/verified-ID) is at most 15 minutes older than the file NOW and older than every inode change in
+#   DIR (strictly: a change in the stamp's own clock tick counts as after it), and that holds nothing unlisted:
+#   its files are as the check dated STAMP read them, without reading them again. Same find, same awk.
 UNLISTED = r"""
 unlisted() {
+  now_file=; if [ "$1" = -f ]; then now_file=$2; shift 2; fi
   [ $# -gt 0 ] || return 0
-  find "$@" ! -type d ! -path '*/__pycache__/*' -printf '%y %p\n' 2>/dev/null | awk -v dirs="$*" '
+  dirs=$*
+  if [ -n "$now_file" ]; then  # their stamps and the clock they are aged by, as more start points of the same find
+    set -- "$@" "$now_file"
+    for d in $dirs; do [ ! -f ".releaser/verified-${d#releases/}" ] || set -- "$@" ".releaser/verified-${d#releases/}"; done
+  fi
+  find "$@" ! -path '*/__pycache__/*' ! -name __pycache__ -printf '%y %T@ %C@ %p\n' 2>/dev/null | awk -v dirs="$dirs" -v now_file="$now_file" '
     BEGIN {
       n = split(dirs, dir, " ")
       for (i = 1; i <= n; i++) {
@@ -65,13 +75,28 @@ unlisted() {
       }
     }
     {
-      kind = substr($0, 1, 1); path = substr($0, 3)
+      kind = $1; path = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", path)
+      if (now_file != "") {
+        if (path == now_file) { now = $2 + 0; next }
+        if (index(path, ".releaser/verified-") == 1) { stamp[substr(path, 20)] = $2; next }
+        for (i = 1; i <= n; i++)
+          if ((path == dir[i] || index(path, dir[i] "/") == 1) && (!(i in newest) || $3 + 0 > newest[i])) newest[i] = $3 + 0
+      }
+      if (kind == "d") next
       # a symbolic link (or a device, a FIFO...) is never a release file, listed name or not: sha256sum -c
       # follows a link, so one to a file with the same bytes would pass, and one to /etc/passwd serve it
       if (kind == "f" && ((path in listed) || (path in own))) next
       what = kind == "f" ? "" : kind == "l" ? " (a symbolic link)" : " (not a plain file)"
       for (i = 1; i <= n; i++)
         if (judged[i] && !(i in said) && index(path, dir[i] "/") == 1) { print dir[i], substr(path, length(dir[i]) + 2) what; said[i] = 1 }
+    }
+    END {
+      if (now_file == "" || now == 0) exit
+      for (i = 1; i <= n; i++) {
+        id = substr(dir[i], 10)
+        if (judged[i] && !(i in said) && (id in stamp) && (i in newest) && newest[i] < stamp[id] + 0 \
+            && stamp[id] + 0 <= now && now - stamp[id] <= 900) print "fresh", dir[i], stamp[id]
+      }
     }'
 }
 """

@@ -53,4 +53,5 @@ def _judge_one(fact: Verified, common: str | None, facts: Mapping[str, object]) 
     if fact.outcome != "intact":
         return "FAIL", (f"live {release} fails its checksums ({fact.detail or 'unknown files'}): "
                         "the backup after go-live would not be intact")
-    return "PASS", f"after go-live the backup will be {release} ({fact.files} files intact)"
+    note = fact.read_note()
+    return "PASS", f"after go-live the backup will be {release} ({fact.files} files intact" + (f", {note})" if note else ")")

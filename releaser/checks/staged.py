@@ -85,4 +85,5 @@ def _judge_one(fact: StagedFacts, expected: str | None, reference: str | None, r
     files = f"{verified.files} files" if verified.files is not None else "files"
     if release == view.backup:
         return "WARN", f"staging is the backup release {release}: going live would republish an older release"
-    return "PASS", f"{release}: {files} intact, sums {digest[:8]}"
+    note = verified.read_note()
+    return "PASS", f"{release}: {files} intact, sums {digest[:8]}" + (f" ({note})" if note else "")

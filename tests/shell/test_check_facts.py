@@ -3,6 +3,8 @@ are trusted by the prepare that follows only while nothing in the release change
 
 from __future__ import annotations
 
+import re
+
 from collections import Counter
 from pathlib import Path
 
@@ -50,7 +52,9 @@ def test_go_live_checks_ask_each_server_once_and_judge_as_before(ssh_env, open_f
     assert counts == Counter({"web-1": 1, "web-2": 1, "web-3": 1})  # was 8 each, then 2
     by = {(r.check, r.server): r for r in run.results}
     assert by[("staged", "web-2")].status == "PASS" and by[("staged", "web-2")].detail.startswith("r2: 4 files intact, sums ")
-    assert by[("rollback-target", "web-1")].detail == "after go-live the backup will be r1 (4 files intact)"
+    # r1's files were read by the go-live's prepare just before, and nothing in it changed since: not read again
+    assert re.fullmatch(r"after go-live the backup will be r1 \(4 files intact, read at \d\d:\d\d:\d\d UTC, unchanged since\)",
+                        by[("rollback-target", "web-1")].detail)
     assert by[("lock", "web-3")].detail == "free"
     assert by[("reachable", "web-1")].status == "PASS" and "clock" in by[("reachable", "web-1")].detail
     assert "free (minimum" in by[("disk", "web-2")].detail

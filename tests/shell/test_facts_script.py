@@ -153,3 +153,63 @@ def test_on_a_full_disk_the_facts_take_the_clock_from_date_and_leave_no_clock_fi
         assert sorted(p.name for p in (root / ".releaser").iterdir()) == []
     finally:
         subprocess.run(["umount", "-l", str(root)], check=True)
+
+
+def read_again(root: Path) -> tuple[object, object]:
+    """The staged and the live release's verification of one more facts run."""
+    facts = parse_facts(run_facts(root)[0], ("staging/config/app.toml",))
+    return facts.staged, facts.live
+
+
+def test_a_release_read_lately_and_unchanged_since_is_not_read_again_and_says_when_it_was(local_env, open_fleet):
+    """Two checks in a row: the second reuses the first's reading (its stamp, no inode changed after it) and says so."""
+    root = prepared_root(local_env, open_fleet)
+    (root / ".releaser" / "verified-r2").unlink()  # staging stamped it: no reading to reuse
+    first, _ = read_again(root)
+    stamp = (root / ".releaser" / "verified-r2").stat().st_mtime
+    second, live = read_again(root)
+    assert first.outcome == "intact" and first.read_at is None
+    assert second.outcome == "intact" and second.files == 4 and abs(second.read_at - stamp) < 1e-3
+    assert second.read_note().startswith("read at ") and live.outcome == "intact" and live.read_at is not None
+
+
+def test_a_byte_changed_after_a_check_is_read_again_and_fails_even_with_its_times_put_back(local_env, open_fleet):
+    """Writing a file changes its inode's change time, which utime cannot set back: the next check reads it."""
+    root = prepared_root(local_env, open_fleet)
+    read_again(root)
+    page = root / "releases" / "r2" / "public" / "index.html"
+    before = page.stat()
+    data = bytearray(page.read_bytes())
+    data[0] ^= 1
+    page.write_bytes(bytes(data))
+    os.utime(page, ns=(before.st_atime_ns, before.st_mtime_ns))
+    staged, _ = read_again(root)
+    assert staged.outcome == "corrupt" and "public/index.html" in staged.detail and staged.read_at is None
+
+
+def test_a_file_added_or_removed_after_a_check_is_seen_by_the_next(local_env, open_fleet):
+    """A new file is named as unlisted; a removed one changes its directory, so the files are read (and fail)."""
+    root = prepared_root(local_env, open_fleet)
+    read_again(root)
+    (root / "releases" / "r2" / "public" / "extra.html").write_text("x")
+    staged, _ = read_again(root)
+    assert staged.outcome == "corrupt" and "public/extra.html" in staged.detail
+    (root / "releases" / "r2" / "public" / "extra.html").unlink()
+    assert read_again(root)[0].outcome == "intact"
+    (root / "releases" / "r1" / "public" / "index.html").unlink()
+    _, live = read_again(root)
+    assert live.outcome == "corrupt" and live.read_at is None
+
+
+def test_a_stamp_older_than_fifteen_minutes_or_dated_ahead_is_not_trusted(local_env, open_fleet):
+    """The reading is reused for 15 minutes at most, and never from a stamp the server's clock has not reached."""
+    root = prepared_root(local_env, open_fleet)
+    read_again(root)
+    stamp = root / ".releaser" / "verified-r2"
+    old = time.time() - 16 * 60
+    os.utime(stamp, (old, old))
+    assert read_again(root)[0].read_at is None  # read again, and stamped anew
+    assert read_again(root)[0].read_at is not None
+    ahead = time.time() + 3600
+    os.utime(stamp, (ahead, ahead))
+    assert read_again(root)[0].read_at is None
