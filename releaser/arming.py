@@ -37,7 +37,8 @@ def go_line(deadline):
         if not chunk:
             return False
         line += chunk
-    return line.split(b"\n", 1)[0] == b"go"
+    # a line read past the deadline came too late, even if it arrived in time (the process was stopped meanwhile)
+    return line.split(b"\n", 1)[0] == b"go" and time.monotonic() < deadline
 """
 
 

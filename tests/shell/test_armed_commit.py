@@ -116,6 +116,26 @@ def test_a_go_line_after_the_bound_renames_nothing(ssh_env, web1, python):
     assert read_slots(ssh_env)["web-1"] == OLD
 
 
+def test_a_go_line_read_only_after_the_bound_renames_nothing_when_the_server_was_frozen(sshd_farm, ssh_env, web1,
+                                                                                        python):
+    """The server stops (SIGSTOP of sshd and the script: a paused VM, a stalled host) before T with the script armed;
+    the go line waits in its socket, the coordinator gives web-1 up and reverts the others. Thawed past its bound, the
+    script reads that go line at once: it must rename nothing, as when the line comes late on a live server.
+
+    Before the fix the python3 gate checked its deadline only before each wait, so the go line read after the thaw
+    renamed live there seconds after the command had said every other server was back: a MIXED fleet, made late."""
+    root, running = armed(ssh_env, web1, "web-1", bound=1.0, python=python)
+    sshd_farm.freeze("web-1")
+    try:
+        running.send("go\n")  # into the frozen server's socket buffer
+        time.sleep(2.0)  # past the bound, frozen
+    finally:
+        sshd_farm.thaw("web-1")
+    done = running.wait(10)
+    assert done.exit_code == 8 and "nothing was switched here" in done.stderr, done
+    assert read_slots(ssh_env)["web-1"] == OLD
+
+
 def test_a_release_changed_since_prepare_is_refused_after_the_go_line(ssh_env, web1, python):
     root, running = armed(ssh_env, web1, "web-1", bound=30, python=python)
     (root / "releases" / "r2" / "public" / "index.html").write_text("changed after prepare")

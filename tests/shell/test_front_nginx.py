@@ -627,6 +627,33 @@ def test_the_socket_fronts_armed_commit_renames_on_go_and_nothing_without_it(app
     assert app_farm.served("web-1") == {(200, "r1")}
 
 
+def test_an_armed_socket_front_frozen_past_its_bound_moves_nothing_on_the_go_line_it_reads_late(app_farm):
+    """web-1 stops (SIGSTOP: a paused VM) while its front commit is armed; the go line waits in its socket past the
+    bound. Thawed, the script reads it at once and must rename nothing: the coordinator has given web-1 up and put
+    the others back, so a rename now would make the fleet MIXED after the command ended (it did, before the fix)."""
+    server = app_farm.environment.server("web-1")
+    host, root = app_farm.hosts["web-1"], app_farm.environment.app_root(server)
+    link = Path(str(root)) / app_farm.environment.application.front.socket
+    before = os.readlink(link)
+    staging = app_farm.read()["web-1"].of_slot("staging")
+    (link.parent / f"{link.name}.releaser-next").symlink_to(f"instance-{staging.port}.sock")
+    running = host.start(front_participant.armed_commit_argv(app_farm.environment.application, root, bound=3.0))
+    assert running.readline(5) == "armed"
+    armed_at = time.monotonic()
+    app_farm.farm.freeze("web-1")
+    try:
+        assert time.monotonic() - armed_at < 2.0  # frozen well within the bound
+        running.send("go\n")
+        time.sleep(4.0)
+    finally:
+        app_farm.farm.thaw("web-1")
+    done = running.wait(10)
+    assert done.exit_code == 8 and "no go line came" in done.stderr, done
+    assert os.readlink(link) == before
+    assert app_farm.served("web-1") == {(200, "r1")}
+    os.unlink(link.parent / f"{link.name}.releaser-next")
+
+
 def test_a_rollback_moves_a_socket_front_whose_nginx_is_stopped_and_says_it_is_unhealthy(app_farm):
     """nginx stopped on web-3: renaming its link harms nothing, so the rollback withdraws r2 from every server
     (web-3's nginx finds r1 when it starts again) and reports web-3 unhealthy instead of refusing everywhere."""
