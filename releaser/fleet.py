@@ -355,9 +355,12 @@ class Fleet:
         if lost:
             parts.append(f"{', '.join(lost)} did not answer, so {'it' if len(lost) == 1 else 'they'} may still serve "
                          f"{target or 'the new links'}")
-        done = f"{', '.join(counted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}; " if back else ""
+        # the servers put back served the new release from the commit to the end of their revert, as in REVERTED
+        live_for = (f" ({target or 'the new links'} was live there for at most {exposure(report):.2f} s, from the commit "
+                    f"to the end of the revert)") if back and slot == "live" else ""
+        done = f"{', '.join(counted(back))} {'is' if len(back) == 1 else 'are'} back on {back_on}{live_for}; " if back else ""
         self.record(action, "mixed", releases={slot: previous, "attempted": target},
-                    detail=f"{why}; {'; '.join(parts)}")
+                    detail=f"{why}; {done}{'; '.join(parts)}")
         hint = "run: invoke status, then follow: invoke runbook rollback (section MIXED)"
         if lost:
             hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"

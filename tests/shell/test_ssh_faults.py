@@ -7,6 +7,8 @@ own disk (an immutable directory, a full file system). Every test reads every se
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import shutil
@@ -244,6 +246,9 @@ def test_a_server_dying_right_after_its_rename_is_named_and_the_reachable_ones_a
     assert {name: slots[name] for name in ("web-1", "web-3")} == {"web-1": OLD, "web-3": OLD}
     assert slots["web-2"] == NEW  # renamed before it died: nobody could put it back
     assert "web-2 did not answer, so it may still serve r2; the fleet may be MIXED" in message  # never "every server is back"
+    # the ones put back served r2 meanwhile, and the message says for how long at most (as a REVERTED one does)
+    assert re.search(r"web-1, web-3 are back on r1 \(r2 was live there for at most \d+\.\d\d s, from the commit to the "
+                     r"end of the revert\)", message), message
 
     sshd_farm.restart("web-2")
     with open_fleet(env) as fleet:
