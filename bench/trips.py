@@ -72,9 +72,9 @@ def counting() -> Iterator[Trips]:
         trips.note(self.name, "sftp read")
         return originals["read"](self, remote)
 
-    def reconnect(self):
+    def reconnect(self, **kwargs):
         trips.note(self.name, "reconnect")
-        return originals["reconnect"](self)
+        return originals["reconnect"](self, **kwargs)
 
     SshHost.run, SshHost.start, SshHost.put, SshHost.read, SshHost.reconnect = run, start, put, read, reconnect
     try:

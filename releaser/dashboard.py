@@ -333,7 +333,7 @@ def _retry_silent_servers(fleet: Fleet, silent: list[str]) -> None:
 
     for name in silent:
         try:
-            fleet.hosts[name].reconnect()
+            fleet.hosts[name].reconnect(even_if_unanswered=True)
         except HostUnreachable:
             continue
         fleet.unreachable.pop(name, None)

@@ -107,8 +107,9 @@ class Host(Protocol):
         """Connect (or wait for the connection started in the background); HostUnreachable if it cannot."""
         ...
 
-    def reconnect(self) -> None:
-        """Drop the connection and open a new one: a broken connection is not always a lost server."""
+    def reconnect(self, *, even_if_unanswered: bool = False) -> None:
+        """Drop the connection and open a new one: a broken connection is not always a lost server. One that did not
+        answer a new connection earlier in this command is not tried again unless `even_if_unanswered`."""
         ...
 
     def broken(self) -> str | None:
@@ -130,7 +131,7 @@ class LocalHost:
     def open(self) -> None:
         """Nothing to connect to; present so every Host opens the same way."""
 
-    def reconnect(self) -> None:
+    def reconnect(self, *, even_if_unanswered: bool = False) -> None:
         """Nothing to reconnect."""
 
     def broken(self) -> str | None:
@@ -477,6 +478,9 @@ class SshHost:
         self._opening: threading.Thread | None = None
         self._opening_error: BaseException | None = None
         self._silent: str | None = None  # why a step here ended by its deadline with no answer, until a reconnect
+        self._unanswered: str | None = None  # why a new connection got no answer within connect_timeout, this command
+        self._reconnecting = threading.Lock()  # one reconnect at a time: the links' and the front's reverts both ask
+        self._reconnects = 0  # reconnect attempts made, so one that waited for another's knows it was done meanwhile
 
     def start_opening(self) -> None:
         """Start connecting in a background thread; open() waits for it and raises what it raised."""
@@ -578,9 +582,10 @@ class SshHost:
         A server that went silent earlier in this command is not asked, and no new connection is opened for it
         here (that would wait out the handshake's deadline again): only reconnect() tries it again.
         """
-        if self._silent is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
+        why = self._silent or self._unanswered
+        if why is not None:  # waiting out another deadline here would learn nothing new; reconnect() may
             raise HostUnreachable(self.name, f"not asked to run {_label(argv)}: {self.address} did not answer earlier "
-                                  f"in this command ({self._silent})", hint="see: invoke runbook server-failure", silent=True,
+                                  f"in this command ({why})", hint="see: invoke runbook server-failure", silent=True,
                                   unsent=True)
         self.open()
         timeout = timeout or self.step_timeout
@@ -727,11 +732,34 @@ class SshHost:
             raise HostUnreachable(self.name, f"cannot read {remote} on {self.address}: {_why(error)}",
                                   answered=answered) from error
 
-    def reconnect(self) -> None:
-        """Drop this connection and open a new one: a lost connection is not always a lost server."""
-        self.close()
-        self._connect()
-        self._silent = None  # it answered the handshake: its next steps are asked again
+    def reconnect(self, *, even_if_unanswered: bool = False) -> None:
+        """Drop this connection and open a new one: a lost connection is not always a lost server.
+
+        A server that did not answer a new connection within connect_timeout earlier in this command is not tried
+        again (raises at once): every later step would wait that deadline out once more (QA: a frozen server's
+        links and front each reverting cost it twice). A page left open all morning passes `even_if_unanswered`.
+        Two steps asking at once share one attempt: the second gets the first's connection, or its failure.
+        """
+        asked = self._reconnects
+        with self._reconnecting:
+            if self._reconnects != asked and (self._connection is not None or self._unanswered is not None):
+                if self._connection is not None:
+                    return  # another step reconnected while this one waited: its new connection serves this one too
+            if self._unanswered is not None and not even_if_unanswered:
+                raise HostUnreachable(self.name, f"no new connection tried: {self.address} did not answer one earlier in "
+                                      f"this command ({self._unanswered})", hint="see: invoke runbook server-failure",
+                                      silent=True, unsent=True)
+            self.close()
+            started = time.monotonic()
+            try:
+                self._connect()
+            except HostUnreachable as error:
+                if time.monotonic() - started >= 0.9 * self._settings["connect_timeout"]:
+                    self._unanswered = error.what.removeprefix(f"{self.name}: ")
+                raise
+            finally:
+                self._reconnects += 1
+            self._silent = self._unanswered = None  # it answered the handshake: its next steps are asked again
 
     def close(self) -> None:
         """Close the shell, the SFTP session and the connection."""

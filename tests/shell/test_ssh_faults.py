@@ -81,8 +81,8 @@ class Tripwire:
     def open(self) -> None:
         self.host.open()
 
-    def reconnect(self) -> None:
-        self.host.reconnect()
+    def reconnect(self, **kwargs) -> None:
+        self.host.reconnect(**kwargs)
 
     def broken(self) -> str | None:
         return self.host.broken()

@@ -228,3 +228,46 @@ def test_a_server_without_aes_gcm_is_still_reached_with_ctr(tmp_path):
             assert host.run(["echo", "reached"]).stdout == "reached\n"
         finally:
             host.close()
+
+
+def test_a_server_that_did_not_answer_a_new_connection_is_not_waited_for_again_in_the_same_command(sshd_farm, tmp_path):
+    """A frozen server (a paused VM): the first reconnect waits out connect_timeout; two more at once (a switch's
+    links and front both reverting), and a step after them, fail at once instead of waiting it out again."""
+    from conftest import PROJECT, ssh_environment_for
+    from releaser.config import load_environment
+
+    env_file = tmp_path / "env.toml"
+    ssh_environment_for(sshd_farm, env_file)
+    env_file.write_text(env_file.read_text().replace("connect_timeout = 5.0", "connect_timeout = 1.0"))
+    host = make_hosts(load_environment(str(env_file), PROJECT))["web-1"]
+    host.open()
+    sshd_farm.freeze("web-1")
+    try:
+        started = time.monotonic()
+        with pytest.raises(HostUnreachable):
+            host.reconnect()
+        first = time.monotonic() - started
+        errors = []
+
+        def again() -> None:
+            try:
+                host.reconnect()
+            except HostUnreachable as error:
+                errors.append(str(error))
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=again) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with pytest.raises(HostUnreachable, match="did not answer earlier in this command"):
+            host.run(["true"])
+        later = time.monotonic() - started
+    finally:
+        sshd_farm.thaw("web-1")
+    assert first >= 0.9 and later < 0.5, (first, later)
+    assert len(errors) == 2 and all("no new connection tried" in e for e in errors), errors
+    host.reconnect(even_if_unanswered=True)  # a page left open all morning tries again, and finds it back
+    assert host.run(["echo", "back"]).stdout == "back\n"
+    host.close()
