@@ -517,8 +517,7 @@ class SshHost:
                   "channel_timeout": s["connect_timeout"]}  # a silent server must not hold the handshake for paramiko's defaults
         connection = fabric.Connection(
             s["host"], user=s["user"], port=s["port"], config=config, connect_timeout=s["connect_timeout"],
-            connect_kwargs={**kwargs, **limits, "allow_agent": not kwargs, "look_for_keys": not kwargs,
-                            "transport_factory": _aead_first_transport},
+            connect_kwargs={**kwargs, **limits, "allow_agent": not kwargs, "look_for_keys": not kwargs},
         )
         if s["check_host_keys"]:
             connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -1089,23 +1088,6 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _known_hosts_lock = threading.Lock()
 _known_hosts_parsed: dict[tuple, object] = {}
-
-
-# AES-GCM carries its own integrity check inside cryptography's C code; paramiko's preferred AES-CTR comes with an
-# HMAC that paramiko computes and compares in Python, a byte at a time (at N = 20 the checks' answers spent ~70 ms
-# of client CPU in that comparison alone). Asked for first; a server without GCM still gets paramiko's usual list.
-AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-
-
-def _aead_first_transport(sock, **kwargs):
-    """A paramiko Transport that asks the server for AES-GCM before paramiko's own preference (CTR with HMAC)."""
-    import paramiko
-
-    transport = paramiko.Transport(sock, **kwargs)
-    options = transport.get_security_options()
-    options.ciphers = tuple(c for c in AEAD_CIPHERS if c in options.ciphers) + tuple(
-        c for c in options.ciphers if c not in AEAD_CIPHERS)
-    return transport
 
 
 def _trust_known_keys(trusted, path: str, host: str, port: int) -> None:

@@ -148,17 +148,15 @@ class FarmServer:
 class SshdFarm:
     """K independent real sshd processes on loopback, each with its own host key, port and app root."""
 
-    def __init__(self, base: Path, count: int, *, skip_shell_rc: bool = False, sshd_options: tuple[str, ...] = ()):
+    def __init__(self, base: Path, count: int, *, skip_shell_rc: bool = False):
         """`skip_shell_rc` stops bash from reading the login user's ~/.bashrc for each SSH command (sshd sets
         SHLVL=1, and bash reads .bashrc under sshd only at shell level 1): a slow rc file (pyenv init, ~120 ms)
-        then no longer dominates every round trip. Off by default, so tests see the account as it is.
-        `sshd_options` are more sshd_config lines for every server (e.g. "Ciphers aes128-ctr")."""
+        then no longer dominates every round trip. Off by default, so tests see the account as it is."""
         if count < 1:
             raise ValueError(f"a farm needs at least one server, got {count}")
         self.base = Path(base).resolve()
         self.count = count
         self.skip_shell_rc = skip_shell_rc
-        self.sshd_options = tuple(sshd_options)
         # the account this process runs as: a non-root sshd can only log that one in (getpass.getuser() trusts
         # $USER/$LOGNAME, which su/setpriv/sudo may leave pointing at someone else)
         self.user = pwd.getpwuid(os.geteuid()).pw_name
@@ -199,7 +197,7 @@ class SshdFarm:
         self._generate_keys(names)
         ports = _free_ports(self.count)
         self.servers = [FarmServer(n, HOST, p, self.server_dir(n) / "app", None) for n, p in zip(names, ports)]
-        extra = (["PerSourcePenalties no"] if _openssh_version(self._sshd) >= (9, 8) else []) + list(self.sshd_options)
+        extra = ["PerSourcePenalties no"] if _openssh_version(self._sshd) >= (9, 8) else []
         known = []
         for server in self.servers:
             self._write_config(server, extra)

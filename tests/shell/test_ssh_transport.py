@@ -205,31 +205,6 @@ def test_a_connection_closed_before_the_greeting_is_not_called_silent(tmp_path):
         closing.close(), quiet.close()
 
 
-def negotiated_cipher(host) -> str:
-    return host._connection.client.get_transport().remote_cipher
-
-
-def test_the_connection_asks_for_aes_gcm_first(web1):
-    """paramiko checks a CTR cipher's HMAC in Python, a byte at a time: GCM's check runs in C (issue 17's checks)."""
-    assert negotiated_cipher(web1) == "aes128-gcm@openssh.com"
-    assert web1.run(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"]).stdout == "x" * 300000
-
-
-def test_a_server_without_aes_gcm_is_still_reached_with_ctr(tmp_path):
-    """A server that offers only CTR ciphers gets paramiko's usual choice: asking for GCM first never locks one out."""
-    from conftest import ssh_environment_for
-    from sshfarm import SshdFarm
-
-    with SshdFarm(tmp_path / "farm", 1, skip_shell_rc=True, sshd_options=("Ciphers aes128-ctr,aes256-ctr",)) as farm:
-        host = make_hosts(ssh_environment_for(farm, tmp_path / "env.toml"))["web-1"]
-        host.open()
-        try:
-            assert negotiated_cipher(host) == "aes128-ctr"
-            assert host.run(["echo", "reached"]).stdout == "reached\n"
-        finally:
-            host.close()
-
-
 def test_a_server_that_did_not_answer_a_new_connection_is_not_waited_for_again_in_the_same_command(sshd_farm, tmp_path):
     """A frozen server (a paused VM): the first reconnect waits out connect_timeout; two more at once (a switch's
     links and front both reverting), and a step after them, fail at once instead of waiting it out again."""
