@@ -53,7 +53,8 @@ printf 'df %s\n' "$(stat -f -c '%a*%S' .)"
 #   `unlisted -f NOW DIR...` (the facts script) also prints "fresh DIR STAMP" for each DIR whose stamp
 #   (.releaser/verified-ID) is at most 15 minutes older than the file NOW and older than every inode change in
 #   DIR (strictly: a change in the stamp's own clock tick counts as after it), and that holds nothing unlisted:
-#   its files are as the check dated STAMP read them, without reading them again. Same find, same awk.
+#   its files are as the check dated STAMP read them, without reading them again; and "count DIR N", the number
+#   of files its sums list (the check's file count, without carrying the sums file back). Same find, same awk.
 UNLISTED = r"""
 unlisted() {
   now_file=; if [ "$1" = -f ]; then now_file=$2; shift 2; fi
@@ -68,7 +69,7 @@ unlisted() {
       n = split(dirs, dir, " ")
       for (i = 1; i <= n; i++) {
         sums = dir[i] "/.releaser-sha256sums"
-        while ((got = (getline line < sums)) > 0) listed[dir[i] "/" substr(line, 67)] = 1
+        while ((got = (getline line < sums)) > 0) { listed[dir[i] "/" substr(line, 67)] = 1; lines[i]++ }
         judged[i] = (got == 0)  # 0 at the end of a file read; -1 when there was none to read
         own[dir[i] "/.releaser-sha256sums"] = own[dir[i] "/manifest.json"] = own[dir[i] "/.releaser-datasets.json"] = 1
         own[dir[i] "/public/.releaser/release.json"] = 1
@@ -91,7 +92,9 @@ unlisted() {
         if (judged[i] && !(i in said) && index(path, dir[i] "/") == 1) { print dir[i], substr(path, length(dir[i]) + 2) what; said[i] = 1 }
     }
     END {
-      if (now_file == "" || now == 0) exit
+      if (now_file == "") exit
+      for (i = 1; i <= n; i++) if (judged[i]) print "count", dir[i], lines[i] + 0
+      if (now == 0) exit
       for (i = 1; i <= n; i++) {
         id = substr(dir[i], 10)
         if (judged[i] && !(i in said) && (id in stamp) && (i in newest) && newest[i] < stamp[id] + 0 \
