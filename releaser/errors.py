@@ -18,6 +18,12 @@ Raise in the core, translate at the edge. Only tasks.py turns these into an exit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from releaser.web import Probe
+
 
 class ReleaserError(Exception):
     """A failure with a user-facing message: what is wrong, and a hint saying what to do."""
@@ -87,20 +93,30 @@ class FleetReverted(ReleaserError):
     """A switch failed on some server; every reachable server was put back on the release it had.
 
     `exposed`: the most seconds the release switched to can have been live anywhere (from the start of the
-    commit to the end of the revert), when the switch got as far as a commit.
+    commit to the end of the revert), when the switch got as far as a commit. `answers`: the failing GETs of
+    the check after the switch, by server (releaser.web.Probe), whose bodies say why; shown with the message.
     """
 
     exit_code = 6
 
-    def __init__(self, what: str, *, hint: str | None = None, exposed: float | None = None) -> None:
+    def __init__(self, what: str, *, hint: str | None = None, exposed: float | None = None,
+                 answers: Mapping[str, Probe] | None = None) -> None:
         super().__init__(what, hint=hint)
         self.exposed = exposed
+        self.answers = dict(answers or {})
 
 
 class FleetMixed(ReleaserError):
-    """A switch failed and some server could not be put back: the fleet is mixed. Loud on purpose."""
+    """A switch failed and some server could not be put back: the fleet is mixed. Loud on purpose.
+
+    `answers`: as FleetReverted's, the failing GETs of the check after the switch, by server.
+    """
 
     exit_code = 7
+
+    def __init__(self, what: str, *, hint: str | None = None, answers: Mapping[str, Probe] | None = None) -> None:
+        super().__init__(what, hint=hint)
+        self.answers = dict(answers or {})
 
 
 class Cancelled(ReleaserError):

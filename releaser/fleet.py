@@ -42,6 +42,7 @@ from releaser.serverstate import ServerReport, read_status, states, status_exit_
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback
 from releaser.switch import INTERRUPTED, Deadlines, Decision, PrepareCancelled, State, SwitchReport, run_switch
 from releaser.transport import Host, make_hosts
+from releaser.web import Probe
 
 __all__ = ["Approve", "Fleet", "FleetResult", "HostResult", "LockSession", "ServerReport", "connected", "make_hosts",
            "status_exit_code"]
@@ -299,15 +300,21 @@ class Fleet:
                     report.timings[phase] += session.seconds
         if report.decision in (Decision.COMMITTED, Decision.UNHEALTHY):
             return _switch_result(action, target, previous, plans, participants, report)
-        return self._raise_for(report, action=action, target=target, previous=previous, slot=slot, rehearsal=rehearsal)
+        answers = {p.server: p.probe for p in participants
+                   if isinstance(p, ServerLinks) and p.probe is not None and not p.probe.ok}  # why verify failed
+        return self._raise_for(report, action=action, target=target, previous=previous, slot=slot, rehearsal=rehearsal,
+                               answers=answers)
 
     def _deadlines(self) -> Deadlines:
         d = self.environment.deadlines
         return Deadlines(prepare=d.prepare, commit=d.commit, verify=d.verify, revert=d.revert)
 
     def _raise_for(self, report: SwitchReport, *, action: str, target: str | None, previous: str | None, slot: str,
-                   rehearsal: bool) -> NoReturn:
-        """Journal a switch that did not commit and raise the one error that says where every server stands."""
+                   rehearsal: bool, answers: Mapping[str, Probe] | None = None) -> NoReturn:
+        """Journal a switch that did not commit and raise the one error that says where every server stands.
+
+        `answers`: the failing GETs of the check after the switch, carried by the error so their bodies are shown.
+        """
         cause = summary(report.cause)
         why = "interrupted (Ctrl-C)" if set(report.cause) == {INTERRUPTED} else f"failed on {cause}"
         back_on = previous or "no release"
@@ -332,7 +339,7 @@ class Fleet:
             raise FleetReverted(f"rehearsal of {target} {why}; the public site was not touched",
                                 hint="fix what it names (a broken release: build it again as a new release id and stage that; a "
                                      "dead or hung staging instance: stage the same release again), then rehearse again; "
-                                     "see: invoke runbook go-live")
+                                     "see: invoke runbook go-live", answers=answers)
         if report.decision is Decision.REVERTED and slot != "live":  # a stage: nothing the public sees moved
             self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=why)
             raise FleetReverted(f"{action} {why}; every server's {slot} is back on {previous or 'nothing'}",
@@ -342,7 +349,7 @@ class Fleet:
             live_for = f"{target} was live for at most {exposed:.2f} s, from the commit to the end of the revert"
             self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=f"{why}; {live_for}")
             raise FleetReverted(f"{action} {why}; every server is back on {back_on} ({live_for})",
-                                hint=f"next: invoke runbook {runbook}", exposed=exposed)
+                                hint=f"next: invoke runbook {runbook}", exposed=exposed, answers=answers)
         # MIXED: someone may not be back
         stuck, lost = report.stuck, report.lost
         back = report.back
@@ -366,7 +373,7 @@ class Fleet:
             hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
         # a server that could not be put back is on another release; one that did not answer may or may not be
         mixed = "the fleet is MIXED" if stuck else "the fleet may be MIXED (status tells, once it answers)"
-        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; {mixed}", hint=hint)
+        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; {mixed}", hint=hint, answers=answers)
 
     def rehearse(self) -> FleetResult:
         """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.
@@ -422,7 +429,7 @@ def _switch_result(action: str, target: str | None, previous: str | None, plans:
         else:
             ok = health.ok if health else True
             detail = health.detail if health else ("switched" if participant else "already there")
-        results.append(HostResult(name, ok, detail, participant.moved_at if participant else None))
+        results.append(HostResult(name, ok, detail, participant.moved_at if participant else None, health))
     notes = [note for plan in plans.values() for note in plan.notes]
     if report.interrupted:
         notes.append(f"Ctrl-C came while the {action} was switching; it had reached every server, so {target} stays "

@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from releaser.locking import LockSession
+    from releaser.web import Probe
 
 
 @dataclass(frozen=True)
 class HostResult:
-    """What one command did on one server."""
+    """What one command did on one server; `health`: the check after a switch, whose body says why it failed."""
 
     server: str
     ok: bool
     detail: str
     renamed_at: float | None = None
+    health: Probe | None = None
 
 
 @dataclass(frozen=True)

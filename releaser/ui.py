@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # ui renders what the fleet returns but never calls it
     from releaser.dataslots import DataStatus
     from releaser.fleet import FleetResult, ServerReport
     from releaser.slots import Plan
+    from releaser.web import Probe
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -187,6 +188,7 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
     if data is not None:
         _add_data_row(table, data)
     print_table(table)
+    show_failed_answers({report.server: report.health for report in reports if report.health and not report.health.ok})
     _show_instances(reports)
     for line in status_warnings(environment, reports, host_keys_checked=host_keys_checked, min_free_bytes=min_free_bytes):
         warn(line)
@@ -373,6 +375,7 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
     for host in result.results:
         _add_row(table, host.server, word("OK" if host.ok else "FAIL"), for_this_run(host.detail))
     print_table(table)
+    show_failed_answers({host.server: host.health for host in result.results if not host.ok and host.health})
     figures = ", ".join(f"{k} {v:.2f}s" for k, v in (result.seconds or {}).items())
     skew = f", rename skew {result.skew * 1000:.0f} ms" if result.skew is not None else ""
     if figures:
@@ -381,6 +384,43 @@ def show_result(result: FleetResult, *, notes: bool = True) -> None:
         warn(note)
     for warning in result.warnings:
         warn(warning)
+
+
+BODY_LINE_CHARACTERS = 200  # of one body line shown; a longer one says how many more characters it had
+
+
+def body_lines(probe: Probe) -> list[str]:
+    """The lines that show what a failing GET's body began with, escaped (see visible), each saying how it was cut.
+
+    A body is whatever the server sent: a line holding an escape sequence must not drive the terminal, a very
+    long one (minified HTML, a base64 blob) is cut at BODY_LINE_CHARACTERS, and the lines left out are counted.
+    """
+    lines = []
+    for line in probe.body_lines():
+        shown, rest = line[:BODY_LINE_CHARACTERS], len(line) - BODY_LINE_CHARACTERS
+        lines.append(f"| {visible(shown)}" + (f" ... ({rest} more characters)" if rest > 0 else ""))
+    if not lines:
+        return ["(the body was empty)"]
+    if probe.body_more:
+        lines.append(f"... and {probe.body_more} more line{'s' if probe.body_more != 1 else ''}"
+                     + (" in its first 64 KiB, and more after that (not read)" if probe.body_cut else ""))
+    elif probe.body_cut:
+        lines.append("... and more (only its first 64 KiB was read)")
+    return lines
+
+
+def show_failed_answers(probes: Mapping[str, Probe]) -> None:
+    """Show per server what the failing GET's body began with: why a health check or verification failed.
+
+    On stderr (messages; --json keeps stdout), one line naming the server and the GET, then the body's first
+    lines; a GET nothing answered has no body and shows nothing here (its one line already says so).
+    """
+    for server, probe in probes.items():
+        if probe.ok or probe.status is None:
+            continue
+        err.print(plain(f"{server}: {for_this_run(probe.detail)}; the body began:"), soft_wrap=True)
+        for line in body_lines(probe):
+            err.print(plain(f"  {line}", style="dim"), soft_wrap=True)
 
 
 def show_history(events: list[dict], *, as_json: bool = False) -> None:
@@ -582,10 +622,18 @@ def _report_json(report: ServerReport) -> dict:
         "on_disk": sorted(state.on_disk) if state else [],
         "free_bytes": report.free_bytes,
         "lock": asdict(report.lock) if report.lock else (True if report.locked else None),
-        "health": {"ok": report.health.ok, "detail": report.health.detail} if report.health else None,
+        "health": _health_json(report.health) if report.health else None,
         "public_sees": _served_json(report),
         "error": report.error,
     }
+
+
+def _health_json(health: Probe) -> dict:
+    """The live health probe as JSON; a failing answer's first body lines come as sent (JSON escapes them)."""
+    shown = {"ok": health.ok, "detail": health.detail}
+    if not health.ok and health.status is not None:
+        shown.update(body_head=health.body_lines(), body_more_lines=health.body_more, body_cut=health.body_cut)
+    return shown
 
 
 def _bytes(count: int | None) -> str:

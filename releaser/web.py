@@ -12,11 +12,18 @@ if TYPE_CHECKING:
     from releaser.identity import Served
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback and intranet: never a proxy
+BODY_LIMIT = 65536  # bytes of a body read: enough for its first lines and a `contains`, never a whole download
+HEAD_LINES = 5  # lines of the body a probe keeps to show why it failed
 
 
 @dataclass(frozen=True)
 class Probe:
-    """The answer to one GET: did it pass, its status, and a line saying why not."""
+    """The answer to one GET: did it pass, its status, a line saying why not, and the first lines of its body.
+
+    The body is the server's, so it is untrusted text: `body_head` is kept as it came (releaser.ui escapes it
+    when it shows it). `body_more` says how many lines of what was read follow the head, and `body_cut` that
+    the body was longer than the BODY_LIMIT bytes read, so nothing of it is left out without saying so.
+    """
 
     url: str
     ok: bool
@@ -24,6 +31,12 @@ class Probe:
     detail: str
     body_head: str = ""
     served: Served | None = None  # the release marker the same site answered with (releaser.identity)
+    body_more: int = 0
+    body_cut: bool = False
+
+    def body_lines(self) -> list[str]:
+        """The first lines of the body as they came (a CR before each line's end dropped), untrusted."""
+        return self.body_head.split("\n") if self.body_head else []
 
 
 def probe(url: str, *, status: int = 200, contains: str | None = None, timeout: float = 5.0,
@@ -43,16 +56,19 @@ def _probe_once(url: str, expected: int, contains: str | None, timeout: float, h
     request = urllib.request.Request(url, headers={"User-Agent": "releaser", **headers})
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            code, body = response.status, response.read(65536)
+            code, body = response.status, response.read(BODY_LIMIT + 1)
     except urllib.error.HTTPError as error:
-        code, body = error.code, error.read(65536) if error.fp else b""
+        code, body = error.code, error.read(BODY_LIMIT + 1) if error.fp else b""
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return Probe(url, False, None, f"GET {url} -> no answer ({reason})")
-    text = body.decode("utf-8", errors="replace")
-    head = "\n".join(text.strip().splitlines()[:5])
+    cut = len(body) > BODY_LIMIT
+    text = body[:BODY_LIMIT].decode("utf-8", errors="replace")
+    lines = [line.removesuffix("\r") for line in text.strip().split("\n")] if text.strip() else []
+    head, more = "\n".join(lines[:HEAD_LINES]), max(0, len(lines) - HEAD_LINES)
     if code != expected:
-        return Probe(url, False, code, f"GET {url} -> {code}, expected {expected}", head)
+        return Probe(url, False, code, f"GET {url} -> {code}, expected {expected}", head, body_more=more, body_cut=cut)
     if contains is not None and contains not in text:
-        return Probe(url, False, code, f"GET {url} -> {code} but the body lacks {contains!r}", head)
-    return Probe(url, True, code, f"GET {url} -> {code}", head)
+        return Probe(url, False, code, f"GET {url} -> {code} but the body lacks {contains!r}", head,
+                     body_more=more, body_cut=cut)
+    return Probe(url, True, code, f"GET {url} -> {code}", head, body_more=more, body_cut=cut)
