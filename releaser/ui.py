@@ -687,11 +687,13 @@ def countdown() -> Iterator:
 
 
 def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime | None = None, *,
-                     slot_of: str | None = None, now: datetime | None = None) -> None:
+                     slot_of: str | None = None, now: datetime | None = None, rehearsal_required: bool = True) -> None:
     """Say when the switch will happen, the last moment to call it off, and what the last rehearsal took.
 
     A switch at `slot_of`'s next slot on a later day than `now` also says that it waits for that slot, and what
     to run instead when a slot has passed: someone late for today's slot must not wait a week by mistake.
+    Without a rehearsal on record it warns, unless the environment requires none (`rehearsal_required` false:
+    [go_live] rehearsal_max_age_days = 0, where the rehearsal check PASSes without one).
     """
     zone = getattr(at.tzinfo, "key", None)  # the abbreviation every later line uses (GMT, BST), then the zone's name
     named = f"{at:%Z} ({zone})" if zone and zone != at.tzname() else f"{at:%Z}"
@@ -711,7 +713,7 @@ def announce_go_live(at: datetime, rehearsal: dict | None, decide_by: datetime |
         say(plain(f"last rehearsal {rehearsal['at'][:16].replace('T', ' ')} UTC: prepare {t.get('prepare', 0):.2f} s, "
                   f"switch {t.get('commit', 0):.2f} s, verify {t.get('verify', 0):.2f} s, "
                   f"revert {t.get('revert', 0):.2f} s"))
-    else:
+    elif rehearsal_required:
         warn("no rehearsal on record: run invoke rehearse the day before")
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, read_slots
+from conftest import EXAMPLES, PROJECT, read_slots, sandbox_servers, write_environment
+from releaser import ui
 from releaser.bundle import read_bundle
 from releaser.clock import FakeClock
 from releaser.errors import Cancelled, ChecksFailed, FleetReverted
 from releaser.fleet import make_hosts
-from releaser.golive import breach_report_for, go_live_at
+from releaser.config import load_environment
+from releaser.golive import breach_report_for, go_live_at, run_scheduled_go_live
 from releaser.transport import LocalHost
 
 CheckResult = namedtuple("CheckResult", "check server status detail")  # the shape go-live reads from a check run
@@ -201,3 +203,26 @@ def test_rehearsal_exercises_the_switch_without_touching_what_the_public_sees(lo
     assert {(s.live, s.staging) for s in read_slots(local_env).values()} == {("r1", "r3")}
     assert leftovers(local_env) == [] and not any(
         (Path(str(local_env.app_root(s))) / ".releaser" / "rehearsal").exists() for s in local_env.servers)
+
+
+@pytest.mark.parametrize("max_age_days, warned", [
+    pytest.param(0, False, id="not-required"),
+    pytest.param(7, True, id="required"),
+])
+def test_a_scheduled_go_live_warns_of_no_rehearsal_only_where_one_is_required(tmp_path, open_fleet, capsys,
+                                                                              max_age_days, warned):
+    """QA: with [go_live] rehearsal_max_age_days = 0 (the rehearsal check PASSes without one) the announcement
+    still said "WARNING: no rehearsal on record"."""
+    path = write_environment(tmp_path / "env.toml", servers=sandbox_servers(tmp_path / "servers", 2),
+                             extra=f"[go_live]\nrehearsal_max_age_days = {max_age_days}\n")
+    environment = load_environment(str(path), PROJECT)
+    clock = FakeClock(NINE)
+    with open_fleet(environment) as fleet:
+        staged_r2(fleet)
+        fleet.clock = clock
+        capsys.readouterr()
+        result = run_scheduled_go_live(fleet, clock=clock, at=AT, run_checks=all_pass, announce=ui.announce_go_live)
+    err = capsys.readouterr().err
+    assert result.release == "r2" and "go-live at 09:30:00" in err
+    assert ("no rehearsal on record" in err) is warned, err
+    assert {s.live for s in read_slots(environment).values()} == {"r2"}
