@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from releaser import remote
+from releaser.config import Environment
 from releaser.errors import Cancelled, HostUnreachable, LockHeld, ReleaserError
 from releaser.group import Group, summary
 from releaser.locks import LockInfo, describe_lock, is_expired, new_lock, parse_lock
@@ -203,7 +204,8 @@ class DeployLock:
 
     def unlock(self, *, reason: str) -> list[str]:
         """Remove the lock on every reachable server whoever holds it; the reason goes in the journal."""
-        self.group.run(lambda name: remote.unlock_argv(self.group.root(name), None))
+        front = front_file(self.group.environment)
+        self.group.run(lambda name: remote.unlock_argv(self.group.root(name), None, front=front))
         self.recorder.write("unlock", "done", reason=reason)
         return self.group.reachable
 
@@ -230,11 +232,13 @@ class DeployLock:
         info = new_lock(actor, reason, now, minutes=minutes, token=token, kind=kind, machine=socket.gethostname(),
                         pid=os.getpid())
         self._lock_steps = {}  # server -> whether its lock step has ended (a Ctrl-C may leave some running)
+        front = front_file(group.environment)  # what a switch of the front left beside it goes with the rest
 
         def lock_and_read(name: str):
             self._lock_steps[name] = False
             try:
-                return group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(), prepare_for=prepare_for))
+                return group.hosts[name].run(remote.lock_argv(group.root(name), info.to_json(), prepare_for=prepare_for,
+                                                              front=front))
             finally:
                 self._lock_steps[name] = True
 
@@ -297,6 +301,14 @@ def lock_refusal(holders: Mapping[str, LockInfo | None], *, actor: str, kind: st
         return None
     name, holder = counted_items(refusing)[0]
     return LockHeld(f"{describe_lock(holder)} on {', '.join(counted(refusing))}", hint="wait, or run: invoke unlock --reason TEXT")
+
+
+def front_file(environment: Environment) -> str | None:
+    """The nginx front's link or include ([application.front] socket or include, relative to the app root),
+    beside which a switch prepares its new one; None without a front. The lock's cleanup removes what a switch
+    cut short left there (a server lost mid-go-live keeps its prepared .releaser-next)."""
+    front = environment.application.front if environment.application is not None else None
+    return (front.socket or front.include) if front is not None else None
 
 
 def finish_leftover(outcome: object, *, held: bool, lines: bool) -> Leftover | None:

@@ -579,18 +579,26 @@ fi
 """
 
 # Once the lock is ours, in the same round trip: remove what a command that died mid-way left in .releaser/
-# (part-written uploads and unpack directories, removals cut short, a switch's temporary links). Nothing is in
-# flight while we hold the lock, and the loop forks nothing unless there is something to remove.
+# (part-written uploads and unpack directories, removals cut short, a switch's temporary links), and beside the
+# front's link or include ($2 of clean_leftovers, "" without a front; relative to the app root) what its switch
+# left: the link or include prepared as .releaser-next, a revert's .releaser-back (and what older releasers kept).
+# Nothing is in flight while we hold the lock (every switch takes it first), and the loop forks nothing unless
+# there is something to remove.
 _LEFTOVERS = r"""
 clean_leftovers() {
   for left in "$1"/.releaser/upload-*.tar.gz "$1"/.releaser/upload-*.sha256sums "$1"/.releaser/unpack-* "$1"/.releaser/removing-* \
       "$1"/.releaser/next-* "$1"/.releaser/back-* "$1"/.releaser/armed-* "$1"/.releaser/verified-*.tmp-* "$1"/.releaser/verifying-* "$1"/.releaser/tick-*; do
     if [ -e "$left" ] || [ -L "$left" ]; then rm -rf -- "$left"; fi
   done
+  [ -n "$2" ] || return 0
+  case $2 in /*) front=$2 ;; *) front=$1/$2 ;; esac
+  for left in "$front.releaser-next" "$front.releaser-back" "$front.releaser-prev" "$front.releaser-absent"; do
+    if [ -e "$left" ] || [ -L "$left" ]; then rm -f -- "$left"; fi
+  done
 }
 """
 _CLEAN_LEFTOVERS = _LEFTOVERS + r"""
-if [ "$taken" = yes ]; then clean_leftovers "$1"; fi
+if [ "$taken" = yes ]; then clean_leftovers "$1" "$4"; fi
 """
 
 # After the lock and the status, in the same round trip: the links a go-live ($3 = go-live) or a rollback
@@ -630,7 +638,7 @@ free_lock() {
 # A forced unlock (no token: `invoke unlock`, the holder is gone) also removes what the holder left, while the lock
 # still stands, so no command that takes it next can have started anything it would remove.
 _UNLOCK = _FREE_LOCK + _LEFTOVERS + r"""
-if [ -z "$2" ] && [ -d "$1/.releaser/lock" ]; then clean_leftovers "$1"; fi
+if [ -z "$2" ] && [ -d "$1/.releaser/lock" ]; then clean_leftovers "$1" "$3"; fi
 free_lock "$1" "$2"
 """
 
@@ -834,10 +842,12 @@ def remove_release_argv(root: PurePosixPath, release_id: str) -> list[str]:
     return _script("remove", _REMOVE_RELEASE, str(root), validate_release_id(release_id))
 
 
-def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = None) -> list[str]:
+def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = None,
+              front: str | None = None) -> list[str]:
     """Take the lock by mkdir (atomic); prints 'taken' or 'held <holder json>', then the status report.
 
-    Once taken, the same round trip removes what an interrupted command left in .releaser/.
+    Once taken, the same round trip removes what an interrupted command left in .releaser/, and beside `front`
+    (the nginx front's link or include, [application.front], relative to the root) what a switch left there.
 
     The status (without free disk) is read after the lock was taken, in the same round trip, so a plan made
     from it cannot be overtaken by another command. With `prepare_for` ("go-live" or "rollback") the server
@@ -845,13 +855,15 @@ def lock_argv(root: PurePosixPath, info_json: str, *, prepare_for: str | None = 
     it did: one round trip fewer when the fleet's plan agrees.
     """
     if prepare_for:
-        return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for)
-    return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS, str(root), info_json)
+        return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS + _PREPARE_EARLY, str(root), info_json, prepare_for,
+                       front or "")
+    return _script("lock", _LOCK + _CLEAN_LEFTOVERS + _SLOTS, str(root), info_json, "", front or "")
 
 
-def unlock_argv(root: PurePosixPath, token: str | None) -> list[str]:
-    """Remove the lock; with a token only if the lock is ours. Without one (forced), first what its holder left."""
-    return _script("unlock", _UNLOCK, str(root), token or "")
+def unlock_argv(root: PurePosixPath, token: str | None, *, front: str | None = None) -> list[str]:
+    """Remove the lock; with a token only if the lock is ours. Without one (forced), first what its holder left,
+    beside `front` too (as lock_argv)."""
+    return _script("unlock", _UNLOCK, str(root), token or "", front or "")
 
 
 def finish_argv(root: PurePosixPath, token: str, lines: Sequence[str]) -> list[str]:

@@ -1,0 +1,79 @@
+"""What a switch of an nginx front left beside its link or include when its server was lost mid-go-live (the
+prepared .releaser-next, a revert's .releaser-back) goes with the other leftovers: removed in the round trip that
+takes the lock, and by a forced unlock; never while another command holds the lock (a switch may be under way)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from releaser.errors import LockHeld
+
+pytestmark = pytest.mark.ssh
+
+BOTH_WAYS = pytest.mark.parametrize("app_farm", ["socket", "include"], indirect=True)
+
+
+def front_file(farm, name: str) -> Path:
+    """The front's link (the socket way) or include on a server, as a path on this machine."""
+    front = farm.environment.application.front
+    return Path(str(farm.roots()[name])) / (front.socket or front.include)
+
+
+def leave_what_a_lost_go_live_left(farm, name: str) -> list[Path]:
+    """The front prepared for r2 (as the socket way's and the include way's prepare write it) and a revert's
+    temporary, left on `name` as by a go-live that lost the server after prepare; the slot links' one too."""
+    target = front_file(farm, name)
+    staging = farm.read()[name].of_slot("staging").port
+    prepared, back = target.with_name(target.name + ".releaser-next"), target.with_name(target.name + ".releaser-back")
+    if farm.environment.application.front.socket is not None:
+        prepared.symlink_to(f"instance-{staging}.sock")
+        back.symlink_to(os.readlink(target))
+    else:
+        prepared.write_text(f"server 127.0.0.1:{staging};\n")
+        back.write_text(target.read_text())
+    meta = Path(str(farm.roots()[name])) / ".releaser"
+    (meta / "next-live").symlink_to("releases/r2")
+    return [prepared, back, meta / "next-live"]
+
+
+def served_by_nginx(farm):
+    """The farm's environment, its public sites served by the fronts (not by a sandbox of this process)."""
+    return farm.environment.model_copy(update={"sandbox": None})
+
+
+def front_as_it_is(farm, name: str) -> str:
+    target = front_file(farm, name)
+    return os.readlink(target) if target.is_symlink() else target.read_text()
+
+
+@BOTH_WAYS
+def test_the_next_command_to_take_the_lock_removes_the_front_a_lost_go_live_prepared(app_farm, open_fleet):
+    """The lock's own round trip removes web-2's prepared front and revert temporary; the front itself, and what
+    the public gets through it, stay as they were (r1)."""
+    left = leave_what_a_lost_go_live_left(app_farm, "web-2")
+    before = front_as_it_is(app_farm, "web-2")
+    with open_fleet(served_by_nginx(app_farm)) as fleet, fleet.locked("tests"):
+        pass
+    assert [path for path in left if os.path.lexists(path)] == []
+    assert front_as_it_is(app_farm, "web-2") == before
+    assert app_farm.served("web-2") == {(200, "r1")}
+
+
+def test_a_lock_another_command_holds_keeps_the_front_it_prepared_and_a_forced_unlock_removes_it(app_farm, open_fleet):
+    """While someone else's lock stands (their switch may be about to rename the prepared link), a command that
+    is refused the lock leaves it; `invoke unlock` (forced: that holder is gone) removes it with the rest."""
+    with open_fleet(served_by_nginx(app_farm), actor="ana@build-01") as other:
+        other.take_lock("go-live r2", token="theirs", kind="command", minutes=30)
+    left = leave_what_a_lost_go_live_left(app_farm, "web-2")
+    with open_fleet(served_by_nginx(app_farm)) as fleet:
+        with pytest.raises(LockHeld):
+            with fleet.locked("tests"):
+                pass
+        assert [path for path in left if not os.path.lexists(path)] == []
+        fleet.unlock(reason="ana's go-live lost web-2")
+    assert [path for path in left if os.path.lexists(path)] == []
+    assert not (Path(str(app_farm.roots()["web-2"])) / ".releaser" / "lock").exists()
+    assert app_farm.served("web-2") == {(200, "r1")}
