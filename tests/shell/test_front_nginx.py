@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from apps.appfarm import AppFarm, Load
+from test_ssh_faults import hosts_with, script_of
 from releaser import instances, staging, ui
 from releaser.errors import FleetReverted, ReleaserError
 from releaser.participants import front as front_participant
@@ -149,6 +150,25 @@ def test_a_release_failing_through_the_front_is_reverted_at_once_not_at_the_veri
     assert report.decision is Decision.REVERTED, report
     assert any("503" in why for why in report.cause.values()), report.cause
     assert report.timings["verify"] < app_farm.environment.health.timeout, report.timings
+    for name in SERVERS:
+        assert app_farm.served(name) == {(200, "r1")}
+
+
+def test_a_go_live_failing_through_the_front_shows_what_the_failing_answer_said(app_farm, open_fleet):
+    """The error carries web-2's failing GET with the first lines of its body (the release's own words): the links'
+    verify asks the live URL through nginx, so it sees the 503 first (the front's verify waits for a few in a row)."""
+    marker = Path(str(app_farm.roots()["web-2"])) / "unhealthy-r2"
+    hosts = hosts_with(app_farm.environment, "web-2", when=lambda argv, env: script_of(argv) == "commit",
+                       before=lambda: marker.write_text("x"))
+    try:
+        with open_fleet(app_farm.environment.model_copy(update={"sandbox": None}), hosts=hosts) as fleet, \
+                pytest.raises(FleetReverted) as failure:
+            fleet.go_live()
+    finally:
+        marker.unlink(missing_ok=True)
+    probe = failure.value.answers["web-2"]
+    assert probe.status == 503 and "unhealthy release=r2" in probe.body_head, probe
+    assert set(failure.value.answers) == {"web-2"}
     for name in SERVERS:
         assert app_farm.served(name) == {(200, "r1")}
 
