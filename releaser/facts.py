@@ -189,7 +189,7 @@ class Verified:
         so a PASS never says they were read when they were not."""
         if self.read_at is None:
             return ""
-        return f"read at {datetime.fromtimestamp(self.read_at, timezone.utc):%H:%M:%S} UTC, unchanged since"
+        return f"checked at {datetime.fromtimestamp(self.read_at, timezone.utc):%H:%M:%S} UTC, unchanged since"
 
 
 @dataclass(frozen=True)

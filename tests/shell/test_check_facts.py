@@ -53,7 +53,7 @@ def test_go_live_checks_ask_each_server_once_and_judge_as_before(ssh_env, open_f
     by = {(r.check, r.server): r for r in run.results}
     assert by[("staged", "web-2")].status == "PASS" and by[("staged", "web-2")].detail.startswith("r2: 4 files intact, sums ")
     # r1's files were read by the go-live's prepare just before, and nothing in it changed since: not read again
-    assert re.fullmatch(r"after go-live the backup will be r1 \(4 files intact, read at \d\d:\d\d:\d\d UTC, unchanged since\)",
+    assert re.fullmatch(r"after go-live the backup will be r1 \(4 files intact, checked at \d\d:\d\d:\d\d UTC, unchanged since\)",
                         by[("rollback-target", "web-1")].detail)
     assert by[("lock", "web-3")].detail == "free"
     assert by[("reachable", "web-1")].status == "PASS" and "clock" in by[("reachable", "web-1")].detail

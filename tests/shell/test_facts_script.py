@@ -170,7 +170,7 @@ def test_a_release_read_lately_and_unchanged_since_is_not_read_again_and_says_wh
     second, live = read_again(root)
     assert first.outcome == "intact" and first.read_at is None
     assert second.outcome == "intact" and second.files == 4 and abs(second.read_at - stamp) < 1e-3
-    assert second.read_note().startswith("read at ") and live.outcome == "intact" and live.read_at is not None
+    assert second.read_note().startswith("checked at ") and live.outcome == "intact" and live.read_at is not None
 
 
 def test_a_byte_changed_after_a_check_is_read_again_and_fails_even_with_its_times_put_back(local_env, open_fleet):
