@@ -474,9 +474,13 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
     deadline = time.monotonic() + timeout + 1.0  # a second's grace over the participant's own deadline
     stop_at = presses.stop_waiting_at()
     failed = (lambda: any(not step.ok for step in list(results.values()))) if until_failure else (lambda: False)
-    for name, thread in threads:
-        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
-            thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
+    try:
+        for name, thread in threads:
+            while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
+                thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
+    except KeyboardInterrupt:  # Ctrl-C during prepare (the one phase not held): the abort that follows must come
+        _let_steps_end(threads, deadline)  # after each step under way, or what it makes next is left behind
+        raise
     gave_up = failed()
     ended = dict(results)  # a step still running may finish while this is read: what had ended counts
     for name, _ in threads:
@@ -488,6 +492,17 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
                 f"no answer within {seconds_text(timeout)} s"
             ended[name] = _Step(False, detail=why, lost=True)
     return {name: ended[name] for name, _ in threads}
+
+
+def _let_steps_end(threads: Sequence[tuple[str, threading.Thread]], deadline: float) -> None:
+    """After a Ctrl-C, wait for the steps still running (each ends by its own deadline) before anything is undone:
+    a front's prepare still writing its link aside, or a database's PREPARE TRANSACTION, finishing after the abort
+    would stay behind. A second Ctrl-C stops that wait (what those steps then make is left for the next lock)."""
+    with held_interrupts("Ctrl-C again; no longer waiting for the servers still preparing: what they prepare after "
+                         "this is left until the next switch or stage removes it") as presses:
+        for _, thread in threads:
+            while thread.is_alive() and time.monotonic() < deadline and not presses.count:
+                thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def _run_step(participant: Participant, phase: str, timeout: float, results: dict[str, _Step]) -> None:

@@ -5,11 +5,14 @@ takes the lock, and by a forced unlock; never while another command holds the lo
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from releaser.errors import LockHeld
+from releaser.switch import PrepareCancelled
 
 pytestmark = pytest.mark.ssh
 
@@ -76,4 +79,33 @@ def test_a_lock_another_command_holds_keeps_the_front_it_prepared_and_a_forced_u
         fleet.unlock(reason="ana's go-live lost web-2")
     assert [path for path in left if os.path.lexists(path)] == []
     assert not (Path(str(app_farm.roots()["web-2"])) / ".releaser" / "lock").exists()
+    assert app_farm.served("web-2") == {(200, "r1")}
+
+
+class CtrlCWhileTheFrontPrepares:
+    """web-2's connection, where a real SIGINT reaches this process as the front's prepare starts, and that prepare
+    then takes a moment longer (a slow server): the abort Ctrl-C brings must not overtake it."""
+
+    def __init__(self, host) -> None:
+        self._host = host
+
+    def __getattr__(self, name):
+        return getattr(self._host, name)
+
+    def run(self, argv, **kwargs):
+        if len(argv) > 3 and argv[3] == "releaser-front-prepare":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        return self._host.run(argv, **kwargs)
+
+
+def test_ctrl_c_while_a_front_prepares_leaves_nothing_beside_its_link(app_farm):
+    """The abort waits for the prepare under way: before, it ran at once, found nothing to remove, and the prepare
+    then wrote web-2's .releaser-next, left there after "nothing was switched"."""
+    app_farm.hosts["web-2"] = CtrlCWhileTheFrontPrepares(app_farm.hosts["web-2"])
+    with pytest.raises(PrepareCancelled):
+        app_farm.switch("go-live")
+    time.sleep(1.0)  # a prepare still running after the abort has ended by now
+    target = front_file(app_farm, "web-2")
+    assert not os.path.lexists(target.with_name(target.name + ".releaser-next"))
     assert app_farm.served("web-2") == {(200, "r1")}
