@@ -40,7 +40,8 @@ from releaser.recorder import Recorder
 from releaser.results import FleetResult, HostResult, with_leftovers
 from releaser.serverstate import ServerReport, read_status, states, status_exit_code
 from releaser.slots import Plan, SlotState, fleet_release, plan_fleet_go_live, plan_fleet_rollback
-from releaser.switch import INTERRUPTED, Deadlines, Decision, PrepareCancelled, State, SwitchReport, run_switch
+from releaser.switch import (INTERRUPTED, Deadlines, Decision, PrepareCancelled, State, SwitchReport, held_after_the_switch,
+                             run_switch)
 from releaser.transport import Host, make_hosts
 from releaser.web import Probe
 
@@ -80,6 +81,11 @@ def _sandbox_serving(environment: Environment) -> Iterator[None]:
             yield
     else:
         yield
+
+
+# what a Ctrl-C after a go-live's or rollback's switch says: the command ends as the switch did (exit 0 when it moved)
+_AFTER_THE_SWITCH = ("Ctrl-C noted; the {action}'s switch has ended: its journal lines are being written and the lock "
+                     "freed, then the command ends as the switch did")
 
 
 class Fleet:
@@ -227,7 +233,8 @@ class Fleet:
         self.require_all_reachable("go-live")
         self.recorder.context = journal_extra or {}  # planned time etc. go on every event of this go-live, failures too
         try:
-            with self.locked("go-live", prepare_for="go-live") as session:
+            with held_after_the_switch(_AFTER_THE_SWITCH.format(action="go-live")), \
+                    self.locked("go-live", prepare_for="go-live") as session:
                 plans = plan_fleet_go_live(states(session.reports, "go-live"))
                 ask(approve, "go-live", plans)
                 result = self.switch(plans, action="go-live", verify=verify, before_commit=before_commit,
@@ -246,7 +253,8 @@ class Fleet:
     def rollback(self, *, reason: str | None = None, approve: Approve | None = None) -> FleetResult:
         """Put the backup release back live on every server; the failed release stays on disk."""
         self.require_all_reachable("rollback")
-        with self.locked("rollback", prepare_for="rollback") as session:
+        with held_after_the_switch(_AFTER_THE_SWITCH.format(action="rollback")), \
+                self.locked("rollback", prepare_for="rollback") as session:
             plans = plan_fleet_rollback(states(session.reports, "rollback"))
             ask(approve, "rollback", plans)
             result = self.switch(plans, action="rollback", verify=True, keep_unhealthy=True)

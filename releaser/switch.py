@@ -303,6 +303,7 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
             raise
 
     with held_interrupts() as presses:
+        _AFTER["engaged"] = _AFTER["active"]  # from here on, a held_after_the_switch around this holds Ctrl-C to its end
         if raised_presses():  # a Ctrl-C before the commit that CPython swallowed: it still cancels, nothing moves
             _abort_all(participants, deadlines, presses)
             raise PrepareCancelled("switch cancelled before the commit (Ctrl-C); nothing was switched",
@@ -396,7 +397,34 @@ def held_interrupts(said: str | None = None) -> Iterator[Presses]:
     try:
         yield presses
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, _said_after_the_switch if _AFTER["engaged"] else previous)
+
+
+_AFTER = {"active": False, "engaged": False, "said": ""}  # held_after_the_switch's state (main thread only)
+
+
+@contextmanager
+def held_after_the_switch(said: str) -> Iterator[None]:
+    """While the block runs, from the moment a switch in it reaches its commit, Ctrl-C is answered with `said`
+    instead of raised, to the end of the block: what follows the switch (its journal lines, the unlock, the result
+    or the error it makes) runs to its end, so the command ends as the switch did. Before that moment Ctrl-C is
+    as usual (during prepare it cancels)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    _AFTER.update(active=True, engaged=False, said=said)
+    try:
+        yield
+    finally:
+        engaged = _AFTER["engaged"]
+        _AFTER.update(active=False, engaged=False)
+        if engaged:
+            signal.signal(signal.SIGINT, before)
+
+
+def _said_after_the_switch(signum, frame) -> None:
+    print(f"\nreleaser: {_AFTER['said']}", file=sys.stderr, flush=True)
 
 
 # ---- phases ----

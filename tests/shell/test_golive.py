@@ -146,6 +146,38 @@ def test_ctrl_c_during_the_switch_reverts_every_server(local_env, open_fleet, ca
     assert "Ctrl-C noted; every server finishes this switch or is put back first" in capsys.readouterr().err
 
 
+def ctrl_c_as_it_journals(fleet, action: str) -> None:
+    """A real SIGINT to this process as the fleet journals `action` "done": after the switch, before the unlock."""
+    write = fleet.recorder.write
+
+    def pressing(what, outcome, **fields):
+        if (what, outcome) == (action, "done"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return write(what, outcome, **fields)
+    fleet.recorder.write = pressing
+
+
+@pytest.mark.parametrize("action", ["go-live", "rollback"])
+def test_ctrl_c_after_the_switch_lets_the_command_end_as_the_switch_did(local_env, open_fleet, capsys, action):
+    """Before, the press raised between the switch and its journal line: the release was live and journaled
+    "done", the lock freed, but the command said "interrupted (Ctrl-C) outside any switch" and exited 130."""
+    with open_fleet(local_env) as fleet:
+        staged_r2(fleet)
+        if action == "rollback":
+            fleet.go_live()
+    with open_fleet(local_env) as fleet:
+        ctrl_c_as_it_journals(fleet, action)
+        try:
+            result = fleet.go_live() if action == "go-live" else fleet.rollback()
+        except KeyboardInterrupt:
+            pytest.fail("the Ctrl-C after the switch came out of the command")
+    expected = "r2" if action == "go-live" else "r1"
+    assert result.release == expected
+    assert {s.live for s in read_slots(local_env).values()} == {expected}
+    assert leftovers(local_env) == []
+    assert "the lock freed, then the command ends as the switch did" in capsys.readouterr().err
+
+
 class FailsFirstCommit(LocalHost):
     """A sandbox server whose commits fail while `armed`, as a server with a full disk would: the commit run at T
     and the commit started ahead (a scheduled go-live's, told go at T) alike."""
