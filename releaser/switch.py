@@ -494,15 +494,16 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
     """
     results: dict[str, _Step] = {}
     threads = []
-    for participant in participants:
-        thread = threading.Thread(target=_run_step, args=(participant, phase, timeout, results),
-                                  name=f"{phase}-{participant.name}", daemon=True)
-        thread.start()
-        threads.append((participant.name, thread))
     deadline = time.monotonic() + timeout + 1.0  # a second's grace over the participant's own deadline
     stop_at = presses.stop_waiting_at()
     failed = (lambda: any(not step.ok for step in list(results.values()))) if until_failure else (lambda: False)
     try:
+        with _raised_once_started():  # a Ctrl-C as the steps start: no step is left running unknown to the wait below
+            for participant in participants:
+                thread = threading.Thread(target=_run_step, args=(participant, phase, timeout, results),
+                                          name=f"{phase}-{participant.name}", daemon=True)
+                thread.start()
+                threads.append((participant.name, thread))
         for name, thread in threads:
             while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
                 thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
@@ -520,6 +521,32 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
                 f"no answer within {seconds_text(timeout)} s"
             ended[name] = _Step(False, detail=why, lost=True)
     return {name: ended[name] for name, _ in threads}
+
+
+@contextmanager
+def _raised_once_started() -> Iterator[None]:
+    """Where Ctrl-C raises (prepare: not held), a press while the block starts the steps' threads raises at its end,
+    with every thread started and known: raised inside Thread.start, it left a step running that nobody waited for."""
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not _raises(handler):
+        yield
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    if pressed:
+        handler(signal.SIGINT, None)  # raises KeyboardInterrupt, counted as the command's own handler counts it
+        raise KeyboardInterrupt
+
+
+def _raises(handler) -> bool:
+    """True for a SIGINT handler that raises KeyboardInterrupt (Python's own, or releaser.interrupts' counting one)."""
+    from releaser import interrupts
+
+    return handler is signal.default_int_handler or handler is getattr(interrupts, "_raise_interrupt", None)
 
 
 def _let_steps_end(threads: Sequence[tuple[str, threading.Thread]], deadline: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -105,6 +106,38 @@ def test_ctrl_c_while_a_front_prepares_leaves_nothing_beside_its_link(app_farm):
     app_farm.hosts["web-2"] = CtrlCWhileTheFrontPrepares(app_farm.hosts["web-2"])
     with pytest.raises(PrepareCancelled):
         app_farm.switch("go-live")
+    time.sleep(1.0)  # a prepare still running after the abort has ended by now
+    target = front_file(app_farm, "web-2")
+    assert not os.path.lexists(target.with_name(target.name + ".releaser-next"))
+    assert app_farm.served("web-2") == {(200, "r1")}
+
+
+class SlowFrontPrepare(CtrlCWhileTheFrontPrepares):
+    """web-2's connection, where the front's prepare takes half a second longer (a slow server)."""
+
+    def run(self, argv, **kwargs):
+        if len(argv) > 3 and argv[3] == "releaser-front-prepare":
+            time.sleep(0.5)
+        return self._host.run(argv, **kwargs)
+
+
+def test_ctrl_c_as_the_prepare_steps_start_leaves_nothing_beside_a_link(app_farm, monkeypatch):
+    """A real SIGINT the moment web-2's front prepare thread has started, before the coordinator knew of it (a press
+    inside Thread.start): before, that prepare went on unwatched and wrote .releaser-next after the abort."""
+    from releaser import switch
+
+    class PressedAsItStarts(threading.Thread):
+        def start(self):
+            super().start()
+            if self.name == "prepare-web-2:front":
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the signal is handled here, in start, as a press during its wait would be
+
+    app_farm.hosts["web-2"] = SlowFrontPrepare(app_farm.hosts["web-2"])
+    monkeypatch.setattr(switch.threading, "Thread", PressedAsItStarts)
+    with pytest.raises(PrepareCancelled):
+        app_farm.switch("go-live")
+    monkeypatch.undo()
     time.sleep(1.0)  # a prepare still running after the abort has ended by now
     target = front_file(app_farm, "web-2")
     assert not os.path.lexists(target.with_name(target.name + ".releaser-next"))
