@@ -254,9 +254,16 @@ class PrepareCancelled(Cancelled):
     """Ctrl-C before the commit: every participant was aborted, nothing moved (the caller journals it). `when`
     says at which point: "during prepare", or "before the commit" for a press CPython swallowed meanwhile."""
 
-    def __init__(self, what: str, *, hint: str | None = None, when: str = "during prepare") -> None:
+    def __init__(self, what: str, *, hint: str | None = None, when: str = "during prepare",
+                 kept: Sequence[str] = ()) -> None:
         super().__init__(what, hint=hint)
         self.when = when
+        self.kept = tuple(kept)  # servers whose prepared changes were not removed (Ctrl-C again stopped that wait)
+
+    def kept_note(self) -> str:
+        """What to add to the hint when some server may keep what was prepared, else nothing."""
+        return (f"; {', '.join(self.kept)} may keep what was prepared there (the next switch or stage removes it)"
+                if self.kept else "")
 
 
 def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = Deadlines(), verify: bool = True,
@@ -283,10 +290,13 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
     try:
         on_phase("prepare")
         prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
-    except KeyboardInterrupt:
-        _abort_all(participants, deadlines, presses)
+    except KeyboardInterrupt as press:
+        with _cleaning_up() as cleanup:
+            _let_steps_end(*getattr(press, "steps", ((), 0.0)), cleanup)
+            aborted = _abort_all(participants, deadlines, cleanup)
+        kept = sorted({o.name.split(":")[0] for o in aborted if o.detail})
         raise PrepareCancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
-                               hint="run the same command again when ready") from None
+                               hint="run the same command again when ready", kept=kept) from None
     timings["prepare"] = time.perf_counter() - started
     failed = {name: step for name, step in prepared.items() if not step.ok}
     if failed:
@@ -298,6 +308,10 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
             armed = _start_arming(participants, until_commit(), deadlines.commit)
         try:
             before_commit()
+        except KeyboardInterrupt:
+            with _cleaning_up() as cleanup:
+                _abort_all(participants, deadlines, cleanup)
+            raise
         except BaseException:
             _abort_all(participants, deadlines, presses)
             raise
@@ -507,8 +521,8 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
         for name, thread in threads:
             while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
                 thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
-    except KeyboardInterrupt:  # Ctrl-C during prepare (the one phase not held): the abort that follows must come
-        _let_steps_end(threads, deadline)  # after each step under way, or what it makes next is left behind
+    except KeyboardInterrupt as press:  # Ctrl-C during prepare (the one phase not held): the abort that follows must
+        press.steps = (threads, deadline)  # come after each step under way, or what it makes next is left behind
         raise
     gave_up = failed()
     ended = dict(results)  # a step still running may finish while this is read: what had ended counts
@@ -549,15 +563,24 @@ def _raises(handler) -> bool:
     return handler is signal.default_int_handler or handler is getattr(interrupts, "_raise_interrupt", None)
 
 
-def _let_steps_end(threads: Sequence[tuple[str, threading.Thread]], deadline: float) -> None:
+@contextmanager
+def _cleaning_up() -> Iterator[Presses]:
+    """The cleanup after a Ctrl-C before the commit: further presses are counted, never raised, so the abort is not
+    cut short (the prepared links and the prepared transaction would stay, unjournaled); one more stops its waits."""
+    with held_interrupts("Ctrl-C again; no longer waiting for servers still busy: what they prepared stays until the "
+                         "next switch or stage removes it") as presses:
+        presses.count = 1  # the press that cancelled: the next one stops the waits (Presses.stop_waiting_at)
+        yield presses
+
+
+def _let_steps_end(threads: Sequence[tuple[str, threading.Thread]], deadline: float, presses: Presses) -> None:
     """After a Ctrl-C, wait for the steps still running (each ends by its own deadline) before anything is undone:
     a front's prepare still writing its link aside, or a database's PREPARE TRANSACTION, finishing after the abort
-    would stay behind. A second Ctrl-C stops that wait (what those steps then make is left for the next lock)."""
-    with held_interrupts("Ctrl-C again; no longer waiting for the servers still preparing: what they prepare after "
-                         "this is left until the next switch or stage removes it") as presses:
-        for _, thread in threads:
-            while thread.is_alive() and time.monotonic() < deadline and not presses.count:
-                thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+    would stay behind. Another Ctrl-C stops that wait."""
+    stop_at = presses.stop_waiting_at()
+    for _, thread in threads:
+        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at:
+            thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def _run_step(participant: Participant, phase: str, timeout: float, results: dict[str, _Step]) -> None:

@@ -142,3 +142,31 @@ def test_ctrl_c_as_the_prepare_steps_start_leaves_nothing_beside_a_link(app_farm
     target = front_file(app_farm, "web-2")
     assert not os.path.lexists(target.with_name(target.name + ".releaser-next"))
     assert app_farm.served("web-2") == {(200, "r1")}
+
+
+class CtrlCTwice(CtrlCWhileTheFrontPrepares):
+    """web-2's connection, where a real SIGINT reaches this process as the front prepares, and another as its
+    prepared link is being removed: a double press."""
+
+    def run(self, argv, **kwargs):
+        if len(argv) > 3 and argv[3] in ("releaser-front-prepare", "releaser-front-abort"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        return self._host.run(argv, **kwargs)
+
+
+def test_ctrl_c_again_while_the_prepared_front_is_removed_still_cancels(app_farm):
+    """Before, the second press raised out of the cleanup itself: a bare KeyboardInterrupt instead of the
+    cancellation (the command said "interrupted outside any switch", journaled nothing, and left web-3's
+    .releaser-next). Now it is counted: the switch is cancelled, and only the wait is cut short."""
+    app_farm.hosts["web-2"] = CtrlCTwice(app_farm.hosts["web-2"])
+    try:
+        with pytest.raises(PrepareCancelled):
+            app_farm.switch("go-live")
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C came out of the cleanup as a bare KeyboardInterrupt")
+    time.sleep(1.0)
+    for name in ("web-1", "web-2", "web-3"):
+        target = front_file(app_farm, name)
+        assert not os.path.lexists(target.with_name(target.name + ".releaser-next")), name
+    assert app_farm.served("web-2") == {(200, "r1")}
