@@ -294,7 +294,8 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
         with _cleaning_up() as cleanup:
             _let_steps_end(*getattr(press, "steps", ((), 0.0)), cleanup)
             aborted = _abort_all(participants, deadlines, cleanup)
-        kept = sorted({o.name.split(":")[0] for o in aborted if o.detail})
+        still = {name for name, thread in getattr(press, "steps", ((), 0.0))[0] if thread.is_alive()}
+        kept = sorted({o.name.split(":")[0] for o in aborted if o.detail or o.name in still})
         raise PrepareCancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
                                hint="run the same command again when ready", kept=kept) from None
     timings["prepare"] = time.perf_counter() - started
