@@ -301,7 +301,7 @@ class Fleet:
             if not rehearsal:
                 self.record(action, "cancelled", releases={slot: target}, detail=f"Ctrl-C {cancelled.when}")
             raise Cancelled(f"{action} cancelled {cancelled.when} (Ctrl-C); nothing was switched",
-                            hint=f"run: invoke {action} again when ready{cancelled.kept_note()}") from None
+                            hint=f"run the same command again when ready{cancelled.kept_note()}") from None
         if early and session:  # the links were prepared in the lock's round trip: that trip is the prepare
             for phase in ("prepare", "switch"):
                 if phase in report.timings:  # a refused prepare has no switch time

@@ -160,9 +160,9 @@ class DeployLock:
                                                    lock=True, journal=True, taking=True)
             if session.stuck:
                 raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); nothing was switched; "
-                                f"{session.leftover_warning()}", hint=f"then run: invoke {doing} again when ready") from None
+                                f"{session.leftover_warning()}", hint="then run the same command again when ready") from None
             raise Cancelled(f"{doing} cancelled while the lock was being taken (Ctrl-C); the lock was freed, and "
-                            "nothing was switched", hint=f"run: invoke {doing} again when ready") from None
+                            "nothing was switched", hint="run the same command again when ready") from None
         self.session, self.recorder.pending = session, session.lines
         failure: ReleaserError | None = None
         try:
@@ -189,7 +189,7 @@ class DeployLock:
         the unlock like any cancellation, and said as what it is, not as a Ctrl-C outside any switch."""
         session.lines.append(self.recorder.line(doing, "cancelled", detail="Ctrl-C after the lock was taken, before the switch"))
         return Cancelled(f"{doing} cancelled before the switch (Ctrl-C); nothing was switched",
-                         hint=f"run: invoke {doing} again when ready")
+                         hint="run the same command again when ready")
 
     def unreported_leftovers(self) -> list[str]:
         """The leftover warnings of freed sessions that no result or error carried (prune, data-upload, notice...)."""

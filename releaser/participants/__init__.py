@@ -86,9 +86,12 @@ def moves_beside_the_links(environment: Environment, action: str, plans: Mapping
     if database is not None:
         name = database.schema_name
         if action == "go-live":
-            lines.append(f"database schema {name}: {target}'s staged data becomes live, {previous or 'nothing'}'s becomes "
-                         "the backup and the old backup is retired, in one transaction at the second")
+            # a first release has no live data to keep as the backup, nor a backup to retire
+            keeps = f", {previous}'s becomes the backup and any older backup is retired" if previous else ""
+            lines.append(f"database schema {name}: {target}'s staged data becomes live{keeps}, in one transaction at the "
+                         "second")
         else:
-            lines.append(f"database schema {name}: {target}'s backup data becomes live again and "
-                         f"{previous or 'nothing'}'s is retired, in one transaction at the second")
+            retires = f" and {previous}'s is retired" if previous else ""
+            lines.append(f"database schema {name}: {target}'s backup data becomes live again{retires}, in one "
+                         "transaction at the second")
     return lines

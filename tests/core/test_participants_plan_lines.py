@@ -18,8 +18,15 @@ def test_a_go_live_plan_says_nginx_and_the_data_move_too():
     assert lines == [
         "nginx on 2 server(s): the public moves to the staging instance of r2 on its own port (one whose process is "
         "gone is started again first; the include is replaced, then a graceful reload)",
-        "database schema phof: r2's staged data becomes live, r1's becomes the backup and the old backup is retired, "
+        "database schema phof: r2's staged data becomes live, r1's becomes the backup and any older backup is retired, "
         "in one transaction at the second"]
+
+
+def test_a_first_go_live_plan_names_no_backup_to_make_or_retire():
+    """QA: a first release's plan said "nothing's becomes the backup and the old backup is retired"."""
+    first = {f"web-{n}": SlotState(None, None, "r1", frozenset({"r1"})) for n in (1, 2)}
+    lines = moves_beside_the_links(environment(**APP), "go-live", plan_fleet_go_live(first))
+    assert lines[1] == "database schema phof: r1's staged data becomes live, in one transaction at the second"
 
 
 def test_a_rollback_plan_names_the_warm_backup_and_the_data_put_back():
