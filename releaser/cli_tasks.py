@@ -370,7 +370,7 @@ def rollback(c, yes=False, reason=None, env="local", dry_run=False, hosts=None):
 
         failing = summary({r.server: r.detail for r in result.results if not r.ok})
         raise Exit(invocation.for_this_run(f"releaser: every server's live link is back on {result.release}, but the "
-                                           f"check after the switch fails on {failing}; see: invoke runbook rollback"),
+                                           f"check after the switch did not pass on {failing}; see: invoke runbook rollback"),
                    code=1)
 
 
