@@ -64,6 +64,8 @@ def exit_on_user_error():
         from releaser.ui import show_failed_answers, visible  # a reason or a server's answer must not drive the terminal
 
         show_failed_answers(getattr(error, "answers", {}))  # a failed switch's check after it: what the bodies said
+        if interrupts.raised_presses():  # a Ctrl-C became this error (a cancelled switch): exit with its code
+            interrupts.keep_the_exit_code()
         raise Exit(invocation.for_this_run(f"releaser: {visible(str(error))}"), code=error.exit_code) from error
     except KeyboardInterrupt:  # every switch holds Ctrl-C until it has committed or reverted, so none was under way
         raise Exit(invocation.for_this_run(interrupts.interrupted_message()), code=130) from None

@@ -152,15 +152,21 @@ def note_finished(what: str) -> None:
     _state["finished_what"] = what
 
 
-def interrupted_message() -> str:
-    """The true line for a caught Ctrl-C, by how far the task had come; the process will exit 130 with it.
+def keep_the_exit_code() -> None:
+    """Clear CPython's mark of an unhandled Ctrl-C, so the process ends with the exit code asked for.
 
     CPython 3.11 marks a KeyboardInterrupt raised inside any exec() of a string (dataclasses and namedtuple
     build their methods that way) as never handled and, under `python -m` (how tests/cli run invoke), ends the
     process by SIGINT instead of the exit code asked for, though the interrupt was caught (cpython gh-128130
-    reworked that mark). One exec() of a string that does nothing clears the mark, so the exit code stays 130.
+    reworked that mark). One exec() of a string that does nothing clears the mark. Needed wherever a caught
+    Ctrl-C ends the command: as KeyboardInterrupt (exit 130), and as the error it became (a cancelled switch).
     """
     exec("pass", {})  # noqa: S102  (a constant: see the docstring)
+
+
+def interrupted_message() -> str:
+    """The true line for a caught Ctrl-C, by how far the task had come; the process will exit 130 with it."""
+    keep_the_exit_code()
     if _state["phase"] == "working" and _state.get("reading"):
         return while_reading(_state["reading"])
     if _state["phase"] == "working" and _state.get("journaling"):
