@@ -170,3 +170,29 @@ def test_ctrl_c_again_while_the_prepared_front_is_removed_still_cancels(app_farm
         target = front_file(app_farm, name)
         assert not os.path.lexists(target.with_name(target.name + ".releaser-next")), name
     assert app_farm.served("web-2") == {(200, "r1")}
+
+
+class CtrlCWhileItsPrepareIsAwaited(CtrlCWhileTheFrontPrepares):
+    """web-1's connection, where the front's prepare takes a moment (a slow server) and a real SIGINT reaches this
+    process part way through it, while the coordinator waits for that very prepare (Thread.join)."""
+
+    def run(self, argv, **kwargs):
+        if len(argv) > 3 and argv[3] == "releaser-front-prepare":
+            time.sleep(0.2)  # every other step has ended: the coordinator is joining this one
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.4)
+        return self._host.run(argv, **kwargs)
+
+
+def test_ctrl_c_while_the_coordinator_waits_for_a_front_prepare_leaves_nothing_beside_its_link(app_farm):
+    """CPython 3.11's Thread.join, interrupted by Ctrl-C, marks the thread it waited for as ended while it still runs
+    (bpo-45274's cleanup releases the lock the running thread holds): before, the abort then did not wait for web-1's
+    prepare, found nothing to remove, and that prepare wrote .releaser-next after "nothing was switched"."""
+    app_farm.hosts["web-1"] = CtrlCWhileItsPrepareIsAwaited(app_farm.hosts["web-1"])
+    with pytest.raises(PrepareCancelled):
+        app_farm.switch("go-live")
+    time.sleep(1.0)  # a prepare still running after the abort has ended by now
+    for name in ("web-1", "web-2", "web-3"):
+        target = front_file(app_farm, name)
+        assert not os.path.lexists(target.with_name(target.name + ".releaser-next")), name
+    assert app_farm.served("web-1") == {(200, "r1")}
