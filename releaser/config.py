@@ -492,6 +492,11 @@ class GoLiveSettings(Strict):
     prepare_seconds: float = Field(60.0, ge=1)
     rehearsal_max_age_days: float = Field(7.0, ge=0)  # 0: a rehearsal is not required
 
+    @property
+    def rehearsal_required(self) -> bool:
+        """Whether a go-live needs a recent rehearsal on record (the rehearsal check, go-live's warning)."""
+        return self.rehearsal_max_age_days > 0
+
 
 class BreachMetadata(Strict):
     """What `invoke breach-report` fills in at the top of the report, as the regulator asks for it."""

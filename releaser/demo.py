@@ -99,7 +99,7 @@ def _scheduled(fleet, clock, *, seconds: float, reason: str):
     """
     at = (clock.now() + timedelta(seconds=seconds)).replace(microsecond=0).astimezone(ZoneInfo("Europe/London"))
     ui.announce_go_live(at, last_rehearsal(fleet.read_history()), at - timedelta(seconds=1),
-                        rehearsal_required=fleet.environment.go_live.rehearsal_max_age_days > 0)
+                        rehearsal_required=fleet.environment.go_live.rehearsal_required)
     with ui.countdown() as tick:
         return go_live_at(fleet, at=at, clock=clock, tick=tick, reason=reason,
                           lead=timedelta(seconds=2), prepare_ahead=timedelta(seconds=1))

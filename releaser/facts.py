@@ -103,23 +103,23 @@ if [ "$rehearsal" = yes ]; then
   fi
 fi
 passed=  # stamps of the releases whose files verified, put in place by one `mv` at the end
+picked_from_extras() {  # $1: a line's beginning; sets $picked to the rest of $extras' line that begins so (no process)
+  picked="
+$extras"
+  case $picked in *"
+$1"*) picked=${picked#*"
+$1"}; picked=${picked%%"
+"*} ;; *) picked=; return 1 ;; esac
+}
 verify_one() {  # $1: staged | live, $2: the release id; sets $outcome to the fact's line after "$1 "
   if [ ! -d "releases/$2" ]; then outcome=missing
   elif [ ! -f "releases/$2/.releaser-sha256sums" ]; then outcome=nosums
-  elif case "
-$extras" in *"
-fresh releases/$2 "*) true ;; *) false ;; esac; then
-    # read by a check of the last 15 minutes, and nothing in it changed since: not read again
-    fresh=${extras#*"fresh releases/$2 "}; outcome="intact since ${fresh%%"
-"*}"
+  elif picked_from_extras "fresh releases/$2 "; then
+    outcome="intact since $picked"  # checked in the last 15 minutes, and nothing in it changed since: not read again
   else
     stamp=.releaser/verifying-$$/verified-$2  # this run's own: another run at once cannot date it later
     { [ -d .releaser/verifying-$$ ] || mkdir -p .releaser/verifying-$$; } 2>/dev/null && { : > "$stamp"; } 2>/dev/null || stamp=
-    extra=  # this release's line of $extras (found before, for both releases at once), without a process
-    case "
-$extras" in *"
-releases/$2 "*) extra=${extras#*"releases/$2 "}; extra=${extra%%"
-"*} ;; esac
+    picked_from_extras "releases/$2 "; extra=$picked  # a file its sums do not list (found for both releases at once)
     if sums_out=$(cd "releases/$2" && sha256sum --check --quiet --strict .releaser-sha256sums 2>&1) \
         && [ -z "$extra" ]; then
       outcome=intact; [ -z "$stamp" ] || passed="$passed $stamp"
@@ -130,10 +130,7 @@ releases/$2 "*) extra=${extras#*"releases/$2 "}; extra=${extra%%"
     fi
   fi
   printf '%s release %s\n%s %s\n' "$1" "$2" "$1" "$outcome"
-  case "
-$extras" in *"
-count releases/$2 "*) count=${extras#*"count releases/$2 "}; printf '%s files %s\n' "$1" "${count%%"
-"*}" ;; esac
+  if picked_from_extras "count releases/$2 "; then printf '%s files %s\n' "$1" "$picked"; fi
 }
 # the files the sums do not list, in every release about to be verified: one find and one awk for both
 to_verify=

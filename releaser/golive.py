@@ -221,7 +221,7 @@ def run_scheduled_go_live(fleet: Fleet, *, clock: Clock, at: datetime | None = N
     if announce is not None:  # the last moment to say no is before the servers are prepared
         decide_by = at - timedelta(seconds=settings.prepare_seconds)
         announce(at, last_rehearsal(fleet.read_history()), decide_by if decide_by > clock.now() else None,
-                 slot_of=slot_of, now=clock.now(), rehearsal_required=settings.rehearsal_max_age_days > 0)
+                 slot_of=slot_of, now=clock.now(), rehearsal_required=settings.rehearsal_required)
     return go_live_at(fleet, at=at, clock=clock, run_checks=run_checks, tick=tick, reason=reason,
                       lead=timedelta(minutes=settings.lead_minutes), prepare_ahead=timedelta(seconds=settings.prepare_seconds),
                       off_calendar=off_calendar, context=context, release=attempt.release)

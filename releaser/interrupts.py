@@ -97,6 +97,11 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def raises_keyboard_interrupt(handler) -> bool:
+    """True for a SIGINT handler that raises KeyboardInterrupt: Python's own, or this module's counting one."""
+    return handler is signal.default_int_handler or handler is _raise_interrupt
+
+
 def raised_presses() -> int:
     """How many Ctrl-C presses raised KeyboardInterrupt since this task's work started. Every one that was caught
     ended the command, so a code still running that finds this above zero knows a press was swallowed."""

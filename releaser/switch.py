@@ -39,7 +39,7 @@ from typing import Protocol, TypeVar
 
 from releaser.clock import seconds_text
 from releaser.errors import Cancelled, HostUnreachable, ReleaserError
-from releaser.interrupts import raised_presses
+from releaser.interrupts import raised_presses, raises_keyboard_interrupt
 
 
 T = TypeVar("T")
@@ -291,10 +291,11 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
         on_phase("prepare")
         prepared = _run_phase(participants, "prepare", deadlines.prepare, presses)
     except KeyboardInterrupt as press:
+        steps, steps_deadline = getattr(press, "steps", ((), 0.0))
         with _cleaning_up() as cleanup:
-            _let_steps_end(*getattr(press, "steps", ((), 0.0)), cleanup)
+            _let_steps_end(steps, steps_deadline, cleanup)
             aborted = _abort_all(participants, deadlines, cleanup)
-        still = {name for name, thread in getattr(press, "steps", ((), 0.0))[0] if thread.is_alive()}
+        still = {name for name, thread in steps if thread.is_alive()}
         kept = sorted({o.name.split(":")[0] for o in aborted if o.detail or o.name in still})
         raise PrepareCancelled("switch cancelled during prepare (Ctrl-C); nothing was switched",
                                hint="run the same command again when ready", kept=kept) from None
@@ -518,9 +519,7 @@ def _run_phase(participants: Sequence[Participant], phase: str, timeout: float, 
                 thread = _StepThread(participant, phase, timeout, results)
                 thread.start()
                 threads.append((participant.name, thread))
-        for name, thread in threads:
-            while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at and not failed():
-                thread.join(min(0.01 if until_failure else 0.05, max(0.0, deadline - time.monotonic())))
+        _join_steps(threads, deadline, lambda: presses.count >= stop_at or failed(), every=0.01 if until_failure else 0.05)
     except KeyboardInterrupt as press:  # Ctrl-C during prepare (the one phase not held): the abort that follows must
         press.steps = (threads, deadline)  # come after each step under way, or what it makes next is left behind
         raise
@@ -542,7 +541,7 @@ def _raised_once_started() -> Iterator[None]:
     """Where Ctrl-C raises (prepare: not held), a press while the block starts the steps' threads raises at its end,
     with every thread started and known: raised inside Thread.start, it left a step running that nobody waited for."""
     handler = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not _raises(handler):
+    if threading.current_thread() is not threading.main_thread() or not raises_keyboard_interrupt(handler):
         yield
         return
     pressed: list[int] = []
@@ -555,12 +554,6 @@ def _raised_once_started() -> Iterator[None]:
         handler(signal.SIGINT, None)  # raises KeyboardInterrupt, counted as the command's own handler counts it
         raise KeyboardInterrupt
 
-
-def _raises(handler) -> bool:
-    """True for a SIGINT handler that raises KeyboardInterrupt (Python's own, or releaser.interrupts' counting one)."""
-    from releaser import interrupts
-
-    return handler is signal.default_int_handler or handler is getattr(interrupts, "_raise_interrupt", None)
 
 
 @contextmanager
@@ -578,9 +571,15 @@ def _let_steps_end(threads: Sequence[tuple[str, "_StepThread"]], deadline: float
     a front's prepare still writing its link aside, or a database's PREPARE TRANSACTION, finishing after the abort
     would stay behind. Another Ctrl-C stops that wait."""
     stop_at = presses.stop_waiting_at()
+    _join_steps(threads, deadline, lambda: presses.count >= stop_at)
+
+
+def _join_steps(threads: Sequence[tuple[str, "_StepThread"]], deadline: float, stop: Callable[[], bool], *,
+                every: float = 0.05) -> None:
+    """Wait for each step's thread to end, until `deadline` or until `stop()` says to wait no more."""
     for _, thread in threads:
-        while thread.is_alive() and time.monotonic() < deadline and presses.count < stop_at:
-            thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+        while thread.is_alive() and time.monotonic() < deadline and not stop():
+            thread.join(min(every, max(0.0, deadline - time.monotonic())))
 
 
 class _StepThread:

@@ -741,9 +741,8 @@ class SshHost:
         """
         asked = self._reconnects
         with self._reconnecting:
-            if self._reconnects != asked and (self._connection is not None or self._unanswered is not None):
-                if self._connection is not None:
-                    return  # another step reconnected while this one waited: its new connection serves this one too
+            if self._reconnects != asked and self._connection is not None:
+                return  # another step reconnected while this one waited: its new connection serves this one too
             if self._unanswered is not None and not even_if_unanswered:
                 raise HostUnreachable(self.name, f"no new connection tried: {self.address} did not answer one earlier in "
                                       f"this command ({self._unanswered})", hint="see: invoke runbook server-failure",

@@ -33,7 +33,7 @@ def gather(fleet, view: ReleaseView, limits: Limits) -> RehearsalFacts:
 
     Servers written before the summary existed have none: their journal's rehearsal lines came instead.
     """
-    if limits.environment.go_live.rehearsal_max_age_days == 0:
+    if not limits.environment.go_live.rehearsal_required:
         return RehearsalFacts(view.release, None)
     name = limits.environment.name
     summaries = [event for server in view.servers.values() if server.facts is not None
