@@ -27,12 +27,23 @@ ENV_HELP = "Environment in environments/ (default: local), or a path to a .toml 
 YES_HELP = "Go ahead without asking (needed when there is no terminal)."
 
 
+# One letter, one flag, in every task: Invoke's own choice (a flag's first free letter) made -r --release in deploy
+# and --reason elsewhere, -y --dry-run in data-upload and --yes elsewhere. A flag not named here has no short form
+# (--force and --override among them: they are meant to be typed out). Never -h: `TASK -h` always means --help.
+SHORT_FLAGS = {"env": "e", "yes": "y", "dry_run": "d", "json": "j", "reason": "r", "hosts": "o", "at": "a",
+               "now": "n", "stage": "s", "message": "m", "clear": "c", "keep": "k", "publication": "p"}
+
+
 class ReleaserTask(Task):
-    """An Invoke task whose flags never take -h as a short flag, so `TASK -h` always means --help (see --hosts),
-    and whose Ctrl-C, wherever it lands in the task, ends in one true line and exit 130 (releaser/interrupts.py)."""
+    """An Invoke task whose short flags mean the same in every task (SHORT_FLAGS), and whose Ctrl-C, wherever
+    it lands in the task, ends in one true line and exit 130 (releaser/interrupts.py)."""
 
     def arg_opts(self, name, default, taken_names):
-        return super().arg_opts(name, default, taken_names | {"h"})
+        opts = super().arg_opts(name, default, taken_names | set(name) | {"-"})  # no letter of Invoke's choosing
+        letter = SHORT_FLAGS.get(name.strip("_"))  # json_, from_: Python's names for --json, --from
+        if letter:
+            opts["names"].append(letter)
+        return opts
 
     def __call__(self, *args, **kwargs):
         """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""

@@ -58,6 +58,27 @@ def test_every_task_has_help(task):
     assert all(re.search(r"\S\s{2,}\S", line) for line in options), options
 
 
+def test_a_short_flag_means_the_same_long_flag_in_every_task():
+    """-r is --reason wherever it exists (it was --release in deploy), -y is --yes (it was --dry-run in data-upload),
+    -o is --hosts (it was --override in go-live): a letter learnt on one task does not do another thing on the next."""
+    import importlib
+
+    from invoke import Collection
+    from releaser.cli_tasks import SHORT_FLAGS
+
+    collection = Collection.from_module(importlib.import_module("tasks"))
+    meaning: dict[str, set[str]] = {}
+    for name in TASKS:
+        for argument in collection[name].get_arguments():
+            long_name = next(n for n in argument.names if len(n) > 1)
+            for letter in (n for n in argument.names if len(n) == 1):
+                meaning.setdefault(letter, set()).add(long_name)
+                assert SHORT_FLAGS[(argument.attr_name or argument.name).strip("_")] == letter, (name, argument.names)
+    assert all(len(names) == 1 for names in meaning.values()), meaning
+    assert "h" not in meaning and {"r", "y", "o", "d", "e"} <= set(meaning)
+    assert meaning["r"] == {"reason"} and meaning["y"] == {"yes"} and meaning["o"] == {"hosts"}
+
+
 def test_unknown_environment_lists_the_known_ones():
     """A typo in --env names what exists."""
     done = invoke("status", "--env", "prdo")
