@@ -308,8 +308,7 @@ class Fleet:
                     report.timings[phase] += session.seconds
         if report.decision in (Decision.COMMITTED, Decision.UNHEALTHY):
             return _switch_result(action, target, previous, plans, participants, report)
-        answers = {p.server: p.probe for p in participants
-                   if isinstance(p, ServerLinks) and p.probe is not None and not p.probe.ok}  # why verify failed
+        answers = failing_answers(participants)
         return self._raise_for(report, action=action, target=target, previous=previous, slot=slot, rehearsal=rehearsal,
                                answers=answers)
 
@@ -421,6 +420,19 @@ def _keep_a_shell_each(participants: list) -> None:
     hosts = (getattr(participant, "host", None) for participant in participants)
     for host, count in Counter(host for host in hosts if callable(getattr(host, "keep_shells", None))).items():
         host.keep_shells(count)
+
+
+def failing_answers(participants: list) -> dict[str, Probe]:
+    """Each server's failing GET of the check after the switch, body kept (the error shows it): the front's when
+    it has one (what the public saw through nginx), else its links' (the live URL's)."""
+    from releaser.participants.front import ServerFront  # a failed switch's path only
+
+    answers: dict[str, Probe] = {}
+    for participant in sorted(participants, key=lambda p: not isinstance(p, ServerFront)):
+        probe = getattr(participant, "probe", None)
+        if isinstance(probe, Probe) and not probe.ok:
+            answers.setdefault(participant.server, probe)
+    return answers
 
 
 def _switch_result(action: str, target: str | None, previous: str | None, plans: Mapping[str, Plan],

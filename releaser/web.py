@@ -52,6 +52,14 @@ def probe(url: str, *, status: int = 200, contains: str | None = None, timeout: 
     return result
 
 
+def body_summary(body: bytes) -> tuple[str, int, bool]:
+    """A body as a Probe keeps it (read up to BODY_LIMIT + 1 bytes): its first HEAD_LINES lines as they came, how
+    many lines of what was read follow them, and whether it was longer than BODY_LIMIT."""
+    text = body[:BODY_LIMIT].decode("utf-8", errors="replace")
+    lines = [line.removesuffix("\r") for line in text.strip().split("\n")] if text.strip() else []
+    return "\n".join(lines[:HEAD_LINES]), max(0, len(lines) - HEAD_LINES), len(body) > BODY_LIMIT
+
+
 def _probe_once(url: str, expected: int, contains: str | None, timeout: float, headers: dict[str, str]) -> Probe:
     request = urllib.request.Request(url, headers={"User-Agent": "releaser", **headers})
     try:
@@ -62,10 +70,8 @@ def _probe_once(url: str, expected: int, contains: str | None, timeout: float, h
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         return Probe(url, False, None, f"GET {url} -> no answer ({reason})")
-    cut = len(body) > BODY_LIMIT
     text = body[:BODY_LIMIT].decode("utf-8", errors="replace")
-    lines = [line.removesuffix("\r") for line in text.strip().split("\n")] if text.strip() else []
-    head, more = "\n".join(lines[:HEAD_LINES]), max(0, len(lines) - HEAD_LINES)
+    head, more, cut = body_summary(body)
     if code != expected:
         return Probe(url, False, code, f"GET {url} -> {code}, expected {expected}", head, body_more=more, body_cut=cut)
     if contains is not None and contains not in text:

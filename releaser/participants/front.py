@@ -42,6 +42,7 @@ from releaser.identity import Served, judge_served, read_release_header, read_se
 from releaser.participants import SwitchContext
 from releaser.switch import StepFailed, unless_unsent
 from releaser.transport import once_more_on_a_new_connection
+from releaser.web import BODY_LIMIT, Probe, body_summary
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETTLED = 3  # answers in a row from the new release before verify believes the reload took
@@ -306,6 +307,7 @@ class ServerFront:
         self.found: str | None = None  # what prepare read: the link's name, or the include in base64 (None: none)
         self.moved_at: float | None = None
         self.started_again: str | None = None  # the instance prepare had to start again, said in the result
+        self.probe: Probe | None = None  # verify's last failing answer through the front (body kept), once it failed
         self._stop = threading.Event()  # set by stop_verifying: the switch reverts, verify need not go on
         self._gate = ArmedScript(self.host)  # the socket way's commit started ahead of T, waiting for its go line
 
@@ -364,7 +366,7 @@ class ServerFront:
         """Refuse before anything moves when nothing answers at the server's live URL (nginx stopped): a reload
         would fail there after the other servers' fronts had moved."""
         url = self.context.environment.server(self.server).live_url + self.application.health_path
-        status, _ = _get(url, None, timeout=max(1.0, self.context.environment.health.timeout))
+        status, _, _ = _get(url, None, timeout=max(1.0, self.context.environment.health.timeout))
         if status is None:
             raise StepFailed(f"front: nothing answers GET {url}: is nginx running on {self.server}? start it, check "
                              "that the page loads, then run the command again")
@@ -414,7 +416,7 @@ class ServerFront:
             if stoppable and self._stop.is_set():
                 raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
             left = max(0.5, deadline - time.monotonic())
-            status, reports = _get(url, self.application.release_header, timeout=left)
+            status, reports, body = _get(url, self.application.release_header, timeout=left)
             stale, named = None, None
             if self.application.release_header is None and status is not None and 200 <= status < 300:
                 served = read_served(base, timeout=left)  # the marker, through the front
@@ -427,8 +429,13 @@ class ServerFront:
                 since = time.monotonic()
             in_a_row = in_a_row + 1 if good else 0
             if in_a_row >= _SETTLED and time.monotonic() - since >= settle:
+                if stoppable:
+                    self.probe = None
                 return
             last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
+            if stoppable:  # verify's last answer that did not settle it: what its failure shows (not a revert's)
+                head, more, cut = body_summary(body)
+                self.probe = Probe(url, False, status, last, head, body_more=more, body_cut=cut)
             # an error status from the release going live (or from whatever answers, when nothing names it) is
             # that release failing where the public sees it: a few in a row and the switch reverts now
             failing = failing + 1 if _failing(status, reports, release, self.application.release_header) else 0
@@ -518,13 +525,14 @@ def public_release(application: Application, base_url: str, *, timeout: float) -
     return read_served(base_url, timeout=timeout)
 
 
-def _get(url: str, header: str | None, *, timeout: float) -> tuple[int | None, str | None]:
-    """GET url: its status and the release header's value (None, None when nothing answers)."""
+def _get(url: str, header: str | None, *, timeout: float) -> tuple[int | None, str | None, bytes]:
+    """GET url: its status, the release header's value and the body's first BODY_LIMIT + 1 bytes (None, None, b""
+    when nothing answers)."""
     try:
         with _OPENER.open(urllib.request.Request(url, headers={"User-Agent": "releaser"}), timeout=timeout) as response:
-            response.read(4096)
-            return response.status, response.headers.get(header) if header else None
+            return response.status, response.headers.get(header) if header else None, response.read(BODY_LIMIT + 1)
     except urllib.error.HTTPError as error:
-        return error.code, error.headers.get(header) if header else None
+        body = error.read(BODY_LIMIT + 1) if error.fp else b""
+        return error.code, error.headers.get(header) if header else None, body
     except (urllib.error.URLError, OSError):
-        return None, None
+        return None, None, b""
