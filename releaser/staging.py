@@ -1,7 +1,8 @@
 """Staging a release: upload, verify and unpack it on every server, load its data, point every staging slot at it.
 
-Staging moves only when every server holds the verified release; otherwise the releases this run unpacked
-are removed again and no server's staging changes. Ctrl-C stops every upload at its next chunk and
+Staging moves only when every server holds the verified release; otherwise (an upload failed, or the switch of
+the staging links was refused, reverted or cancelled) the releases this run unpacked are removed again and no
+server's staging changes. Ctrl-C stops every upload at its next chunk and
 removes what was uploaded or unpacked. Ctrl-C while the staged release's instance starts ends that wait at
 once and stops the instances it started; staging stays on the release (see _start_staging_instances). Leftovers of an earlier run (partial uploads, temporary links) are
 removed by the lock's own round trip.
@@ -64,7 +65,12 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
                                 hint=stage_hint(release_id, failed))
         upload_seconds = time.perf_counter() - started
         _stage_data(fleet, bundle, plans)  # issue 14: data slots; nothing when there is no [database]
-        fleet.switch(plans, action="stage", verify=False)
+        try:
+            fleet.switch(plans, action="stage", verify=False)
+        except ReleaserError:  # refused, reverted or cancelled: what this run unpacked must not stay on every disk
+            # the server refuses to remove a release a slot points at, so a server that may have moved keeps it
+            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
+            raise
         _start_staging_instances(fleet, release_id, previous)  # issue 13: nothing when there is no [application]
         fleet.record("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
                      timings={"upload": upload_seconds, "total": time.perf_counter() - started})

@@ -466,6 +466,22 @@ def test_a_server_whose_releases_dir_is_unwritable_gets_nothing_staged_anywhere(
     assert lock_dirs(ssh_env) == []
 
 
+def test_a_stage_refused_at_its_switch_removes_the_release_it_unpacked_everywhere(sshd_farm, ssh_env, open_fleet,
+                                                                                    immutable):
+    """web-2's app root is immutable: r2 uploads and unpacks everywhere, then the switch's prepare is refused there;
+    no server keeps the r2 this stage unpacked (a 200 MB release would otherwise sit on every server)."""
+    r1_live(open_fleet, ssh_env)
+    immutable(sshd_farm.server("web-2").root)
+
+    with open_fleet(ssh_env) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.stage(bundle("r2"))
+
+    assert "web-2 (app root" in str(failure.value) and "nothing was switched" in str(failure.value)
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
+    assert lock_dirs(ssh_env) == []
+
+
 @pytest.fixture
 def tiny_disk():
     """Mount a small tmpfs over a directory for the length of a test; skip where mounting is not allowed."""
