@@ -54,7 +54,8 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
                             "no server's staging changed", hint="run the same command again when ready") from None
         failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
         if failed:
-            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack and outcomes[name][0]])
+            # also where the upload failed: a connection cut after the last byte can hide a server that finished
+            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
             if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
                 why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
@@ -148,8 +149,14 @@ def _stage_data(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> None
 
 
 def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
-    """Remove a release this stage unpacked on the named servers (never one a slot points to)."""
-    fleet.group.run(lambda name: remote.remove_release_argv(fleet.group.root(name), release_id), names)
+    """Remove a release this stage unpacked on the named servers (never one a slot points to).
+
+    On a new connection where the connection broke (a server that finished its unpack may have lost only its
+    connection); the removal is safe to run twice, and a server silent earlier in the command is not asked again.
+    """
+    group = fleet.group
+    group.each_reconnecting(lambda name: group.hosts[name].run(remote.remove_release_argv(group.root(name), release_id)),
+                            names)
 
 
 def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from releaser.config import load_environment
 from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable
 from releaser.slots import SlotState
 from tcpproxy import TcpProxy
-from test_ssh_faults import NEW, OLD, bundle, hosts_with, script_of
+from test_ssh_faults import NEW, OLD, _streamed, bundle, hosts_with, script_of
+from test_ssh_faults import heavy_r2  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.ssh
 
@@ -135,6 +137,35 @@ def test_a_connection_reset_while_the_lock_is_taken_frees_it_over_a_new_connecti
     with open_fleet(env) as fleet:
         fleet.go_live()
     assert set(read_slots(env).values()) == {NEW}
+
+
+def test_a_connection_reset_after_the_last_byte_leaves_no_copy_of_the_release_on_that_server(sshd_farm, relays, tmp_path,
+                                                                                              open_fleet, heavy_r2):
+    """web-2's relay resets every connection once all of r2 has streamed into it, while the server checks it (a
+    rebooted middlebox; web-2 stays up). The server may have finished and renamed r2 into releases/ without this
+    machine hearing of it: the failed stage removes r2 there too, over a new connection, as on the others.
+    (QA: the r2 web-2 had finished stayed on its disk, a release no slot named.)"""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    with open_fleet(env) as fleet:
+        fleet.stage(bundle("r1"))
+        fleet.go_live()
+    web2 = Path(str(env.app_root(env.server("web-2")))) / ".releaser"
+
+    def cut() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _streamed(web2, 24 * 1024 * 1024):
+            time.sleep(0.001)
+        relays["web-2"].reset()
+    cutter = threading.Thread(target=cut, daemon=True)
+    cutter.start()
+    with open_fleet(env) as fleet, pytest.raises(HostUnreachable) as failure:
+        fleet.stage(heavy_r2)
+    cutter.join()
+
+    message = str(failure.value)
+    assert message.startswith("web-2: ") and "no server's staging changed" in message, message
+    assert set(read_slots(env).values()) == {SlotState("r1", None, None, frozenset({"r1"}))}
+    assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
 
 
 def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd_farm, relays, tmp_path, open_fleet):
