@@ -473,14 +473,7 @@ def progress(servers: list[str], verb: str) -> Iterator:
     lock = threading.Lock()
 
     def render() -> Table:
-        table = Table.grid(padding=(0, 2))
-        now = time.monotonic()
-        for server, message in lines.items():
-            if getattr(message, "total", None):  # a shipping.Transfer: bytes so far, a bar, the time left
-                table.add_row(Text(server, style="bold"), _transfer_line(message, now))
-            else:
-                table.add_row(Text(server, style="bold"), Text(message))
-        return table
+        return progress_table(lines, time.monotonic(), err.width)
 
     if not err.is_terminal:
         yield lambda server, message: None
@@ -497,16 +490,41 @@ def progress(servers: list[str], verb: str) -> Iterator:
         yield update
 
 
-def _transfer_line(transfer, now: float) -> Table:
-    """One upload's bar with its bytes, rate and time left, e.g. `━━━━━╸━━━ 120.0 MB of 300.0 MB, 85 MB/s, 2 s left`."""
+def progress_table(lines: Mapping[str, str], now: float, width: int) -> Table:
+    """The progress lines, one per server, each fitted to `width` columns: the bar shrinks, then goes, before a word.
+
+    A line that wrapped took two rows per server, and a Live display taller than the terminal is cut at the bottom
+    (20 servers at 80 columns showed neither the last servers nor any time left).
+    """
+    table = Table.grid(padding=(0, 2))
+    room = width - max((len(server) for server in lines), default=0) - 2
+    for server, message in lines.items():
+        if getattr(message, "total", None):  # a shipping.Transfer: bytes so far, a bar, the time left
+            table.add_row(Text(server, style="bold"), _transfer_line(message, now, room))
+        else:
+            table.add_row(Text(server, style="bold"), Text(message))
+    return table
+
+
+BAR_WIDTH = 30  # an upload's bar when the terminal has room; narrower down to BAR_MIN, then none
+BAR_MIN = 8
+
+
+def _transfer_line(transfer, now: float, room: int) -> Table | Text:
+    """One upload's bar with its bytes, rate and time left, e.g. `━━━━━╸━━━ 120.0 MB of 300.0 MB, 85 MB/s, 2 s left`,
+    in at most `room` columns where the words fit (the bar narrows, or is left out)."""
     from rich.progress_bar import ProgressBar
 
     left = transfer.seconds_left(now)
     elapsed = now - transfer.started
     rate = f", {transfer.done / elapsed / 1_000_000:.0f} MB/s" if elapsed > 0 and transfer.done else ""
     when = "done" if transfer.done >= transfer.total else (f"{left:.0f} s left" if left is not None else "starting")
+    words = f"{transfer}{rate}, {when}"
+    bar = min(BAR_WIDTH, room - len(words) - 1)
+    if bar < BAR_MIN:
+        return Text(words)
     line = Table.grid(padding=(0, 1))
-    line.add_row(ProgressBar(total=transfer.total, completed=transfer.done, width=30), Text(f"{transfer}{rate}, {when}"))
+    line.add_row(ProgressBar(total=transfer.total, completed=transfer.done, width=bar), Text(words))
     return line
 
 
