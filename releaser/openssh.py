@@ -70,7 +70,7 @@ def ssh_argv(client: str, reach: Reach, command: str) -> list[str] | None:
     return [
         client, "-F", "/dev/null", "-T", "-x", "-a", "-p", str(reach.port), *(["-l", reach.user] if reach.user else []),
         "-o", "BatchMode=yes", *keys, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "CheckHostIP=no",
-        "-o", "UpdateHostKeys=no", "-o", "LogLevel=ERROR", *identity,
+        "-o", "UpdateHostKeys=no", "-o", "LogLevel=INFO", *identity,
         "-o", f"ConnectTimeout={max(1, math.ceil(reach.connect_timeout))}",
         "-o", f"ServerAliveInterval={alive}", "-o", f"ServerAliveCountMax={max(1, math.ceil(reach.step / alive))}",
         "-o", f"Ciphers={CIPHERS}", "--", reach.host, command,
@@ -221,9 +221,10 @@ def translate(name: str, address: str, what: str, stderr: str):
     if _CLOSED.search(stderr):
         return HostUnreachable(name, f"{what} to {address} failed: the connection was closed (ssh: {last})",
                                hint="check the server is up; see: invoke runbook server-failure")
-    # with LogLevel=ERROR, ssh ending its connection when ServerAlive went unanswered says nothing at all
+    # LogLevel=INFO: ssh says why it ended ("Connection reset by ..." and "Timeout, server ... not responding." are
+    # INFO lines; at ERROR a reset met while writing said nothing, and passed for the silence of ServerAlive)
     return HostUnreachable(name, f"{what} to {address} failed: ssh: {last}", hint="see: invoke runbook server-failure",
-                           silent=not lines or "timed out" in stderr.lower())
+                           silent=not lines or "timed out" in stderr.lower() or "not responding" in stderr)
 
 
 def _option_path(path: str) -> str | None:

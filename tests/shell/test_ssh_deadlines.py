@@ -19,6 +19,7 @@ import pytest
 
 from conftest import PROJECT, free_ports, read_slots, write_environment
 from releaser.config import load_environment
+from releaser.fleet import make_hosts
 from releaser.errors import Cancelled, FleetMixed, FleetReverted, HostUnreachable
 from releaser.slots import SlotState
 from tcpproxy import TcpProxy
@@ -166,6 +167,36 @@ def test_a_connection_reset_after_the_last_byte_leaves_no_copy_of_the_release_on
     assert message.startswith("web-2: ") and "no server's staging changed" in message, message
     assert set(read_slots(env).values()) == {SlotState("r1", None, None, frozenset({"r1"}))}
     assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+
+
+def test_a_connection_reset_mid_stream_is_a_broken_connection_never_silence(sshd_farm, relays, tmp_path):
+    """The relay resets web-2's connections while a stream is under way, six times: each upload says at once that
+    the connection broke, never that web-2 went silent. (QA: at LogLevel=ERROR ssh says nothing of a reset it meets
+    while writing, "Connection reset by" being an INFO line; it passed for silence, so the stage left its lock and its
+    upload's files on a server that was up, and said it did not answer.)"""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    host = make_hosts(env)["web-2"]
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(16 << 20))
+    said = []
+    try:
+        for _ in range(6):
+            cut = []
+
+            def sent(done: int, total: int) -> None:
+                if done >= 2 << 20 and not cut:
+                    cut.append(relays["web-2"].reset())
+            started = time.monotonic()
+            with pytest.raises(HostUnreachable) as failure:
+                host.stream(payload, ["sh", "-c", "cat > /dev/null"], timeout=30, sent=sent)
+            assert time.monotonic() - started < 10
+            said.append((failure.value.silent, str(failure.value)))
+            host.reconnect()
+    finally:
+        host.close()
+
+    assert [silent for silent, _ in said] == [False] * 6, said
+    assert all("the connection was closed (ssh: " in message for _, message in said), said
 
 
 def test_a_silent_drop_at_commit_is_named_mixed_and_the_others_are_put_back(sshd_farm, relays, tmp_path, open_fleet):
