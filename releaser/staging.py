@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,17 +53,19 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
                              detail="Ctrl-C while staging; anything it had unpacked was removed")
             raise Cancelled(f"staging {release_id} stopped (Ctrl-C); what it had uploaded or unpacked was removed and "
                             "no server's staging changed", hint="run the same command again when ready") from None
-        failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok}
+        failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok and detail != STOPPED}
+        stopped = counted(name for name, (ok, detail) in outcomes.items() if detail == STOPPED)
         if failed:
+            others = f"; the uploads to {', '.join(stopped)} were stopped" if stopped else ""
             # also where the upload failed: a connection cut after the last byte can hide a server that finished
             _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
             if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
                 why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
-                raise HostUnreachable(", ".join(counted(failed)), f"did not answer while staging {release_id} ({why}); "
-                                      "no server's staging changed",
+                raise HostUnreachable(", ".join(counted(failed)), f"did not answer while staging {release_id} ({why})"
+                                      f"{others}; no server's staging changed",
                                       hint="see: invoke runbook server-failure; once it answers, run the same command again")
-            raise FleetReverted(f"staging {release_id} failed on {summary(failed)}; no server's staging changed",
+            raise FleetReverted(f"staging {release_id} failed on {summary(failed)}{others}; no server's staging changed",
                                 hint=stage_hint(release_id, failed))
         upload_seconds = time.perf_counter() - started
         _stage_data(fleet, bundle, plans)  # issue 14: data slots; nothing when there is no [database]
@@ -168,6 +171,11 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
     group, release_id = fleet.group, bundle.release_id
     sums_sha = hashlib.sha256(sha256sums_text(bundle.manifest.files).encode()).hexdigest()
     group.stop.clear()  # a Ctrl-C that ended an earlier step of this fleet must not stop these uploads
+    failed_somewhere = threading.Event()  # then the stage fails whatever the others do: their uploads stop too
+
+    def stopped() -> bool:
+        return group.stop.is_set() or failed_somewhere.is_set()
+
     with tempfile.TemporaryDirectory(prefix="releaser-") as workdir:
         needs_upload = any(plan.unpack for plan in plans.values())
         upload = shipping.prepare_upload(bundle, Path(workdir)) if needs_upload else None  # a .tar.gz as it is
@@ -178,16 +186,30 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
                 group.progress(name, f"checking {release_id} already on the server")
                 done = host.run(remote.check_release_argv(root, release_id, sums_sha))
                 return (done.ok, "already on the server, verified" if done.ok else done.reason())
-            ok, detail = shipping.send(host, root, upload, stop=group.stop.is_set, step=fleet.environment.deadlines.step,
+            ok, detail = shipping.send(host, root, upload, stop=stopped, step=fleet.environment.deadlines.step,
                                        progress=lambda message: group.progress(name, message))
             if not ok:
                 return False, detail
             hook = fleet.run_hook(name, "after_unpack", release_id, "staging")
             return (True, detail) if hook is None else (False, hook)
 
-        outcomes = group.each(place)
+        def place_noting_failure(name: str) -> tuple[bool, str]:
+            try:
+                placed = place(name)
+            except BaseException:
+                failed_somewhere.set()
+                raise
+            if not placed[0]:
+                failed_somewhere.set()
+            return placed
+
+        outcomes = group.each(place_noting_failure)
     lost = {name for name, o in outcomes.items() if isinstance(o, HostUnreachable) and not o.answered}
-    return {name: o if isinstance(o, tuple) else (False, _what_failed(name, o)) for name, o in outcomes.items()}, lost
+    return {name: (False, STOPPED) if isinstance(o, Cancelled) and failed_somewhere.is_set() and not group.stop.is_set()
+            else o if isinstance(o, tuple) else (False, _what_failed(name, o)) for name, o in outcomes.items()}, lost
+
+
+STOPPED = "its upload was stopped: the stage had failed elsewhere"  # not a failure of its own
 
 
 def _what_failed(name: str, error: Exception) -> str:

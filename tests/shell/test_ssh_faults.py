@@ -555,9 +555,34 @@ def test_a_server_with_room_for_the_lock_but_not_the_release_gets_nothing_staged
 
     assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
     assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
-    message = str(failure.value)
-    assert message.startswith("staging r2 failed on web-2 (") and "web-1" not in message and "web-3" not in message
+    message = str(failure.value)  # the others did not fail: at most their uploads were stopped
+    assert message.startswith("staging r2 failed on web-2 (") and "web-1 (" not in message and "web-3 (" not in message
     assert "the server kept 0 of" in message and "(is its disk full?)" in message and "no server's staging changed" in message
+    assert lock_dirs(ssh_env) == []
+
+
+@pytest.mark.parametrize("way", ["openssh", "sftp"])
+def test_a_server_failing_at_its_first_byte_stops_the_other_uploads(sshd_farm, ssh_env, open_fleet, tiny_disk, heavy_r2,
+                                                                    way):
+    """QA, 20 servers: a full disk on one failed the stage, yet the other 19 sent all 200 MB (and then removed it),
+    30 s more. The others now stop at their next chunk, and the message says so rather than calling them failed."""
+    root = sshd_farm.server("web-2").root
+    tiny_disk(root, "512k")
+    r1_live(open_fleet, ssh_env)
+    ballast = root / "ballast"
+    subprocess.run(["dd", "if=/dev/zero", f"of={ballast}", "bs=4k"], capture_output=True)  # until ENOSPC
+    os.truncate(ballast, ballast.stat().st_size - 4096)  # room for the lock's info.json, none for r2's 24 MB
+
+    with open_fleet(ssh_env, hosts=hosts_over(ssh_env, way)) as fleet, pytest.raises(FleetReverted) as failure:
+        fleet.stage(heavy_r2)
+
+    message = str(failure.value)
+    assert message.startswith("staging r2 failed on web-2 (") and "web-1 (" not in message and "web-3 (" not in message
+    assert "; the uploads to web-1, web-3 were stopped; no server's staging changed" in message, message
+    assert read_slots(ssh_env) == everywhere(SlotState("r1", None, None, frozenset({"r1"})))
+    assert complete_releases(ssh_env) == {name: {"r1"} for name in SERVERS}
+    for server in SERVERS:
+        assert [p.name for p in meta(ssh_env, server).iterdir() if p.name.startswith(("upload-", "unpack-"))] == []
     assert lock_dirs(ssh_env) == []
 
 
