@@ -48,7 +48,8 @@ class ReleaserTask(Task):
     def __call__(self, *args, **kwargs):
         """Run the task; a KeyboardInterrupt its own handling did not answer (its imports, its printing) exits 130."""
         try:
-            interrupts.task_started(reading=self.name.replace("_", "-") if self.name in READING_TASKS else None)
+            interrupts.task_started(reading=self.name.replace("_", "-") if self.name in READING_TASKS else None,
+                                    local=LOCAL_TASKS.get(self.name))
             invocation.begin(invocation.program_name(), kwargs.get("env"))
             keep_bytecode()  # the installed `releaser` imported this package before Invoke's Program.run set it
             return super().__call__(*args, **kwargs)
@@ -60,6 +61,7 @@ class ReleaserTask(Task):
 
 
 READING_TASKS = {"status", "check", "history", "breach_report", "data_status"}  # they change nothing on any server
+LOCAL_TASKS = {"build": "building the bundle"}  # they never talk to a server
 task = partial(invoke_task, klass=ReleaserTask)
 DRY_HELP = "Show what would change on every server, and change nothing (Invoke's --dry does the same)."
 
@@ -242,7 +244,8 @@ def deploy(c, release=None, stage=False, env="local", reason=None, dry_run=False
         if not stage:
             raise Exit(invocation.for_this_run("releaser: deploy only stages; pass --stage (then go live with: "
                                                "invoke go-live)"), code=2)
-        bundle = read_bundle(Path(release))
+        with interrupts.working_locally("reading the bundle"):
+            bundle = read_bundle(Path(release))
         with open_fleet(env, "staging") as fleet:
             if is_dry(c, dry_run):
                 from releaser.preview import preview_stage

@@ -68,13 +68,14 @@ def _quiet_about_a_closed_pipe(kind, error, trace) -> None:
         pass
 
 
-def task_started(*, reading: str | None = None) -> None:
+def task_started(*, reading: str | None = None, local: str | None = None) -> None:
     """A task's body begins. A later task of the same `invoke` run gets Ctrl-C back as KeyboardInterrupt at once.
 
     `reading`: the task's name when it only reads the servers (status, check): its Ctrl-C line says nothing changed.
+    `local`: what the task does when it never talks to a server (build): its Ctrl-C line says so.
     """
     _state["tasks"] += 1
-    _state["reading"], _state["journaling"] = reading, None
+    _state["reading"], _state["journaling"], _state["local"] = reading, None, local
     _state["phase"] = "starting" if _state["tasks"] == 1 else "next"
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, _say_after_the_end) and _started_as_command():
         signal.signal(signal.SIGINT, _raise_interrupt)
@@ -172,6 +173,8 @@ def keep_the_exit_code() -> None:
 def interrupted_message() -> str:
     """The true line for a caught Ctrl-C, by how far the task had come; the process will exit 130 with it."""
     keep_the_exit_code()
+    if _state["phase"] == "working" and _state.get("local"):
+        return while_local(_state["local"])
     if _state["phase"] == "working" and _state.get("reading"):
         return while_reading(_state["reading"])
     if _state["phase"] == "working" and _state.get("journaling"):
@@ -181,6 +184,20 @@ def interrupted_message() -> str:
                 "command was closing; to see where every server stands, run: invoke status")
     return {"starting": BEFORE_START, "next": BEFORE_NEXT, "working": WHILE_WORKING,
             "finished": AFTER_WORK}[_state["phase"]]
+
+
+def while_local(what: str) -> str:
+    """The line for a Ctrl-C during work on this machine only (reading a bundle, building one): no server was asked."""
+    return f"releaser: interrupted (Ctrl-C) while {what}, before any server was asked anything; nothing was changed"
+
+
+@contextmanager
+def working_locally(what: str) -> Iterator[None]:
+    """A step of a server task that runs on this machine only (reading the bundle): its Ctrl-C line says so."""
+    before = _state.get("local")
+    _state["local"] = what
+    yield  # a Ctrl-C raised in the block leaves `what` in place for the line the task then prints
+    _state["local"] = before
 
 
 def while_reading(task: str) -> str:

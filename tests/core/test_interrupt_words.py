@@ -37,3 +37,21 @@ def test_a_ctrl_c_during_a_command_that_only_reads_says_nothing_was_changed(stat
     interrupts.task_started()  # a later task of the same run, one that writes
     interrupts.work_started()
     assert interrupts.interrupted_message() == interrupts.WHILE_WORKING
+
+
+def test_a_ctrl_c_while_working_on_this_machine_only_says_no_server_was_asked(state):
+    """QA: Ctrl-C while deploy read its bundle (before connecting) said 'outside any switch; to see where every
+    server stands, run status', as did one during `build`, which never talks to a server."""
+    interrupts.task_started()
+    interrupts.work_started()
+    with interrupts.working_locally("reading the bundle"):
+        assert interrupts.interrupted_message() == (
+            "releaser: interrupted (Ctrl-C) while reading the bundle, before any server was asked anything; nothing "
+            "was changed")
+    assert interrupts.interrupted_message() == interrupts.WHILE_WORKING  # then it connects and works on the servers
+    with pytest.raises(KeyboardInterrupt), interrupts.working_locally("reading the bundle"):
+        raise KeyboardInterrupt  # the press lands in the block; the task prints its line after the block is left
+    assert interrupts.interrupted_message().startswith("releaser: interrupted (Ctrl-C) while reading the bundle, before")
+    interrupts.task_started(local="building the bundle")
+    interrupts.work_started()
+    assert interrupts.interrupted_message().startswith("releaser: interrupted (Ctrl-C) while building the bundle, before")
