@@ -70,3 +70,24 @@ def test_every_check_is_in_the_go_live_runbooks_failing_check_table():
     table = runbook.split("| failing check | follow |", 1)[1].split("\n\n", 1)[0]
     missing = [module.NAME for module in CHECKS if f"`{module.NAME}`" not in table]
     assert not missing, f"runbooks/go-live.md's failing-check table does not name {', '.join(missing)}"
+
+
+def test_the_stale_copy_section_gives_the_exit_status_really_gives():
+    """One server's stale copy makes status exit 7 with a MIXED warning, so the runbook may not promise exit 0."""
+    from releaser.identity import Marker, Served
+    from releaser.serverstate import ServerReport, status_exit_code
+    from releaser.slots import SlotState
+    from releaser.web import Probe
+
+    def serving(server: str, release: str) -> ServerReport:
+        served = Served("http://x/.releaser/release.json", Marker(release, ""))
+        return ServerReport(server, SlotState("r2", "r1", None), health=Probe("http://x/healthz", True, 200, "", served=served))
+
+    code = status_exit_code([serving("web-1", "r2"), serving("web-2", "r2"), serving("web-3", "r1")])
+    section = (PROJECT / "runbooks" / "server-failure.md").read_text(encoding="utf-8").split(
+        "## A server serves a stale copy", 1)[1]
+    assert code == 7
+    assert "Status still exits 0" not in section
+    assert "exits 7" in section and "the fleet is MIXED" in section
+    mixed = (PROJECT / "runbooks" / "rollback.md").read_text(encoding="utf-8").split("## MIXED", 1)[1]
+    assert "STALE" in mixed.split("2. Free the failed command's lock", 1)[0]
