@@ -278,11 +278,12 @@ def _who_where(by_release: Mapping[str | None, list[str]], nothing: str) -> str:
 
 
 def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
-    """A command's lock seen from outside it: that command is running now, or it failed and left the lock."""
+    """A lock seen from outside: a command's (running now, or it failed and left the lock), or one taken with
+    `invoke lock`, with who took it, why and until when."""
     held: dict[str, list[str]] = {}
     about: dict[str, object] = {}
     for report in reports:
-        if report.lock is not None and report.lock.kind == "command":
+        if report.lock is not None:
             held.setdefault(report.lock.token, []).append(report.server)
             about[report.lock.token] = report.lock
     lines = []
@@ -290,6 +291,14 @@ def _command_lock_lines(reports: list[ServerReport]) -> list[str]:
         lock = about[token]
         utc = timezone.utc
         until = f", until {lock.expires.astimezone(utc):%H:%M} UTC" if lock.expires else ""
+        if lock.kind == "manual":  # `invoke lock`: the runbooks send whoever it refuses here for who and why
+            refused = "until then" if until else "until it is freed"
+            until = until or ", with no expiry"
+            lines.append(f"{', '.join(servers)} {'is' if len(servers) == 1 else 'are'} locked by hand by {lock.owner} "
+                         f"since {lock.since.astimezone(utc):%H:%M:%S} UTC{until} (reason: \"{lock.reason}\"): "
+                         f"everyone else's deploy, go-live, rollback, rehearse, prune and data-* are refused {refused}; "
+                         f"ask {lock.owner}, or free it with: invoke unlock --reason TEXT; see: invoke runbook rollback")
+            continue
         running = f"that command ({lock.process}: see there whether it still runs)" if lock.process else "that command"
         lines.append(f"{', '.join(servers)} {'is' if len(servers) == 1 else 'are'} locked by {lock.owner}'s "
                      f"{lock.reason} since {lock.since.astimezone(utc):%H:%M:%S} UTC{until}: if {running} is not running "

@@ -104,9 +104,25 @@ def test_a_command_s_lock_seen_by_status_says_it_may_be_left_over_and_how_to_fre
     lines = status_warnings("prod", [ServerReport("web-1", state("r2", "r1"), lock=held, locked=True),
                                      ServerReport("web-2", state("r2", "r1"), lock=held, locked=True),
                                      ServerReport("web-3", state("r2", "r1"), lock=manual, locked=True)])
-    assert lines == ["web-1, web-2 are locked by ana@laptop's go-live since 09:29:02 UTC, until 09:59 UTC: if that "
-                     "command is not running now, it ended without freeing it; free it with: invoke unlock --reason "
-                     "TEXT; see: invoke runbook rollback"]
+    assert lines[0] == ("web-1, web-2 are locked by ana@laptop's go-live since 09:29:02 UTC, until 09:59 UTC: if that "
+                        "command is not running now, it ended without freeing it; free it with: invoke unlock --reason "
+                        "TEXT; see: invoke runbook rollback")
+    assert len(lines) == 2 and lines[1].startswith("web-3 is locked by hand by ben@laptop since")
+
+
+def test_a_lock_taken_with_invoke_lock_shows_in_status_with_its_reason():
+    """QA on-call: a rollback refused by `invoke lock`'s lock sends you to status for "who holds it and why", but
+    status showed only `LOCKED ben@laptop`; the reason, since and expiry were in --json alone."""
+    from releaser.locks import LockInfo
+
+    since = datetime(2026, 12, 1, 9, 29, 2, tzinfo=timezone.utc)
+    manual = LockInfo("ben@laptop", 'data fix "table 3"', since, since.replace(minute=59), "t2", kind="manual")
+    lines = status_warnings("prod", [ServerReport(name, state("r2", "r1"), lock=manual, locked=True)
+                                     for name in ("web-1", "web-2")])
+    assert lines == ["web-1, web-2 are locked by hand by ben@laptop since 09:29:02 UTC, until 09:59 UTC "
+                     "(reason: \"data fix \"table 3\"\"): everyone else's deploy, go-live, rollback, rehearse, prune "
+                     "and data-* are refused until then; ask ben@laptop, or free it with: invoke unlock --reason TEXT; see: invoke "
+                     "runbook rollback"]
 
 
 def test_a_command_s_lock_names_the_process_and_machine_to_look_at():
