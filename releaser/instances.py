@@ -158,7 +158,7 @@ if [ "$link" != - ]; then if [ -L "$link" ]; then printf 'front %s\n' "$(readlin
 for f in .releaser/instances/*.env; do
   [ -f "$f" ] || continue
   port=${f##*/}; port=${port%.env}
-  answer=$(curl -s -m 2 -o /dev/null -D - -w 'code %{http_code}\n' "http://$address:$port$health" 2>/dev/null | tr -d '\r')
+  answer=$(curl -g -s -m 2 -o /dev/null -D - -w 'code %{http_code}\n' "http://$address:$port$health" 2>/dev/null | tr -d '\r')
   code=$(printf '%s\n' "$answer" | sed -n 's/^code //p')
   reports=
   [ "$header" = - ] || reports=$(printf '%s\n' "$answer" | grep -i "^$header:" | head -n 1 | cut -d: -f2- | tr -d ' ')
@@ -221,7 +221,7 @@ why= nosock=
 while :; do
   [ "$rc" = 0 ] || { why="the start command exited $rc: $(tail -n 3 "$d/$port.start.log" | tr '\n' ' ')"; break; }
   [ ! -e "$told" ] || { why="releaser stopped waiting for it (Ctrl-C, or its connection was lost)"; break; }
-  code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
+  code=$(curl -g -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
   case $code in
     2??)
       if [ "$sock" = - ] || [ -S "$sock" ]; then pid=$(instance_pid "$port"); echo "started $port ${pid:--}"; exit 0; fi

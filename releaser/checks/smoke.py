@@ -188,7 +188,8 @@ trap 'rm -f "$body"' EXIT
 while [ $# -ge 2 ]; do
   seconds=$1 path=$2; shift 2
   : > "$body"
-  meta=$(curl -s -m "$seconds" -o "$body" -w '%{http_code} %{time_total}' "http://$address:$port$path" 2>/dev/null)
+  # -g: a path's [ ] and { } are part of the URL, not curl's globs (many requests, or exit 3 "bad range")
+  meta=$(curl -g -s -m "$seconds" -o "$body" -w '%{http_code} %{time_total}' "http://$address:$port$path" 2>/dev/null)
   rc=$?
   printf 'answer %s %s ' "$rc" "${meta:-000 0}"
   head -c "$limit" "$body" | base64 | tr -d '\n'

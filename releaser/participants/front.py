@@ -74,7 +74,7 @@ for f in .releaser/instances/*.env; do
   if [ "$(sed -n 's/^RELEASER_RELEASE_ID=//p' "$f")" = "$release" ]; then port=${f##*/}; port=${port%.env}; fi
 done
 [ -n "$port" ] || { echo "no instance of $release runs on this server; stage it again to start one" >&2; exit 3; }
-code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
+code=$(curl -g -s -m 2 -o /dev/null -w '%{http_code}' "http://$address:$port$health" 2>/dev/null)
 case $code in
   2??) ;;
   000|'') echo "port $port"; echo "the instance of $release on port $port does not answer GET $health (no answer)" >&2; exit 5 ;;
@@ -136,7 +136,7 @@ sock=$2 release=$3 address=$4 health=$5
 """ + _THE_INSTANCE + r"""
 dir=$(dirname "$sock") name=instance-$port.sock
 [ -S "$dir/$name" ] || { echo "port $port"; echo "the instance of $release on port $port has no unix socket at $dir/$name, where the front would connect" >&2; exit 6; }
-code=$(curl -s -m 2 --unix-socket "$dir/$name" -o /dev/null -w '%{http_code}' "http://localhost$health" 2>/dev/null)
+code=$(curl -g -s -m 2 --unix-socket "$dir/$name" -o /dev/null -w '%{http_code}' "http://localhost$health" 2>/dev/null)
 case $code in
   2??) ;;
   000|'') echo "the instance of $release does not answer GET $health on its socket $dir/$name (no answer), where the front would connect" >&2; exit 4 ;;

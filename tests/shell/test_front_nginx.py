@@ -340,6 +340,14 @@ def test_a_smoke_check_the_staging_instance_fails_names_its_url_and_what_came_ba
         assert detail.startswith(f"GET http://127.0.0.1:{port}/ -> 200 but the body lacks 'release=r1': ok release=r2")
 
 
+def test_a_smoke_path_with_brackets_and_braces_is_asked_as_written(app_farm):
+    """QA: curl reads [1-3] and {a,b} in a URL as globs (many requests, or exit 3 'bad range'), so a path the
+    environment file allows was asked as other URLs, or failed as `curl exit 3`: it is now asked literally."""
+    results = smoke_results(app_farm, {"path": "/search?ids=[1]&fields={code,value}", "contains": "release=r2"})
+    assert {name: status for name, (status, _) in results.items()} == {name: "PASS" for name in SERVERS}, results
+    assert all(detail.endswith(": /search?ids=[1]&fields={code,value}") for _, detail in results.values()), results
+
+
 def test_the_smoke_check_fails_where_the_staging_instance_is_not_running(app_farm):
     """web-2's staging instance is stopped: its smoke check FAILs saying so, the others still PASS."""
     view = app_farm.read()["web-2"]
