@@ -150,7 +150,7 @@ def plan_data_go_live(slots: DataSlots, target: str | None, previous: str | None
                           hint="stage the release again so files and data agree: invoke deploy --stage --release PATH")
     if slots.live is not None and previous is not None and slots.live != previous:
         raise PlanRefused(f"the database's live data is {slots.live}'s but the servers' live release is {previous}",
-                          hint="see: invoke status; then: invoke runbook rollback (section MIXED)")
+                          hint="see: invoke status; then: invoke runbook rollback (section FILES AND DATA DISAGREE)")
     renames = []
     retired = dict(slots.retired)
     if slots.live is not None:
@@ -177,10 +177,10 @@ def plan_data_rollback(slots: DataSlots, target: str | None, previous: str | Non
                           hint="see: invoke status; then: invoke runbook rollback")
     if target is not None and slots.backup != target:
         raise PlanRefused(f"the database's backup holds {slots.backup}'s data but the servers' backup is {target}",
-                          hint="see: invoke status; then: invoke runbook rollback (section MIXED)")
+                          hint="see: invoke status; then: invoke runbook rollback (section FILES AND DATA DISAGREE)")
     if previous is not None and slots.live is not None and slots.live != previous:
         raise PlanRefused(f"the database's live data is {slots.live}'s but the servers' live release is {previous}",
-                          hint="see: invoke status; then: invoke runbook rollback (section MIXED)")
+                          hint="see: invoke status; then: invoke runbook rollback (section FILES AND DATA DISAGREE)")
     renames = []
     retired = dict(slots.retired)
     if slots.live is not None:

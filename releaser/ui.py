@@ -197,7 +197,8 @@ def show_status(environment: str, reports: list[ServerReport], *, as_json: bool 
 
         left = set(pending_problems(data.slots)) if data.slots is not None else set()
         for problem in data.problems:  # a transaction left prepared is not a disagreement: said as it is
-            warn(f"{'' if problem in left else 'files and data disagree: '}{problem}; see: invoke check --only data-slots")
+            warn(f"{'' if problem in left else 'files and data disagree: '}{problem}; see: invoke check --only data-slots"
+                 + ("" if problem in left else "; then: invoke runbook rollback (section FILES AND DATA DISAGREE)"))
 
 
 def status_warnings(environment: str, reports: list[ServerReport], *, host_keys_checked: bool = True,

@@ -91,3 +91,24 @@ def test_the_stale_copy_section_gives_the_exit_status_really_gives():
     assert "exits 7" in section and "the fleet is MIXED" in section
     mixed = (PROJECT / "runbooks" / "rollback.md").read_text(encoding="utf-8").split("## MIXED", 1)[1]
     assert "STALE" in mixed.split("2. Free the failed command's lock", 1)[0]
+
+
+@pytest.mark.parametrize("plan, slots", [
+    ("plan_data_rollback", dict(live="r1", backup="r2")),
+    ("plan_data_rollback", dict(live="r3", backup="r1")),
+    ("plan_data_go_live", dict(live="r3", backup="r1", staging="r2")),
+], ids=["backup-apart", "live-apart-rollback", "live-apart-go-live"])
+def test_a_switch_refused_because_files_and_data_disagree_points_at_a_section_about_it(plan, slots):
+    """QA on-call: with the data's slots apart from the servers' the switch is refused and points at a runbook
+    section; that section must say what to do about the database, not only about servers."""
+    from releaser import dataslots
+    from releaser.errors import PlanRefused
+
+    with pytest.raises(PlanRefused) as refused:
+        getattr(dataslots, plan)(dataslots.DataSlots("phof", **slots), "r2" if plan == "plan_data_go_live" else "r1",
+                                 "r2" if plan == "plan_data_rollback" else "r1")
+    section = re.search(r"invoke runbook rollback \(section ([^)]+)\)", refused.value.hint).group(1)
+    runbook = (PROJECT / "runbooks" / "rollback.md").read_text(encoding="utf-8")
+    heading = next(line for line in runbook.splitlines() if line.startswith("## ") and section in line)
+    body = runbook.split(heading, 1)[1].split("\n## ", 1)[0]
+    assert "files and data disagree" in body and "ALTER SCHEMA" in body
