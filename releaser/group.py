@@ -104,7 +104,9 @@ class Group:
                                  hint=first.hint)
         names = ", ".join(counted(self.unreachable))
         first = next(iter(self.unreachable.values()))
-        raise HostUnreachable(names, f"cannot be reached safely ({first.what.split(': ', 1)[-1]}); nothing was changed, "
+        # "did not answer" is what the runbooks tell a down server by; "safely" only when its host key is unknown
+        how = "cannot be reached safely" if "known_hosts" in first.what else "did not answer"
+        raise HostUnreachable(names, f"{how} ({first.what.split(': ', 1)[-1]}); nothing was changed, "
                               f"{doing} not started", hint=first.hint or "see: invoke runbook server-failure")
 
     def each(self, work: Callable[[str], object], names: Iterable[str] | None = None) -> GroupResult:
