@@ -561,12 +561,15 @@ mv -T "releases/$2" ".releaser/removing-$2-$$" && rm -rf ".releaser/removing-$2-
 # would stay held by nobody forever. Then the directory is removed again and the script fails (exit 5, the
 # reason on stderr's last line), as it does when mkdir itself fails without a lock being there (no inodes).
 _LOCK = r"""
+root_made=
+if [ ! -d "$1" ]; then root_made=$1; while [ ! -d "$(dirname "$root_made")" ]; do root_made=$(dirname "$root_made"); done; fi
 [ -d "$1/.releaser" ] || mkdir -p "$1/.releaser" || exit 3
 lock=$1/.releaser/lock
 if made=$(mkdir "$lock" 2>&1); then
   if printf '%s\n' "$2" 2>/dev/null > "$lock/info.json" && IFS= read -r back 2>/dev/null < "$lock/info.json" \
       && [ "$back" = "$2" ]; then
     echo taken; taken=yes
+    [ -z "$root_made" ] || printf '%s\n' "$root_made" 2>/dev/null > "$lock/made-root" || true
   else
     rm -rf "$lock" || { echo "cannot write the lock on $1 (is its disk full?), nor remove the half-written $lock: free some space, then remove it" >&2; exit 5; }
     echo "cannot write the lock on $1: is its disk full?" >&2; exit 5
@@ -625,13 +628,21 @@ prepare_links verify "$@" 2>/dev/null && echo "prepared $*"
 exit 0
 """
 
-# The one rule for freeing the lock: only the holder's token frees it; "" frees it whoever holds it.
+# The one rule for freeing the lock: only the holder's token frees it; "" frees it whoever holds it. A lock
+# that had to make the app root (and its missing parents) notes the topmost it made in made-root; freeing it
+# removes them again when the command left nothing there (refused before it did anything), so a refused first
+# deploy, or one aimed at a mistyped root, leaves the server as it was and status still says "no app root".
 _FREE_LOCK = r"""
 free_lock() {
   [ -d "$1/.releaser/lock" ] || return 0
   IFS= read -r held 2>/dev/null < "$1/.releaser/lock/info.json" || true
   [ -z "$2" ] || case $held in *"$2"*) ;; *) return 0 ;; esac
-  rm -rf "$1/.releaser/lock"
+  root_made=; IFS= read -r root_made 2>/dev/null < "$1/.releaser/lock/made-root" || true
+  rm -rf "$1/.releaser/lock" || return 1
+  [ -n "$root_made" ] && rmdir "$1/.releaser" 2>/dev/null || return 0
+  dir=$1
+  while rmdir "$dir" 2>/dev/null && [ "$dir" != "$root_made" ]; do dir=$(dirname "$dir"); done
+  return 0
 }
 """
 

@@ -228,6 +228,28 @@ def test_a_lock_held_on_one_server_only_refuses_and_takes_it_nowhere(ssh_env, op
     assert read_slots(ssh_env) == everywhere("r1", None, "r2", "r1", "r2")
 
 
+def test_a_refused_deploy_leaves_no_app_root_it_made(sshd_farm, ssh_env, open_fleet, tmp_path):
+    """QA: a deploy refused on web-2 (staging the live release) had made web-1's missing root, parents and all,
+    to take its lock there; status then no longer said web-1 has no app root (a mistyped root looked deployed)."""
+    with open_fleet(ssh_env) as fleet:
+        fleet.stage(bundle("r1"))
+        fleet.go_live()
+    fresh = sshd_farm.server("web-1").root.parent / "new" / "app"
+    servers = [s.model_copy(update={"root": str(fresh)}) if s.name == "web-1" else s for s in ssh_env.servers]
+    moved = ssh_env.model_copy(update={"servers": servers})
+
+    with open_fleet(moved) as fleet, pytest.raises(PlanRefused, match="r1 is the live release"):
+        fleet.stage(bundle("r1"))
+
+    assert not fresh.parent.exists()
+    assert lock_dirs(moved) == []
+    assert read_slots(ssh_env) == everywhere("r1", None, None, "r1")
+
+    with open_fleet(moved) as fleet:  # a first deploy that goes through keeps the root it made
+        fleet.stage(bundle("r2"))
+    assert read_slots(moved)["web-1"] == SlotState(None, None, "r2", frozenset({"r2"})) and lock_dirs(moved) == []
+
+
 # ---- hooks ----
 
 
