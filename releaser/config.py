@@ -57,6 +57,24 @@ User = Annotated[str, AfterValidator(lambda user: _checked(user, _USER, "a login
                                                                      "'@', '$', '-', not starting with '-')"))]
 
 
+def _one_line(text: str) -> str:
+    """Text a person reads (a title, a name, a contact): one line of printable characters, as a --reason is.
+
+    It reaches the terminal, the breach report's Markdown table, the .ics and the dashboard: a newline breaks
+    each of them, and an escape sequence drives the terminal that shows the report.
+    """
+    from releaser.free_text import control_character_problem
+
+    problem = control_character_problem(text)
+    if problem:
+        raise ValueError(f"holds {problem}; it must be one line of plain text (no newline, tab, terminal codes or "
+                         "direction overrides)")
+    return text
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 def _checked(value: str, pattern: re.Pattern, expected: str) -> str:
     if not pattern.match(value):
         raise ValueError(f"expected {expected}, got {value!r}")
@@ -173,7 +191,7 @@ class Publication(Strict):
     """One publication's calendar: its release rule, upload deadline, time zone and holiday policy."""
 
     name: str = Field(pattern=_NAME)
-    title: str = ""
+    title: OneLine = ""
     rule: str
     deadline: str
     timezone: str = "Europe/London"
@@ -288,8 +306,8 @@ class Leave(Strict):
 class Person(Strict):
     """Someone on the on-call rota: the days they are on duty, whether they can roll back, their leave."""
 
-    name: str = Field(min_length=1)
-    contact: str = ""
+    name: OneLine = Field(min_length=1)
+    contact: OneLine = ""
     can_rollback: bool = False
     days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = ["Mon", "Tue", "Wed", "Thu", "Fri"]
     leave: list[Leave] = []
@@ -304,9 +322,9 @@ class Person(Strict):
 class People(Strict):
     """Who runs a release and who answers when it goes wrong."""
 
-    release_manager: str | None = None
+    release_manager: OneLine | None = None
     on_call: list[Person] = []
-    escalation: list[str] = []  # the route, in order: "on-call: ben 07700 900123", "ICT service desk", ...
+    escalation: list[OneLine] = []  # the route, in order: "on-call: ben 07700 900123", "ICT service desk", ...
 
 
 class Thresholds(Strict):
@@ -501,12 +519,12 @@ class GoLiveSettings(Strict):
 class BreachMetadata(Strict):
     """What `invoke breach-report` fills in at the top of the report, as the regulator asks for it."""
 
-    producer: str = ""
-    lead_official: str = ""
-    lead_official_contact: str = ""
-    output_name: str = ""
-    output_url: str = ""
-    practice: str = "Principle T3 (Orderly release), practice T3.2: release at the pre-announced time"
+    producer: OneLine = ""
+    lead_official: OneLine = ""
+    lead_official_contact: OneLine = ""
+    output_name: OneLine = ""
+    output_url: OneLine = ""
+    practice: OneLine = "Principle T3 (Orderly release), practice T3.2: release at the pre-announced time"
 
 
 # Issue 13: slots that run a web application, one instance per slot behind an nginx front.
@@ -685,7 +703,7 @@ class Database(Strict):
 class Environment(Strict):
     """A whole environment file, validated."""
 
-    description: str = ""
+    description: OneLine = ""
     transport: Literal["local", "ssh"] = "ssh"
     allow_go_live_now: bool = False
     keep_releases: int = Field(3, ge=0)

@@ -253,3 +253,19 @@ def test_the_project_is_not_a_field_a_person_writes(tmp_path):
     path.write_text('project = "/srv"\n' + SERVERS)
     with pytest.raises(ConfigError, match=re.escape("env.toml: project: unknown field")):
         load_environment(str(path), tmp_path)
+
+
+@pytest.mark.parametrize(("top", "tables", "field"), [
+    ('description = "prod\\u001b[2J"\n', "", "description"),
+    ("", '[[publications]]\nname = "phof"\ntitle = "PHOF\\nBEGIN:VEVENT"\nrule = "first Tuesday of every month at 09:30"\n'
+         'deadline = "Wednesday before at 17:00"\n', "publications[0].title"),
+    ("", '[breach]\nproducer = "PHE\\u202e"\n', "breach.producer"),
+    ("", '[people]\nrelease_manager = "ana\\r"\n', "people.release_manager"),
+    ("", '[people]\nescalation = ["ICT\\u0007"]\n', "people.escalation[0]"),
+    ("", '[[people.on_call]]\nname = "ben"\ncontact = "07700\\u001b]8;;http://x\\u0007"\n', "people.on_call[0].contact"),
+], ids=["description", "title", "breach", "release-manager", "escalation", "contact"])
+def test_text_a_person_reads_is_one_line_of_printable_characters(tmp_path, top, tables, field):
+    """QA: a publication title with a newline and ESC [2J went raw into the breach report on the terminal (the
+    screen cleared) and broke its Markdown table; such text is refused when the file loads, naming the field."""
+    message = config_error(tmp_path, top, tables)
+    assert message.startswith(f"env.toml: {field}: ") and "one line of plain text" in message, message
