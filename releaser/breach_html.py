@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from releaser.breach import FAILED_OUTCOMES, BreachFacts
+from releaser.free_text import escaped, is_unprintable
 
 WIDTH, LEFT, RIGHT = 900, 130, 30
 LANES = ("go-live", "notices", "other")  # one row each: attempts (and rollbacks), public notices, everything else
@@ -209,7 +210,9 @@ def _typed(text: str) -> str:
 
 
 def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
+    """Text for HTML and SVG: markup escaped, and a control character written as its escape (\\x1b), which XML
+    does not allow at all (an SVG holding one does not open)."""
+    return html.escape("".join(escaped(c) if is_unprintable(c) else c for c in str(text)), quote=True)
 
 
 def _moment(event: dict) -> datetime:

@@ -126,3 +126,18 @@ def test_journal_text_is_neither_markup_in_the_markdown_nor_in_the_page():
     page = render_breach_html(markdown, facts)
     assert "<script>" not in page and "<strong>now</strong>" not in page
     assert "wrong &lt;script&gt;alert(1)&lt;/script&gt; [see](javascript:alert(1)) **now**" in page
+
+
+def test_journal_text_with_control_characters_is_written_escaped():
+    """QA: a server's journal line whose actor held ESC c (a terminal reset) and whose detail held a newline and
+    '## ...' went raw into the report: `invoke breach-report` on a terminal reset it, and the line became a heading."""
+    typed = "bad figures\n## Injected heading\x1bc"
+    events = [*EVENTS[:2], event("2014-11-04T09:30:01.000Z", "go-live", "reverted", detail=typed, actor="ev\x1bcil"),
+              *EVENTS[3:]]
+    facts = gather_breach_facts("r7", SCHEDULED, events)
+    markdown = render_breach_report(facts, metadata={}, publication="PHOF", today=date(2014, 11, 5))
+    assert "\x1b" not in markdown and "\n## Injected" not in markdown
+    assert "bad figures\\n## Injected heading\\x1bc" in markdown and "ev\\x1bcil" in markdown
+    page = render_breach_html(markdown, facts)
+    assert "\x1b" not in page and "bad figures\\n## Injected heading\\x1bc" in page
+    ET.fromstring(render_timeline_svg(facts))  # well-formed: XML allows no ESC, so an SVG holding one did not open
