@@ -89,6 +89,9 @@ def stage_hint(release_id: str, failed: Mapping[str, str]) -> str:
     if damaged:
         return (f"the {release_id} already on {', '.join(damaged)} is not this bundle's files, and a release id never "
                 f"changes its files: build the bundle as a new release id and stage that (invoke build --help)")
+    if any(detail.startswith("after-unpack hook") for detail in failed.values()):
+        return ("fix the after_unpack hook ([hooks] in the environment file) or what it needs on that server, then run "
+                "the same command again: it unpacks the release and runs the hook anew")
     return "fix that server (disk, permissions) and run the same command again"
 
 
@@ -191,7 +194,12 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
             if not ok:
                 return False, detail
             hook = fleet.run_hook(name, "after_unpack", release_id, "staging")
-            return (True, detail) if hook is None else (False, hook)
+            if hook is None:
+                return True, detail
+            # unpacked, but its hook did not run through: kept, the same stage run again would find it "already on
+            # the server" and never run the hook, so a chmod the web server needs would be missing when it goes live
+            host.run(remote.remove_release_argv(root, release_id))
+            return False, hook
 
         def place_noting_failure(name: str) -> tuple[bool, str]:
             try:

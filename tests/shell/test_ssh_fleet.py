@@ -301,6 +301,27 @@ def test_a_hostile_release_id_never_reaches_a_server(ssh_env, open_fleet, tmp_pa
     assert read_slots(ssh_env) == everywhere(None, None, None)
 
 
+def test_a_stage_whose_after_unpack_hook_failed_unpacks_and_runs_it_again(sshd_farm, tmp_path, open_fleet):
+    """QA: an after_unpack hook failing on web-2 left the release unpacked there; the same stage run again, as
+    the message says, found it 'already on the server, verified' and staged it without running the hook."""
+    broken = sshd_farm.server("web-2").root / "hook-broken"
+    env = ssh_environment_for(sshd_farm, tmp_path / "hooks.toml", extra=(
+        "[hooks]\n"
+        f"after_unpack = '[ ! -e \"$RELEASER_ROOT/hook-broken\" ] && {HOOK_LOG.replace(chr(36) + '0', 'unpack')}'\n"))
+    broken.touch()
+    with open_fleet(env) as fleet, pytest.raises(FleetReverted, match="after-unpack hook") as refused:
+        fleet.stage(bundle("r1"))
+    assert "[hooks]" in refused.value.hint
+    assert read_slots(env) == {name: SlotState(None, None, None, frozenset()) for name in SERVERS}
+
+    broken.unlink()
+    with open_fleet(env) as fleet:
+        fleet.stage(bundle("r1"))
+    for server in env.servers:
+        assert (Path(str(env.app_root(server))) / "hooks.log").read_text().splitlines()[-1] == "unpack staging r1"
+    assert read_slots(env) == everywhere(None, None, "r1", "r1")
+
+
 def test_an_after_switch_hook_failing_on_one_server_puts_every_server_back(sshd_farm, tmp_path, open_fleet):
     web2_root = sshd_farm.server("web-2").root
     env = ssh_environment_for(sshd_farm, tmp_path / "hooks.toml", extra=(
