@@ -9,7 +9,6 @@ interpreter and a loop of imports).
 """
 
 import re
-import shlex
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -926,17 +925,14 @@ def how_to_make_environment(project_dir: Path, target: Path) -> str:
 def _pasteable(path: Path) -> str:
     """The path as a shell word to paste: quoted, and written with bash's $'...' escapes when it holds a control
     character (printed raw it would drive the terminal; escaped in plain quotes it would name another path)."""
-    from releaser.free_text import escaped, is_unprintable
+    from releaser.free_text import shell_word
 
     absolute = path.resolve()
     try:
         shown = str(absolute.relative_to(Path.cwd().resolve()))
     except ValueError:
         shown = str(absolute)
-    if not any(is_unprintable(c) for c in shown):
-        return shlex.quote(shown)
-    written = "".join(escaped(c) if is_unprintable(c) else {"\\": "\\\\", "'": "\\'"}.get(c, c) for c in shown)
-    return f"$'{written}'"
+    return shell_word(shown)
 
 
 def _shown(path: Path, project_dir: Path) -> str:

@@ -8,6 +8,8 @@ up afterwards. Letters of every script, punctuation and emoji are all fine.
 
 from __future__ import annotations
 
+import shlex
+
 _NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x1b": "an escape",
           "\x00": "a NUL", "\x7f": "a delete", "\u2028": "a line separator", "\u2029": "a paragraph separator"}
 # Bidirectional embeddings, overrides and isolates: invisible, they make the text read in another order than
@@ -53,6 +55,15 @@ def escaped(character: str) -> str:
     if _is_argv_byte(character):
         return f"\\x{ord(character) - 0xDC00:02x}"
     return character.encode("unicode_escape", "backslashreplace").decode()
+
+
+def shell_word(text: str) -> str:
+    """`text` as one shell word to paste: quoted, and written with bash's $'...' escapes when it holds a control
+    character (printed raw it would drive the terminal; escaped inside plain quotes it would name something else)."""
+    if not any(is_unprintable(c) for c in text):
+        return shlex.quote(text)
+    written = "".join(escaped(c) if is_unprintable(c) else {"\\": "\\\\", "'": "\\'"}.get(c, c) for c in text)
+    return f"$'{written}'"
 
 
 def _is_argv_byte(character: str) -> bool:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import sys
 from dataclasses import dataclass
+
+from releaser.free_text import shell_word
 
 DEFAULT_ENV = "local"
 # The tasks that read an environment (their --env flag); the others (runbook, build, demo) take none.
@@ -60,7 +61,7 @@ def suggested(text: str, invocation: Invocation) -> str:
     """
     if invocation.program == "invoke" and invocation.env in (None, DEFAULT_ENV):
         return text
-    env = "" if invocation.env in (None, DEFAULT_ENV) else f" --env {shlex.quote(invocation.env)}"
+    env = "" if invocation.env in (None, DEFAULT_ENV) else f" --env {shell_word(invocation.env)}"
     pieces, start = [], 0
     for match in _COMMAND.finditer(text):
         rest = text[match.end():]

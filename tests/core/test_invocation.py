@@ -62,3 +62,10 @@ def test_status_of_a_server_that_is_down_suggests_the_command_as_it_was_run(caps
     ui.show_status("prod", [ServerReport("web-1", None, error="web-1: ssh failed; see: invoke runbook server-failure")])
     out = capsys.readouterr().out
     assert "see: releaser runbook server-failure" in out and "invoke runbook" not in out
+
+
+def test_an_env_path_with_a_control_character_is_suggested_as_bash_reads_it_back():
+    """QA: --env $'/tmp/p\\e[2J.toml' was suggested as --env '/tmp/p\\x1b[2J.toml' once the ESC was escaped for the
+    terminal, which in single quotes names another file: it is now written with bash's $'...' escapes."""
+    got = suggested("free it with: invoke unlock --reason TEXT", Invocation("invoke", "/tmp/it's\x1b[2J.toml"))
+    assert got == "free it with: invoke unlock --env $'/tmp/it\\'s\\x1b[2J.toml' --reason TEXT"
