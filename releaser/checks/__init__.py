@@ -14,8 +14,8 @@ CHECKS is the order the table shows: can we reach the servers, is there room, is
 is there something to roll back to, does the public see today's live, does the database hold the same
 releases, does staging work, does it match live, is it private, is the way clear, is the data in on time, is
 it the day, are the people there, was it rehearsed. A new check is a module and its place in CHECKS, and also its name in the fixed order of
-tests/core/test_checks_runner.py, a row in README's check table and its name in the go-live runbook's
-failing-check table (tests/core/test_docs_true.py checks both).
+tests/core/test_checks_runner.py and in the set of tests/shell/test_checks_local.py, a row in README's check
+table and its name in the go-live runbook's failing-check table (tests/core/test_docs_true.py checks both).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A kind is a module with `participants(context) -> list[Participant]` (the Protocol in releaser.switch), called
 for every switch: a stage (`context.slot == "staging"`), a go-live or rollback, and a rehearsal
 (`context.rehearsal`). It returns [] when the environment does not declare it or it must not take part in
-this switch. Adding a kind (a web front, a database) is one module and one line in `_kinds()`, plus a model in
-releaser.config for any new section of the environment file; the coordinator (releaser.switch) does not change.
+this switch. Adding a kind (a web front, a database) is one module, one line in `_kinds()` and one in `moves_beside_the_links`
+(what the approved plan says moves), plus a model in releaser.config for any new section of the environment
+file; the coordinator (releaser.switch) does not change.
 """
 
 from __future__ import annotations
