@@ -193,13 +193,10 @@ def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
                                        progress=lambda message: group.progress(name, message))
             if not ok:
                 return False, detail
+            # a hook that did not run through fails the stage, which removes the release (stage()): kept, the same
+            # stage run again would find it "already on the server" and never run the hook (a chmod would be missing)
             hook = fleet.run_hook(name, "after_unpack", release_id, "staging")
-            if hook is None:
-                return True, detail
-            # unpacked, but its hook did not run through: kept, the same stage run again would find it "already on
-            # the server" and never run the hook, so a chmod the web server needs would be missing when it goes live
-            host.run(remote.remove_release_argv(root, release_id))
-            return False, hook
+            return (True, detail) if hook is None else (False, hook)
 
         def place_noting_failure(name: str) -> tuple[bool, str]:
             try:
