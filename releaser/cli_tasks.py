@@ -163,10 +163,11 @@ def whole_number(value, flag: str, default: int, *, at_most: int | None = None) 
     if value is None:
         return default
     text = str(value).strip()
+    expected = "a whole number of 0 or more" if at_most is None else f"a whole number from 0 to {at_most}"
     if not text.isascii() or not text.isdigit():
-        raise Exit(f"releaser: {flag} takes a whole number of 0 or more, got {value!r}", code=2)
+        raise Exit(f"releaser: {flag} takes {expected}, got {value!r}", code=2)
     if at_most is not None and (len(text) > 12 or int(text) > at_most):
-        raise Exit(f"releaser: {flag} takes a whole number from 0 to {at_most}, got {text}", code=2)
+        raise Exit(f"releaser: {flag} takes {expected}, got {text}", code=2)
     return int(text)
 
 

@@ -192,15 +192,18 @@ def test_list_is_fast_to_import():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("args, flag", [
-    (["prune", "--keep", "abc", "--yes"], "--keep"), (["prune", "--keep", "-1", "--yes"], "--keep"),
-    (["lock", "--reason", "x", "--minutes", "ten"], "--minutes"), (["calendar", "--months", "2.5"], "--months"),
+@pytest.mark.parametrize("args, flag, expected", [
+    (["prune", "--keep", "abc", "--yes"], "--keep", "of 0 or more"),
+    (["prune", "--keep", "-1", "--yes"], "--keep", "of 0 or more"),
+    (["lock", "--reason", "x", "--minutes", "ten"], "--minutes", "from 0 to 525600"),
+    (["calendar", "--months", "2.5"], "--months", "from 0 to 1200"),
+    (["calendar", "--months", "-1"], "--months", "from 0 to 1200"),  # QA: it said "0 or more", then refused 5000
 ])
-def test_a_number_flag_given_something_else_is_one_usage_line(args, flag):
-    """Not a ValueError traceback: exit 2, naming the flag and what it got."""
+def test_a_number_flag_given_something_else_is_one_usage_line(args, flag, expected):
+    """Not a ValueError traceback: exit 2, naming the flag, the range it takes and what it got."""
     done = invoke(*args)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert f"releaser: {flag} takes a whole number of 0 or more, got" in done.stderr
+    assert f"releaser: {flag} takes a whole number {expected}, got" in done.stderr
 
 
 def test_a_down_server_makes_status_exit_5_and_history_say_what_is_missing(sshd_farm, ssh_env):
