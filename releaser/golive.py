@@ -23,7 +23,7 @@ from releaser.order import counted, counted_items
 from releaser.publication import GRACE, Slot, choose_slot
 
 Tick = Callable[[str, datetime, datetime], None]  # (phase, now, moment waited for)
-RunChecks = Callable[[str], Sequence]  # ("all" | "fast") -> check results with .status, .check, .server, .detail
+RunChecks = Callable[[str], Sequence]  # ("all" | "fast") -> releaser.checks.CheckResult values
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,12 @@ def _stop_on_failures(fleet: Fleet, results: Sequence, which: str, at: datetime,
         record("refused", f"{which} before {at:%H:%M}: {', '.join(lost)} did not answer", unreachable=counted(lost))
         raise _servers_down(lost, f"go-live stopped at {which} before {at:%H:%M}")
     if failed:
-        names = ", ".join(sorted({f"{r.check} on {r.server}" for r in failed}))
-        first = min(failed, key=lambda r: f"{r.check} on {r.server}")  # the detail of the first one named
+        names = ", ".join(sorted({r.named for r in failed}))
+        first = min(failed, key=lambda r: r.named)  # the detail of the first one named
         more = "; the FAIL lines above give each one's" if len(failed) > 1 else ""
         record("stopped", f"{which} before {at:%H:%M}: {names}", failed_checks=[r.check for r in failed])
         raise ChecksFailed(
-            f"go-live stopped: {names} failed ({first.check} on {first.server}: {first.detail}{more}); nothing was switched",
+            f"go-live stopped: {names} failed ({first.named}: {first.detail}{more}); nothing was switched",
             hint="fix it, or override with --override CHECK --reason TEXT; see: invoke runbook go-live",
         )
 

@@ -751,7 +751,7 @@ def show_checks_brief(which: str, results) -> None:
     say(f"{'fast checks' if which == 'fast' else 'checks'}: {len(results) - len(failed)} PASS"
         + (f", {len(failed)} not PASS" if failed else ""))
     for result in failed:
-        _say_word(result.status, f" {result.check} on {result.server}: {result.detail}")
+        _say_word(result.status, f" {result.named}: {result.detail}")
 
 
 def write_text(text: str, path: str | None) -> None:

@@ -55,6 +55,11 @@ class CheckResult:
     status: str
     detail: str
 
+    @property
+    def named(self) -> str:
+        """How a message names this verdict: `staged on web-2`, or the check alone for one about the whole fleet."""
+        return self.check if self.server == ALL else f"{self.check} on {self.server}"
+
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
