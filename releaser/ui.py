@@ -441,14 +441,14 @@ def show_history(events: list[dict], *, as_json: bool = False) -> None:
         print_json(events)
         return
     table = Table(title="history", title_justify="left")
-    for column, width in (("at (UTC)", 14), ("action", 8), ("outcome", 7), ("releases", 12), ("actor", 10)):
+    for column, width in (("at (UTC)", 19), ("action", 8), ("outcome", 7), ("releases", 12), ("actor", 10)):
         table.add_column(column, min_width=width, overflow="fold")
     table.add_column("detail", overflow="fold")
     for event in events:
         releases = " ".join(f"{k}={v}" for k, v in (event.get("releases") or {}).items() if v)
         detail = event_detail(event)
         outcome = event.get("outcome", "")
-        _add_row(table, event["at"][5:19].replace("T", " "), event.get("action", ""),
+        _add_row(table, event["at"][:19].replace("T", " "), event.get("action", ""),
                  word({"done": "OK", "failed": "FAIL", "reverted": "FAIL", "mixed": "FAIL"}.get(outcome, outcome.upper())),
                  releases, event.get("actor", ""), detail)
     print_table(table)

@@ -44,6 +44,15 @@ def test_history_shows_reasons_notices_and_details_as_typed(shown):
                      "live=[[smoke]]")
 
 
+def test_history_shows_each_events_whole_date(shown):
+    """QA: the time column dropped the year ('12-04 03:44:00'): a journal kept across years must not leave the
+    reader guessing which December a go-live was in."""
+    ui.show_history([{"at": "2025-12-04T09:30:00+00:00", "action": "go-live", "outcome": "done", "actor": "ann"},
+                     {"at": "2026-12-04T09:30:00+00:00", "action": "go-live", "outcome": "done", "actor": "ann"}])
+    out, _ = shown()
+    assert_all_shown(out, "2025-12-04 09:30:00", "2026-12-04 09:30:00")
+
+
 def test_checks_show_toml_section_names_in_their_details(shown):
     results = [CheckResult("smoke", "web-1", "FAIL", "no smoke test declared: add [[smoke]] entries"),
                CheckResult("people", "all", "WARN", "no [people] declared"),
