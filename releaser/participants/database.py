@@ -74,6 +74,7 @@ class DataSlotSwitch:
         self.seconds: dict[str, float] = {}
         self._busy = threading.Lock()  # verify and revert never share the connection at once
         self._stopping = False  # stop_verifying was called: a verify still to start or under way fails
+        self._fence_silent = False  # the fence's LOCK got no answer at all (not even lock_timeout's error)
 
     # ---- the five steps ----
 
@@ -115,6 +116,12 @@ class DataSlotSwitch:
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         fenced = self._take_fence(min(self.database.fence_timeout, timeout / 2))
+        if self._fence_silent:
+            # A database that answers says no to a lock within lock_timeout; this one said nothing: it (or the
+            # network to it) is silent, so COMMIT PREPARED would go unanswered and leave the data unknown.
+            self.seconds["commit"] = time.perf_counter() - started
+            raise StepFailed(f"the database did not answer at T ({self.fence_note.removeprefix('went ahead without the fence: ')}), "
+                             "so COMMIT PREPARED was not sent: its renames were not committed")
         try:
             if not _is_alive(self.connection):
                 # The session is gone (the database restarted, the network dropped): COMMIT PREPARED was
@@ -255,8 +262,14 @@ class DataSlotSwitch:
                 if self.fence is None or not _is_alive(self.fence):
                     self.fence = self._open(seconds, autocommit=False)
                 left = max(1, int((deadline - time.monotonic()) * 1000))
-                _set_timeouts(self.fence, lock_ms=left, statement_ms=left + 1000)
-                self.fence.execute(datastore.fence_sql(self.names.live, self.fenced))
+                fence = self.fence
+                if not _within(fence, left / 1000 + FENCE_GRACE_S, lambda: (
+                        _set_timeouts(fence, lock_ms=left, statement_ms=left + 1000),
+                        fence.execute(datastore.fence_sql(self.names.live, self.fenced)))):
+                    self._fence_silent = True
+                    self.fence = None
+                    self.fence_note = f"went ahead without the fence: no answer within {left / 1000 + FENCE_GRACE_S:.1f} s"
+                    return False
                 return True
             except (psycopg.Error, HostUnreachable) as error:
                 self._rollback_fence()
@@ -367,6 +380,45 @@ class DataSlotSwitch:
             pass
         self.prepared = False
         self.close()
+
+
+FENCE_GRACE_S = 1.0  # past the fence's own lock_timeout, how long a database that answers may take to say so
+
+
+def _within(connection: psycopg.Connection, seconds: float, step) -> bool:
+    """Run `step` (statements on `connection`) for at most `seconds`; False when no answer came in that time.
+
+    statement_timeout and lock_timeout are the server's: a server that has gone silent (stopped, or the network
+    to it dropping packets) never sends their error, and the client would wait for ever. Past `seconds` the
+    session's socket is shut down, which ends the wait at once (the step's thread sees the session break), and
+    the session is closed: nothing more is sent on it.
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            step()
+        except BaseException as error:  # the caller's to judge, in its own thread
+            errors.append(error)
+
+    worker = threading.Thread(target=run, daemon=True, name="database-step")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        try:
+            import socket
+            socket.socket(fileno=os.dup(connection.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass
+        worker.join(1.0)
+        try:
+            connection.close()
+        except Exception:
+            pass
+        return False
+    if errors:
+        raise errors[0]
+    return True
 
 
 def _finish_prepared(connection: psycopg.Connection, verb: str, gid: str) -> None:

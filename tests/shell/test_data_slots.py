@@ -286,6 +286,36 @@ def test_the_database_unreachable_at_t_puts_the_servers_back_and_the_data_never_
     assert live_releases(environment) == {"r1"}
 
 
+
+def test_a_database_gone_silent_at_t_is_never_sent_the_commit_and_the_servers_are_put_back(environment, tmp_path,
+                                                                                          monkeypatch):
+    """Between prepare and T every packet to the database starts to vanish (nothing is closed): the fence gets no
+    answer, so COMMIT PREPARED is never sent. The commit fails within about the fence timeout, not the commit
+    deadline, as a clean failure (the data did not move): web-1 is put back and the switch is REVERTED, not MIXED."""
+    from tcpproxy import TcpProxy
+
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    direct = os.environ[DSN_ENV]
+    proxy = TcpProxy(int(direct.rsplit(":", 1)[1].split("/")[0]))
+    monkeypatch.setenv(DSN_ENV, direct.replace(f":{proxy.target}/", f":{proxy.port}/"))
+    servers = Recorder()
+    try:
+        started = time.monotonic()
+        report = switch(environment, "go-live", "r2", "r1", servers, before_commit=proxy.drop)
+        took = time.monotonic() - started
+    finally:
+        proxy.close()
+        monkeypatch.setenv(DSN_ENV, direct)
+    assert report.decision is Decision.REVERTED, report.outcomes
+    database = report.outcome("database")
+    assert not database.may_have_moved and "COMMIT PREPARED was not sent" in database.detail, database
+    assert servers.state == "old"
+    assert took < DEADLINES.commit + 1, took  # the fence (2 s + 1 s) and the abort (connect_timeout 2 s), not lost
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.staging) == ("r1", "r2") and live_releases(environment) == {"r1"}
+
+
 # ---- readers through the switch ----
 
 QUERIES = [
