@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -154,46 +156,81 @@ def load_staging(environment: Environment, bundle: Bundle, release_id: str | Non
     progress = on_progress or (lambda text: None)
     names = schema_names(database.schema_name)
     started = time.perf_counter()
-    with connect(database, autocommit=True) as connection:
-        slots = read_slots_on(connection, database.schema_name)
-        for guarded in ("live", "backup"):
-            if slots.slot(guarded) == release_id:
-                raise PlanRefused(f"release {release_id}'s data is the {guarded} data; staging must never touch it",
-                                  hint="build the change as a new release id and stage that")
-        roll_back_pending(connection, database.schema_name)
-        connection.autocommit = False
+    bound = database.load_timeout + LOAD_GRACE_S
+    with connect(database, autocommit=True) as connection, silent_after(connection, bound) as silent:
         try:
-            with connection.transaction():
-                connection.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
-                    sql.Literal(f"{int(database.load_timeout * 1000)}ms")))
-                connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.loading)))
-                connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(names.loading)))
-                connection.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(names.loading)))
-                loads = []
-                for data in files:
-                    progress(f"loading {data.file}")
-                    loads.append(_load_file(connection, bundle, data))
-                smoke = tuple(run_smoke(connection, database.smoke))
-                failed = [s for s in smoke if not s.ok]
-                if failed:
-                    raise PlanRefused(f"smoke query {failed[0].label!r} failed on {release_id}'s staged data: "
-                                      f"{failed[0].detail}; staging keeps {slots.staging or 'nothing'}",
-                                      hint="fix the data or the query and stage again")
-                # Replace staging only now, so its readers (the staging instance) wait a moment, not the whole load.
-                connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.staging)))
-                for retired in retired_copies(slots, release_id):  # one schema per release id carries its comment
-                    connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
-                _rename(connection, Rename(names.loading, names.staging))
-                connection.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-                    sql.Identifier(names.staging), sql.Literal(marker(release_id))))
+            slots = read_slots_on(connection, database.schema_name)
+            for guarded in ("live", "backup"):
+                if slots.slot(guarded) == release_id:
+                    raise PlanRefused(f"release {release_id}'s data is the {guarded} data; staging must never touch it",
+                                      hint="build the change as a new release id and stage that")
+            roll_back_pending(connection, database.schema_name)
+            connection.autocommit = False
+            try:
+                with connection.transaction():
+                    connection.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                        sql.Literal(f"{int(database.load_timeout * 1000)}ms")))
+                    connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.loading)))
+                    connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(names.loading)))
+                    connection.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(names.loading)))
+                    loads = []
+                    for data in files:
+                        progress(f"loading {data.file}")
+                        loads.append(_load_file(connection, bundle, data))
+                    smoke = tuple(run_smoke(connection, database.smoke))
+                    failed = [s for s in smoke if not s.ok]
+                    if failed:
+                        raise PlanRefused(f"smoke query {failed[0].label!r} failed on {release_id}'s staged data: "
+                                          f"{failed[0].detail}; staging keeps {slots.staging or 'nothing'}",
+                                          hint="fix the data or the query and stage again")
+                    # Replace staging only now, so its readers (the staging instance) wait a moment, not the whole load.
+                    connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.staging)))
+                    for retired in retired_copies(slots, release_id):  # one schema per release id carries its comment
+                        connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(retired)))
+                    _rename(connection, Rename(names.loading, names.staging))
+                    connection.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                        sql.Identifier(names.staging), sql.Literal(marker(release_id))))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as error:
+                raise PlanRefused(f"staging {release_id}'s data failed: {_first_line(error)}; "
+                                  f"staging keeps {slots.staging or 'nothing'}",
+                                  hint="fix the data file it names and stage again") from error
         except psycopg.OperationalError as error:
-            raise HostUnreachable("database", f"staging {release_id}'s data failed: {_first_line(error)}",
+            why = f"no answer within {bound:g} s (load_timeout + {LOAD_GRACE_S:g} s)" if silent.fired else _first_line(error)
+            raise HostUnreachable("database", f"staging {release_id}'s data failed: {why}",
                                   hint="staging keeps what it held; check the database and stage again") from error
-        except psycopg.Error as error:
-            raise PlanRefused(f"staging {release_id}'s data failed: {_first_line(error)}; "
-                              f"staging keeps {slots.staging or 'nothing'}",
-                              hint="fix the data file it names and stage again") from error
     return StagingLoad(release_id, tuple(loads), smoke, time.perf_counter() - started)
+
+
+LOAD_GRACE_S = 5.0  # past load_timeout (the server's statement_timeout), how long the client waits for its answer
+
+
+class _Silence:
+    fired = False
+
+
+@contextmanager
+def silent_after(connection: psycopg.Connection, seconds: float) -> Iterator[_Silence]:
+    """Past `seconds`, shut the session's socket down, so a call waiting on a silent database ends (it raises
+    OperationalError; `fired` says why). statement_timeout is the server's: a server gone silent (stopped, or the
+    network dropping packets) never sends it, and without this the client would wait for ever."""
+    silence = _Silence()
+
+    def fire() -> None:
+        silence.fired = True
+        try:
+            socket.socket(fileno=os.dup(connection.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            pass  # already closed: nothing is waiting on it
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield silence
+    finally:
+        timer.cancel()
 
 
 def run_smoke(connection: psycopg.Connection, queries: Sequence, *, read_only: bool = False) -> Iterator[SmokeResult]:

@@ -168,6 +168,43 @@ def test_stage_with_a_failing_smoke_query_is_refused(environment, tmp_path):
     assert slots.staging is None and not slots.retired
 
 
+
+def test_stage_whose_database_goes_silent_mid_load_ends_within_the_load_timeout(environment, tmp_path, monkeypatch):
+    """The network to the database starts dropping packets as the first file loads: statement_timeout is the
+    server's and never comes, yet the stage ends (HostUnreachable) within load_timeout and a little, not never."""
+    from tcpproxy import TcpProxy
+
+    from releaser.errors import HostUnreachable
+
+    direct = os.environ[DSN_ENV]
+    proxy = TcpProxy(int(direct.rsplit(":", 1)[1].split("/")[0]))
+    monkeypatch.setenv(DSN_ENV, direct.replace(f":{proxy.target}/", f":{proxy.port}/"))
+    quick = environment.model_copy(update={"database": environment.database.model_copy(update={"load_timeout": 2.0})})
+    bundle = make_bundle(tmp_path, "r1")
+    ended: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            datastore.load_staging(quick, bundle, on_progress=lambda text: proxy.drop())
+            ended.append(None)
+        except BaseException as error:
+            ended.append(error)
+
+    loading = threading.Thread(target=load, daemon=True)
+    started = time.monotonic()
+    try:
+        loading.start()
+        loading.join(20)
+        took = time.monotonic() - started
+    finally:
+        proxy.close()
+        monkeypatch.setenv(DSN_ENV, direct)
+    assert not loading.is_alive(), "the stage still waits on the silent database"
+    assert isinstance(ended[0], HostUnreachable) and "no answer within" in ended[0].what, ended
+    assert took < 2.0 + 6, took
+    assert datastore.read_data_slots(environment).staging is None
+
+
 def test_stage_never_touches_the_live_release_data(environment, tmp_path):
     """Staging the id that is live is refused before anything is loaded."""
     staged_and_live(environment, tmp_path / "a", "r1")
