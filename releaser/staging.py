@@ -148,6 +148,16 @@ def _stage_data(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> None
 
     try:
         datastore.load_staging(fleet.environment, bundle)
+    except KeyboardInterrupt:
+        # the load's session closed with it, so its transaction (phof__loading) rolled back: staging kept its data
+        fleet.group.stop.clear()
+        with held_interrupts(f"Ctrl-C noted; removing what this stage of {bundle.release_id} unpacked, then it stops"):
+            _remove_release(fleet, bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
+            fleet.record("stage", "interrupted", releases={"staging": bundle.release_id},
+                         detail="Ctrl-C while its data loaded; what it had unpacked was removed")
+        raise Cancelled(f"staging {bundle.release_id} stopped (Ctrl-C) while its data loaded; what it had unpacked was "
+                        "removed, no server's staging changed and the database's staging data was not replaced",
+                        hint="run the same command again when ready") from None
     except ReleaserError as error:
         _remove_release(fleet, bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
         fleet.record("stage", "failed", releases={"staging": bundle.release_id}, detail=f"database: {error.what}")

@@ -248,3 +248,48 @@ def test_status_and_check_show_agreeing_data_then_fail_when_the_data_moved_alone
     results = json.loads(checked.stdout)["results"]
     assert {(r["server"], r["status"]) for r in results} == {(name, "FAIL") for name in SERVERS}
     assert results[0]["detail"].startswith("live: the servers have r2, the database has r1")
+
+
+# ---- Ctrl-C during a stage's data load ----
+
+def test_ctrl_c_while_a_stage_loads_its_data_removes_the_unpacked_release_and_keeps_both_stagings(farm_env, open_fleet,
+                                                                                              tmp_path):
+    """SIGINT to `invoke deploy --stage` while its COPY runs: exit 130 within a few seconds, r3 (unpacked on every
+    server just before the load) is removed again, staging is still r2 on every server and in the database, and
+    the message says how far the stage had come."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import PROJECT
+
+    release_morning(open_fleet, farm_env, tmp_path)
+    make_bundle(tmp_path / "big", "r3", rows=600_000, files_from=EXAMPLES / "r2")
+    environ = {**os.environ, "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1", "COLUMNS": "200"}
+    process = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--stage", "--release",
+                                str(tmp_path / "big" / "r3"), "--env", env_file(tmp_path)], cwd=PROJECT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=environ)
+
+    def copying() -> bool:
+        with datastore.connect(farm_env.database, autocommit=True) as connection:
+            return connection.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY%%' "
+                                      "AND pid <> pg_backend_pid()").fetchone() is not None
+    try:
+        deadline = time.monotonic() + 60
+        while not copying() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.01)
+        assert process.poll() is None, process.communicate()
+        pressed = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+        took = time.monotonic() - pressed
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert took < 8, took
+    assert "r3" in err and "removed" in err and "data" in err, err
+    assert read_slots(farm_env) == everywhere("r1", None, "r2", "r1", "r2")
+    assert data_slots(farm_env) == ("r1", None, "r2", {}, ())
+    assert lock_dirs(farm_env) == []
