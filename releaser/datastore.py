@@ -117,7 +117,8 @@ def read_slots_on(connection: psycopg.Connection, schema: str) -> DataSlots:
         "SELECT nspname, obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s OR nspname LIKE %s",
         (schema, prefix)).fetchall()
     pending = [gid for (gid,) in connection.execute(
-        "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE %s ORDER BY prepared", (gid_prefix(schema) + "%",))]
+        "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE %s AND database = current_database() ORDER BY prepared",
+        (gid_prefix(schema) + "%",))]
     return read_slots(schema, dict(rows), pending)
 
 

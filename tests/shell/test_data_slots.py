@@ -353,6 +353,24 @@ def test_a_database_gone_silent_at_t_is_never_sent_the_commit_and_the_servers_ar
     assert (slots.live, slots.staging) == ("r1", "r2") and live_releases(environment) == {"r1"}
 
 
+
+def test_a_switch_left_prepared_in_another_database_of_the_cluster_is_not_this_ones(environment, cluster, tmp_path):
+    """Another database on the same cluster has the same schema name and a switch transaction left prepared: this
+    environment's data slots do not list it (its next switch could not roll it back: it belongs to the other)."""
+    other = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(cluster.dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{other}"')
+    with psycopg.connect(cluster.dsn.rsplit("/", 1)[0] + f"/{other}") as connection:
+        connection.execute("CREATE SCHEMA phof")
+        connection.execute("PREPARE TRANSACTION 'releaser:phof:go-live:elsewhere'")
+    try:
+        staged_and_live(environment, tmp_path, "r1")
+        assert datastore.read_data_slots(environment).pending == ()
+    finally:
+        with psycopg.connect(cluster.dsn.rsplit("/", 1)[0] + f"/{other}", autocommit=True) as connection:
+            connection.execute("ROLLBACK PREPARED 'releaser:phof:go-live:elsewhere'")
+
+
 # ---- readers through the switch ----
 
 QUERIES = [
