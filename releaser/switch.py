@@ -125,6 +125,16 @@ class StoppableVerify(Protocol):
         ...
 
 
+class StoppablePrepare(Protocol):
+    """A participant whose prepare can be told to end early: Ctrl-C cancelled the switch, so a prepare waiting on
+    something (a database lock) need not wait out its deadline. `stop_preparing` must return at once; the prepare
+    then ends soon, and the abort that follows undoes whatever it had done."""
+
+    def stop_preparing(self) -> None:
+        """Make a prepare under way end (StepFailed) soon; never raises."""
+        ...
+
+
 class ArmedCommit(Protocol):
     """A participant whose commit can be started during the wait and released at T by one write.
 
@@ -293,6 +303,10 @@ def run_switch(participants: Sequence[Participant], *, deadlines: Deadlines = De
     except KeyboardInterrupt as press:
         steps, steps_deadline = getattr(press, "steps", ((), 0.0))
         with _cleaning_up() as cleanup:
+            for name, thread in steps:
+                stop = getattr(by_name[name], "stop_preparing", None)
+                if stop is not None and thread.is_alive():
+                    stop()
             _let_steps_end(steps, steps_deadline, cleanup)
             aborted = _abort_all(participants, deadlines, cleanup)
         still = {name for name, thread in steps if thread.is_alive()}

@@ -161,12 +161,12 @@ class DataSlotSwitch:
     def stop_verifying(self) -> None:
         """Cancel a verify query under way (the switch reverts); its revert then gets the connection at once."""
         self._stopping = True
-        connection = self.connection
-        if connection is not None:
-            try:
-                connection.cancel_safe(timeout=1.0) if hasattr(connection, "cancel_safe") else connection.cancel()
-            except Exception:  # a connection that already broke has nothing to cancel
-                pass
+        _cancel(self.connection)
+
+    def stop_preparing(self) -> None:
+        """Cancel a prepare statement under way (Ctrl-C cancelled the switch), e.g. a rename waiting on a lock: the
+        prepare then fails at once and rolls back, where it would have waited out the prepare deadline."""
+        _cancel(self.connection)
 
     def _verify(self, timeout: float) -> None:
         try:
@@ -419,6 +419,15 @@ def _within(connection: psycopg.Connection, seconds: float, step) -> bool:
     if errors:
         raise errors[0]
     return True
+
+
+def _cancel(connection: psycopg.Connection | None) -> None:
+    """Ask the server to cancel the statement running on `connection` (a second, short connection); never raises."""
+    if connection is not None:
+        try:
+            connection.cancel_safe(timeout=1.0) if hasattr(connection, "cancel_safe") else connection.cancel()
+        except Exception:  # a connection that already broke has nothing to cancel
+            pass
 
 
 def _finish_prepared(connection: psycopg.Connection, verb: str, gid: str) -> None:

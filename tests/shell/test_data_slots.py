@@ -353,7 +353,6 @@ def test_a_database_gone_silent_at_t_is_never_sent_the_commit_and_the_servers_ar
     assert (slots.live, slots.staging) == ("r1", "r2") and live_releases(environment) == {"r1"}
 
 
-
 def test_a_switch_left_prepared_in_another_database_of_the_cluster_is_not_this_ones(environment, cluster, tmp_path):
     """Another database on the same cluster has the same schema name and a switch transaction left prepared: this
     environment's data slots do not list it (its next switch could not roll it back: it belongs to the other)."""
@@ -369,6 +368,49 @@ def test_a_switch_left_prepared_in_another_database_of_the_cluster_is_not_this_o
     finally:
         with psycopg.connect(cluster.dsn.rsplit("/", 1)[0] + f"/{other}", autocommit=True) as connection:
             connection.execute("ROLLBACK PREPARED 'releaser:phof:go-live:elsewhere'")
+
+
+def test_ctrl_c_while_the_database_prepare_waits_on_a_lock_cancels_at_once(environment, tmp_path):
+    """Someone's open transaction holds phof__staging's catalog row, so the prepare's rename waits (up to the
+    prepare deadline). Ctrl-C then cancels the switch within a second or two, not when that wait ends: the
+    rename is cancelled in the database, nothing is left prepared and both slots are as they were."""
+    import _thread
+
+    from releaser.switch import PrepareCancelled
+
+    staged_and_live(environment, tmp_path, "r1")
+    datastore.load_staging(environment, make_bundle(tmp_path, "r2"))
+    blocker = datastore.open_connection(environment.database)
+    blocker.execute("ALTER SCHEMA phof__staging RENAME TO phof__elsewhere")
+    blocker.execute("ALTER SCHEMA phof__elsewhere RENAME TO phof__staging")
+
+    def waiting() -> bool:
+        with datastore.connect(environment.database, autocommit=True) as connection:
+            return connection.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND query LIKE 'ALTER SCHEMA%%' AND datname = current_database()"
+                                      ).fetchone() is not None
+
+    def press_when_waiting() -> None:
+        deadline = time.monotonic() + 10
+        while not waiting() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pressed.append(time.monotonic())
+        _thread.interrupt_main()
+
+    pressed: list[float] = []
+    presser = threading.Thread(target=press_when_waiting, daemon=True)
+    servers = Recorder()
+    try:
+        presser.start()
+        with pytest.raises(PrepareCancelled):
+            switch(environment, "go-live", "r2", "r1", servers)
+        took = time.monotonic() - pressed[0]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert took < 3, took  # the prepare deadline here is 10 s
+    slots = datastore.read_data_slots(environment)
+    assert (slots.live, slots.staging, slots.pending) == ("r1", "r2", ()) and servers.state == "old"
 
 
 # ---- readers through the switch ----
