@@ -14,6 +14,7 @@ validated in dataslots/config/bundle and still always quoted with psycopg.sql.Id
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -203,6 +204,10 @@ def load_staging(environment: Environment, bundle: Bundle, release_id: str | Non
                                   hint="staging keeps what it held; check the database and stage again") from error
     return StagingLoad(release_id, tuple(loads), smoke, time.perf_counter() - started)
 
+
+# psycopg logs what it drops on a connection already lost ("error ignored terminating <psycopg.Copy [BAD]>"); with no
+# handler Python prints that to stderr beside releaser's own message, which already says the connection was lost
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 LOAD_GRACE_S = 5.0  # past load_timeout (the server's statement_timeout), how long the client waits for its answer
 

@@ -252,19 +252,14 @@ def test_status_and_check_show_agreeing_data_then_fail_when_the_data_moved_alone
 
 # ---- Ctrl-C during a stage's data load ----
 
-def test_ctrl_c_while_a_stage_loads_its_data_removes_the_unpacked_release_and_keeps_both_stagings(farm_env, open_fleet,
-                                                                                              tmp_path):
-    """SIGINT to `invoke deploy --stage` while its COPY runs: exit 130 within a few seconds, r3 (unpacked on every
-    server just before the load) is removed again, staging is still r2 on every server and in the database, and
-    the message says how far the stage had come."""
+def stage_big_r3(farm_env, tmp_path):
+    """`invoke deploy --stage` of a release with 600,000 rows, returned once its COPY runs in the database."""
     import os
-    import signal
     import subprocess
     import sys
 
     from conftest import PROJECT
 
-    release_morning(open_fleet, farm_env, tmp_path)
     make_bundle(tmp_path / "big", "r3", rows=600_000, files_from=EXAMPLES / "r2")
     environ = {**os.environ, "RELEASER_ACTOR": "cli@tests", "NO_COLOR": "1", "COLUMNS": "200"}
     process = subprocess.Popen([sys.executable, "-m", "invoke", "deploy", "--stage", "--release",
@@ -275,11 +270,44 @@ def test_ctrl_c_while_a_stage_loads_its_data_removes_the_unpacked_release_and_ke
         with datastore.connect(farm_env.database, autocommit=True) as connection:
             return connection.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY%%' "
                                       "AND pid <> pg_backend_pid()").fetchone() is not None
+    deadline = time.monotonic() + 60
+    while not copying() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    if process.poll() is not None:
+        process.kill()
+        pytest.fail(f"the stage ended before its COPY was seen: {process.communicate()}")
+    return process
+
+
+def test_the_database_stopping_mid_load_fails_the_stage_in_releasers_words_only(farm_env, open_fleet, cluster,
+                                                                                tmp_path):
+    """PostgreSQL stops while the stage's COPY runs: exit 5, staging still r2 on both sides, r3 removed from every
+    server, and stderr holds releaser's own message only (no psycopg log line about a Copy object it dropped)."""
+    release_morning(open_fleet, farm_env, tmp_path)
+    process = stage_big_r3(farm_env, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not copying() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
-        assert process.poll() is None, process.communicate()
+        cluster.stop()
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        cluster.start()
+    assert process.returncode == 5, err
+    assert err.startswith("releaser: database: staging r3's data failed") and "psycopg" not in err, err
+    assert read_slots(farm_env) == everywhere("r1", None, "r2", "r1", "r2")
+    assert data_slots(farm_env) == ("r1", None, "r2", {}, ())
+
+
+def test_ctrl_c_while_a_stage_loads_its_data_removes_the_unpacked_release_and_keeps_both_stagings(farm_env, open_fleet,
+                                                                                              tmp_path):
+    """SIGINT to `invoke deploy --stage` while its COPY runs: exit 130 within a few seconds, r3 (unpacked on every
+    server just before the load) is removed again, staging is still r2 on every server and in the database, and
+    the message says how far the stage had come."""
+    import signal
+
+    release_morning(open_fleet, farm_env, tmp_path)
+    process = stage_big_r3(farm_env, tmp_path)
+    try:
         pressed = time.monotonic()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
