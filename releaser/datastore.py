@@ -216,6 +216,15 @@ class _Silence:
     fired = False
 
 
+def shut_down_session(connection: psycopg.Connection) -> None:
+    """Shut the session's socket down from this side, so a call waiting on it in any thread ends at once (it sees
+    the session break): the one way out of a wait on a silent database, whose own timeouts never arrive."""
+    try:
+        socket.socket(fileno=os.dup(connection.pgconn.socket)).shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):
+        pass  # already closed: nothing is waiting on it
+
+
 @contextmanager
 def silent_after(connection: psycopg.Connection, seconds: float) -> Iterator[_Silence]:
     """Past `seconds`, shut the session's socket down, so a call waiting on a silent database ends (it raises
@@ -225,10 +234,7 @@ def silent_after(connection: psycopg.Connection, seconds: float) -> Iterator[_Si
 
     def fire() -> None:
         silence.fired = True
-        try:
-            socket.socket(fileno=os.dup(connection.pgconn.socket)).shutdown(socket.SHUT_RDWR)
-        except (OSError, psycopg.Error):
-            pass  # already closed: nothing is waiting on it
+        shut_down_session(connection)
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True

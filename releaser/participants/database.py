@@ -405,11 +405,7 @@ def _within(connection: psycopg.Connection, seconds: float, step) -> bool:
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        try:
-            import socket
-            socket.socket(fileno=os.dup(connection.pgconn.socket)).shutdown(socket.SHUT_RDWR)
-        except (OSError, psycopg.Error):
-            pass
+        datastore.shut_down_session(connection)
         worker.join(1.0)
         try:
             connection.close()
