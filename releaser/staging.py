@@ -45,12 +45,8 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         try:
             outcomes, lost = _upload_everywhere(fleet, bundle, plans)
         except KeyboardInterrupt:
-            fleet.group.stop.clear()  # every server's step has ended: now undo them
-            with held_interrupts(f"Ctrl-C noted; removing what this stage of {release_id} uploaded or unpacked, "
-                                 "then it stops"):
-                _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
-                fleet.record("stage", "interrupted", releases={"staging": release_id},
-                             detail="Ctrl-C while staging; anything it had unpacked was removed")
+            _undo_after_ctrl_c(fleet, release_id, plans, "uploaded or unpacked",
+                               "Ctrl-C while staging; anything it had unpacked was removed")
             raise Cancelled(f"staging {release_id} stopped (Ctrl-C); what it had uploaded or unpacked was removed and "
                             "no server's staging changed", hint="run the same command again when ready") from None
         failed = {name: detail for name, (ok, detail) in outcomes.items() if not ok and detail != STOPPED}
@@ -58,7 +54,7 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         if failed:
             others = f"; the uploads to {', '.join(stopped)} were stopped" if stopped else ""
             # also where the upload failed: a connection cut after the last byte can hide a server that finished
-            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
+            _remove_release(fleet, release_id, plans)
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
             if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
                 why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
@@ -73,7 +69,7 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
             fleet.switch(plans, action="stage", verify=False)
         except ReleaserError:  # refused, reverted or cancelled: what this run unpacked must not stay on every disk
             # the server refuses to remove a release a slot points at, so a server that may have moved keeps it
-            _remove_release(fleet, release_id, [name for name, plan in plans.items() if plan.unpack])
+            _remove_release(fleet, release_id, plans)
             raise
         _start_staging_instances(fleet, release_id, previous)  # issue 13: nothing when there is no [application]
         fleet.record("stage", "done", releases={"staging": release_id, "previous_staging": previous}, reason=reason,
@@ -150,29 +146,35 @@ def _stage_data(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]) -> None
         datastore.load_staging(fleet.environment, bundle)
     except KeyboardInterrupt:
         # the load's session closed with it, so its transaction (phof__loading) rolled back: staging kept its data
-        fleet.group.stop.clear()
-        with held_interrupts(f"Ctrl-C noted; removing what this stage of {bundle.release_id} unpacked, then it stops"):
-            _remove_release(fleet, bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
-            fleet.record("stage", "interrupted", releases={"staging": bundle.release_id},
-                         detail="Ctrl-C while its data loaded; what it had unpacked was removed")
+        _undo_after_ctrl_c(fleet, bundle.release_id, plans, "unpacked",
+                           "Ctrl-C while its data loaded; what it had unpacked was removed")
         raise Cancelled(f"staging {bundle.release_id} stopped (Ctrl-C) while its data loaded; what it had unpacked was "
                         "removed, no server's staging changed and the database's staging data was not replaced",
                         hint="run the same command again when ready") from None
     except ReleaserError as error:
-        _remove_release(fleet, bundle.release_id, [name for name, plan in plans.items() if plan.unpack])
+        _remove_release(fleet, bundle.release_id, plans)
         fleet.record("stage", "failed", releases={"staging": bundle.release_id}, detail=f"database: {error.what}")
         raise
 
 
-def _remove_release(fleet: Fleet, release_id: str, names: list[str]) -> None:
-    """Remove a release this stage unpacked on the named servers (never one a slot points to).
+def _undo_after_ctrl_c(fleet: Fleet, release_id: str, plans: Mapping[str, Plan], what: str, detail: str) -> None:
+    """After a Ctrl-C (every server's step has ended): remove what this stage unpacked and journal it, holding
+    further presses meanwhile; `what` says what is removed, `detail` is the journal's."""
+    fleet.group.stop.clear()
+    with held_interrupts(f"Ctrl-C noted; removing what this stage of {release_id} {what}, then it stops"):
+        _remove_release(fleet, release_id, plans)
+        fleet.record("stage", "interrupted", releases={"staging": release_id}, detail=detail)
+
+
+def _remove_release(fleet: Fleet, release_id: str, plans: Mapping[str, Plan]) -> None:
+    """Remove a release this stage unpacked (every server its plan unpacks on; never one a slot points to).
 
     On a new connection where the connection broke (a server that finished its unpack may have lost only its
     connection); the removal is safe to run twice, and a server silent earlier in the command is not asked again.
     """
     group = fleet.group
     group.each_reconnecting(lambda name: group.hosts[name].run(remote.remove_release_argv(group.root(name), release_id)),
-                            names)
+                            [name for name, plan in plans.items() if plan.unpack])
 
 
 def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]
