@@ -413,7 +413,8 @@ class ServerFront:
         in_a_row, failing, last, since = 0, 0, "", 0.0
         settle = 0.0 if self.application.front.socket is not None else _SETTLE_SECONDS
         while True:
-            if stoppable and self._stop.is_set():
+            if stoppable and self._stop.is_set():  # stopped, not failed: its last answer is no failure to show
+                self.probe = None
                 raise StepFailed(f"front: verify stopped (another participant's verify failed); last answer: {last or 'none'}")
             left = max(0.5, deadline - time.monotonic())
             status, reports, body = _get(url, self.application.release_header, timeout=left)
@@ -433,7 +434,7 @@ class ServerFront:
                     self.probe = None
                 return
             last = stale or f"GET {url} -> {status or 'no answer'}" + (f", release {reports}" if reports else "")
-            if stoppable:  # verify's last answer that did not settle it: what its failure shows (not a revert's)
+            if stoppable and not good:  # verify's last answer that failed: what its failure shows (not a revert's)
                 head, more, cut = body_summary(body)
                 self.probe = Probe(url, False, status, last, head, body_more=more, body_cut=cut)
             # an error status from the release going live (or from whatever answers, when nothing names it) is
