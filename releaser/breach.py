@@ -14,7 +14,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from releaser.clock import span_text
-from releaser.free_text import escaped, is_unprintable
+from releaser.free_text import escaped_text
 from releaser.journal import event_detail
 from releaser.publication import (event_time, is_publication, minutes_between, publication_events, publication_of,
                                   releases_about)
@@ -227,7 +227,7 @@ def _md(text: str) -> str:
     character (a newline, ESC) from a server's journal is written as its escape (\\n, \\x1b): a newline would
     start a heading or end the list item, and ESC would drive the terminal the report is printed on."""
     marked = _MD_SPECIAL.sub(r"\\\g<0>", str(text))
-    return "".join(escaped(c) if is_unprintable(c) else c for c in marked)
+    return escaped_text(marked)
 
 
 _MD_SPECIAL = re.compile(r"[\\<\[\]`*]")  # backslash-escaped, as CommonMark reads them; breach_html undoes it

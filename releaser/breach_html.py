@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from releaser.breach import FAILED_OUTCOMES, BreachFacts
-from releaser.free_text import escaped, is_unprintable
+from releaser.free_text import escaped_text
 
 WIDTH, LEFT, RIGHT = 900, 130, 30
 LANES = ("go-live", "notices", "other")  # one row each: attempts (and rollbacks), public notices, everything else
@@ -212,7 +212,7 @@ def _typed(text: str) -> str:
 def _e(text: str) -> str:
     """Text for HTML and SVG: markup escaped, and a control character written as its escape (\\x1b), which XML
     does not allow at all (an SVG holding one does not open)."""
-    return html.escape("".join(escaped(c) if is_unprintable(c) else c for c in str(text)), quote=True)
+    return html.escape(escaped_text(str(text)), quote=True)
 
 
 def _moment(event: dict) -> datetime:

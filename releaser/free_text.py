@@ -57,6 +57,12 @@ def escaped(character: str) -> str:
     return character.encode("unicode_escape", "backslashreplace").decode()
 
 
+def escaped_text(text: str) -> str:
+    """`text` with each character control_character_problem refuses written as its escape (\\n, \\x1b): for text
+    that is shown rather than refused (a server's journal in a report), so it reads as typed and drives nothing."""
+    return "".join(escaped(c) if is_unprintable(c) else c for c in text)
+
+
 def shell_word(text: str) -> str:
     """`text` as one shell word to paste: quoted, and written with bash's $'...' escapes when it holds a control
     character (printed raw it would drive the terminal; escaped inside plain quotes it would name something else)."""
