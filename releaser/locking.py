@@ -48,6 +48,7 @@ class Leftover:
     lock: bool = False  # this command's lock is (or, not known, may be) still held there
     journal: bool = False  # this command's journal lines are (or, not known, may be) missing there
     taking: bool = False  # not known because the step that takes the lock had not ended (Ctrl-C stopped the wait)
+    skipped: bool = False  # not asked at all: it had not answered an earlier step of this command (said already)
 
 
 @dataclass
@@ -74,13 +75,17 @@ class LockSession:
         """Say which servers kept (or may keep) this command's lock or lack its journal lines, and what to do."""
         stuck = self.stuck
         taking = counted(name for name, left in stuck.items() if left.taking)
-        silent = counted(name for name, left in stuck.items() if not left.answered and not left.taking)
+        skipped = counted(name for name, left in stuck.items() if left.skipped)
+        silent = counted(name for name, left in stuck.items() if not left.answered and not left.taking and not left.skipped)
         unclear = counted(name for name, left in stuck.items() if left.answered and not left.known)
         kept = counted(name for name, left in stuck.items() if left.known and left.lock)
         missing = counted(name for name, left in stuck.items() if left.known and left.journal and not left.lock)
         parts = []
         if taking:
             parts.append(_unknown(taking, stuck, "had not ended the step that takes the lock when the wait stopped"))
+        if skipped:  # why it fell silent is the command's own message; here only what that leaves behind
+            parts.append(_unknown(skipped, stuck, f"{'was' if len(skipped) == 1 else 'were'} not asked to free this "
+                                  "command's lock and write its journal lines, having not answered earlier", why=False))
         if silent:
             parts.append(_unknown(silent, stuck, "did not answer the step that frees this command's lock and writes its "
                                                  "journal lines"))
@@ -99,7 +104,7 @@ class LockSession:
         return "; ".join(parts)
 
 
-def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str) -> str:
+def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str, *, why: bool = True) -> str:
     """The warning for servers where nobody knows what the step that frees the lock and writes the journal did."""
     one = len(names) == 1
     lock = any(stuck[name].lock for name in names)
@@ -112,7 +117,8 @@ def _unknown(names: list[str], stuck: dict[str, Leftover], lead: str) -> str:
     answers = (f"once {'it answers' if one else 'they answer'}" if not stuck[names[0]].answered
                else f"if status shows {'it' if one else 'them'} locked")
     unlock = f", and {answers}: invoke unlock --reason TEXT" if lock else ""
-    return f"{', '.join(names)} {lead} ({_why(names, stuck)}){said}; run: invoke status{unlock}"
+    because = f" ({_why(names, stuck)})" if why else ""
+    return f"{', '.join(names)} {lead}{because}{said}; run: invoke status{unlock}"
 
 
 def _why(names: list[str], stuck: dict[str, Leftover]) -> str:
@@ -321,7 +327,8 @@ def finish_leftover(outcome: object, *, held: bool, lines: bool) -> Leftover | N
     if isinstance(outcome, Exception):
         what = outcome.what if isinstance(outcome, ReleaserError) else str(outcome)
         why = what.removeprefix(f"{outcome.server}: ") if isinstance(outcome, HostUnreachable) else what
-        return Leftover(why, answered=False, known=False, lock=held, journal=lines)
+        skipped = isinstance(outcome, HostUnreachable) and outcome.silent and outcome.unsent
+        return Leftover(why, answered=False, known=False, lock=held, journal=lines, skipped=skipped)
     if not isinstance(outcome, Completed) or outcome.ok:
         return None
     flags = outcome.exit_code - remote.FINISH_BASE

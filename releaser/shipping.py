@@ -145,9 +145,9 @@ def _put_then_unpack(host: Host, root: PurePosixPath, upload: Upload, archive: P
     except (HostUnreachable, Cancelled):
         _remove_quietly(host, archive, sums)  # a part-written archive must not keep the disk full
         raise
-    if stop():
+    if stop():  # Ctrl-C, or the stage failed on another server meanwhile: nothing to unpack for
         _remove_quietly(host, archive, sums)
-        return False, "stopped by Ctrl-C before unpacking"
+        raise Cancelled(f"upload of {upload.release_id} stopped before it was unpacked")
     progress(f"verifying and unpacking {upload.release_id}")
     done = host.run(remote.unpack_argv(root, upload.release_id, archive, upload.archive_sha256, sums, upload.sums_sha256),
                     timeout=upload.unpack_deadline(step))

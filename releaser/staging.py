@@ -54,12 +54,14 @@ def stage(fleet: Fleet, bundle: Bundle, *, reason: str | None = None) -> FleetRe
         if failed:
             others = f"; the uploads to {', '.join(stopped)} were stopped" if stopped else ""
             # also where the upload failed: a connection cut after the last byte can hide a server that finished
-            _remove_release(fleet, release_id, plans)
+            kept = counted(_remove_release(fleet, release_id, plans))
             fleet.record("stage", "failed", releases={"staging": release_id}, detail=summary(failed))
             if set(failed) <= lost:  # only servers that did not answer: exit 5 and the server-failure runbook
                 why = next(iter(failed.values())) if len(failed) == 1 else summary(failed)
+                left = (f"; {', '.join(kept)} may keep what {'it was' if len(kept) == 1 else 'they were'} sent, which "
+                        f"the next stage there removes or, once checked, reuses") if kept else ""
                 raise HostUnreachable(", ".join(counted(failed)), f"did not answer while staging {release_id} ({why})"
-                                      f"{others}; no server's staging changed",
+                                      f"{others}; no server's staging changed{left}",
                                       hint="see: invoke runbook server-failure; once it answers, run the same command again")
             raise FleetReverted(f"staging {release_id} failed on {summary(failed)}{others}; no server's staging changed",
                                 hint=stage_hint(release_id, failed))
@@ -166,15 +168,16 @@ def _undo_after_ctrl_c(fleet: Fleet, release_id: str, plans: Mapping[str, Plan],
         fleet.record("stage", "interrupted", releases={"staging": release_id}, detail=detail)
 
 
-def _remove_release(fleet: Fleet, release_id: str, plans: Mapping[str, Plan]) -> None:
-    """Remove a release this stage unpacked (every server its plan unpacks on; never one a slot points to).
+def _remove_release(fleet: Fleet, release_id: str, plans: Mapping[str, Plan]) -> dict[str, str]:
+    """Remove a release this stage unpacked (every server its plan unpacks on; never one a slot points to); the
+    servers where that failed, with why.
 
     On a new connection where the connection broke (a server that finished its unpack may have lost only its
     connection); the removal is safe to run twice, and a server silent earlier in the command is not asked again.
     """
     group = fleet.group
-    group.each_reconnecting(lambda name: group.hosts[name].run(remote.remove_release_argv(group.root(name), release_id)),
-                            [name for name, plan in plans.items() if plan.unpack])
+    return group.each_reconnecting(lambda name: group.hosts[name].run(remote.remove_release_argv(group.root(name), release_id)),
+                            [name for name, plan in plans.items() if plan.unpack]).failed
 
 
 def _upload_everywhere(fleet: Fleet, bundle: Bundle, plans: Mapping[str, Plan]

@@ -180,6 +180,7 @@ class LocalHost:
 
 
 _STOP_EVERY = 0.1  # how often a wait with a stop() asks it
+_SFTP_CHUNK = 32768  # bytes per SFTP write, as paramiko's own put: its largest request
 SHELLS_KEPT = 3  # idle shells kept per connection: a server's links and front at once, and one more (sshd's MaxSessions is 10)
 SPARE_WAIT = 1.0  # seconds a step waits for a shell keep_shells is starting (two round trips) before starting its own:
                   # the step's own deadline is not spent on it
@@ -635,8 +636,10 @@ class SshHost:
             sent: Callable[[int, int], None] | None = None) -> None:
         """Stream a file over SFTP on the open connection, in chunks: stop() and sent() after every one.
 
-        The file is read and written a chunk at a time (paramiko pipelines the writes), so memory stays flat
-        whatever its size; the server checks what arrived by its sha256 (remote.unpack_argv).
+        The file is read and written a chunk at a time, so memory stays flat whatever its size; the server checks
+        what arrived by its sha256 (remote.unpack_argv). The first chunk waits for the server's answer, so a full
+        disk or a refused path is known at once (pipelined, paramiko reads the answers only every 100 chunks, and
+        the other servers' uploads, which stop when one fails, ran on meanwhile); the rest is pipelined.
         """
         self.open()
 
@@ -650,7 +653,16 @@ class SshHost:
             if self._sftp is None:
                 self._sftp = self._connection.client.open_sftp()
             self._sftp.get_channel().settimeout(self.upload_stall)  # an upload that stops moving ends here
-            self._sftp.put(str(local), str(remote), callback=after_chunk)
+            with open(local, "rb") as source, self._sftp.open(str(remote), "wb") as handle:
+                size, done = os.fstat(source.fileno()).st_size, 0
+                while chunk := source.read(_SFTP_CHUNK):
+                    handle.write(chunk)  # the first, not yet pipelined: its answer is read before the next
+                    handle.set_pipelined(True)
+                    done += len(chunk)
+                    after_chunk(done, size)
+            kept = self._sftp.stat(str(remote)).st_size
+            if kept != done:
+                raise OSError(f"the server kept {kept} of {done} bytes (is its disk full?)")
         except (OSError, EOFError, _ssh_exception()) as error:
             # an SFTP status (no space, permission denied) or a short file is the server answering; the rest is the
             # connection or the server going away
@@ -1153,11 +1165,10 @@ def _why(error: BaseException) -> str:
     text = str(error).strip()
     if isinstance(error, _Unsent):
         return text  # already said in words where it was raised
-    sizes = re.search(r"size mismatch in put!\s*(\d+) != (\d+)", text)
-    if sizes:  # paramiko stats the file after writing it: the server kept less than was sent
-        return f"the server kept {sizes.group(1)} of {sizes.group(2)} bytes (is its disk full?)"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused: nothing listens on that port (is sshd running there?)"
+    if text == "Failure" and type(error) is OSError:  # SFTP's one status for a failed write, ENOSPC included
+        return 'the server could not write it, SFTP answered "Failure" (is its disk full?)'
     if not text or isinstance(error, (EOFError, ConnectionError)) or _CLOSED.search(text):
         # the same event (the server went away) reaches us in many shapes, depending on the moment it happened
         return f"the connection was closed ({type(error).__name__}{': ' + text if text else ''})"

@@ -21,8 +21,10 @@ def test_other_errors_keep_their_own_words():
     assert _why(OSError("No route to host")) == "No route to host"
 
 
-def test_a_short_put_names_the_disk():
-    assert _why(OSError("size mismatch in put!  1024 != 4096")) == "the server kept 1024 of 4096 bytes (is its disk full?)"
+def test_a_failed_sftp_write_names_the_disk():
+    """OpenSSH's sftp-server answers a write on a full disk (and a few other failures) with one bare "Failure"."""
+    assert _why(OSError("Failure")) == 'the server could not write it, SFTP answered "Failure" (is its disk full?)'
+    assert _why(OSError(5, "Failure")) != _why(OSError("Failure"))  # a local errno is not the server's answer
 
 
 def test_a_refused_connection_says_nothing_listens():

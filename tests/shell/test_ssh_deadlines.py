@@ -169,6 +169,47 @@ def test_a_connection_reset_after_the_last_byte_leaves_no_copy_of_the_release_on
     assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
 
 
+@pytest.mark.parametrize("streamed", [1 << 20, 24 * 1024 * 1024], ids=["mid-stream", "after-the-last-byte"])
+def test_a_silent_drop_during_a_stage_costs_one_deadline_and_says_what_web_2_may_keep(sshd_farm, relays, tmp_path,
+                                                                                      open_fleet, heavy_r2, streamed):
+    """web-2 goes silent while r2 streams into it, or once all of it has (while the server checks and unpacks):
+    the stage ends within one deadline's worth, names web-2, leaves web-1 and web-3 as they were, says web-2 may
+    keep its lock and what it was sent; once web-2 answers, unlock and the same stage put r2 in staging everywhere."""
+    env = relayed_environment(sshd_farm, relays, tmp_path / "env.toml")
+    with open_fleet(env) as fleet:
+        fleet.stage(bundle("r1"))
+        fleet.go_live()
+    web2 = Path(str(env.app_root(env.server("web-2")))) / ".releaser"
+
+    def drop() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _streamed(web2, streamed):
+            time.sleep(0.001)
+        relays["web-2"].drop()
+    dropper = threading.Thread(target=drop, daemon=True)
+    dropper.start()
+    started = time.monotonic()
+    with open_fleet(env) as fleet, pytest.raises(HostUnreachable) as failure:
+        fleet.stage(heavy_r2)
+    seconds = time.monotonic() - started
+    dropper.join()
+    relays["web-2"].heal()
+
+    assert seconds < BOUND_SECONDS, f"took {seconds:.1f} s"
+    message = str(failure.value)
+    assert message.startswith("web-2: did not answer while staging r2") and "no server's staging changed" in message
+    assert "web-2 may keep what it was sent" in message and "it may still hold the lock" in message, message
+    assert message.count("did not answer") == 1, message  # the silence is said once, not again for the unlock
+    assert {state.staging for state in read_slots(env).values()} == {None}
+    left = leftovers(env)
+    assert left["web-1"] == [] and left["web-3"] == [] and "lock" in left["web-2"], left
+    with open_fleet(env) as fleet:
+        fleet.unlock(reason="web-2 answers again")
+        fleet.stage(heavy_r2)
+    assert {state.staging for state in read_slots(env).values()} == {"r2"}
+    assert leftovers(env) == {name: [] for name in ("web-1", "web-2", "web-3")}
+
+
 def test_a_connection_reset_mid_stream_is_a_broken_connection_never_silence(sshd_farm, relays, tmp_path):
     """The relay resets web-2's connections while a stream is under way, six times: each upload says at once that
     the connection broke, never that web-2 went silent. (QA: at LogLevel=ERROR ssh says nothing of a reset it meets
