@@ -328,9 +328,7 @@ class Fleet:
         runbook = _runbook(action)
         if report.decision is Decision.REFUSED:
             lost = counted(o.name for o in report.outcomes if o.state is State.LOST)
-            leftovers = counted(o.name for o in report.outcomes if o.state is State.ABORTED and o.detail)
-            after = (f"; {', '.join(leftovers)} kept its temporary links (harmless; the next stage or prune removes them)"
-                     if leftovers else "")
+            after = self._kept_note(report)
             if not rehearsal:
                 self.record(action, "refused", releases={slot: target}, detail=cause)
             at_the_second = any(o.phase == "ready" for o in report.outcomes)  # lost during the wait for T
@@ -355,7 +353,7 @@ class Fleet:
             exposed = exposure(report)
             live_for = f"{target} was live for at most {exposed:.2f} s, from the commit to the end of the revert"
             self.record(action, "reverted", releases={slot: previous, "attempted": target}, detail=f"{why}; {live_for}")
-            raise FleetReverted(f"{action} {why}; every server is back on {back_on} ({live_for})",
+            raise FleetReverted(f"{action} {why}; every server is back on {back_on} ({live_for}){self._kept_note(report)}",
                                 hint=f"next: invoke runbook {runbook}", exposed=exposed, answers=answers)
         # MIXED: someone may not be back
         stuck, lost = report.stuck, report.lost
@@ -380,7 +378,19 @@ class Fleet:
             hint = f"keep {', '.join(lost)} away from the public (load balancer) and, once it answers, {hint}"
         # a server that could not be put back is on another release; one that did not answer may or may not be
         mixed = "the fleet is MIXED" if stuck else "the fleet may be MIXED (status tells, once it answers)"
-        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; {mixed}", hint=hint, answers=answers)
+        raise FleetMixed(f"{action} {why}; {done}{' and '.join(parts)}; {mixed}{self._kept_note(report)}", hint=hint,
+                         answers=answers)
+
+    def _kept_note(self, report: SwitchReport) -> str:
+        """What a participant that did not move still keeps of its prepare (its abort failed), in the message's words:
+        a server's temporary links are harmless; the database's prepared renames are named by its own reason."""
+        servers = {server.name for server in self.environment.servers}
+        kept = report.kept
+        links = counted({name.split(":")[0] for name in kept if name.split(":")[0] in servers})  # web-1:front is web-1's
+        others = [f"{name} kept what it prepared: {why}" for name, why in kept.items() if name.split(":")[0] not in servers]
+        said = [f"{', '.join(links)} kept {'its' if len(links) == 1 else 'their'} temporary links (harmless; the next "
+                "stage or prune removes them)"] if links else []
+        return "".join(f"; {part}" for part in said + others)
 
     def rehearse(self) -> FleetResult:
         """Dress rehearsal of go-live: prepare, commit, verify and revert on a throwaway copy of the slot links.

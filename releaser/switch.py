@@ -176,6 +176,7 @@ class Outcome:
     detail: str = ""
     may_have_moved: bool = False
     moved_at: float | None = None
+    kept: str = ""  # why its abort failed, when it did: what it prepared is still there (it did not move)
 
     @property
     def is_back(self) -> bool:
@@ -227,6 +228,11 @@ class SwitchReport:
     def stuck(self) -> dict[str, str]:
         """Participants that answered but could not be put back, with why."""
         return {o.name: o.detail for o in self.outcomes if o.state is State.FAILED and o.may_have_moved}
+
+    @property
+    def kept(self) -> dict[str, str]:
+        """Participants whose abort failed, with why: they did not move, but what they prepared is still there."""
+        return {o.name: o.kept for o in self.outcomes if o.kept}
 
     @property
     def back(self) -> list[str]:
@@ -666,7 +672,7 @@ def _revert(by_name: dict[str, Participant], outcomes: dict[str, Outcome], timeo
             state = State.LOST if step.lost else State.FAILED
             result[name] = replace(outcomes[name], state=state, phase="revert", detail=step.detail, may_have_moved=True)
     for name, step in aborted.items():
-        result[name] = replace(outcomes[name], detail=outcomes[name].detail or step.detail)
+        result[name] = replace(outcomes[name], kept="" if step.ok else step.detail)
     return result
 
 
@@ -681,8 +687,7 @@ def _abort_all(participants: Sequence[Participant], deadlines: Deadlines, presse
         if why is not None:
             outcomes.append(Outcome(name, State.LOST if why.lost else State.FAILED, phase, why.detail))
         else:
-            leftover = "" if aborted[name].ok else f"its prepared changes could not be removed: {aborted[name].detail}"
-            outcomes.append(Outcome(name, State.ABORTED, phase, leftover))
+            outcomes.append(Outcome(name, State.ABORTED, phase, kept="" if aborted[name].ok else aborted[name].detail))
     return tuple(outcomes)
 
 

@@ -235,8 +235,9 @@ class DataSlotSwitch:
         except psycopg.Error as error:
             raise StepFailed(f"rolling back the prepared renames failed: {_first_line(error)}") from error
         except HostUnreachable as error:
-            raise StepFailed(f"cannot reach the database to roll back the prepared renames ({self.gid}; the next "
-                             f"switch, stage or prune rolls it back): {error.what.removeprefix('database: ')}") from error
+            raise StepFailed(f"its renames stay prepared in the database as {self.gid}, which no query sees, until the "
+                             f"next switch, stage or prune rolls them back (the database could not be reached to do it "
+                             f"now: {error.what.removeprefix('database: ')})") from error
         finally:
             self.close()
 

@@ -75,6 +75,30 @@ def test_a_failed_commit_reverts_whoever_moved():
     assert "revert" in things[0].done and "abort" in things[1].done
 
 
+class Stubborn(Thing):
+    """Fails its commit cleanly (did not move), then fails the abort that would remove what it prepared."""
+
+    def commit(self, timeout):
+        raise StepFailed(f"commit broke on {self.name}")
+
+    def abort(self, timeout):
+        raise StepFailed(f"{self.name} still holds what it prepared")
+
+
+@pytest.mark.parametrize("failing", ["prepare", "commit"])
+def test_an_abort_that_fails_is_kept_in_the_report_beside_the_cause(failing):
+    """b did not move, so the switch is REFUSED or REVERTED, not MIXED; but its prepare is still there, and the
+    report says so apart from why the switch failed (it once vanished behind the commit's cause)."""
+    b = Stubborn("b") if failing == "commit" else Thing("b")
+    c = Thing("c", fail="prepare") if failing == "prepare" else Thing("c")
+    if failing == "prepare":
+        b.abort = Stubborn.abort.__get__(b)
+    report = run_switch([Thing("a"), b, c], deadlines=FAST)
+    assert report.decision is (Decision.REVERTED if failing == "commit" else Decision.REFUSED)
+    assert report.kept == {"b": "b still holds what it prepared"}
+    assert "b still holds" not in " ".join(report.cause.values())
+
+
 class Unreached(Thing):
     """A participant whose server's connection broke before (`unsent`) or after its commit command was written."""
 

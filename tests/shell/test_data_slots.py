@@ -564,6 +564,38 @@ def test_a_go_live_whose_fence_timed_out_says_the_data_came_late(fleet_env, open
     assert "went ahead without the fence" in warning and "after the commit phase began" in warning, warning
 
 
+def test_a_go_live_whose_database_went_down_after_prepare_says_its_renames_stay_prepared(fleet_env, open_fleet, tmp_path,
+                                                                                          cluster, monkeypatch):
+    """The cluster stops once the database has prepared: the commit cannot reach it, the servers go back, and the
+    rollback of the prepared renames cannot reach it either. The message says the renames stay prepared (by
+    their id) until the next switch, stage or prune, which, once the cluster is back, rolls them back.
+    (QA: the message said only that the commit failed; pg_prepared_xacts kept the transaction, unsaid.)"""
+    with open_fleet(fleet_env) as fleet:
+        stage_both(fleet, fleet_env, tmp_path, "r1")
+        fleet.go_live()
+        stage_both(fleet, fleet_env, tmp_path, "r2")
+        prepare = DataSlotSwitch.prepare
+
+        def prepare_then_stop(self, *args, **kwargs):
+            prepare(self, *args, **kwargs)
+            cluster.stop()
+        monkeypatch.setattr(DataSlotSwitch, "prepare", prepare_then_stop)
+        try:
+            with pytest.raises(FleetReverted) as failure:
+                fleet.go_live()
+        finally:
+            cluster.start()
+        monkeypatch.setattr(DataSlotSwitch, "prepare", prepare)
+        [pending] = datastore.read_data_slots(fleet_env).pending
+        message = str(failure.value)
+        assert "every server is back on r1" in message and f"its renames stay prepared in the database as {pending}" in message
+        assert "until the next switch, stage or prune rolls them back" in message, message
+        assert "temporary links" not in message, message
+        fleet.prune()
+    assert datastore.read_data_slots(fleet_env).pending == ()
+    assert {s.live for s in read_slots(fleet_env).values()} == {"r1"} and live_releases(fleet_env) == {"r1"}
+
+
 def test_a_rollback_without_the_connection_string_is_a_config_error_and_moves_nothing(fleet_env, open_fleet, tmp_path,
                                                                                        monkeypatch):
     """$DSN_ENV unset at 09:31: one line saying which variable to set (exit 2), not "the database did not answer",
